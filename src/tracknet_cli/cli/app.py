@@ -1,0 +1,101 @@
+"""The `tracknet` command: a thin Typer layer over the core.
+
+Heavy libraries (torch, transformers, av) are imported inside commands so `tracknet --help`
+stays fast. Every failure ends here: one line on stderr and a documented exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from tracknet_cli.cli import config as config_cmd
+from tracknet_cli.cli import console
+from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, TrackNetError
+
+app = typer.Typer(
+    name="tracknet",
+    help=(
+        "Ball tracking for sports video: inspect and import datasets, train heatmap models, "
+        "evaluate them under the published protocols, predict ball positions.\n\n"
+        "Exit codes: 0 ok, 1 runtime failure, 2 usage/config/input error, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+)
+app.add_typer(config_cmd.app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tracknet_cli import __version__
+
+        print(f"tracknet {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs (or TRACKNET_DEBUG=1).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors; no progress or logs.")] = False,
+) -> None:
+    console.configure(debug=debug or console.debug_enabled(), quiet=quiet)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and map every failure to one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `--debug` is honoured anywhere on the line, not only before the subcommand.
+    if "--debug" in args[1:]:
+        args = ["--debug"] + [a for a in args if a != "--debug"]
+    if "--debug" in args:
+        console.configure(debug=True, quiet=False)
+    sys.exit(run(args))
+
+
+def _is_a(exc: BaseException, name: str) -> bool:
+    """Typer vendors its own click; match its exception classes by name, whichever copy raised."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def run(args: list[str]) -> int:
+    try:
+        rv = app(args=args, prog_name="tracknet", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except TrackNetError as exc:
+        if console.debug_enabled():
+            raise
+        console.error_line(exc.line())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.error_line("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if _is_a(exc, "Exit"):
+            return int(getattr(exc, "exit_code", 0))
+        if _is_a(exc, "Abort"):
+            console.error_line("interrupted")
+            return EXIT_INTERRUPTED
+        if console.debug_enabled():
+            raise
+        if _is_a(exc, "UsageError"):
+            if not exc.format_message().strip():  # bare group: its help was already shown
+                return EXIT_USAGE
+            ctx = getattr(exc, "ctx", None)
+            cmd = ctx.command_path if ctx is not None else "tracknet"
+            console.error_line(f"{exc.format_message()} (see '{cmd} --help')")
+            return EXIT_USAGE
+        if _is_a(exc, "ClickException"):
+            console.error_line(exc.format_message())
+            return int(getattr(exc, "exit_code", EXIT_FAILURE))
+        console.error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return EXIT_FAILURE

@@ -1,0 +1,45 @@
+"""Where output goes: results on stdout, progress and logs on stderr.
+
+rich already turns colour off for NO_COLOR and for streams that are not terminals; `--quiet`
+silences the stderr console (errors are printed by the entry point regardless).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_state = {"debug": False, "quiet": False}
+
+
+def configure(*, debug: bool, quiet: bool) -> None:
+    _state["debug"] = debug
+    _state["quiet"] = quiet
+    err.quiet = quiet
+
+
+def debug_enabled() -> bool:
+    return _state["debug"] or os.environ.get("TRACKNET_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def quiet() -> bool:
+    return _state["quiet"]
+
+
+def error_line(message: str) -> None:
+    """The one line a failure gets, plain text so pipes and logs read it as-is."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+
+
+def info(message: str) -> None:
+    err.print(message, markup=False)

@@ -1,0 +1,26 @@
+"""Options shared by every command that takes a profile selection."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from tracknet_cli.config.load import ResolvedConfig, resolve, selection_from
+
+ProfileOpt = Annotated[
+    Optional[str], typer.Option("--profile", "-p", help="Profile name (see profiles/) or path to a .yaml file. [default: quickstart]")
+]
+DataOpt = Annotated[Optional[str], typer.Option("--data", help="Data piece replacing the profile's (name or .yaml).")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model piece replacing the profile's (name or .yaml).")]
+TrainingOpt = Annotated[
+    Optional[str], typer.Option("--training", help="Training piece replacing the profile's (name or .yaml).")
+]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override a key: dotted.key=VALUE (VALUE parsed as YAML). Repeatable."),
+]
+
+
+def resolve_selection(profile, data, model, training, sets) -> ResolvedConfig:
+    return resolve(selection_from(profile, data, model, training, sets))

@@ -1,0 +1,277 @@
+"""Resolve a configuration: defaults < profile pieces < profile overrides < environment < --set.
+
+Each layer is a nested dict with a label; layers are deep-merged in order and every leaf remembers
+the label of the layer that set it last (the provenance `config show` prints).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tracknet_cli.config.schema import SECTIONS, TrackNetConfig
+from tracknet_cli.errors import ConfigError
+
+ENV_PREFIX = "TRACKNET_"
+DEFAULT_PROFILE = "quickstart"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the user chose on the command line."""
+
+    profile: str | None = None
+    data: str | None = None
+    model: str | None = None
+    training: str | None = None
+    sets: tuple[str, ...] = ()
+
+    def piece(self, section: str) -> str | None:
+        return getattr(self, section)
+
+
+@dataclass
+class ResolvedConfig:
+    config: TrackNetConfig
+    profile_name: str
+    provenance: dict[str, str] = field(default_factory=dict)  # dotted key -> source, for non-default values
+    sources: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- profile files
+def profiles_dir() -> Path:
+    """The shipped profiles: package data when installed, the repo's `profiles/` in a source tree."""
+    try:
+        packaged = Path(str(resources.files("tracknet_cli.profiles")))
+        if packaged.is_dir() and any(packaged.glob("*.yaml")):
+            return packaged
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parents[3] / "profiles"
+
+
+def available(kind: str | None = None) -> list[str]:
+    """Names of top-level profiles (kind None) or of pieces of a section."""
+    base = profiles_dir() if kind is None else profiles_dir() / kind
+    return sorted(p.stem for p in base.glob("*.yaml"))
+
+
+def _is_path(name: str) -> bool:
+    return name.endswith((".yaml", ".yml")) or os.sep in name or "/" in name
+
+
+def _find(name: str, kind: str | None) -> Path:
+    what = "profile" if kind is None else f"{kind} profile"
+    if _is_path(name):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{what} file not found: {path}")
+        return path
+    path = (profiles_dir() if kind is None else profiles_dir() / kind) / f"{name}.yaml"
+    if path.is_file():
+        return path
+    names = available(kind)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(f"unknown {what} '{name}': {hint}available: {', '.join(names) or 'none'}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys, not {type(loaded).__name__}")
+    return loaded
+
+
+# ---------------------------------------------------------------- layers
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        pass
+    try:
+        return "profiles/" + str(path.resolve().relative_to(profiles_dir().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _parse_value(text: str, key: str, origin: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{key}: cannot parse {text!r} from {origin} as a YAML value ({getattr(exc, 'problem', exc)})") from exc
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    parts = dotted.split(".")
+    out: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        out = {part: out}
+    return out
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """`--set dotted.key=VALUE`, VALUE parsed as YAML."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set expects dotted.key=VALUE, got {item!r} (e.g. --set training.lr=0.0005)")
+    return key, _parse_value(text, key, "--set")
+
+
+def env_layer(environ: Mapping[str, str]) -> list[tuple[str, Any, str]]:
+    """`TRACKNET_<SECTION>__<KEY>[__<KEY>...]` variables, values parsed as YAML."""
+    out = []
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):].lower().split("__")
+        if len(rest) < 2 or rest[0] not in SECTIONS:
+            continue  # e.g. TRACKNET_DEBUG, TRACKNET_REALDATA: not configuration
+        key = ".".join(rest)
+        out.append((key, _parse_value(text, key, f"env {name}"), f"env {name}"))
+    return out
+
+
+def _merge(into: dict[str, Any], layer: Mapping[str, Any], label: str, prov: dict[str, str], prefix: str = "") -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict) and value:
+            _merge(into[key], value, label, prov, dotted + ".")
+        elif isinstance(value, Mapping) and value and key not in into:
+            into[key] = {}
+            _merge(into[key], value, label, prov, dotted + ".")
+        else:
+            into[key] = value.copy() if isinstance(value, dict) else value
+            for old in [k for k in prov if k == dotted or k.startswith(dotted + ".")]:
+                del prov[old]
+            prov[dotted] = label
+
+
+# ---------------------------------------------------------------- resolution
+def resolve(selection: Selection = Selection(), environ: Mapping[str, str] | None = None) -> ResolvedConfig:
+    """Compose the profile named by `selection`, apply env and `--set`, validate. Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    prov: dict[str, str] = {}
+    sources: list[str] = []
+
+    profile_ref = selection.profile or DEFAULT_PROFILE
+    profile_path = _find(profile_ref, None)
+    profile = _read_yaml(profile_path)
+    profile_name = profile_path.stem
+    unknown = set(profile) - set(SECTIONS) - {"overrides", "description"}
+    if unknown:
+        raise ConfigError(
+            f"{_display(profile_path)}: unknown top-level key '{sorted(unknown)[0]}' "
+            f"(a profile names its pieces {', '.join(SECTIONS)} and may hold 'overrides' and 'description')"
+        )
+
+    for section in SECTIONS:
+        piece = selection.piece(section) or profile.get(section)
+        if piece is None:
+            continue
+        if isinstance(piece, dict):  # inline section in the profile file
+            _merge(merged, {section: piece}, _display(profile_path), prov)
+            continue
+        piece_path = _find(str(piece), section)
+        sources.append(_display(piece_path))
+        _merge(merged, {section: _read_yaml(piece_path)}, _display(piece_path), prov)
+
+    overrides = profile.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{_display(profile_path)}: 'overrides' must be a mapping")
+    _merge(merged, overrides, _display(profile_path), prov)
+    sources.insert(0, _display(profile_path))
+
+    for key, value, label in env_layer(environ):
+        _merge(merged, _nest(key, value), label, prov)
+    for item in selection.sets:
+        key, value = parse_set(item)
+        _merge(merged, _nest(key, value), "--set", prov)
+
+    config = validate(merged, prov)
+    defaults = flatten(TrackNetConfig().model_dump(mode="json"))
+    resolved = flatten(config.model_dump(mode="json"))
+    provenance = {k: src for k, src in prov.items() if k in resolved and resolved[k] != defaults.get(k)}
+    # Keys set to a list/dict leaf (e.g. config_overrides) are reported at the key that was set.
+    for k, src in prov.items():
+        if k not in resolved and any(r.startswith(k + ".") for r in resolved):
+            provenance[k] = src
+    return ResolvedConfig(config=config, profile_name=profile_name, provenance=provenance, sources=sources)
+
+
+def validate(data: Mapping[str, Any], prov: Mapping[str, str] | None = None) -> TrackNetConfig:
+    try:
+        return TrackNetConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, prov or {})) from exc
+
+
+def _explain(exc: ValidationError, prov: Mapping[str, str]) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    origin = prov.get(key)
+    src = f" (from {origin})" if origin else ""
+    if err["type"] == "extra_forbidden":
+        parent = ".".join(loc[:-1])
+        siblings = [k for k in all_keys() if k.rsplit(".", 1)[0] == parent] if parent else list(SECTIONS)
+        close = difflib.get_close_matches(key, siblings, n=1) or difflib.get_close_matches(key, all_keys(), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown key '{key}'{src}{hint}"
+    value = err.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    return f"{key}: {err['msg'].rstrip('.')}{shown}{src}"
+
+
+def all_keys(model: type[BaseModel] = TrackNetConfig, prefix: str = "") -> list[str]:
+    """Every dotted key the configuration accepts (sections and leaves)."""
+    keys = []
+    for name, info in model.model_fields.items():
+        dotted = prefix + name
+        keys.append(dotted)
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(all_keys(ann, dotted + "."))
+    return keys
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def from_mapping(data: Mapping[str, Any]) -> TrackNetConfig:
+    """Rebuild a config from a plain dict (a checkpoint's or run directory's embedded copy)."""
+    return validate(data)
+
+
+def dump_yaml(config: TrackNetConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def selection_from(profile: str | None, data: str | None, model: str | None, training: str | None,
+                   sets: Iterable[str] | None) -> Selection:
+    return Selection(profile=profile, data=data, model=model, training=training, sets=tuple(sets or ()))

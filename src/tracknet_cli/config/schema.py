@@ -1,0 +1,132 @@
+"""The typed configuration: every key a profile, `--set` or the environment may hold.
+
+Every nested model forbids unknown keys so a typo is an error, never a silently ignored value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------- data
+class SplitConfig(Section):
+    """Which clips train, validate and test. Lists win over ratios; a clip is never in two splits."""
+
+    train: list[str] | None = Field(None, description="game names or game/clip paths relative to data.root")
+    val: list[str] | None = None
+    test: list[str] | None = None
+    val_ratio: float = Field(0.2, ge=0.0, lt=1.0, description="share of clips for validation when val is not listed")
+    test_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of clips for test when test is not listed")
+    seed: int = Field(0, description="seed of the clip-level ratio split (independent of training.seed)")
+
+    @model_validator(mode="after")
+    def _ratios_leave_training_clips(self) -> "SplitConfig":
+        if self.val_ratio + self.test_ratio >= 1.0:
+            raise ValueError("val_ratio + test_ratio must be below 1 so that some clips remain for training")
+        return self
+
+
+class SubsetConfig(Section):
+    """Cut the data down for quick runs."""
+
+    max_clips: int | None = Field(None, ge=1)
+    max_frames_per_clip: int | None = Field(None, ge=1)
+
+
+class AugmentConfig(Section):
+    """Training-time augmentation, identical for every frame of a window."""
+
+    hflip: float = Field(0.5, ge=0.0, le=1.0, description="probability of a horizontal flip")
+    scale: float = Field(0.0, ge=0.0, le=0.5, description="largest zoom-in as a fraction (0.2: crop down to 80%)")
+    translate: float = Field(0.0, ge=0.0, le=0.5, description="largest shift as a fraction of the size")
+    color_jitter: float = Field(0.0, ge=0.0, le=1.0, description="strength of brightness/contrast/saturation jitter")
+
+
+class DataConfig(Section):
+    root: Path = Field(Path("data/tracknet"), description="dataset folder (any supported layout)")
+    input_width: int = Field(512, ge=16, le=8192, description="model input width in pixels")
+    input_height: int = Field(288, ge=16, le=8192, description="model input height in pixels")
+    heatmap_width: int = Field(128, ge=4, le=8192)
+    heatmap_height: int = Field(72, ge=4, le=8192)
+    sigma: float = Field(1.5, gt=0.0, le=64.0, description="Gaussian target radius in heatmap cells")
+    sequence_length: int = Field(3, ge=1, le=32, description="frames per window (T)")
+    window_stride: int = Field(1, ge=1, le=1024, description="frames between the starts of training windows")
+    no_ball_frames: Literal["negative", "mask"] = Field(
+        "negative", description="negative: keep frames without a ball with an empty target; mask: drop them from the loss"
+    )
+    split: SplitConfig = SplitConfig()
+    subset: SubsetConfig = SubsetConfig()
+    augment: AugmentConfig = AugmentConfig()
+    cache: Literal["off", "auto", "on"] = Field("auto", description="uint8 frame cache at model resolution")
+    cache_dir: Path | None = Field(None, description="where the cache lives (default: ROOT/.tracknet_cache)")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process)")
+
+
+# ---------------------------------------------------------------- model
+class BackboneConfig(Section):
+    type: Literal["dinov3_vit", "convnext", "dinov3_convnext"] = "dinov3_vit"
+    pretrained_model_name: str = Field(
+        "facebook/dinov3-vitb16-pretrain-lvd1689m", description="hub id or local directory"
+    )
+    pretrained: bool = Field(True, description="false: build the architecture with random weights, no download")
+    freeze: bool = False
+    config_overrides: dict[str, Any] = Field(default_factory=dict, description="transformers config fields to change")
+    out_indices: list[int] | None = Field(None, description="which layers/stages to take features from")
+
+
+class UpsamplingDecoderConfig(Section):
+    channels: list[int] = Field(default_factory=lambda: [256, 128, 64], min_length=1)
+
+
+class FPNConfig(Section):
+    lateral_dim: int = Field(128, ge=8, le=2048)
+    use_p2: bool = False
+    fuse: Literal["sum", "concat"] = "sum"
+
+
+class ModelConfig(Section):
+    backbone: BackboneConfig = BackboneConfig()
+    decoder: Literal["upsampling", "fpn"] = "upsampling"
+    upsampling: UpsamplingDecoderConfig = UpsamplingDecoderConfig()
+    fpn: FPNConfig = FPNConfig()
+    temporal_fusion: Literal["early", "late"] = Field("early", description="how the T frames of a window meet")
+
+
+# ---------------------------------------------------------------- training
+class TrainingConfig(Section):
+    seed: int = 0
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    backbone_lr_multiplier: float = Field(1.0, ge=0.0, le=10.0)
+    weight_decay: float = Field(0.05, ge=0.0, le=1.0)
+    batch_size: int = Field(8, ge=1, le=4096)
+    epochs: int = Field(10, ge=1, le=100000)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    time_limit: float | None = Field(None, gt=0.0, description="wall-clock seconds; stop cleanly, validate, save")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+
+
+class TrackNetConfig(BaseSettings):
+    """The whole resolved configuration. Built by `config.load.resolve`, which orders the sources."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_assignment=True)
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        # Profiles, environment and --set are layered (with provenance) in config.load; the
+        # merged result arrives as init arguments, so that is the only source here.
+        return (init_settings,)
+
+
+SECTIONS: tuple[str, ...] = ("data", "model", "training")

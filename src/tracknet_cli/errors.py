@@ -1,0 +1,50 @@
+"""Project exceptions. The core raises these; the CLI maps each to one line and its exit code."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class TrackNetError(Exception):
+    """A known failure: its message is shown to the user as one line."""
+
+    exit_code: int = EXIT_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(TrackNetError):
+    """Bad command-line usage, configuration or input: exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """A profile, key or value that cannot be resolved."""
+
+
+class InputError(UsageError):
+    """A path or file the user pointed at that cannot be used."""
+
+
+class RuntimeFailure(TrackNetError):
+    """Something went wrong while doing the work: exit 1."""
+
+
+class WeightsUnavailableError(RuntimeFailure):
+    """Pretrained weights cannot be had (gated, offline, no network)."""
+
+
+class Interrupted(TrackNetError):
+    """The user pressed Ctrl-C; whatever was written so far was kept."""
+
+    exit_code = EXIT_INTERRUPTED
