@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -47,14 +46,12 @@ class ResolvedConfig:
 
 # ---------------------------------------------------------------- profile files
 def profiles_dir() -> Path:
-    """The shipped profiles: package data when installed, the repo's `profiles/` in a source tree."""
-    try:
-        packaged = Path(str(resources.files("tracknet_cli.profiles")))
-        if packaged.is_dir() and any(packaged.glob("*.yaml")):
-            return packaged
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[3] / "profiles"
+    """The shipped profiles: package data in an installed wheel, the repo's `profiles/` in a source tree."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "profiles"
+    if packaged.is_dir():
+        return packaged
+    return package.parents[1] / "profiles"  # src/tracknet_cli -> repository root
 
 
 def available(kind: str | None = None) -> list[str]:

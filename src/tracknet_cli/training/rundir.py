@@ -1,0 +1,34 @@
+"""Run directories: `runs/<profile>/expN`, auto-incremented, never reused. Created only here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tracknet_cli.errors import InputError
+
+_EXP = re.compile(r"^exp(\d+)$")
+
+
+def next_run_dir(base: Path) -> Path:
+    """Create and return `base/expN` with N one above the highest existing (race-safe: mkdir is atomic)."""
+    base.mkdir(parents=True, exist_ok=True)
+    taken = [int(m.group(1)) for p in base.iterdir() if (m := _EXP.match(p.name))]
+    n = max(taken, default=0) + 1
+    while True:
+        candidate = base / f"exp{n}"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+
+
+def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path = Path("runs")) -> Path:
+    """`--out DIR` names the directory (must be new or empty); otherwise `runs/<profile>/expN`."""
+    if out is None:
+        return next_run_dir(runs_root / profile_name)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -1,0 +1,42 @@
+"""Run the real `tracknet` entry point in-process, capturing stdout and stderr separately."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tracknet_cli.cli.app import run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Like `tracknet ARGS...`: the same error mapping and exit codes as the console script."""
+    runner = CliRunner()
+    with runner.isolation(env=env) as streams:
+        code = run(list(args))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out, err = streams[0].getvalue(), streams[1].getvalue()
+    return Result(code, out.decode(), err.decode())
+
+
+def tracknet(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The console command in a real subprocess (`python -m tracknet_cli`)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "tracknet_cli", *args],
+        cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracknet_cli.errors import InputError
+from tracknet_cli.atomic import atomic_write_text
+from tracknet_cli.training.rundir import create_run_dir
+
+
+def test_run_dirs_auto_increment_and_never_reuse(tmp_path: Path) -> None:
+    first = create_run_dir("quickstart", runs_root=tmp_path)
+    second = create_run_dir("quickstart", runs_root=tmp_path)
+    assert (first.name, second.name) == ("exp1", "exp2")
+    (tmp_path / "quickstart" / "exp7").mkdir()
+    assert create_run_dir("quickstart", runs_root=tmp_path).name == "exp8"
+
+
+def test_out_must_be_new_or_empty(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    assert create_run_dir("x", out=out) == out
+    (out / "config.yaml").write_text("x")
+    with pytest.raises(InputError, match="already exists"):
+        create_run_dir("x", out=out)
+
+
+def test_atomic_write_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "f.txt"
+    atomic_write_text(target, "one")
+    atomic_write_text(target, "two")
+    assert target.read_text() == "two"
+    assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
