@@ -131,3 +131,9 @@ def test_all_keys_cover_the_keys_other_issues_rely_on() -> None:
         "model.backbone.pretrained_model_name", "model.backbone.pretrained", "model.temporal_fusion",
     ]:
         assert key in keys
+
+
+def test_yaml_12_booleans() -> None:
+    resolved = resolve(Selection(sets=("data.cache=off", "model.backbone.pretrained=false")), environ={})
+    assert resolved.config.data.cache == "off"
+    assert resolved.config.model.backbone.pretrained is False

@@ -13,6 +13,9 @@ import typer
 
 from tracknet_cli.cli import config as config_cmd
 from tracknet_cli.cli import console
+from tracknet_cli.cli import eval as eval_cmd
+from tracknet_cli.cli import train as train_cmd
+from tracknet_cli.cli import data as data_cmd
 from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, TrackNetError
 
 app = typer.Typer(
@@ -28,6 +31,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(config_cmd.app, name="config")
+app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
+app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.evaluate_command)
+app.add_typer(data_cmd.app, name="data")
 
 
 def _version(value: bool) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -19,6 +20,24 @@ from tracknet_cli.config.schema import SECTIONS, TrackNetConfig
 from tracknet_cli.errors import ConfigError
 
 ENV_PREFIX = "TRACKNET_"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2 booleans: only true/false are booleans, so `--set data.cache=off` stays "off"."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list(_first)
+    )
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 DEFAULT_PROFILE = "quickstart"
 
 
@@ -82,7 +101,7 @@ def _find(name: str, kind: str | None) -> Path:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -110,7 +129,7 @@ def _display(path: Path) -> str:
 
 def _parse_value(text: str, key: str, origin: str) -> Any:
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        return load_yaml(text) if text.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"{key}: cannot parse {text!r} from {origin} as a YAML value ({getattr(exc, 'problem', exc)})") from exc
 

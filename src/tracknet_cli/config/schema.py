@@ -98,6 +98,7 @@ class ModelConfig(Section):
     upsampling: UpsamplingDecoderConfig = UpsamplingDecoderConfig()
     fpn: FPNConfig = FPNConfig()
     temporal_fusion: Literal["early", "late"] = Field("early", description="how the T frames of a window meet")
+    no_ball_logit: bool = Field(False, description="also learn one 'no ball' logit per frame (for a softmax over H*W+1)")
 
 
 # ---------------------------------------------------------------- training
@@ -111,6 +112,26 @@ class TrainingConfig(Section):
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     time_limit: float | None = Field(None, gt=0.0, description="wall-clock seconds; stop cleanly, validate, save")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    loss: Literal["mse", "focal", "wbce", "softmax"] = Field(
+        "softmax", description="softmax: per-frame softmax over cells + 'no ball' (learns in minutes; docs/training/losses.md)"
+    )
+    protocol: Literal["tracknet", "v2", "wasb"] = Field("v2", description="how validation scores a frame (docs/training/metrics.md)")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="decode score at or above which a frame has a detection")
+    best_metric: Literal["f1", "precision", "recall", "accuracy", "ap", "val_loss", "l2_median", "l2_mean", "rmse"] = Field(
+        "f1", description="validation metric that picks weights/best.safetensors (losses and errors: lower is better)"
+    )
+    early_stopping_patience: int | None = Field(None, ge=1, description="validations without improvement before stopping (unset: never)")
+    early_stopping_min_delta: float = Field(0.0, ge=0.0, description="smallest change of best_metric that counts as improvement")
+    scheduler: Literal["cosine", "plateau", "none"] = Field("cosine", description="lr after warmup: cosine decay, reduce-on-plateau, or constant")
+    warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear lr warmup")
+    grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient norm to this (unset: no clipping)")
+    grad_accumulation: int = Field(1, ge=1, le=1024, description="batches per optimizer step")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast: auto = bf16 on CUDA when supported, else fp32"
+    )
+    val_every: int | None = Field(None, ge=1, description="validate every N optimizer steps (unset: once per epoch)")
+    checkpoint_every: int = Field(200, ge=1, description="save state/last.pt every N optimizer steps")
+    overlay_frames: int = Field(4, ge=0, le=32, description="validation frames drawn into overlays/epoch_NNN.png")
 
 
 class TrackNetConfig(BaseSettings):

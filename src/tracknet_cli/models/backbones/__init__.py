@@ -1,0 +1,1 @@
+"""Backbones: Hugging Face feature extractors behind one contract (see `base.Backbone`)."""

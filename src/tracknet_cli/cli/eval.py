@@ -1,0 +1,127 @@
+"""`tracknet eval`: score a checkpoint on a split, or score any tracker's CSVs, under one protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from tracknet_cli.cli import console
+from tracknet_cli.errors import InputError
+
+EPILOG = (
+    "Examples:\n\n"
+    "  tracknet eval --checkpoint runs/quickstart/exp1/weights/best.safetensors --split val\n\n"
+    "  tracknet eval --checkpoint best.safetensors --data-root data/tennis --protocol wasb --json\n\n"
+    "  tracknet eval --pred-csv preds/ --gt data/tracknet --protocol v2"
+)
+
+PROTOCOLS = ("tracknet", "v2", "wasb")
+
+
+def evaluate_command(
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Weights (.safetensors) written by `tracknet train`.")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Dataset to score on. [default: the checkpoint's data.root]")] = None,
+    split: Annotated[str, typer.Option("--split", help="test | val | train | all (test falls back to all clips when the config has no test split).")] = "test",
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help="tracknet | v2 | wasb. [default: the checkpoint's training.protocol, or v2]")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. [default: the checkpoint's]")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
+    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass.")] = None,
+    save_csv: Annotated[Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")] = None,
+    pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
+    gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth dataset for --pred-csv.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")] = False,
+) -> None:
+    """Precision, recall, F1, accuracy and errors per clip and in total, under a named protocol."""
+    from tracknet_cli.training.evaluate import SPLIT_CHOICES
+
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise typer.BadParameter(f"{protocol!r} is not one of {', '.join(PROTOCOLS)}", param_hint="--protocol")
+    if split not in SPLIT_CHOICES:
+        raise typer.BadParameter(f"{split!r} is not one of {', '.join(SPLIT_CHOICES)}", param_hint="--split")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise typer.BadParameter("must be between 0 and 1", param_hint="--threshold")
+    if pred_csv is not None:
+        if checkpoint is not None or gt is None:
+            raise typer.BadParameter("--pred-csv needs --gt PATH and no --checkpoint", param_hint="--pred-csv")
+        payload = _score_csvs(pred_csv, gt, protocol or "v2", 0.5 if threshold is None else threshold)
+    elif checkpoint is None:
+        raise typer.BadParameter("give --checkpoint W.safetensors, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
+    else:
+        payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, batch, save_csv)
+    _render(payload, as_json)
+
+
+def _score_checkpoint(checkpoint: Path, data_root: Optional[Path], split: str, protocol: Optional[str],
+                      threshold: Optional[float], device_name: str, batch: Optional[int], save_csv: Optional[Path]) -> dict[str, Any]:
+    from tracknet_cli.data.datasets import eval_dataset
+    from tracknet_cli.training.checkpoint import load_model
+    from tracknet_cli.training.evaluate import evaluate, select_clips, write_prediction_csvs
+    from tracknet_cli.training.loop import pick_device
+
+    if not checkpoint.is_file():
+        raise InputError(f"checkpoint not found: {checkpoint}")
+    device = pick_device(device_name)
+    model, meta = load_model(checkpoint, device=device)
+    model.eval()
+    config = meta.config
+    root = data_root or config.data.root
+    if not Path(root).is_dir():
+        raise InputError(f"data root not found: {root} (pass --data-root PATH)")
+    protocol = protocol or config.training.protocol
+    threshold = meta.threshold if threshold is None else threshold
+    clips = select_clips(config, root, split)
+    if not clips:
+        raise InputError(f"the {split} split of {root} holds no clips (try --split all)")
+    dataset = eval_dataset(clips, config.data)
+    console.info(f"scoring {len(clips)} clips ({sum(len(c) for c in clips)} frames) of {root}, split {split}, "
+                 f"protocol {protocol}, threshold {threshold:.3f}")
+    report = evaluate(model, dataset, config, device=device, protocol=protocol, threshold=threshold,
+                      loss_name=meta.loss, batch_size=batch, keep_predictions=save_csv is not None)
+    if save_csv is not None:
+        written = write_prediction_csvs(save_csv, report.predictions, threshold)
+        console.info(f"wrote {len(written)} prediction CSVs under {save_csv}")
+    return _payload(report.metrics, report.per_clip, protocol, threshold,
+                    {"checkpoint": str(checkpoint), "data_root": str(root), "split": split})
+
+
+def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float) -> dict[str, Any]:
+    from tracknet_cli.data.clips import discover_clips
+    from tracknet_cli.training.evaluate import read_prediction_csvs, score_predictions
+
+    clips = discover_clips(gt)
+    predictions = read_prediction_csvs(pred_dir, clips)
+    total, per_clip = score_predictions(predictions, protocol, threshold)
+    return _payload(total, per_clip, protocol, threshold, {"pred_csv": str(pred_dir), "gt": str(gt)})
+
+
+def _payload(total: Any, per_clip: dict[str, Any], protocol: str, threshold: float, source: dict[str, str]) -> dict[str, Any]:
+    return {
+        **total.to_dict(), "protocol": protocol, "threshold": threshold, **source,
+        "clips": [{"clip": cid, **m.to_dict()} for cid, m in per_clip.items()],
+    }
+
+
+def _render(payload: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(payload, default=float))
+        return
+    from rich.table import Table
+
+    columns = ["frames", "tp", "fp1", "fp2", "fn", "tn", "precision", "recall", "f1", "accuracy", "l2_median"]
+    table = Table(title=f"protocol {payload['protocol']} (threshold {payload['threshold']:.3f})")
+    table.add_column("clip")
+    for c in columns:
+        table.add_column(c, justify="right")
+
+    def cells(m: dict[str, Any]) -> list[str]:
+        frames = sum(int(m.get(k, 0)) for k in ("tp", "fp1", "fp2", "fn", "tn"))
+        vals = [frames] + [m.get(c) for c in columns[1:]]
+        return ["-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in vals]
+
+    for clip in payload["clips"]:
+        table.add_row(clip["clip"], *cells(clip))
+    table.add_row("[bold]total[/bold]", *cells(payload), end_section=True)
+    console.out.print(table)

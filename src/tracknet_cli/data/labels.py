@@ -1,0 +1,356 @@
+"""Label files: five CSV dialects read into one per-frame `LabelTable`, and the tennis writer.
+
+The dialect is recognised from the header alone, so a user never names it. Reading never crashes
+on bad rows: every oddity becomes a `Problem` (file, row, kind) and the frame is masked (`state -1`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from tracknet_cli.errors import InputError
+
+# Problem kinds (stable strings: they appear in `data inspect --json`).
+VISIBLE_WITHOUT_COORDINATES = "visible_without_coordinates"
+OUTSIDE_IMAGE = "outside_image"
+DUPLICATE_ROW = "duplicate_row"
+BAD_VALUE = "bad_value"
+LABEL_WITHOUT_FRAME = "label_without_frame"  # a label row whose image / video frame does not exist
+FRAME_WITHOUT_LABEL = "frame_without_label"  # an image / video frame with no label row
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in the data, located well enough to fix it by hand.
+
+    `row` is the line number in `file` (the header is line 1), or None when the problem has no row.
+    """
+
+    kind: str
+    file: str
+    row: int | None = None
+    frame: int | None = None
+    message: str = ""
+    clip: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"clip": self.clip, "file": self.file, "row": self.row, "frame": self.frame, "kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """A label CSV flavour: its header, how rows name frames, and the coordinate unit."""
+
+    name: str
+    columns: tuple[str, ...]
+    keyed_by_file: bool  # rows name an image file ("0001.jpg") rather than a frame number
+    normalised: bool  # x, y in [0, 1] of the frame size instead of pixels
+    description: str
+
+
+DIALECTS: tuple[Dialect, ...] = (
+    Dialect("tennis", ("file name", "visibility", "x-coordinate", "y-coordinate", "status"), True, False,
+            "TrackNet tennis dataset: pixels, empty x,y when visibility is 0, status 0 flying / 1 hit / 2 bounce"),
+    Dialect("labelling-tool", ("file name", "visibility class", "x", "y", "trajectory pattern"), True, False,
+            "the TrackNet labelling tool: pixels, trajectory pattern read as status"),
+    Dialect("tracknetv2", ("frame", "visibility", "x", "y"), False, False,
+            "TrackNetV2/V3: frame number, visibility 0/1, pixels"),
+    Dialect("frame-ball", ("frame", "ball", "x", "y"), False, True,
+            "normalised x,y in [0,1]; -1 means no ball"),
+    Dialect("frame-num", ("frame_num", "visible", "x", "y"), False, True,
+            "normalised x,y in [0,1]"),
+)
+
+TENNIS_HEADER = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
+
+
+def detect_dialect(header: Sequence[str], path: Path | str = "<labels>") -> Dialect:
+    """The dialect whose columns start the header (case and spaces ignored); InputError otherwise."""
+    cells = tuple(c.strip().lstrip("\ufeff").strip().lower() for c in header)
+    for dialect in DIALECTS:
+        if cells[: len(dialect.columns)] == dialect.columns:
+            return dialect
+    known = "; ".join(",".join(d.columns) for d in DIALECTS)
+    raise InputError(f"{path}: unknown label header {','.join(header)!r} (supported: {known})")
+
+
+def sniff_dialect(path: Path) -> Dialect | None:
+    """The dialect of a CSV file, or None when it is not a label file we know (used by discovery)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not header:
+        return None
+    try:
+        return detect_dialect(header, path)
+    except InputError:
+        return None
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One parsed CSV row before it is placed on the clip's frame axis (coordinates as written)."""
+
+    line: int
+    key: str  # file name or frame number as written
+    visibility: int | None  # None: unreadable
+    x: float | None
+    y: float | None
+    status: int | None
+
+
+@dataclass
+class ParsedLabels:
+    path: Path
+    dialect: Dialect
+    rows: list[LabelRow]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _float(cell: str) -> float | None:
+    cell = cell.strip()
+    if not cell:
+        return None
+    value = float(cell)
+    return None if math.isnan(value) else value
+
+
+def _int(cell: str) -> int | None:
+    cell = cell.strip()
+    if not cell:
+        return None
+    return int(float(cell))
+
+
+def parse_label_file(path: Path, display: str | None = None) -> ParsedLabels:
+    """Read a label CSV in any dialect; bad cells become `bad_value` problems, not exceptions."""
+    path = Path(path)
+    shown = display or str(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"{shown}: empty label file (expected a header such as {','.join(TENNIS_HEADER)})")
+            dialect = detect_dialect(header, shown)
+            rows: list[LabelRow] = []
+            problems: list[Problem] = []
+            width = len(dialect.columns)
+            for line, cells in enumerate(reader, start=2):
+                if not cells or all(not c.strip() for c in cells):
+                    continue
+                cells = (cells + [""] * width)[:width]
+                key = cells[0].strip()
+                try:
+                    vis = _int(cells[1])
+                    x, y = _float(cells[2]), _float(cells[3])
+                    status = _int(cells[4]) if len(cells) > 4 else None
+                except ValueError:
+                    problems.append(Problem(BAD_VALUE, shown, line, message=f"unreadable values {','.join(cells)!r}"))
+                    rows.append(LabelRow(line, key, None, None, None, None))
+                    continue
+                rows.append(LabelRow(line, key, vis, x, y, status))
+    except OSError as exc:
+        raise InputError(f"{shown}: cannot read label file ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{shown}: not a text CSV file ({exc.reason})") from exc
+    return ParsedLabels(path, dialect, rows, problems)
+
+
+@dataclass
+class LabelTable:
+    """Per-frame labels of one clip: index i of every array is frame i (see docs/architecture.md).
+
+    visibility int8 0-3 (-1: no label row); x, y float32 source pixels (NaN: no coordinate);
+    status int8 (-1 unknown); state int8: 1 ball, 0 no ball, -1 unknown (masked from loss and scoring).
+    """
+
+    visibility: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    status: np.ndarray
+    state: np.ndarray
+    dialect: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.visibility.shape[0])
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(n, 2) float32 source-pixel coordinates."""
+        return np.stack([self.x, self.y], axis=-1)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return self.visibility >= 0
+
+    def head(self, n: int) -> "LabelTable":
+        """The first n frames (problems about later frames are dropped)."""
+        keep = [p for p in self.problems if p.frame is None or p.frame < n]
+        return replace(self, visibility=self.visibility[:n], x=self.x[:n], y=self.y[:n], status=self.status[:n],
+                       state=self.state[:n], problems=keep)
+
+    @classmethod
+    def from_arrays(cls, visibility: Iterable[int], x: Iterable[float], y: Iterable[float], *, width: int, height: int,
+                    status: Iterable[int] | None = None, dialect: str = "arrays") -> "LabelTable":
+        """Build a table from per-frame values (e.g. predictions); state is derived from the frame size."""
+        vis = np.asarray(list(visibility), dtype=np.int8)
+        xs = np.asarray(list(x), dtype=np.float32)
+        ys = np.asarray(list(y), dtype=np.float32)
+        st = np.full(len(vis), -1, np.int8) if status is None else np.asarray(list(status), dtype=np.int8)
+        return cls(vis, xs, ys, st, frame_state(vis, xs, ys, width, height), dialect, [])
+
+
+def inside(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Coordinates on the picture; the far edges count (labellers click on the last pixel's border)."""
+    with np.errstate(invalid="ignore"):
+        return (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
+
+
+def frame_state(visibility: np.ndarray, x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
+    state = np.full(visibility.shape, -1, np.int8)
+    state[visibility == 0] = 0
+    ball = (visibility > 0) & ~np.isnan(x) & ~np.isnan(y) & inside(x, y, width, height)
+    state[ball] = 1
+    return state
+
+
+_DIGITS = re.compile(r"(\d+)$")
+
+
+def frame_number(name: str) -> int | None:
+    """The number a frame file or frame cell carries: '0182.jpg' -> 182, '12' -> 12, 'img_7.png' -> 7."""
+    text = name.strip()
+    if re.fullmatch(r"-?\d+(\.0*)?", text):
+        return int(float(text))
+    match = _DIGITS.search(Path(text).stem)
+    return int(match.group(1)) if match else None
+
+
+def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: int | None = None,
+                frame_names: Sequence[str] | None = None, display: str | None = None) -> LabelTable:
+    """Place parsed rows on the clip's frame axis 0..n-1 and convert to source pixels.
+
+    Rows find their frame by image file name (file-keyed dialects) or by the number in the name
+    (frame-keyed dialects, or when there are no image files). `num_frames` None: as many frames as
+    the highest labelled frame + 1 (a label file alone).
+    """
+    dialect = parsed.dialect
+    shown = display or str(parsed.path)
+    problems = list(parsed.problems)
+    by_name = {name: i for i, name in enumerate(frame_names)} if frame_names is not None else {}
+    by_number: dict[int, int] = {}
+    if frame_names is not None:
+        for i, name in enumerate(frame_names):
+            num = frame_number(name)
+            if num is not None:
+                by_number.setdefault(num, i)
+
+    def index_of(row: LabelRow) -> int | None:
+        if frame_names is not None:
+            if dialect.keyed_by_file and row.key in by_name:
+                return by_name[row.key]
+            num = frame_number(row.key)
+            return by_number.get(num) if num is not None else None
+        return frame_number(row.key)
+
+    placed: list[tuple[int, LabelRow]] = []
+    for row in parsed.rows:
+        idx = index_of(row)
+        if idx is None or idx < 0 or (num_frames is not None and idx >= num_frames):
+            problems.append(Problem(LABEL_WITHOUT_FRAME, shown, row.line, None,
+                                    f"{row.key}: labelled frame does not exist in the clip"))
+            continue
+        placed.append((idx, row))
+    n = num_frames if num_frames is not None else (max((i for i, _ in placed), default=-1) + 1)
+
+    vis = np.full(n, -1, np.int8)
+    xs = np.full(n, np.nan, np.float32)
+    ys = np.full(n, np.nan, np.float32)
+    status = np.full(n, -1, np.int8)
+    seen: dict[int, int] = {}
+    for idx, row in placed:
+        if idx in seen:
+            problems.append(Problem(DUPLICATE_ROW, shown, row.line, idx,
+                                    f"{row.key}: frame already labelled on line {seen[idx]}; this row is ignored"))
+            continue
+        seen[idx] = row.line
+        if row.visibility is None:  # unreadable row, already reported
+            continue
+        v, x, y = row.visibility, row.x, row.y
+        if dialect.name == "frame-ball" and ((x is not None and x < 0) or (y is not None and y < 0)):
+            x = y = None  # -1 is this dialect's "no ball"
+        if v < 0 or v > 3:
+            problems.append(Problem(BAD_VALUE, shown, row.line, idx, f"{row.key}: visibility {v} is not 0-3"))
+            continue
+        vis[idx] = v
+        if row.status is not None and -128 <= row.status <= 127:
+            status[idx] = row.status
+        if v == 0:
+            continue
+        if x is None or y is None:
+            problems.append(Problem(VISIBLE_WITHOUT_COORDINATES, shown, row.line, idx,
+                                    f"{row.key}: visibility {v} but no coordinates; frame masked"))
+            continue
+        if dialect.normalised:
+            x, y = x * width, y * height
+        xs[idx], ys[idx] = x, y
+        if not inside(np.float32(x), np.float32(y), width, height):
+            problems.append(Problem(OUTSIDE_IMAGE, shown, row.line, idx,
+                                    f"{row.key}: ({x:.1f}, {y:.1f}) outside the {width}x{height} frame; frame masked"))
+    for idx in np.flatnonzero(vis < 0):
+        if int(idx) in seen:
+            continue  # an unreadable row, reported already
+        name = frame_names[idx] if frame_names is not None else f"frame {idx}"
+        problems.append(Problem(FRAME_WITHOUT_LABEL, shown, None, int(idx), f"{name}: no label row; frame masked"))
+    return LabelTable(vis, xs, ys, status, frame_state(vis, xs, ys, width, height), dialect.name, problems)
+
+
+def read_labels(path: Path, *, width: int, height: int, num_frames: int | None = None,
+                frame_names: Sequence[str] | None = None, display: str | None = None) -> LabelTable:
+    """Parse a label file in any dialect and place it on the clip's frames (see `build_table`)."""
+    parsed = parse_label_file(path, display)
+    return build_table(parsed, width=width, height=height, num_frames=num_frames, frame_names=frame_names,
+                       display=display)
+
+
+def _cell(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def write_tennis_labels(path: Path, table: LabelTable, frame_names: Sequence[str]) -> None:
+    """Write `Label.csv` in the TrackNet tennis dialect, atomically; unlabelled frames get no row.
+
+    Unknown status is written as an empty cell, so reading the file back gives the same table.
+    """
+    if len(frame_names) != len(table):
+        raise ValueError(f"{len(frame_names)} frame names for {len(table)} frames")
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(TENNIS_HEADER)
+            for i, name in enumerate(frame_names):
+                v = int(table.visibility[i])
+                if v < 0:
+                    continue
+                x, y = float(table.x[i]), float(table.y[i])
+                s = int(table.status[i])
+                writer.writerow([name, v, "" if v == 0 else _cell(x), "" if v == 0 else _cell(y), "" if s < 0 else s])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,280 @@
+"""Online ball tracking over per-frame heatmap peaks: threshold, gating, resets, gap filling.
+
+The tracker is a push/flush state machine: ``push(FrameResult)`` for every frame in order,
+``flush()`` at the end; both return the rows that became final, in frame order, exactly one
+``TrackRow`` per pushed frame. Behaviour (``TrackingConfig`` names in brackets):
+
+- **Threshold**: a frame whose peak score is below ``threshold`` (or whose peak is NaN) has no ball.
+- **Gating**: a detection is accepted when it lies within ``max_jump`` px *per elapsed frame* of
+  the track's last accepted point (``max_jump * (frame - last_frame)``). A detection beyond that
+  starts a *candidate*; it is **confirmed** when ``confirm`` more detections follow, each within the
+  same gate of the previous candidate point and at most ``max_gap + 1`` frames after it. On
+  confirmation the track switches to the candidate: its points are accepted, points the old track
+  accepted after the candidate's first frame are rejected, and no gap is filled across the switch.
+  A candidate that is not confirmed is rejected (a new out-of-gate detection replaces it).
+- **Resets**: after more than ``reset_gap`` frames with no accepted point, or at a scene cut
+  (``FrameResult.scene_diff > scene_cut``: the caller's mean absolute difference of small
+  grayscale thumbnails, see ``gray_thumbnail``/``scene_difference``), the track ends; the next
+  detection starts a new one without gating and nothing is interpolated across the reset.
+- **Gap filling**: a run of at most ``max_gap`` frames without an accepted point between two
+  accepted points of the same track is linearly interpolated: ``visible=True, interpolated=True,
+  score=0``. Interpolated rows are never detections.
+- ``enabled=False`` (``--no-track``): raw thresholded detections, no gating, resets or filling.
+
+Lookahead: a row waits until its fate is known, at most ``(confirm + 1) * (max_gap + 1)`` frames
+after it was pushed (``TrackingConfig.max_delay``); memory is bounded by that many rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+DEFAULT_MAX_JUMP_FRACTION = 0.1  # of the frame diagonal, per frame, when max_jump is not given
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    threshold: float = 0.5
+    max_gap: int = 5  # longest run of missing frames that is interpolated
+    max_jump: float | None = None  # px per frame in source pixels; None: 10 % of the frame diagonal
+    confirm: int = 2  # detections after an out-of-gate one that confirm it
+    reset_gap: int = 15  # frames without an accepted point after which the track ends
+    scene_cut: float | None = 40.0  # thumbnail mean |difference| (0-255) above which the track resets
+    enabled: bool = True  # False: raw detections (--no-track)
+
+    def __post_init__(self) -> None:
+        if self.max_gap < 0 or self.confirm < 0 or self.reset_gap < 0:
+            raise ValueError("max_gap, confirm and reset_gap must be >= 0")
+        if self.max_jump is not None and self.max_jump <= 0:
+            raise ValueError("max_jump must be positive")
+
+    def jump_for(self, size: tuple[int, int]) -> float:
+        """The gate in px/frame for frames of ``size`` = (W, H)."""
+        if self.max_jump is not None:
+            return float(self.max_jump)
+        return DEFAULT_MAX_JUMP_FRACTION * math.hypot(size[0], size[1])
+
+    @property
+    def max_delay(self) -> int:
+        """Most frames a row can wait in the tracker before it is emitted."""
+        return (self.confirm + 1) * (self.max_gap + 1)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The decoded heatmap peak of one frame, in source pixels (NaN when there is no peak)."""
+
+    frame: int
+    x: float
+    y: float
+    score: float
+    scene_diff: float = 0.0  # difference from the previous frame's thumbnail (0-255); 0 for the first
+
+
+@dataclass(frozen=True)
+class TrackRow:
+    """One output row: what the CSV and the overlay show for a frame."""
+
+    frame: int
+    visible: bool
+    x: float  # source pixels; 0 when not visible
+    y: float
+    score: float  # the detection's peak score; 0 for interpolated rows and frames without a ball
+    interpolated: bool = False
+
+
+_State = Literal["none", "accepted", "rejected", "candidate"]
+
+
+@dataclass
+class _Entry:
+    frame: int
+    x: float
+    y: float
+    score: float
+    detected: bool  # above the threshold with a finite peak
+    state: _State = "none"
+    track: int = -1  # the id of the track that accepted it
+
+
+@dataclass
+class _Anchor:
+    """The last accepted point already emitted (gaps after it may still be filled)."""
+
+    frame: int
+    x: float
+    y: float
+    track: int
+
+
+@dataclass
+class OnlineTracker:
+    """Streaming tracker: ``push`` frames in order, ``flush`` at the end (see the module doc)."""
+
+    config: TrackingConfig
+    frame_size: tuple[int, int]
+    _jump: float = field(init=False)
+    _buffer: deque[_Entry] = field(init=False, default_factory=deque)
+    _last: _Entry | None = field(init=False, default=None)  # the track's last accepted point
+    _track: int = field(init=False, default=0)
+    _candidate: list[_Entry] = field(init=False, default_factory=list)
+    _anchor: _Anchor | None = field(init=False, default=None)
+    _next_frame: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._jump = self.config.jump_for(self.frame_size)
+
+    # ------------------------------------------------------------ public
+    def push(self, result: FrameResult) -> list[TrackRow]:
+        if self._next_frame is not None and result.frame != self._next_frame:
+            raise ValueError(f"frames must be pushed in order: expected {self._next_frame}, got {result.frame}")
+        self._next_frame = result.frame + 1
+        cfg = self.config
+        detected = bool(np.isfinite(result.x) and np.isfinite(result.y) and np.isfinite(result.score)
+                        and result.score >= cfg.threshold)
+        entry = _Entry(result.frame, float(result.x), float(result.y), float(result.score), detected)
+        if not cfg.enabled:
+            return [self._raw_row(entry)]
+        self._buffer.append(entry)
+        cut = cfg.scene_cut is not None and result.scene_diff > cfg.scene_cut
+        if cut or (self._last is not None and entry.frame - self._last.frame > cfg.reset_gap):
+            self._reset()
+        if self._candidate and entry.frame - self._candidate[-1].frame > cfg.max_gap + 1:
+            self._drop_candidate()
+        if detected:
+            self._place(entry)
+        return self._release(final=False)
+
+    def flush(self) -> list[TrackRow]:
+        """Finalise every waiting row (an unconfirmed candidate at the end is rejected)."""
+        if not self.config.enabled:
+            return []
+        self._drop_candidate()
+        rows = self._release(final=True)
+        self._buffer.clear()
+        return rows
+
+    @property
+    def pending(self) -> int:
+        """Rows pushed but not emitted yet."""
+        return len(self._buffer)
+
+    # ------------------------------------------------------------ decisions
+    def _near(self, a: _Entry, b: _Entry) -> bool:
+        return math.hypot(b.x - a.x, b.y - a.y) <= self._jump * (b.frame - a.frame)
+
+    def _reset(self) -> None:
+        self._drop_candidate()
+        self._last = None
+        self._track += 1
+
+    def _drop_candidate(self) -> None:
+        for e in self._candidate:
+            e.state = "rejected"
+        self._candidate = []
+
+    def _place(self, entry: _Entry) -> None:
+        if self._last is None:
+            self._track += 1
+            self._accept(entry)
+        elif self._near(self._last, entry):
+            self._accept(entry)
+        elif self._candidate and self._near(self._candidate[-1], entry):
+            entry.state = "candidate"
+            self._candidate.append(entry)
+            if len(self._candidate) > self.config.confirm:
+                self._switch()
+        else:
+            self._drop_candidate()
+            entry.state = "candidate"
+            self._candidate = [entry]
+            if self.config.confirm == 0:
+                self._switch()
+
+    def _accept(self, entry: _Entry) -> None:
+        entry.state = "accepted"
+        entry.track = self._track
+        self._last = entry
+
+    def _switch(self) -> None:
+        """The candidate is confirmed: it becomes the track from its first frame on."""
+        first = self._candidate[0].frame
+        for e in self._buffer:
+            if e.frame > first and e.state == "accepted":
+                e.state = "rejected"
+        self._track += 1
+        for e in self._candidate:
+            self._accept(e)
+        self._candidate = []
+
+    # ------------------------------------------------------------ output
+    def _raw_row(self, e: _Entry) -> TrackRow:
+        if e.detected:
+            return TrackRow(e.frame, True, e.x, e.y, e.score)
+        return TrackRow(e.frame, False, 0.0, 0.0, 0.0)
+
+    def _release(self, final: bool) -> list[TrackRow]:
+        """Emit rows from the front of the buffer whose fate can no longer change."""
+        rows: list[TrackRow] = []
+        limit = self._candidate[0].frame if self._candidate else math.inf
+        buf = self._buffer
+        while buf and buf[0].frame < limit:
+            e = buf[0]
+            if e.state == "accepted":
+                rows.append(TrackRow(e.frame, True, e.x, e.y, e.score))
+                self._anchor = _Anchor(e.frame, e.x, e.y, e.track)
+                buf.popleft()
+                continue
+            fill = self._fill_for(e, limit, final)
+            if fill is _WAIT:
+                break
+            buf.popleft()
+            rows.append(fill if fill is not None else TrackRow(e.frame, False, 0.0, 0.0, 0.0))
+        return rows
+
+    def _fill_for(self, e: _Entry, limit: float, final: bool):
+        """The interpolated row for a frame without an accepted point, None, or _WAIT to decide later."""
+        a = self._anchor
+        if a is None or e.frame - a.frame > self.config.max_gap:
+            return None
+        reach = a.frame + self.config.max_gap + 1  # the last frame that could close this gap
+        for later in self._buffer:
+            if later.frame > reach or later.frame >= limit:
+                break
+            if later.state == "accepted":
+                if later.track != a.track:
+                    return None
+                t = (e.frame - a.frame) / (later.frame - a.frame)
+                return TrackRow(e.frame, True, a.x + t * (later.x - a.x), a.y + t * (later.y - a.y), 0.0, True)
+        if final:
+            return None
+        # No closing point yet: wait if one may still arrive on the same track within reach.
+        still_possible = self._last is not None and self._last.track == a.track and reach >= (self._next_frame or 0)
+        if still_possible or (self._candidate and limit <= reach):
+            return _WAIT
+        return None
+
+
+_WAIT = object()
+
+
+def gray_thumbnail(image: np.ndarray, width: int = 32) -> np.ndarray:
+    """A tiny grayscale copy (about ``width`` columns, by striding) for scene-cut detection; float32."""
+    h, w = image.shape[:2]
+    step = max(1, w // width)
+    small = image[::step, ::step]
+    if small.ndim == 3:
+        small = small.mean(axis=2, dtype=np.float32)
+    return small.astype(np.float32, copy=False)
+
+
+def scene_difference(previous: np.ndarray | None, current: np.ndarray) -> float:
+    """Mean absolute difference (0-255) between two thumbnails; 0 when there is no previous one."""
+    if previous is None or previous.shape != current.shape:
+        return 0.0
+    return float(np.abs(current - previous).mean())

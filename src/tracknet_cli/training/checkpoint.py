@@ -1,0 +1,165 @@
+"""One self-contained `.safetensors` checkpoint: weights plus everything needed to rebuild and use them.
+
+Metadata (all strings, safetensors only stores strings):
+  format                  "pt" (the safetensors convention for torch tensors)
+  tracknet.format         FORMAT_VERSION; a reader refuses newer formats
+  tracknet.version        package version that wrote it
+  tracknet.config         the resolved TrackNetConfig as JSON
+  tracknet.backbone_config  the transformers config of the backbone as JSON (rebuild needs no hub/folder)
+  tracknet.normalization  {"mean": [...], "std": [...]} (non-persistent buffers are not in the state dict)
+  tracknet.threshold      decode threshold chosen on validation
+  tracknet.loss           name of the loss that trained it (decides logits → probabilities)
+  tracknet.metrics        validation metrics as JSON
+  tracknet.extra          caller's extra strings as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracknet_cli.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from tracknet_cli.config.schema import TrackNetConfig
+    from tracknet_cli.models.heatmap_model import HeatmapModel
+    from tracknet_cli.models.weights import Normalization
+
+FORMAT_VERSION = 1
+_PREFIX = "tracknet."
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint says about itself, without loading its weights."""
+
+    config: "TrackNetConfig"
+    normalization: "Normalization"
+    threshold: float
+    loss: str
+    metrics: dict[str, float]
+    version: str
+    format_version: int
+    backbone_config: dict[str, Any]
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def save_checkpoint(path: str | Path, model: "HeatmapModel", config: "TrackNetConfig", *, threshold: float,
+                    loss: str, metrics: dict[str, float], extra: dict[str, str] | None = None) -> Path:
+    """Write the model and its metadata atomically (temp file in the same folder, then `os.replace`)."""
+    from safetensors.torch import save_file
+
+    from tracknet_cli import __version__
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    metadata = {
+        "format": "pt",
+        f"{_PREFIX}format": str(FORMAT_VERSION),
+        f"{_PREFIX}version": __version__,
+        f"{_PREFIX}config": config.model_dump_json(),
+        f"{_PREFIX}backbone_config": json.dumps(model.backbone.source_config, default=str),
+        f"{_PREFIX}normalization": model.normalization.to_json(),
+        f"{_PREFIX}threshold": repr(float(threshold)),
+        f"{_PREFIX}loss": str(loss),
+        f"{_PREFIX}metrics": json.dumps({k: float(v) for k, v in metrics.items()}),
+        f"{_PREFIX}extra": json.dumps({str(k): str(v) for k, v in (extra or {}).items()}),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _raw_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types for truncated/garbled headers
+        raise InputError(f"{path} is not a readable .safetensors checkpoint ({_first_line(exc)})") from exc
+
+
+def read_metadata(path: str | Path) -> CheckpointMeta:
+    """Parse and check a checkpoint's metadata; a missing, corrupt or incompatible file is an `InputError`."""
+    from tracknet_cli.config.load import from_mapping
+    from tracknet_cli.models.weights import Normalization
+
+    path = Path(path)
+    raw = _raw_metadata(path)
+    if f"{_PREFIX}format" not in raw:
+        raise InputError(f"{path} is a safetensors file but not a TrackNet checkpoint (no tracknet metadata)")
+    try:
+        fmt = int(raw[f"{_PREFIX}format"])
+    except ValueError as exc:
+        raise InputError(f"{path}: unreadable checkpoint format {raw[f'{_PREFIX}format']!r}") from exc
+    version = raw.get(f"{_PREFIX}version", "?")
+    if fmt > FORMAT_VERSION:
+        raise InputError(f"{path} was written by tracknet {version} in checkpoint format {fmt}; this version reads "
+                         f"up to format {FORMAT_VERSION}: upgrade tracknet-cli")
+    try:
+        config = from_mapping(json.loads(raw[f"{_PREFIX}config"]))
+        meta = CheckpointMeta(
+            config=config,
+            normalization=Normalization.from_json(raw[f"{_PREFIX}normalization"]),
+            threshold=float(raw[f"{_PREFIX}threshold"]),
+            loss=raw[f"{_PREFIX}loss"],
+            metrics={k: float(v) for k, v in json.loads(raw.get(f"{_PREFIX}metrics", "{}")).items()},
+            version=version,
+            format_version=fmt,
+            backbone_config=json.loads(raw[f"{_PREFIX}backbone_config"]),
+            extra=json.loads(raw.get(f"{_PREFIX}extra", "{}")),
+        )
+    except ConfigError as exc:
+        raise InputError(f"{path}: its embedded config does not fit this version of tracknet ({exc.line()})") from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: incomplete or garbled TrackNet metadata ({type(exc).__name__}: {exc})") from exc
+    if not math.isfinite(meta.threshold):
+        raise InputError(f"{path}: threshold {meta.threshold} is not a finite number")
+    return meta
+
+
+def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple["HeatmapModel", CheckpointMeta]:
+    """Rebuild the architecture from the embedded configs (random init, never the hub), then load the weights strictly."""
+    from safetensors.torch import load_file
+
+    from tracknet_cli.models.registry import build_model
+
+    path = Path(path)
+    meta = read_metadata(path)
+    config = meta.config.model_copy(deep=True)
+    config.model.backbone.pretrained = False
+    model = build_model(config, backbone_config=meta.backbone_config)
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read the weights ({_first_line(exc)})") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise InputError(f"{path}: the weights do not match the architecture in its own config "
+                         f"({_first_line(exc)})") from exc
+    model.set_normalization(meta.normalization)
+    model.eval()
+    return model.to(device), meta
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " ".join(lines[:2])[:300] if lines else type(exc).__name__

@@ -1,0 +1,69 @@
+"""`train --dry-run`: build everything a run needs and push one batch forward and backward."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tracknet_cli.config.schema import TrackNetConfig
+from tracknet_cli.errors import ConfigError
+
+
+@dataclass
+class DryRunReport:
+    input_shape: list[int]
+    output_shape: list[int]
+    heatmap_size: list[int]  # [Hh, Wh]
+    heatmap_scale: list[float]  # source pixels per heatmap cell (x, y) for the first training clip
+    params_trainable: int
+    params_frozen: int
+    loss: float
+    seconds_per_batch: float
+    device: str
+    train_windows: int
+    val_windows: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def dry_run(config: TrackNetConfig) -> DryRunReport:
+    """Resolve data and model, run one batch forward and backward (no optimizer step, nothing written)."""
+    import torch
+
+    from tracknet_cli.data.datasets import build_datasets, collate
+    from tracknet_cli.models import build_model
+    from tracknet_cli.training.loop import autocast_dtype, pick_device
+    from tracknet_cli.training.losses import build_loss
+    from tracknet_cli.training.seeding import seed_everything
+
+    seed_everything(config.training.seed)
+    device = pick_device(config.training.device)
+    amp = autocast_dtype(config.training.precision, device)
+    train_ds, val_ds, _ = build_datasets(config)
+    if len(train_ds) == 0:
+        raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
+    batch = collate([train_ds[i] for i in range(min(config.training.batch_size, len(train_ds)))]).to(device)
+    model = build_model(config).to(device)
+    model.train()
+    loss_fn = build_loss(config.training.loss)
+    start = time.perf_counter()
+    with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
+        logits = model(batch.frames.float().div_(255.0))
+    out = loss_fn(logits.float(), batch.heatmaps, batch.mask)
+    out.total.backward()
+    seconds = time.perf_counter() - start
+    codec = train_ds.codecs[0]
+    cells = np.asarray(codec.heatmap_to_source(np.array([[0.0, 0.0], [1.0, 1.0]])))
+    scale = [float(cells[1][0] - cells[0][0]), float(cells[1][1] - cells[0][1])]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return DryRunReport(
+        input_shape=list(batch.frames.shape), output_shape=list(logits.shape),
+        heatmap_size=[config.data.heatmap_height, config.data.heatmap_width], heatmap_scale=scale,
+        params_trainable=trainable, params_frozen=frozen, loss=float(out.total.detach()),
+        seconds_per_batch=seconds, device=str(device), train_windows=len(train_ds),
+        val_windows=len(val_ds),
+    )

@@ -1,0 +1,272 @@
+"""Score a model on whole clips: every frame once, overlapping windows averaged before decoding.
+
+Used by validation inside `fit` and by `tracknet eval`; `score_predictions` also scores CSVs written
+by any tracker (`tracknet eval --pred-csv`), so every number comes from the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from tracknet_cli.training.artifacts import Overlay
+from tracknet_cli.training.metrics import Metrics, score_frames
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tracknet_cli.config.schema import TrackNetConfig
+    from tracknet_cli.data.clips import Clip
+    from tracknet_cli.data.datasets import SequenceDataset
+
+
+@dataclass
+class ClipPredictions:
+    """One clip's decoded predictions in source pixels, beside its labels."""
+
+    clip: "Clip"
+    xy: np.ndarray  # (n, 2) float, NaN where no peak
+    score: np.ndarray  # (n,)
+
+    @property
+    def clip_id(self) -> str:
+        return self.clip.id
+
+
+@dataclass
+class EvalReport:
+    metrics: Metrics
+    per_clip: dict[str, Metrics]
+    loss: float
+    predictions: list[ClipPredictions] = field(default_factory=list)
+    overlay: Overlay | None = None
+    frames: int = 0
+
+
+def score_predictions(predictions: Sequence[ClipPredictions], protocol: str, threshold: float) -> tuple[Metrics, dict[str, Metrics]]:
+    """Per-clip and total metrics of decoded predictions against each clip's labels."""
+    per_clip: dict[str, Metrics] = {}
+    for pred in predictions:
+        labels = pred.clip.labels
+        gt = np.stack([labels.x, labels.y], axis=-1)
+        per_clip[pred.clip_id] = score_frames(
+            pred.xy, pred.score, gt, labels.visibility, pred.clip.width, protocol=protocol,
+            threshold=threshold, state=labels.state,
+        )
+    total = Metrics.total(per_clip.values()) if per_clip else score_frames(
+        np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2)), np.zeros(0), 1.0, protocol=protocol, threshold=threshold
+    )
+    return total, per_clip
+
+
+def _overlay_picks(dataset: "SequenceDataset", count: int) -> dict[str, list[int]]:
+    """Evenly spaced (clip, frame) pairs across the dataset, preferring frames with a ball."""
+    if count <= 0:
+        return {}
+    pairs = [(c.id, i) for c in dataset.clips for i in np.flatnonzero(c.labels.state == 1)]
+    if not pairs:
+        pairs = [(c.id, i) for c in dataset.clips for i in range(len(c))]
+    if not pairs:
+        return {}
+    picks: dict[str, list[int]] = {}
+    for k in np.linspace(0, len(pairs) - 1, num=min(count, len(pairs))).round().astype(int):
+        cid, i = pairs[k]
+        picks.setdefault(cid, []).append(int(i))
+    return picks
+
+
+def evaluate(
+    model: Any,
+    dataset: "SequenceDataset",
+    config: "TrackNetConfig",
+    *,
+    device: Any,
+    protocol: str,
+    threshold: float,
+    loss_name: str,
+    loss: Any = None,
+    amp: Any = None,
+    overlay_frames: int = 0,
+    batch_size: int | None = None,
+    keep_predictions: bool = False,
+    progress: Any = None,
+) -> EvalReport:
+    """Run `model` over every window of `dataset` (clip order), average overlaps, decode, score.
+
+    Clips are finished one at a time (windows arrive in clip order), so memory holds one clip's
+    heatmaps, not the whole set's.
+    """
+    import torch
+
+    from tracknet_cli.data.datasets import FrameAverager, make_loader
+    from tracknet_cli.training.losses import probabilities
+
+    loader = make_loader(dataset, batch_size=batch_size or config.training.batch_size, shuffle=False, num_workers=0)
+    picks = _overlay_picks(dataset, overlay_frames)
+    by_id = {c.id: (i, c) for i, c in enumerate(dataset.clips)}
+    hh, wh = config.data.heatmap_height, config.data.heatmap_width
+
+    predictions: list[ClipPredictions] = []
+    overlay_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, str]] = []
+    loss_sum, loss_batches, frames_seen = 0.0, 0, 0
+    current: str | None = None
+    averager: FrameAverager | None = None
+
+    def finish(cid: str) -> None:
+        nonlocal frames_seen
+        assert averager is not None
+        ci, clip = by_id[cid]
+        maps = averager.mean(cid).astype(np.float32)
+        codec = dataset.codecs[ci]
+        xy, score = codec.decode(np.nan_to_num(maps, nan=0.0))
+        xy, score = np.asarray(xy, dtype=np.float64), np.asarray(score, dtype=np.float64)
+        predictions.append(ClipPredictions(clip=clip, xy=xy, score=score))
+        frames_seen += len(clip)
+        for i in picks.get(cid, []):
+            frame = dataset.frames(ci).get(np.asarray([i]))[0]
+            label = np.array([clip.labels.x[i], clip.labels.y[i]], dtype=np.float64)
+            overlay_parts.append((frame, maps[i], codec.source_to_input(label), codec.source_to_input(xy[i]),
+                                  float(score[i]), f"{cid} #{i}"))
+        if progress is not None:
+            progress(frames_seen)
+
+    with torch.no_grad():
+        for batch in loader:
+            batch = batch.to(device)
+            with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
+                logits = model(batch.frames.float().div_(255.0))
+            logits = logits.float()
+            if loss is not None:
+                loss_sum += float(loss(logits, batch.heatmaps, batch.mask).total)
+                loss_batches += 1
+            probs = probabilities(logits, loss_name).cpu().numpy()
+            frame_ids = batch.frame_ids.cpu().numpy()
+            for b, cid in enumerate(batch.clip_ids):
+                if cid != current:
+                    if current is not None:
+                        finish(current)
+                    current = cid
+                    averager = FrameAverager({cid: len(by_id[cid][1])}, shape=(hh, wh))
+                averager.add([cid], frame_ids[b:b + 1], probs[b:b + 1])
+        if current is not None:
+            finish(current)
+
+    total, per_clip = score_predictions(predictions, protocol, threshold)
+    overlay = None
+    if overlay_parts:
+        frames, heat, lab, pred, scores, titles = zip(*overlay_parts)
+        overlay = Overlay(frames=np.stack(frames), heatmaps=np.stack(heat), label_xy=np.stack(lab),
+                          pred_xy=np.stack(pred), scores=np.asarray(scores), titles=list(titles))
+    return EvalReport(
+        metrics=total, per_clip=per_clip, loss=loss_sum / loss_batches if loss_batches else float("nan"),
+        predictions=predictions if keep_predictions else [], overlay=overlay, frames=frames_seen,
+    )
+
+
+# ---------------------------------------------------------------- `tracknet eval`
+SPLIT_CHOICES = ("test", "val", "train", "all")
+
+
+def select_clips(config: "TrackNetConfig", root: Any, split: str) -> list["Clip"]:
+    """The clips of `split` under `root`, split as the run was (the config's split settings).
+
+    `test` falls back to every clip when the config defines no test split (no list, ratio 0).
+    """
+    from pathlib import Path
+
+    from tracknet_cli.data.clips import discover_clips
+    from tracknet_cli.data.splits import split_clips
+
+    clips = discover_clips(Path(root))
+    if split == "all":
+        return clips
+    splits = split_clips(clips, config.data.split)
+    chosen = getattr(splits, split)
+    if split == "test" and not chosen and not config.data.split.test and config.data.split.test_ratio == 0:
+        return clips
+    return list(chosen)
+
+
+def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], threshold: float) -> list[Any]:
+    """Per-clip predictions in the tennis `Label.csv` dialect, mirroring the layout: DIR/<clip id>/Label.csv.
+
+    A frame whose score reaches the threshold is written visible (1) with its coordinates, others 0.
+    """
+    from pathlib import Path
+
+    from tracknet_cli.data.labels import LabelTable, write_tennis_labels
+
+    written = []
+    for pred in predictions:
+        clip = pred.clip
+        detected = np.isfinite(pred.xy).all(axis=1) & (pred.score >= threshold)
+        table = LabelTable.from_arrays(
+            detected.astype(int), np.where(detected, pred.xy[:, 0], np.nan), np.where(detected, pred.xy[:, 1], np.nan),
+            width=clip.width, height=clip.height,
+        )
+        names = [p.name for p in clip.frame_paths] if clip.frame_paths is not None else [f"{i:04d}.jpg" for i in range(len(clip))]
+        path = Path(out_dir) / clip.id / "Label.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_tennis_labels(path, table, names)
+        written.append(path)
+    return written
+
+
+def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"]) -> list[ClipPredictions]:
+    """Another tracker's per-clip CSVs (any supported dialect) placed on the ground-truth clips.
+
+    For clip `game1/Clip1` the file is PRED/game1/Clip1/<any>.csv, PRED/game1/Clip1.csv or PRED/Clip1.csv.
+    A row with visibility > 0 and coordinates is a detection; its `Score` column is used when present.
+    """
+    from pathlib import Path
+
+    from tracknet_cli.data.labels import read_labels
+    from tracknet_cli.errors import InputError
+
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise InputError(f"--pred-csv {pred_dir} is not a directory of per-clip CSV files")
+    out = []
+    missing = []
+    for clip in clips:
+        candidates = sorted((pred_dir / clip.id).glob("*.csv")) if (pred_dir / clip.id).is_dir() else []
+        candidates += [p for p in (pred_dir / f"{clip.id}.csv", pred_dir / f"{clip.name}.csv") if p.is_file()]
+        if not candidates:
+            missing.append(clip.id)
+            continue
+        path = candidates[0]
+        names = [p.name for p in clip.frame_paths] if clip.frame_paths is not None else None
+        table = read_labels(path, width=clip.width, height=clip.height, num_frames=len(clip), frame_names=names)
+        xy = np.stack([table.x, table.y], axis=-1).astype(np.float64)
+        found = (table.visibility > 0) & np.isfinite(xy).all(axis=1)
+        xy[~found] = np.nan
+        score = _score_column(path, len(clip))
+        score = np.where(found, score if score is not None else 1.0, 0.0)
+        out.append(ClipPredictions(clip=clip, xy=xy, score=score))
+    if missing:
+        raise InputError(
+            f"no prediction CSV for {len(missing)} of {len(clips)} clips under {pred_dir} (first: {missing[0]}); "
+            f"expected {pred_dir}/<clip>/Label.csv or {pred_dir}/<clip>.csv"
+        )
+    return out
+
+
+def _score_column(path: Any, n: int) -> np.ndarray | None:
+    """The `Score` column of a predict CSV (Frame,Visibility,X,Y,Score,...), by frame number; None if absent."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip().lower() for h in next(reader, [])]
+        if "score" not in header or "frame" not in header:
+            return None
+        fi, si = header.index("frame"), header.index("score")
+        scores = np.ones(n, dtype=np.float64)
+        for row in reader:
+            try:
+                frame, value = int(float(row[fi])), float(row[si])
+            except (ValueError, IndexError):
+                continue
+            if 0 <= frame < n:
+                scores[frame] = value
+    return scores

@@ -1,0 +1,143 @@
+"""`tracknet train` and `tracknet eval` end to end on a tiny synthetic set, through the real CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import ROOT, invoke, tracknet
+
+TINY = [
+    "--profile", "quickstart",
+    "--set", "data.input_width=128", "--set", "data.input_height=72",
+    "--set", "data.heatmap_width=64", "--set", "data.heatmap_height=36",
+    "--set", "training.batch_size=4", "--set", "training.max_steps=6", "--set", "training.val_every=3",
+    "--set", "data.cache=off",
+]
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tracknet_cli.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("synth") / "tracknet"
+    synthesize(root, games=1, clips=3, frames=24, size=(256, 144), seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    proc = tracknet("train", *TINY, "--set", f"data.root={synth_root}", "--set", "data.split.val=[game1/Clip3]",
+                    "--out", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["steps"] == 6 and summary["stopped_because"] == "max_steps"
+    return run_dir
+
+
+def test_run_directory_holds_every_file(trained_run: Path) -> None:
+    import torch
+
+    for rel in ["config.yaml", "train.log", "metrics.csv", "overlays/epoch_000.png", "curves.png",
+                "weights/best.safetensors", "weights/last.safetensors", "state/last.pt"]:
+        assert (trained_run / rel).is_file(), rel
+    rows = list(csv.DictReader((trained_run / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [3, 6]
+    for column in ["epoch", "step", "train_loss", "val_loss", "precision", "recall", "f1", "accuracy",
+                   "l2_median", "lr", "data_wait", "seconds"]:
+        assert column in rows[0]
+    from tracknet_cli import __version__
+    from tracknet_cli.training.checkpoint import read_metadata
+
+    meta = read_metadata(trained_run / "weights" / "best.safetensors")
+    assert meta.config.data.input_width == 128
+    assert meta.loss == "softmax" and meta.version == __version__ and 0 <= meta.threshold <= 1
+    assert "f1" in meta.metrics
+    state = torch.load(trained_run / "state" / "last.pt", weights_only=True)
+    assert state["step"] == 6 and {"optimizer", "schedule", "best", "early_stopping", "rng", "model"} <= set(state)
+    assert not list(trained_run.rglob("*.tmp")), "temp files left behind"
+    from PIL import Image
+
+    assert Image.open(trained_run / "curves.png").size[0] > 100
+
+
+def test_second_run_never_overwrites(trained_run: Path, synth_root: Path) -> None:
+    result = invoke("train", *TINY, "--set", f"data.root={synth_root}", "--out", str(trained_run))
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr
+
+
+def test_eval_checkpoint_json_and_pred_csv_roundtrip(trained_run: Path, synth_root: Path, tmp_path: Path) -> None:
+    ckpt = str(trained_run / "weights" / "best.safetensors")
+    result = invoke("eval", "--checkpoint", ckpt, "--split", "all", "--threshold", "0.2", "--json",
+                    "--save-csv", str(tmp_path / "preds"))
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    for key in ["precision", "recall", "f1", "accuracy", "tp", "fp1", "fp2", "fn", "tn"]:
+        assert key in payload
+    assert [c["clip"] for c in payload["clips"]] == ["game1/Clip1", "game1/Clip2", "game1/Clip3"]
+    assert sum(payload[k] for k in ["tp", "fp1", "fp2", "fn", "tn"]) + payload["ignored"] == 72
+    assert (tmp_path / "preds" / "game1" / "Clip2" / "Label.csv").is_file()
+    again = invoke("eval", "--pred-csv", str(tmp_path / "preds"), "--gt", str(synth_root), "--json")
+    assert again.exit_code == 0, again.stderr
+    replay = json.loads(again.stdout)
+    for key in ["tp", "fp1", "fp2", "fn", "tn", "f1"]:
+        assert replay[key] == payload[key], key
+
+
+def test_eval_errors(tmp_path: Path) -> None:
+    missing = invoke("eval", "--checkpoint", str(tmp_path / "none.safetensors"))
+    assert missing.exit_code == 2 and "not found" in missing.stderr
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    corrupt = invoke("eval", "--checkpoint", str(bad))
+    assert corrupt.exit_code == 2 and len(corrupt.stderr.strip().splitlines()) == 1
+    assert invoke("eval").exit_code == 2
+    assert invoke("eval", "--pred-csv", str(tmp_path)).exit_code == 2
+    assert invoke("eval", "--checkpoint", str(bad), "--protocol", "nope").exit_code == 2
+
+
+def test_dry_run_json(synth_root: Path) -> None:
+    result = invoke("train", "--dry-run", *TINY, "--set", f"data.root={synth_root}", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["output_shape"] == [4, 3, 36, 64]
+    assert report["heatmap_size"] == [36, 64]
+    assert report["params_trainable"] > 0
+
+
+def test_sigint_saves_a_loadable_state(synth_root: Path, tmp_path: Path) -> None:
+    import torch
+
+    run_dir = tmp_path / "interrupted"
+    args = [a if a != "training.max_steps=6" else "training.max_steps=100000" for a in TINY]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracknet_cli", "train", *args, "--set", f"data.root={synth_root}",
+         "--set", "training.val_every=1000", "--out", str(run_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    seen = ""
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        if line.startswith("step "):
+            break
+    assert "step " in seen, seen
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    state = torch.load(run_dir / "state" / "last.pt", weights_only=True)
+    assert state["step"] >= 1
+    assert (run_dir / "weights" / "last.safetensors").is_file()
