@@ -141,3 +141,59 @@ def test_sigint_saves_a_loadable_state(synth_root: Path, tmp_path: Path) -> None
     state = torch.load(run_dir / "state" / "last.pt", weights_only=True)
     assert state["step"] >= 1
     assert (run_dir / "weights" / "last.safetensors").is_file()
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((run_dir / "metrics.csv").open()))
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_root: Path, tmp_path: Path) -> None:
+    import torch
+
+    args = [*TINY, "--set", f"data.root={synth_root}", "--set", "training.max_steps=8", "--set", "training.val_every=2",
+            "--set", "training.checkpoint_every=1"]
+    straight = tmp_path / "straight"
+    assert tracknet("train", *args, "--out", str(straight)).returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracknet_cli", "train", *args, "--out", str(killed)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    state_file = killed / "state" / "last.pt"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:  # kill once the periodic state reaches step 3
+        if state_file.is_file() and torch.load(state_file, weights_only=True)["step"] >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    state = torch.load(killed / "state" / "last.pt", weights_only=True)
+    assert 1 <= state["step"] < 8
+
+    resumed = tracknet("train", "--resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["steps"] == 8
+    a, b = _metrics(straight), _metrics(killed)
+    assert [r["step"] for r in a] == [r["step"] for r in b] == ["2", "4", "6", "8"]
+    for ra, rb in zip(a, b):
+        assert ra["train_loss"] == rb["train_loss"] and ra["val_loss"] == rb["val_loss"], (ra, rb)
+
+
+def test_resume_and_init_from_errors(trained_run: Path, tmp_path: Path) -> None:
+    not_a_run = invoke("train", "--resume", str(tmp_path))
+    assert not_a_run.exit_code == 2 and "not a run directory" in not_a_run.stderr
+    mixed = invoke("train", "--resume", str(trained_run), "--profile", "quickstart")
+    assert mixed.exit_code == 2
+    missing = invoke("train", *TINY, "--init-from", str(tmp_path / "none.safetensors"))
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_init_from_starts_a_new_run_and_rejects_another_architecture(trained_run: Path, synth_root: Path, tmp_path: Path) -> None:
+    weights = trained_run / "weights" / "last.safetensors"
+    base = [*TINY, "--set", f"data.root={synth_root}", "--set", "training.max_steps=1", "--set", "training.val_every=1000"]
+    ok = invoke("train", *base, "--init-from", str(weights), "--out", str(tmp_path / "fine"))
+    assert ok.exit_code == 0, ok.stderr
+    other = invoke("train", *base, "--set", "data.sequence_length=1", "--init-from", str(weights), "--out", str(tmp_path / "bad"))
+    assert other.exit_code == 2
+    assert "does not fit this model" in other.stderr and "sequence_length 3" in other.stderr

@@ -291,3 +291,15 @@ def dump_yaml(config: TrackNetConfig) -> str:
 def selection_from(profile: str | None, data: str | None, model: str | None, training: str | None,
                    sets: Iterable[str] | None) -> Selection:
     return Selection(profile=profile, data=data, model=model, training=training, sets=tuple(sets or ()))
+
+
+def load_run_config(path: Path, sets: Iterable[str] = ()) -> TrackNetConfig:
+    """A run directory's `config.yaml` (a full resolved config), with `--set` overrides on top."""
+    data = _read_yaml(path)
+    prov: dict[str, str] = {}
+    merged: dict[str, Any] = {}
+    _merge(merged, data, str(path), prov)
+    for item in sets:
+        key, value = parse_set(item)
+        _merge(merged, _nest(key, value), "--set", prov)
+    return validate(merged, prov)

@@ -132,6 +132,9 @@ class TrainingConfig(Section):
     val_every: int | None = Field(None, ge=1, description="validate every N optimizer steps (unset: once per epoch)")
     checkpoint_every: int = Field(200, ge=1, description="save state/last.pt every N optimizer steps")
     overlay_frames: int = Field(4, ge=0, le=32, description="validation frames drawn into overlays/epoch_NNN.png")
+    calibrate_threshold: bool = Field(
+        True, description="at each validation choose the decode threshold that maximises F1; saved in the checkpoint"
+    )
 
 
 class TrackNetConfig(BaseSettings):

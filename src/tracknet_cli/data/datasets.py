@@ -354,19 +354,21 @@ class EpochSampler:
 
     def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0) -> None:
         self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, epoch
+        self.skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch the next iteration uses."""
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The epoch the next iteration uses, and how many of its first samples to leave out
+        (a run resumed mid-epoch continues with exactly the samples it had not seen)."""
+        self.epoch, self.skip = epoch, skip
 
     def __len__(self) -> int:
-        return self.size
+        return self.size - self.skip
 
     def __iter__(self):
-        epoch = self.epoch
-        self.epoch += 1
+        epoch, skip = self.epoch, self.skip
+        self.epoch, self.skip = self.epoch + 1, 0
         order = np.random.default_rng([self.seed, epoch]).permutation(self.size) if self.shuffle else range(self.size)
-        for index in order:
+        for index in list(order)[skip:]:
             yield (epoch, int(index))
 
 

@@ -61,7 +61,9 @@ class HeatmapModel(nn.Module):
 
     def to_channels_last(self) -> "HeatmapModel":
         """NHWC weights and inputs for the convolutions (a GPU/bf16 speed-up for conv decoders; measure per model)."""
-        self.to(memory_format=torch.channels_last)
+        for p in self.parameters():  # only the 4-D conv weights; buffers like mean/std stay as they are
+            if p.ndim == 4:
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
         self._channels_last = True
         return self
 

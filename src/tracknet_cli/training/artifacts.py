@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tracknet_cli.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from tracknet_cli.atomic import atomic_path, atomic_write_text
 from tracknet_cli.config.load import dump_yaml
 from tracknet_cli.config.schema import TrackNetConfig
 
@@ -42,6 +42,7 @@ class ValidationRow:
     lr: float
     data_wait: float  # share of step time spent waiting for the DataLoader
     seconds: float
+    threshold: float = 0.5  # decode threshold in force (calibrated on this validation when enabled)
     tp: int = 0
     fp1: int = 0
     fp2: int = 0
@@ -69,10 +70,11 @@ class Overlay:
 
 
 class RunDirectory:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, keep_rows: bool = False) -> None:
+        """`keep_rows`: a resumed run continues the metrics.csv it finds."""
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        self._rows: list[ValidationRow] = []
+        self.rows: list[ValidationRow] = read_metrics(path / "metrics.csv") if keep_rows else []
 
     # ------------------------------------------------------------ text files
     def write_config(self, config: TrackNetConfig) -> None:
@@ -92,11 +94,11 @@ class RunDirectory:
         return log
 
     def append_metrics(self, row: ValidationRow) -> None:
-        self._rows.append(row)
+        self.rows.append(row)
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=METRICS_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        for r in self._rows:
+        for r in self.rows:
             writer.writerow({k: _fmt(v) for k, v in r.as_dict().items()})
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())
 
@@ -144,14 +146,37 @@ class RunDirectory:
             image.save(tmp, format="PNG")
         return path
 
-    def write_curves(self, rows: list[ValidationRow]) -> Path | None:
-        if not rows:
+    def write_curves(self) -> Path | None:
+        if not self.rows:
             return None
         path = self.path / "curves.png"
-        image = draw_curves(rows)
+        image = draw_curves(self.rows)
         with atomic_path(path) as tmp:
             image.save(tmp, format="PNG")
         return path
+
+
+def read_metrics(path: Path) -> list[ValidationRow]:
+    """The rows of an existing metrics.csv (empty when there is none)."""
+    if not path.is_file():
+        return []
+    types = {f.name: f.type for f in fields(ValidationRow)}
+    rows = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for raw in csv.DictReader(fh):
+            values: dict[str, Any] = {}
+            for key, text in raw.items():
+                if key not in types:
+                    continue
+                kind = types[key]
+                if text in ("", None):
+                    values[key] = None if "None" in str(kind) else float("nan")
+                elif kind in ("int", int):
+                    values[key] = int(float(text))
+                else:
+                    values[key] = float(text)
+            rows.append(ValidationRow(**values))
+    return rows
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,418 @@
+"""The streaming prediction pipeline: decode → windows → batched forward → averaged heatmaps →
+codec decode → tracking → CSV + overlay.
+
+Three threads overlap the work, joined by bounded queues (PyAV decoding, swscale resizing, torch
+and libx264 all release the GIL, so on two cores the model is not kept waiting for I/O):
+
+- *decode*: ``FrameSource.frames`` at the model's resized size (plus the overlay frame), and the
+  scene-cut thumbnail difference;
+- *infer*: ``WindowScheduler`` batches, the forward pass, ``HeatmapAverager``, ``Codec.decode``
+  and ``OnlineTracker``;
+- the caller's thread consumes ``stream(...)`` (``write_outputs`` writes CSV rows and encodes the
+  overlay there).
+
+Memory is bounded by the batch and window sizes: each queue holds about ``batch × stride + T``
+frames, the scheduler and averager as many, the tracker ``TrackingConfig.max_delay`` rows; nothing
+grows with the length of the input.
+
+Frames are numbered internally in arrival order (a frame folder may skip an unreadable image); rows
+carry the source's absolute frame numbers again on the way out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import queue
+import signal
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from tracknet_cli.errors import Interrupted, UsageError
+from tracknet_cli.predict.sources import DEFAULT_FPS, DecodeReport, FrameSource, Size, SourceFrame, SourceInfo
+from tracknet_cli.predict.tracking import FrameResult, OnlineTracker, TrackingConfig, TrackRow, gray_thumbnail, scene_difference
+from tracknet_cli.predict.windows import HeatmapAverager, WindowScheduler
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from tracknet_cli.data.geometry import Codec
+    from tracknet_cli.predict.writers import CsvFormat
+
+_POLL_S = 0.1  # how often a blocked thread looks at the stop flag
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One frame's outcome: its row (absolute frame number), image name, and overlay frame if asked."""
+
+    row: TrackRow
+    name: str | None = None
+    overlay: Any = None  # yuv420p av.VideoFrame or RGB array at the overlay size, when requested
+
+
+@dataclass
+class Engine:
+    """A loaded model and how to run it: windows of uint8 frames in, per-cell probabilities out."""
+
+    model: Any  # HeatmapModel in eval mode, on ``device``
+    loss: str  # the training loss: decides logits → probabilities
+    input_size: Size  # (Wi, Hi) model canvas
+    heatmap_size: Size  # (Wh, Hh)
+    sigma: float  # the codec's Gaussian sigma in heatmap cells (its soft-argmax window)
+    window: int  # T frames per window
+    device: Any
+    amp: Any = None  # autocast dtype or None (fp32)
+    batch_size: int = 8
+    stride: int = 1  # frames between window starts: 1 averages T predictions per frame, T predicts each once
+    no_ball: bool = False  # the model has a "no ball" logit (used by the softmax probabilities)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UsageError(f"--batch {self.batch_size} must be at least 1")
+        if not 1 <= self.stride <= self.window:
+            raise UsageError(f"window stride {self.stride} must be between 1 and the window length {self.window}")
+
+    def probabilities(self, windows: np.ndarray) -> "torch.Tensor":
+        """uint8 (B, T, h, w, 3) frames no larger than the canvas (padded right/bottom with black, as
+        in training) → float32 (B, T, Hh, Wh) probabilities on ``device``."""
+        import torch
+        import torch.nn.functional as F
+
+        from tracknet_cli.training.losses import probabilities
+
+        x = torch.from_numpy(windows).to(self.device, non_blocking=True)
+        x = x.permute(0, 1, 4, 2, 3).float().div_(255.0).contiguous()
+        h, w = x.shape[-2:]
+        wi, hi = self.input_size
+        if (w, h) != (wi, hi):
+            x = F.pad(x, (0, wi - w, 0, hi - h))
+        with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=self.amp,
+                                                      enabled=self.amp is not None):
+            out = self.model(x, with_no_ball=True) if self.no_ball else self.model(x)
+            logits, no_ball = out if isinstance(out, tuple) else (out, None)
+            return probabilities(logits.float(), self.loss, None if no_ball is None else no_ball.float())
+
+
+# ---------------------------------------------------------------- the stream
+@dataclass
+class _Decoded:
+    seq: int  # arrival number: consecutive from 0
+    index: int  # absolute frame number in the source
+    image: np.ndarray  # model-size RGB (resized, not yet padded)
+    name: str | None
+    overlay: Any
+    scene_diff: float
+
+
+class _End:
+    """Queue sentinel: the producer finished (``error`` set when it failed)."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+def _put(q: "queue.Queue[Any]", item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: "queue.Queue[Any]", stop: threading.Event) -> Any:
+    while True:
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            if stop.is_set():
+                return _End()
+
+
+def _decode_worker(source: FrameSource, size: Size, overlay_size: Size | None, out: "queue.Queue[Any]",
+                   stop: threading.Event) -> None:
+    previous: np.ndarray | None = None
+    seq = 0
+    try:
+        for frame in source.frames(sizes=[size], overlay_size=overlay_size):
+            thumb = gray_thumbnail(frame.images[0])
+            item = _Decoded(seq, frame.index, frame.images[0], frame.name, frame.overlay, scene_difference(previous, thumb))
+            previous = thumb
+            seq += 1
+            if not _put(out, item, stop):
+                return
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+        _put(out, _End(exc), stop)
+        return
+    _put(out, _End(), stop)
+
+
+def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, frame_size: Size,
+                  inbox: "queue.Queue[Any]", out: "queue.Queue[Any]", stop: threading.Event) -> None:
+    import torch
+
+    scheduler = WindowScheduler(engine.window, engine.batch_size, engine.stride)
+    averager = HeatmapAverager()
+    tracker = OnlineTracker(tracking, frame_size)
+    waiting: dict[int, _Decoded] = {}  # frames whose row has not left the tracker yet
+
+    def emit(rows: Sequence[TrackRow]) -> bool:
+        for row in rows:
+            item = waiting.pop(row.frame)
+            if not _put(out, Prediction(dataclasses.replace(row, frame=item.index), item.name, item.overlay), stop):
+                return False
+        return True
+
+    def track(released: list[tuple[int, Any]]) -> bool:
+        if not released:
+            return True
+        ids = [fid for fid, _ in released]
+        maps = torch.stack([hm for _, hm in released])
+        xy, score = codec.decode(maps)
+        xy, score = xy.float().cpu().numpy(), score.float().cpu().numpy()
+        for k, fid in enumerate(ids):
+            result = FrameResult(fid, float(xy[k, 0]), float(xy[k, 1]), float(score[k]), waiting[fid].scene_diff)
+            if not emit(tracker.push(result)):
+                return False
+        return True
+
+    def run(batches: list[Any]) -> bool:
+        for batch in batches:
+            probs = engine.probabilities(batch.frames)
+            if not track(averager.add(batch, probs)):
+                return False
+        return True
+
+    try:
+        while not stop.is_set():
+            item = _get(inbox, stop)
+            if isinstance(item, _End):
+                if item.error is not None:
+                    _put(out, _End(item.error), stop)
+                    return
+                break
+            waiting[item.seq] = item
+            if not run(scheduler.push(item.seq, item.image)):
+                return
+        if stop.is_set():
+            return
+        if run(scheduler.flush()) and track(averager.flush()) and emit(tracker.flush()):
+            _put(out, _End(), stop)
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+        _put(out, _End(exc), stop)
+
+
+def stream(source: FrameSource, engine: Engine, tracking: TrackingConfig, *,
+           overlay_size: Size | None = None) -> Iterator[Prediction]:
+    """Predictions for every frame of ``source`` in frame order, computed in background threads.
+
+    Closing the generator early (``break``, an exception or Ctrl-C in the caller) stops and joins
+    the threads. An error in a thread is raised here. ``source.report`` holds the decode counts
+    once the generator is exhausted."""
+    from tracknet_cli.data.geometry import Codec
+
+    codec = Codec(source_size=source.info.size, input_size=engine.input_size, heatmap_size=engine.heatmap_size,
+                  sigma=engine.sigma)
+    depth = engine.batch_size * engine.stride + engine.window
+    decoded: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    results: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_decode_worker, name="tracknet-decode", daemon=True,
+                         args=(source, codec.resized_size, overlay_size, decoded, stop)),
+        threading.Thread(target=_infer_worker, name="tracknet-infer", daemon=True,
+                         args=(engine, codec, tracking, source.info.size, decoded, results, stop)),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            item = results.get()  # interruptible by Ctrl-C on POSIX
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10.0)
+
+
+# ---------------------------------------------------------------- arrays as a source
+class ArraySource(FrameSource):
+    """Frames the caller already holds (uint8 RGB (H, W, 3), all one size), numbered from ``first``.
+
+    The first frame is read up front to learn the size; the iterable is consumed once."""
+
+    def __init__(self, frames: Iterable[np.ndarray], *, first: int = 0, fps: float = DEFAULT_FPS,
+                 name: str = "frames") -> None:
+        super().__init__(0, None)
+        from fractions import Fraction
+
+        self._it = iter(frames)
+        try:
+            head = next(self._it)
+        except StopIteration:
+            raise UsageError("track_frames got no frames") from None
+        self._head = _check_array(head, None)
+        self._first = first
+        h, w = self._head.shape[:2]
+        rate = Fraction(fps).limit_denominator(1001)
+        self.info = SourceInfo(Path(name), "frames", (w, h), float(fps), rate, None)
+        self.report = DecodeReport(Path(name))
+
+    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None) -> Iterator[SourceFrame]:
+        full = self.info.size
+        targets = [full if s is None else (int(s[0]), int(s[1])) for s in sizes]
+        index = self._first
+        for array in itertools.chain([self._head], self._it):
+            array = _check_array(array, full)
+            self.report.decoded += 1
+            images = tuple(_resize(array, t) for t in targets)
+            overlay = _resize(array, overlay_size) if overlay_size is not None else None
+            self.report.yielded += 1
+            yield SourceFrame(index, images, overlay=overlay)
+            index += 1
+        self.report.finished = True
+
+
+def _check_array(array: Any, size: Size | None) -> np.ndarray:
+    a = np.asarray(array)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise UsageError(f"frames must be uint8 RGB arrays of shape (H, W, 3), got {a.dtype} {tuple(a.shape)}")
+    if size is not None and (a.shape[1], a.shape[0]) != size:
+        raise UsageError(f"every frame must be {size[0]}x{size[1]} like the first one, got {a.shape[1]}x{a.shape[0]}")
+    return np.ascontiguousarray(a)
+
+
+def _resize(array: np.ndarray, size: Size) -> np.ndarray:
+    if (array.shape[1], array.shape[0]) == tuple(size):
+        return array
+    import av
+
+    frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+    return frame.reformat(width=int(size[0]), height=int(size[1]), format="rgb24").to_ndarray()
+
+
+# ---------------------------------------------------------------- writing
+@dataclass
+class PredictionSummary:
+    """Counts for the final line: frames, detections, interpolated points, time."""
+
+    frames: int = 0
+    detections: int = 0
+    interpolated: int = 0
+    seconds: float = 0.0
+    csv_path: Path | None = None
+    video_path: Path | None = None
+    warning: str | None = None  # the source's decode warning (truncated file, corrupt frames)
+
+    def add(self, row: TrackRow) -> None:
+        self.frames += 1
+        if row.visible:
+            if row.interpolated:
+                self.interpolated += 1
+            else:
+                self.detections += 1
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"{self.frames} frames, {self.detections} detections, {self.interpolated} interpolated, "
+                f"{self.seconds:.1f} s, {self.fps:.1f} frames/s")
+
+
+class _DeferredInterrupt:
+    """First Ctrl-C sets a flag the loop checks between frames (so the CSV and the overlay end on the
+    same frame); a second one raises at once. Only in the main thread (where signals arrive)."""
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._old: Any = None
+
+    def __enter__(self) -> "_DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], source: FrameSource, *,
+                  csv_path: Path, video_path: Path | None, csv_format: "CsvFormat" = "default",
+                  trail: int = 10, overlay_scale: float = 1.0, overwrite: bool = False,
+                  on_row: Callable[[PredictionSummary], None] | None = None) -> PredictionSummary:
+    """Write the CSV (and the overlay when ``video_path``) as predictions arrive.
+
+    ``predictions(overlay_size)`` starts the stream (``Tracker.stream`` bound to ``source``), asked
+    for overlay frames at the writer's size. Ctrl-C stops after the current frame, finalises both
+    files (same number of rows and frames) and raises ``Interrupted``; any other failure removes
+    the unfinished files. An existing output is refused unless ``overwrite``."""
+    from tracknet_cli.predict.writers import CsvWriter, OverlayWriter
+
+    for path in (csv_path, video_path):
+        if path is not None and Path(path).exists() and not overwrite:
+            raise UsageError(f"{path} already exists; pass --overwrite to replace it or choose another name")
+    summary = PredictionSummary()
+    began = time.perf_counter()
+    with ExitStack() as setup:
+        csv_writer = CsvWriter(csv_path, fmt=csv_format, overwrite=overwrite)
+        setup.callback(csv_writer.discard)
+        video = None
+        if video_path is not None:
+            video = OverlayWriter(video_path, fps=source.info.rate, source_size=source.info.size, scale=overlay_scale,
+                                  trail=trail, overwrite=overwrite)
+            setup.callback(video.discard)
+        setup.pop_all()  # from here on the outcome decides: close (done or interrupted) or discard (failed)
+    writers = [w for w in (csv_writer, video) if w is not None]
+    interrupted = False
+    try:
+        with _DeferredInterrupt() as ctrl_c:
+            gen = predictions(video.frame_size if video is not None else None)
+            try:
+                for p in gen:
+                    csv_writer.write(p.row, p.name)
+                    if video is not None:
+                        video.write(p.overlay, p.row, copy=False)
+                    summary.add(p.row)
+                    if on_row is not None:
+                        summary.seconds = time.perf_counter() - began
+                        on_row(summary)
+                    if ctrl_c.hit:
+                        interrupted = True
+                        break
+            finally:
+                gen.close()  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:
+        for w in writers:
+            w.discard()
+        raise
+    summary.seconds = time.perf_counter() - began
+    summary.csv_path = csv_writer.close()
+    summary.video_path = video.close() if video is not None else None
+    if interrupted:
+        kept = " and ".join(str(p) for p in (summary.csv_path, summary.video_path) if p is not None)
+        raise Interrupted(f"interrupted after {summary.frames} frames of {source.info.path}; kept {kept}")
+    summary.warning = source.report.warning()
+    return summary

@@ -1,0 +1,115 @@
+"""The Python API of prediction: one checkpoint in, per-frame ball positions out.
+
+    from tracknet_cli.predict.tracker import Tracker
+
+    tracker = Tracker.from_checkpoint("runs/quickstart/exp1/weights/best.safetensors")
+    for row in tracker.track_video("match.mp4"):          # TrackRow per decoded frame, in order
+        if row.visible and not row.interpolated:
+            print(row.frame, row.x, row.y, row.score)
+
+``track_video`` and ``track_frames`` are generators: frames are decoded, batched and tracked while
+you iterate, in background threads, with memory bounded by the batch and window size (an hour-long
+video never sits in memory). Rows come out in frame order, a few frames behind the decoder (the
+window overlap and the tracker's lookahead). ``tracknet predict`` is built on ``Tracker.stream``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+import numpy as np
+
+from tracknet_cli.errors import UsageError
+from tracknet_cli.predict.pipeline import ArraySource, Engine, Prediction, stream
+from tracknet_cli.predict.sources import DEFAULT_FPS, FrameSource, Size, open_source
+from tracknet_cli.predict.tracking import TrackingConfig, TrackRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tracknet_cli.training.checkpoint import CheckpointMeta
+
+PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_BATCH = 8
+
+
+@dataclass
+class Tracker:
+    """A loaded model plus tracking settings. Build it with ``from_checkpoint``."""
+
+    engine: Engine
+    tracking: TrackingConfig
+    meta: "CheckpointMeta"
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_size: int = DEFAULT_BATCH,
+                        threshold: float | None = None, *, max_gap: int = 5, max_jump: float | None = None,
+                        track: bool = True, precision: str = "auto", window_stride: int = 1) -> "Tracker":
+        """Rebuild the model from the checkpoint alone (config, normalisation and threshold embedded).
+
+        ``device``: auto | cpu | cuda | mps. ``threshold``: detection score (default: the
+        checkpoint's, chosen on validation). ``max_gap``: longest run of frames filled in between
+        detections; ``max_jump``: gate in source px per frame (default 10 % of the diagonal);
+        ``track=False``: raw thresholded peaks. ``precision``: auto (bf16/fp16 on GPUs, fp32 on CPU),
+        fp32 or bf16. ``window_stride``: 1 averages every frame over the T windows that cover it
+        (best), T predicts each frame once (T times cheaper for temporal models).
+
+        A missing, corrupt or incompatible checkpoint raises ``InputError``; an unavailable device
+        ``ConfigError``."""
+        from tracknet_cli.training.checkpoint import load_model
+        from tracknet_cli.training.loop import autocast_dtype, pick_device
+
+        if precision not in PRECISIONS:
+            raise UsageError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise UsageError(f"threshold {threshold} must be between 0 and 1")
+        if max_gap < 0:
+            raise UsageError(f"max gap {max_gap} must be >= 0")
+        if max_jump is not None and max_jump <= 0:
+            raise UsageError(f"max jump {max_jump} must be positive (source pixels per frame)")
+        dev = pick_device(device)
+        model, meta = load_model(path, device=dev)
+        data = meta.config.data
+        engine = Engine(
+            model=model, loss=meta.loss, input_size=(data.input_width, data.input_height),
+            heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma, window=int(model.frames),
+            device=dev, amp=autocast_dtype(precision, dev), batch_size=batch_size, stride=window_stride,
+            no_ball=getattr(model, "no_ball", None) is not None,
+        )
+        tracking = TrackingConfig(threshold=meta.threshold if threshold is None else float(threshold),
+                                  max_gap=max_gap, max_jump=max_jump, enabled=track)
+        return cls(engine, tracking, meta)
+
+    @property
+    def threshold(self) -> float:
+        return self.tracking.threshold
+
+    @property
+    def input_size(self) -> Size:
+        return self.engine.input_size
+
+    def stream(self, source: FrameSource, *, overlay_size: Size | None = None) -> Iterator[Prediction]:
+        """``Prediction``s (row, image name, overlay frame at ``overlay_size`` if asked) for every frame
+        ``source`` decodes; its ``report`` holds the decode counts afterwards."""
+        return stream(source, self.engine, self.tracking, overlay_size=overlay_size)
+
+    def track_video(self, path: str | Path, start: int = 0, end: int | None = None) -> Iterator[TrackRow]:
+        """One ``TrackRow`` per decoded frame of a video (also a frame folder or an image): absolute
+        0-based frame numbers, ``end`` exclusive. Raises ``InputError`` for an unreadable input;
+        a truncated file yields what decodes."""
+        sources = open_source(path, start, end)
+        if len(sources) != 1:
+            raise UsageError(f"{path} is a folder of {len(sources)} videos; call track_video on each")
+        return self._rows(sources[0])
+
+    def track_frames(self, frames: Iterable[np.ndarray], *, first_frame: int = 0,
+                     fps: float = DEFAULT_FPS) -> Iterator[TrackRow]:
+        """One ``TrackRow`` per frame of ``frames`` (uint8 RGB (H, W, 3), all one size), numbered from
+        ``first_frame``. Any iterable works (a list, a generator reading a camera); it is consumed
+        lazily, in a background thread."""
+        return self._rows(ArraySource(frames, first=first_frame, fps=fps))
+
+    def _rows(self, source: FrameSource) -> Iterator[TrackRow]:
+        for prediction in self.stream(source):
+            yield prediction.row
+
