@@ -42,18 +42,25 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _fastest(fn: Any, repeats: int) -> float:
-    """The fastest of `repeats` runs: on a shared machine the minimum is the least disturbed figure."""
-    times = []
+def _fastest(fn: Any, repeats: int) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of the fastest of `repeats` runs.
+
+    On a shared machine the minimum is the least disturbed figure, and CPU time of the process
+    does not count the time other programs held the cores.
+    """
+    cpu, wall = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return min(cpu), min(wall)
 
 
-def run_one(family: str, size: str, width: int, height: int, repeats: int, train: bool) -> dict[str, Any]:
+def run_one(family: str, size: str, width: int, height: int, repeats: int, train: bool, threads: int) -> dict[str, Any]:
     import torch
+
+    torch.set_num_threads(threads)
 
     from tracknet_cli.config.schema import TrackNetConfig
     from tracknet_cli.models import build_model
@@ -73,9 +80,9 @@ def run_one(family: str, size: str, width: int, height: int, repeats: int, train
     x = torch.rand(1, 3, 3, height, width)
     with torch.inference_mode():
         model(x)  # warm-up
-        infer = _fastest(lambda: model(x), repeats)
+        cpu, wall = _fastest(lambda: model(x), repeats)
     result = {"family": family, "size": size, "input": f"{width}x{height}", "params_m": params / 1e6,
-              "sec_per_window": infer, "peak_rss_mb": _rss_mb(), "import_rss_mb": base_rss,
+              "cpu_sec_per_window": cpu, "wall_sec_per_window": wall, "peak_rss_mb": _rss_mb(), "import_rss_mb": base_rss,
               "threads": torch.get_num_threads()}
     if train:
         model.train()
@@ -85,7 +92,7 @@ def run_one(family: str, size: str, width: int, height: int, repeats: int, train
             model.zero_grad(set_to_none=True)
             model(x).mean().backward()
 
-        result["train_sec_per_window"] = _fastest(step, repeats)
+        result["train_cpu_sec_per_window"], result["train_wall_sec_per_window"] = _fastest(step, repeats)
         result["peak_rss_mb"] = _rss_mb()
     return result
 
@@ -94,31 +101,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two timed windows per case instead of five")
     parser.add_argument("--train", action="store_true", help="also time forward + backward")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: CPU seconds then do not include threads spinning for a busy peer)")
     parser.add_argument("--family", choices=sorted(CASES), action="append", help="only these families")
     parser.add_argument("--one", nargs=4, metavar=("FAMILY", "SIZE", "W", "H"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     repeats = 2 if args.quick else 5
     if args.one:
         family, size, w, h = args.one
-        print(json.dumps(run_one(family, size, int(w), int(h), repeats, args.train)))
+        print(json.dumps(run_one(family, size, int(w), int(h), repeats, args.train, args.threads)))
         return
     rows = []
     load_before = os.getloadavg()[0]
-    header = "| model | input | params (M) | s / window (inference) |" + (" s / window (train) |" if args.train else "") + " peak RSS (MB) |"
+    header = ("| model | input | params (M) | CPU s / window | wall s / window |"
+              + (" train CPU s / window |" if args.train else "") + " peak RSS (MB) |")
     print(header)
     print("|" + "|".join(["---"] * (header.count("|") - 1)) + "|")
     for family in args.family or sorted(CASES, reverse=True):
         for size in CASES[family]:
             for w, h in SIZES:
-                cmd = [sys.executable, __file__, "--one", family, size, str(w), str(h)] + (["--quick"] if args.quick else []) + (["--train"] if args.train else [])
+                cmd = [sys.executable, __file__, "--one", family, size, str(w), str(h), "--threads", str(args.threads)]
+                cmd += (["--quick"] if args.quick else []) + (["--train"] if args.train else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
                 if proc.returncode != 0:
                     print(f"| {family}-{size} | {w}x{h} | failed: {proc.stderr.strip().splitlines()[-1:]} |", flush=True)
                     continue
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 rows.append(r)
-                train = f" {r['train_sec_per_window']:.2f} |" if args.train else ""
-                print(f"| {family}-{size} | {r['input']} | {r['params_m']:.1f} | {r['sec_per_window']:.2f} |{train} "
+                train = f" {r['train_cpu_sec_per_window']:.2f} |" if args.train else ""
+                print(f"| {family}-{size} | {r['input']} | {r['params_m']:.1f} | {r['cpu_sec_per_window']:.2f} | "
+                      f"{r['wall_sec_per_window']:.2f} |{train} "
                       f"{r['peak_rss_mb']:.0f} |", flush=True)
     if rows:
         print(f"\ntorch threads: {rows[0]['threads']}; RSS after importing torch + transformers: "

@@ -24,7 +24,7 @@ def test_hub_id_offline_is_one_actionable_line(monkeypatch: pytest.MonkeyPatch) 
     assert "local folder" in line and "model.backbone.pretrained=false" in line
 
 
-def test_gated_dinov3_offline_says_how_to_get_access(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_gated_dinov3_offline_says_how_to_get_access(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # a name of the gated family that is surely not cached
     config = make_config("dinov3_vit", "facebook/dinov3-tracknet-test-never-cached")

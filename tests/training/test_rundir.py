@@ -31,3 +31,21 @@ def test_atomic_write_leaves_no_temp(tmp_path: Path) -> None:
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
+
+
+def test_resolve_checkpoint_from_file_run_or_runs_folder(tmp_path: Path) -> None:
+    from tracknet_cli.training.rundir import resolve_checkpoint
+
+    for n in (1, 2, 10):
+        (tmp_path / "quickstart" / f"exp{n}" / "weights").mkdir(parents=True)
+    (tmp_path / "quickstart" / "exp10" / "weights").rmdir()  # a run that died before saving weights
+    for n in (1, 2):
+        (tmp_path / "quickstart" / f"exp{n}" / "weights" / "best.safetensors").write_bytes(b"x")
+    newest = tmp_path / "quickstart" / "exp2" / "weights" / "best.safetensors"
+    assert resolve_checkpoint(tmp_path / "quickstart") == newest
+    assert resolve_checkpoint(tmp_path / "quickstart" / "exp1") == tmp_path / "quickstart" / "exp1" / "weights" / "best.safetensors"
+    assert resolve_checkpoint(newest) == newest
+    with pytest.raises(InputError, match="no weights/best.safetensors"):
+        resolve_checkpoint(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        resolve_checkpoint(tmp_path / "nope")

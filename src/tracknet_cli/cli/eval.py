@@ -22,7 +22,7 @@ PROTOCOLS = ("tracknet", "v2", "wasb")
 
 
 def evaluate_command(
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Weights (.safetensors) written by `tracknet train`.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Weights (.safetensors), a run directory (its best weights) or a runs folder such as runs/quickstart (the newest run).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Dataset to score on. [default: the checkpoint's data.root]")] = None,
     split: Annotated[str, typer.Option("--split", help="test | val | train | all (test falls back to all clips when the config has no test split).")] = "test",
     protocol: Annotated[Optional[str], typer.Option("--protocol", help="tracknet | v2 | wasb. [default: the checkpoint's training.protocol, or v2]")] = None,
@@ -61,8 +61,9 @@ def _score_checkpoint(checkpoint: Path, data_root: Optional[Path], split: str, p
     from tracknet_cli.training.evaluate import evaluate, select_clips, write_prediction_csvs
     from tracknet_cli.training.loop import pick_device
 
-    if not checkpoint.is_file():
-        raise InputError(f"checkpoint not found: {checkpoint}")
+    from tracknet_cli.training.rundir import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(checkpoint)
     device = pick_device(device_name)
     model, meta = load_model(checkpoint, device=device)
     model.eval()

@@ -43,6 +43,15 @@ class EvalReport:
     frames: int = 0
 
 
+def forward_logits(model: Any, frames: Any) -> tuple[Any, Any]:
+    """(logits, no_ball_logit or None) as float32: models built with `model.no_ball_logit` return both."""
+    core = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    if getattr(core, "no_ball", None) is not None:
+        logits, no_ball = model(frames, with_no_ball=True)
+        return logits.float(), no_ball.float()
+    return model(frames).float(), None
+
+
 def score_predictions(predictions: Sequence[ClipPredictions], protocol: str, threshold: float) -> tuple[Metrics, dict[str, Metrics]]:
     """Per-clip and total metrics of decoded predictions against each clip's labels."""
     per_clip: dict[str, Metrics] = {}
@@ -134,12 +143,11 @@ def evaluate(
         for batch in loader:
             batch = batch.to(device)
             with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-                logits = model(batch.frames.float().div_(255.0))
-            logits = logits.float()
+                logits, no_ball = forward_logits(model, batch.frames.float().div_(255.0))
             if loss is not None:
-                loss_sum += float(loss(logits, batch.heatmaps, batch.mask).total)
+                loss_sum += float(loss(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball).total)
                 loss_batches += 1
-            probs = probabilities(logits, loss_name).cpu().numpy()
+            probs = probabilities(logits, loss_name, no_ball_logit=no_ball).cpu().numpy()
             frame_ids = batch.frame_ids.cpu().numpy()
             for b, cid in enumerate(batch.clip_ids):
                 if cid != current:

@@ -32,3 +32,21 @@ def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path =
         raise InputError(f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def resolve_checkpoint(path: Path, which: str = "best") -> Path:
+    """A checkpoint given as a file, a run directory (its weights/<which>.safetensors), or a folder of
+    runs such as `runs/quickstart` (the newest expN that has weights)."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise InputError(f"checkpoint not found: {path}")
+    direct = path / "weights" / f"{which}.safetensors"
+    if direct.is_file():
+        return direct
+    runs = sorted(
+        (int(m.group(1)), p) for p in path.iterdir() if (m := _EXP.match(p.name)) and (p / "weights" / f"{which}.safetensors").is_file()
+    )
+    if runs:
+        return runs[-1][1] / "weights" / f"{which}.safetensors"
+    raise InputError(f"no weights/{which}.safetensors in {path} or in an expN folder under it (train first, or pass the .safetensors file)")

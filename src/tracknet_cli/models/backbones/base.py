@@ -37,10 +37,6 @@ class Backbone(nn.Module):
     def replace_input_conv(self, conv: nn.Conv2d) -> None:
         raise NotImplementedError
 
-    def unused_parameters(self) -> list[nn.Parameter]:
-        """Parameters that never take part in this use (pooler norms, mask tokens): kept for loading, not trained."""
-        return []
-
     def freeze(self) -> None:
         """Stop training every backbone parameter; `HeatmapModel.train()` keeps a frozen backbone in eval mode."""
         self.frozen = True

@@ -46,12 +46,11 @@ class ConvNeXtBackbone(Backbone):
         self.norms = nn.ModuleList(LayerNorm2d(c, eps=1e-6) for c in self.channels)
         self.normalization = loaded.normalization
         self.source_config = loaded.source_config
-        for p in self.unused_parameters():
-            p.requires_grad_(False)
-
-    def unused_parameters(self) -> list[nn.Parameter]:
-        pooler = self.net.layernorm if self.family == "convnext" else self.net.layer_norm
-        return list(pooler.parameters())  # norm of the pooled classification vector
+        # The norm of the pooled classification vector is never used here: drop it after loading.
+        if family == "convnext":
+            self.net.layernorm = nn.Identity()
+        else:
+            self.net.layer_norm = nn.Identity()
 
     def input_conv(self) -> nn.Conv2d:
         if self.family == "convnext":

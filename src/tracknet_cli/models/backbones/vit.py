@@ -40,11 +40,10 @@ class DINOv3ViTBackbone(Backbone):
         self.pad_multiple = self.patch_size
         self.normalization = loaded.normalization
         self.source_config = loaded.source_config
-        for p in self.unused_parameters():
-            p.requires_grad_(False)
-
-    def unused_parameters(self) -> list[nn.Parameter]:
-        return [self.vit.embeddings.mask_token]  # only used for masked pre-training
+        # The mask token only serves masked pre-training (`bool_masked_pos`); drop it after loading so
+        # every parameter left takes part in the forward pass (and gets a gradient).
+        del self.vit.embeddings.mask_token
+        self.vit.embeddings.mask_token = None
 
     def input_conv(self) -> nn.Conv2d:
         return self.vit.embeddings.patch_embeddings
