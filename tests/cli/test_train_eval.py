@@ -151,7 +151,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_root: Path, tmp_
     import torch
 
     args = [*TINY, "--set", f"data.root={synth_root}", "--set", "training.max_steps=8", "--set", "training.val_every=2",
-            "--set", "training.checkpoint_every=1"]
+            "--set", "training.checkpoint_every=1", "--set", "training.precision=fp32"]
     straight = tmp_path / "straight"
     assert tracknet("train", *args, "--out", str(straight)).returncode == 0
 
@@ -196,4 +196,5 @@ def test_init_from_starts_a_new_run_and_rejects_another_architecture(trained_run
     assert ok.exit_code == 0, ok.stderr
     other = invoke("train", *base, "--set", "data.sequence_length=1", "--init-from", str(weights), "--out", str(tmp_path / "bad"))
     assert other.exit_code == 2
-    assert "does not fit this model" in other.stderr and "sequence_length 3" in other.stderr
+    assert "other model settings (data.sequence_length: 3 -> 1)" in other.stderr
+    assert not (tmp_path / "bad").exists()  # refused before a run directory was made

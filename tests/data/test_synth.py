@@ -26,18 +26,18 @@ def _digest(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def default_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("synth") / "clips"
-    return out, synthesize(out)  # the defaults: 2 games x 3 clips x 120 frames at 512x288
+    return out, synthesize(out)  # the defaults: 4 games x 5 clips x 100 frames at 512x288
 
 
 def test_layout_and_label_files(default_out) -> None:
     out, report = default_out
     clips = sorted(p.relative_to(out).as_posix() for p in out.glob("game*/Clip*"))
-    assert clips == [f"game{g}/Clip{c}" for g in (1, 2) for c in (1, 2, 3)]
+    assert clips == sorted(f"game{g}/Clip{c}" for g in (1, 2, 3, 4) for c in (1, 2, 3, 4, 5))
     for clip in out.glob("game*/Clip*"):
         rows = _rows(clip)
         assert ",".join(rows[0]) == LABEL_HEADER
-        assert [r[0] for r in rows[1:]] == [f"{i:04d}.jpg" for i in range(120)]
-        assert sorted(p.name for p in clip.glob("*.jpg")) == [f"{i:04d}.jpg" for i in range(120)]
+        assert [r[0] for r in rows[1:]] == [f"{i:04d}.jpg" for i in range(100)]
+        assert sorted(p.name for p in clip.glob("*.jpg")) == [f"{i:04d}.jpg" for i in range(100)]
         for name, vis, x, y, status in rows[1:]:
             assert vis in {"0", "1", "2", "3"} and status in {"0", "1", "2"}
             if vis == "0":
@@ -46,15 +46,15 @@ def test_layout_and_label_files(default_out) -> None:
                 assert 0 <= float(x) < 512 and 0 <= float(y) < 288
     with Image.open(out / "game1" / "Clip1" / "0000.jpg") as im:
         assert im.size == (512, 288) and im.mode == "RGB"
-    assert report.clips == 6 and report.frames == 720 and report.size == (512, 288)
-    assert sum(report.visibility.values()) == 720 and sum(report.status.values()) == 720
+    assert report.clips == 20 and report.frames == 2000 and report.size == (512, 288)
+    assert sum(report.visibility.values()) == 2000 and sum(report.status.values()) == 2000
 
 
 def test_every_visibility_class_and_event_occurs(default_out) -> None:
     out, report = default_out
     assert all(report.visibility[k] > 0 for k in range(4)), report.visibility
     assert report.status[1] >= 6 and report.status[2] >= 6  # hits and bounces
-    assert report.visibility[1] > 0.6 * 720  # mostly a clearly visible ball
+    assert report.visibility[1] > 0.6 * 2000  # mostly a clearly visible ball
     # The report counts what the files say.
     counted = {k: 0 for k in range(4)}
     left_picture = 0

@@ -14,6 +14,7 @@ import typer
 from tracknet_cli.cli import config as config_cmd
 from tracknet_cli.cli import console
 from tracknet_cli.cli import eval as eval_cmd
+from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
 from tracknet_cli.cli import data as data_cmd
 from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, TrackNetError
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.evaluate_command)
+app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
 app.add_typer(data_cmd.app, name="data")
 
 

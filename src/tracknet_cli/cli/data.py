@@ -148,9 +148,9 @@ def parse_size(text: str) -> tuple[int, int]:
 @app.command("synth", epilog="Example: tracknet data synth data/synth --games 1 --clips 2 --frames 60 --size 256x144")
 def synth(
     out: Annotated[Path, typer.Argument(help="New folder for the synthetic dataset (tennis layout).")],
-    games: Annotated[int, typer.Option("--games", min=1, help="Game folders.")] = 2,
-    clips: Annotated[int, typer.Option("--clips", min=1, help="Clips per game.")] = 3,
-    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per clip.")] = 120,
+    games: Annotated[int, typer.Option("--games", min=1, help="Game folders (each its own court and colours).")] = 4,
+    clips: Annotated[int, typer.Option("--clips", min=1, help="Clips per game.")] = 5,
+    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per clip.")] = 100,
     size: Annotated[str, typer.Option("--size", help="Frame size WIDTHxHEIGHT.")] = "512x288",
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same dataset.")] = 0,
 ) -> int:

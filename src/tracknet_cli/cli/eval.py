@@ -111,16 +111,17 @@ def _render(payload: dict[str, Any], as_json: bool) -> None:
         return
     from rich.table import Table
 
-    columns = ["frames", "tp", "fp1", "fp2", "fn", "tn", "precision", "recall", "f1", "accuracy", "l2_median"]
-    table = Table(title=f"protocol {payload['protocol']} (threshold {payload['threshold']:.3f})")
-    table.add_column("clip")
-    for c in columns:
-        table.add_column(c, justify="right")
+    columns = [("frames", None), ("TP", "tp"), ("FP1", "fp1"), ("FP2", "fp2"), ("FN", "fn"), ("TN", "tn"),
+               ("P", "precision"), ("R", "recall"), ("F1", "f1"), ("acc", "accuracy"), ("L2", "l2_median")]
+    table = Table(title=f"protocol {payload['protocol']}, threshold {payload['threshold']:.3f} (P precision, R recall, L2 median error in source px)")
+    table.add_column("clip", min_width=12, overflow="fold")
+    for title, _ in columns:
+        table.add_column(title, justify="right", no_wrap=True)
 
     def cells(m: dict[str, Any]) -> list[str]:
         frames = sum(int(m.get(k, 0)) for k in ("tp", "fp1", "fp2", "fn", "tn"))
-        vals = [frames] + [m.get(c) for c in columns[1:]]
-        return ["-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in vals]
+        vals = [frames] + [m.get(key) for _, key in columns[1:]]
+        return ["-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in vals]
 
     for clip in payload["clips"]:
         table.add_row(clip["clip"], *cells(clip))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from tracknet_cli.cli import console
-from tracknet_cli.errors import InputError
+from tracknet_cli.errors import ConfigError, EXIT_FAILURE, InputError, RuntimeFailure, TrackNetError
 from tracknet_cli.cli.options import DataOpt, ModelOpt, ProfileOpt, SetOpt, TrainingOpt, resolve_selection
 
 EPILOG = (
@@ -18,6 +20,7 @@ EPILOG = (
     "  tracknet train --profile convnext_fpn --set training.epochs=50 --out runs/tennis\n\n"
     "  tracknet train --dry-run --profile quickstart --json\n\n"
     "  tracknet train --resume runs/quickstart/exp3\n\n"
+    "  tracknet train --profile convnext_fpn --devices 4     # DDP on 4 GPUs (or 4 CPU processes)\n\n"
     "  tracknet train --profile padel --init-from runs/tennis/exp1/weights/best.safetensors"
 )
 
@@ -33,50 +36,148 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the report as JSON.")] = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets).")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start a new run from a trained model's weights (.safetensors).")] = None,
+    devices: Annotated[Optional[int], typer.Option(
+        "--devices", min=1,
+        help="Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
+             "DistributedDataParallel under torchrun. Effective batch = batch_size x N x grad_accumulation. [default: 1]",
+    )] = None,
 ) -> None:
     """Train a heatmap model; writes runs/<profile>/expN (config, log, metrics, overlays, weights, state)."""
+    from tracknet_cli.training.distributed import under_torchrun
+
+    if devices is not None and under_torchrun():
+        raise typer.BadParameter("already running under torchrun: its --nproc-per-node sets the processes", param_hint="--devices")
+    launch = devices is not None and devices > 1
     if resume is not None:
         if any(v is not None for v in (profile, data, model, training, out, init_from)) or dry_run:
             raise typer.BadParameter("--resume takes the run's own config: only --set may go with it", param_hint="--resume")
-        _resume(resume, set_ or [])
+        if launch:
+            config = _resume_config(resume, set_ or [])
+            _check_devices(devices, config)
+            _launch(devices, config, ["--resume", str(resume), *_set_args(set_)])
+        else:
+            _resume(resume, set_ or [])
         return
     resolved = resolve_selection(profile, data, model, training, set_)
     if dry_run:
+        if launch:
+            raise typer.BadParameter("--dry-run runs one process: leave out --devices", param_hint="--devices")
         _dry_run(resolved, as_json)
         return
     if as_json:
         raise typer.BadParameter("--json goes with --dry-run", param_hint="--json")
-    if init_from is not None and not init_from.is_file():
-        raise InputError(f"--init-from {init_from}: no such file")
+    if init_from is not None:
+        from tracknet_cli.training.loop import check_init_from
+
+        if not init_from.is_file():
+            raise InputError(f"--init-from {init_from}: no such file")
+        check_init_from(resolved.config, init_from)
+    from tracknet_cli.training.loggers import require_trackers
     from tracknet_cli.training.rundir import create_run_dir
 
-    run_dir = create_run_dir(resolved.profile_name, out)
-    _run(resolved.config, run_dir, init_from=init_from)
+    require_trackers(resolved.config)  # before a run directory exists
+    if launch:
+        _check_devices(devices, resolved.config)
+        run_dir = create_run_dir(resolved.profile_name, out).resolve()  # created once, here, for every rank
+        picked = [(flag, v) for flag, v in (("--profile", profile), ("--data", data), ("--model", model),
+                                            ("--training", training), ("--init-from", init_from)) if v is not None]
+        worker = [a for flag, v in picked for a in (flag, str(v))] + _set_args(set_) + ["--out", str(run_dir)]
+        _launch(devices, resolved.config, worker)
+        return
+    from tracknet_cli.training.distributed import context_from_env, main_only, process_group
+
+    ctx = context_from_env()
+    with _rank_errors(ctx), process_group(ctx, resolved.config.training.device):
+        run_dir = main_only(ctx, lambda: create_run_dir(resolved.profile_name, out))
+        _run(resolved.config, run_dir, init_from=init_from, dist=ctx)
+
+
+def _set_args(sets: Optional[list[str]]) -> list[str]:
+    return [a for s in sets or [] for a in ("--set", s)]
+
+
+def _check_devices(devices: int, config) -> None:
+    import torch
+
+    from tracknet_cli.training.distributed import backend_for
+
+    if config.training.device == "mps":
+        raise ConfigError("--devices: distributed training runs on CUDA (nccl) or CPU (gloo): set training.device=cpu or cuda")
+    backend = backend_for(config.training.device)
+    if backend == "nccl" and devices > torch.cuda.device_count():
+        raise ConfigError(f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s) visible "
+                          f"(lower --devices, or set training.device=cpu for CPU processes)")
+
+
+def _launch(devices: int, config, worker_args: list[str]) -> None:
+    """`--devices N` outside torchrun: start N copies of this command under torchrun and end as they do."""
+    from tracknet_cli.training.distributed import backend_for, launch_local
+
+    backend = backend_for(config.training.device)
+    console.info(f"launching {devices} processes under torchrun ({'nccl, one per GPU' if backend == 'nccl' else 'gloo on CPU'})")
+    flags = (["--debug"] if console.debug_enabled() else []) + (["--quiet"] if console.quiet() else [])
+    result = launch_local(devices, [*flags, "train", *worker_args], verbose=console.debug_enabled())
+    if result.message:
+        raise RuntimeFailure(result.message)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)  # the failing rank already printed its line
+
+
+@contextmanager
+def _rank_errors(ctx):
+    """Ranks other than 0 stay silent, except for runtime failures of their own (prefixed with the rank).
+
+    Usage and config errors are the same on every rank, so rank 0's line says it once; exit codes are kept.
+    """
+    if not ctx.enabled or ctx.is_main:
+        yield
+        return
+    console.configure(debug=console.debug_enabled(), quiet=True)
+    warnings.simplefilter("ignore")  # rank 0 shows library warnings once
+    try:
+        yield
+    except TrackNetError as exc:
+        if exc.exit_code == EXIT_FAILURE:
+            console.error_line(f"rank {ctx.rank}: {exc.line()}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _resume_config(run_dir: Path, sets: list[str]):
+    from tracknet_cli.config.load import load_run_config
+
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "state" / "last.pt").is_file():
+        raise InputError(f"--resume {run_dir}: not a run directory with config.yaml and state/last.pt")
+    return load_run_config(run_dir / "config.yaml", sets)
 
 
 def _resume(run_dir: Path, sets: list[str]) -> None:
     import torch
 
-    from tracknet_cli.config.load import load_run_config
+    from tracknet_cli.training.distributed import context_from_env, process_group
 
+    config = _resume_config(run_dir, sets)
     state_path = run_dir / "state" / "last.pt"
-    if not (run_dir / "config.yaml").is_file() or not state_path.is_file():
-        raise InputError(f"--resume {run_dir}: not a run directory with config.yaml and state/last.pt")
-    config = load_run_config(run_dir / "config.yaml", sets)
-    try:
-        state = torch.load(state_path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one line
-        raise InputError(f"{state_path} cannot be loaded ({str(exc).splitlines()[0]})") from exc
-    _run(config, run_dir, resume=state)
+    ctx = context_from_env()
+    with _rank_errors(ctx):
+        try:
+            state = torch.load(state_path, weights_only=True, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one line
+            raise InputError(f"{state_path} cannot be loaded ({str(exc).splitlines()[0]})") from exc
+        with process_group(ctx, config.training.device):
+            _run(config, run_dir, resume=state, dist=ctx)
 
 
 def _run(config, run_dir: Path, **kwargs) -> None:
     from tracknet_cli.cli.progress import TrainProgress
     from tracknet_cli.training.loop import fit
 
+    dist = kwargs.get("dist")
+    main = dist is None or dist.is_main
     console.info(f"run directory: {run_dir}")
     with TrainProgress() as progress:
         result = fit(config, run_dir, progress.hooks(), **kwargs)
+    if not main:
+        return
     best = result.best
     summary = {
         "run_dir": str(run_dir),

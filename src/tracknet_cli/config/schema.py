@@ -127,7 +127,8 @@ class TrainingConfig(Section):
     grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient norm to this (unset: no clipping)")
     grad_accumulation: int = Field(1, ge=1, le=1024, description="batches per optimizer step")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="autocast: auto = bf16 on CUDA when supported, else fp32"
+        "auto", description="autocast: auto = bf16 (else fp16) on CUDA; on CPU bf16 only with native bf16 "
+        "and when a short probe finds it faster for the model (docs/training/losses.md)"
     )
     val_every: int | None = Field(None, ge=1, description="validate every N optimizer steps (unset: once per epoch)")
     checkpoint_every: int = Field(200, ge=1, description="save state/last.pt every N optimizer steps")
@@ -135,6 +136,17 @@ class TrainingConfig(Section):
     calibrate_threshold: bool = Field(
         True, description="at each validation choose the decode threshold that maximises F1; saved in the checkpoint"
     )
+    channels_last: bool = Field(False, description="NHWC memory format for the model's convolutions (measure: helps conv nets under bf16)")
+    compile: bool = Field(False, description="torch.compile the training forward (first steps are slow while it compiles)")
+    sync_every: int | None = Field(
+        None, ge=1, le=100000,
+        description="read the loss back to the host every N optimizer steps (finite check, progress); unset: 1 on CPU, 20 on GPU",
+    )
+    tensorboard: bool = Field(False, description="write TensorBoard events to RUN_DIR/tensorboard (needs the tensorboard package)")
+    wandb: Literal["off", "online", "offline"] = Field(
+        "off", description="log to Weights & Biases (needs the wandb package); WANDB_MODE in the environment wins"
+    )
+    wandb_project: str = Field("tracknet", min_length=1, description="Weights & Biases project name")
 
 
 class TrackNetConfig(BaseSettings):

@@ -350,10 +350,20 @@ def build_datasets(config: "TrackNetConfig") -> tuple[SequenceDataset, SequenceD
 
 class EpochSampler:
     """Yields ``(epoch, index)`` so augmentation seeds reach persistent workers; the epoch advances
-    each time iteration starts (``set_epoch`` to resume). Shuffles with ``(seed, epoch)``."""
+    each time iteration starts (``set_epoch`` to resume). Shuffles with ``(seed, epoch)``.
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0) -> None:
+    With ``world_size`` > 1 (DistributedDataParallel) every rank draws the same permutation, pads it by
+    repeating its start to a multiple of ``world_size`` and takes every ``world_size``-th index from
+    ``rank`` (like torch's DistributedSampler): all ranks see the same number of batches, together
+    they see every window, and ``skip`` counts this rank's samples, so a resume stays exact."""
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, epoch
+        self.rank, self.world_size = rank, world_size
+        self.per_rank = -(-size // world_size)
         self.skip = 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -362,12 +372,14 @@ class EpochSampler:
         self.epoch, self.skip = epoch, skip
 
     def __len__(self) -> int:
-        return self.size - self.skip
+        return max(0, self.per_rank - self.skip)
 
     def __iter__(self):
         epoch, skip = self.epoch, self.skip
         self.epoch, self.skip = self.epoch + 1, 0
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.size) if self.shuffle else range(self.size)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.size) if self.shuffle else np.arange(self.size)
+        if self.world_size > 1 and self.size:
+            order = np.resize(order, self.per_rank * self.world_size)[self.rank::self.world_size]
         for index in list(order)[skip:]:
             yield (epoch, int(index))
 
@@ -379,12 +391,13 @@ def _worker_init(_: int) -> None:
 
 
 def make_loader(dataset: SequenceDataset, batch_size: int, *, shuffle: bool, num_workers: int = 0, seed: int = 0,
-                drop_last: bool = False) -> "DataLoader":
+                drop_last: bool = False, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> "DataLoader":
     """A DataLoader of ``Batch`` that does not starve compute on a small machine.
 
     ``num_workers`` 0 (default) loads in the main process: on 2 cores a worker competes with the
     model for the same CPU. With workers: persistent (caches and memory-maps survive epochs), one
-    torch thread each. The sampler is ``loader.sampler`` (an ``EpochSampler``).
+    torch thread each. The sampler is ``loader.sampler`` (an ``EpochSampler``; ``rank``/``world_size``
+    shard it for DistributedDataParallel).
     """
     from torch.utils.data import DataLoader
 
@@ -392,11 +405,12 @@ def make_loader(dataset: SequenceDataset, batch_size: int, *, shuffle: bool, num
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),
+        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size),
         collate_fn=collate,
         num_workers=num_workers,
         persistent_workers=workers,
         worker_init_fn=_worker_init if workers else None,
         prefetch_factor=2 if workers else None,
         drop_last=drop_last,
+        pin_memory=pin_memory,  # CUDA: page-locked batches, so the copy to the GPU is asynchronous
     )

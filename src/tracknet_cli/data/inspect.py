@@ -5,8 +5,6 @@ Pure core: returns an `InspectReport`; the CLI renders it (rich table or JSON).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tracknet_cli.atomic import atomic_path
 from tracknet_cli.data.clips import Clip, Scan, count_decoded_frames, iter_video_frames, scan
 from tracknet_cli.data.labels import Problem
 
@@ -232,15 +231,8 @@ def write_preview(clips: Sequence[Clip], out: Path, *, samples: int = 12, column
             draw.line((cx - r - 4, cy, cx - r, cy), fill=colour)
             draw.line((cx + r, cy, cx + r + 4, cy), fill=colour)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sheet.save(fh, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG")
     return out
 
 

@@ -7,16 +7,16 @@ on bad rows: every oddity becomes a `Problem` (file, row, kind) and the frame is
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from tracknet_cli.atomic import atomic_write_text
 from tracknet_cli.errors import InputError
 
 # Problem kinds (stable strings: they appear in `data inspect --json`).
@@ -337,20 +337,14 @@ def write_tennis_labels(path: Path, table: LabelTable, frame_names: Sequence[str
     """
     if len(frame_names) != len(table):
         raise ValueError(f"{len(frame_names)} frame names for {len(table)} frames")
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(TENNIS_HEADER)
-            for i, name in enumerate(frame_names):
-                v = int(table.visibility[i])
-                if v < 0:
-                    continue
-                x, y = float(table.x[i]), float(table.y[i])
-                s = int(table.status[i])
-                writer.writerow([name, v, "" if v == 0 else _cell(x), "" if v == 0 else _cell(y), "" if s < 0 else s])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TENNIS_HEADER)
+    for i, name in enumerate(frame_names):
+        v = int(table.visibility[i])
+        if v < 0:
+            continue
+        x, y = float(table.x[i]), float(table.y[i])
+        s = int(table.status[i])
+        writer.writerow([name, v, "" if v == 0 else _cell(x), "" if v == 0 else _cell(y), "" if s < 0 else s])
+    atomic_write_text(Path(path), buf.getvalue())

@@ -450,13 +450,16 @@ def _render_clip(clip_dir: Path, rng: np.random.Generator, game_rng: np.random.G
 # ------------------------------------------------------------------ entry point
 def synthesize(
     out: Path,
-    games: int = 2,
-    clips: int = 3,
-    frames: int = 120,
+    games: int = 4,
+    clips: int = 5,
+    frames: int = 100,
     size: tuple[int, int] = (512, 288),
     seed: int = 0,
 ) -> SynthReport:
     """Write OUT/gameN/ClipM/{0000.jpg..., Label.csv}; the same arguments give the same bytes.
+
+    The defaults (4 games x 5 clips x 100 frames) are what the quickstart needs: with fewer clips a
+    small model memorises the training clips' trajectories instead of learning to see the ball.
 
     OUT must be absent, empty, or an earlier synth output (which is replaced). The clips are built
     in a temporary folder beside OUT and renamed into place, so OUT is never half written.

@@ -105,7 +105,7 @@ class Engine:
 class _Decoded:
     seq: int  # arrival number: consecutive from 0
     index: int  # absolute frame number in the source
-    image: np.ndarray  # model-size RGB (resized, not yet padded)
+    image: np.ndarray | None  # model-size RGB (resized, not yet padded); dropped once windowed
     name: str | None
     overlay: Any
     scene_diff: float
@@ -200,7 +200,9 @@ def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, fram
                     return
                 break
             waiting[item.seq] = item
-            if not run(scheduler.push(item.seq, item.image)):
+            batches = scheduler.push(item.seq, item.image)
+            item.image = None  # the scheduler holds it as long as a window needs it
+            if not run(batches):
                 return
         if stop.is_set():
             return
@@ -392,7 +394,10 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
                 for p in gen:
                     csv_writer.write(p.row, p.name)
                     if video is not None:
-                        video.write(p.overlay, p.row, copy=False)
+                        # Draw in place on frames nobody else holds (decoded RGB arrays are ours);
+                        # Pillow's read-only arrays are copied.
+                        in_place = isinstance(p.overlay, np.ndarray) and p.overlay.flags.writeable
+                        video.write(p.overlay, p.row, copy=not in_place)
                     summary.add(p.row)
                     if on_row is not None:
                         summary.seconds = time.perf_counter() - began

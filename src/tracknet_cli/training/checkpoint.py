@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracknet_cli.atomic import atomic_path
 from tracknet_cli.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -73,14 +73,8 @@ def save_checkpoint(path: str | Path, model: "HeatmapModel", config: "TrackNetCo
         f"{_PREFIX}metrics": json.dumps({k: float(v) for k, v in metrics.items()}),
         f"{_PREFIX}extra": json.dumps({str(k): str(v) for k, v in (extra or {}).items()}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 

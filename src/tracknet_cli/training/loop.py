@@ -10,11 +10,14 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import ConfigError, InputError, Interrupted, RuntimeFailure
 from tracknet_cli.training.artifacts import RunDirectory, ValidationRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tracknet_cli.training.distributed import DistContext
 
 
 @dataclass
@@ -66,21 +69,14 @@ def pick_device(name: str) -> "Any":
     return torch.device(name)
 
 
-def autocast_dtype(precision: str, device: "Any") -> "Any":
-    """The autocast dtype, or None for fp32. CPU stays fp32 under `auto` (bf16 only when asked)."""
-    import torch
+def autocast_dtype(precision: str, device: "Any", model_family: str | None = None) -> "Any":
+    """The autocast dtype, or None for fp32; `auto` on CPU follows the family table (training/precision.py).
 
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise ConfigError("training.precision=fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
-        return torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return None
+    `fit` uses `prepare_model_precision` instead, which can also measure the model at hand.
+    """
+    from tracknet_cli.training.precision import resolve_precision
+
+    return resolve_precision(precision, device, model_family=model_family).dtype
 
 
 def make_optimizer(model: "Any", lr: float, weight_decay: float, backbone_lr_multiplier: float) -> "Any":
@@ -118,37 +114,58 @@ def calibrate_threshold(predictions: list[Any], protocol: str, default: float) -
     return best_t
 
 
-def load_init_weights(model: "Any", path: Path) -> None:
-    """`--init-from`: copy a trained model's weights into this architecture; any mismatch is one line."""
-    from safetensors.torch import load_file
+ARCHITECTURE_KEYS = ("data.sequence_length",)  # besides model.*: settings that change parameter shapes
 
+
+def architecture_differences(ours: TrackNetConfig, theirs: TrackNetConfig) -> list[str]:
+    """`key: theirs -> ours` for every model setting (and frames per window) that differs."""
+    from tracknet_cli.config.load import flatten
+
+    def shape_settings(config: TrackNetConfig) -> dict[str, Any]:
+        flat = {f"model.{k}": v for k, v in flatten(config.model.model_dump(mode="json")).items()}
+        flat.pop("model.backbone.pretrained", None)  # where the weights came from, not their shapes
+        flat.pop("model.backbone.freeze", None)
+        flat.update({key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in ARCHITECTURE_KEYS})
+        return flat
+
+    a, b = shape_settings(theirs), shape_settings(ours)
+    return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def check_init_from(config: TrackNetConfig, path: Path) -> None:
+    """Refuse `--init-from` weights of another architecture before a run directory is made."""
     from tracknet_cli.training.checkpoint import read_metadata
 
-    meta = read_metadata(path)
+    diffs = architecture_differences(config, read_metadata(path).config)
+    if diffs:
+        raise ConfigError(
+            f"--init-from {path} was trained with other model settings ({'; '.join(diffs[:3])}): "
+            f"use the same settings (e.g. --set {diffs[0].split(':')[0]}=...) or train from scratch"
+        )
+
+
+def load_init_weights(model: "Any", path: Path) -> None:
+    """`--init-from`: copy a trained model's weights into this architecture (shapes checked again here)."""
+    from safetensors.torch import load_file
+
     state = load_file(str(path), device="cpu")
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        what = (f"shape of {shapes[0]} {tuple(state[shapes[0]].shape)} vs {tuple(own[shapes[0]].shape)}" if shapes
-                else f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}")
-        theirs = meta.config
-        raise ConfigError(
-            f"--init-from {path} does not fit this model ({what}); it was trained with "
-            f"backbone {theirs.model.backbone.type}, decoder {theirs.model.decoder}, "
-            f"temporal_fusion {theirs.model.temporal_fusion}, sequence_length {theirs.data.sequence_length}: "
-            f"use the same model settings"
-        )
+    mismatched = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
+    mismatched += [k for k in state if k not in own]
+    if mismatched:
+        raise ConfigError(f"--init-from {path} does not fit this model (first mismatch: {mismatched[0]})")
     model.load_state_dict(state, strict=True)
 
 
 def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
-        resume: dict[str, Any] | None = None, init_from: Path | None = None) -> TrainResult:
+        resume: dict[str, Any] | None = None, init_from: Path | None = None,
+        dist: "DistContext | None" = None) -> TrainResult:
     """Train `config` into `run_dir` until a budget runs out. Ctrl-C saves the state and raises Interrupted.
 
     `resume` is a state loaded from `state/last.pt`: the run continues at its step with the optimizer,
     schedule, callbacks, RNG and data order restored. `init_from` starts from a trained model's weights.
+    `dist` (inside an initialised process group) trains this rank's shard under DistributedDataParallel:
+    rank 0 alone validates and writes; the others follow its decisions (docs/training/distributed.md).
     """
     import torch
 
@@ -156,17 +173,20 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
     from tracknet_cli.models import build_model
     from tracknet_cli.training.artifacts import restore_rng
     from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
+    from tracknet_cli.training.distributed import SINGLE, FollowerRunDirectory, no_grad_sync
     from tracknet_cli.training.evaluate import evaluate
+    from tracknet_cli.training.loggers import RunLoggers, open_loggers
     from tracknet_cli.training.losses import build_loss
+    from tracknet_cli.training.precision import prepare_model_precision
     from tracknet_cli.training.seeding import seed_everything
 
     hooks = hooks or Hooks()
     tc = config.training
     seed_everything(tc.seed)
-    device = pick_device(tc.device)
-    amp = autocast_dtype(tc.precision, device)
+    dist = dist or SINGLE
+    device = dist.device(pick_device(tc.device))
 
-    rundir = RunDirectory(run_dir, keep_rows=resume is not None)
+    rundir = RunDirectory(run_dir, keep_rows=resume is not None) if dist.is_main else FollowerRunDirectory(run_dir)
     rundir.write_config(config)
     log = rundir.logger(hooks.on_log)
 
@@ -174,11 +194,17 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
     if len(train_ds) == 0:
         raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
     has_val = len(val_ds) > 0
-    loader = make_loader(train_ds, batch_size=tc.batch_size, shuffle=True, num_workers=config.data.num_workers, seed=tc.seed)
+    loader = make_loader(train_ds, batch_size=tc.batch_size, shuffle=True, num_workers=config.data.num_workers, seed=tc.seed,
+                         rank=dist.rank, world_size=dist.world_size, pin_memory=device.type == "cuda")
     model = build_model(config)
     if init_from is not None:
         load_init_weights(model, init_from)
     model = model.to(device)
+    # Under DDP rank 0 decides (a speed probe may differ per rank: the ranks must agree) and the others follow.
+    precision = dist.broadcast(prepare_model_precision(model, config, device) if dist.is_main else None)  # the family table; may set channels_last
+    if (tc.channels_last or precision.channels_last) and not model._channels_last:
+        model.to_channels_last()  # training.channels_last asks for it whatever the probe said
+    amp = precision.dtype
     loss_fn = build_loss(tc.loss)
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier)
 
@@ -206,6 +232,16 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
         except (KeyError, RuntimeError, ValueError) as exc:
             raise InputError(f"{run_dir / 'state' / 'last.pt'} does not match this run ({str(exc).splitlines()[0]})") from exc
         restore_rng(resume["rng"])
+        if int(resume.get("world_size", 1)) != dist.world_size:
+            log(f"resumed on {dist.world_size} processes after {resume.get('world_size', 1)}: "
+                f"the rest of epoch {epoch} is not the exact data order of the interrupted run")
+    # What the step calls: DDP around the model (which stays what is saved and validated), then compiled.
+    train_model = dist.wrap(model, device)
+    if tc.compile:
+        train_model = torch.compile(train_model)
+    # On an accelerator the loss is read back to the host (a synchronisation) every sync_every steps only.
+    sync_every = tc.sync_every or (1 if device.type == "cpu" else 20)
+    eager = sync_every == 1
 
     params = sum(p.numel() for p in model.parameters())
     start_info = {
@@ -214,8 +250,12 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
         "total_steps": total_steps, "params": params,
         "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "run_dir": str(run_dir), "resumed_at_step": step if resume is not None else None,
+        "world_size": dist.world_size, "effective_batch_size": tc.batch_size * tc.grad_accumulation * dist.world_size,
     }
     log(f"{'resume' if resume is not None else 'start'}: {start_info}")
+    log(f"precision: {precision.describe()}")
+    loggers = open_loggers(config, run_dir, resumed_at=step if resume is not None else None) if dist.is_main else RunLoggers()
+    loggers.start(start_info)
     hooks.on_start(start_info)
 
     t0 = time.monotonic() - elapsed_before
@@ -226,6 +266,8 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
         window_loss, window_n = resumed_window
     last_validated = step if resume is not None else -1
     stopped = "epochs"
+    pending: list[Any] = []  # per-batch loss tensors not yet read back to the host
+    last_loss, saved_step, read_step = float("nan"), step, step
 
     def state() -> dict[str, Any]:
         return {
@@ -233,15 +275,68 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
             "window_loss": window_loss, "window_n": window_n,
             "threshold": threshold, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(), "best": best.state_dict(), "early_stopping": early.state_dict(),
-            "rng": rundir.rng_state(),
+            "rng": rundir.rng_state(), "world_size": dist.world_size,
         }
+
+    def read_losses(terms: dict[str, Any] | None = None) -> float | None:
+        """Read the pending batch losses back (one sync), mean them over ranks, check they are finite.
+
+        Eager (CPU): called before each backward, so a non-finite loss stops the run with the parameters
+        of the last good step, saved. Deferred (GPU): the bad step may have been applied, so the state
+        is not saved again and the last periodic one is named. Returns the mean of what it read.
+        """
+        nonlocal pending, window_loss, window_n, last_loss, read_step
+        if not pending:
+            return None
+        values = dist.mean(torch.stack(pending)).tolist()
+        pending = []
+        for value in values:
+            if not math.isfinite(value):
+                lr_now = optimizer.param_groups[0]["lr"]
+                named = ", ".join(f"{k}={float(v):.4g}" for k, v in (terms or {}).items())
+                if eager:
+                    rundir.save_state(state())  # the parameters are still those of the last good step
+                    where = f"at step {step + 1} (loss={value}, {named}, lr={lr_now:.3g}); the last good state is in"
+                else:
+                    where = (f"between steps {read_step + 1} and {step} (loss={value}, lr={lr_now:.3g}); "
+                             f"the last good state (step {saved_step}) is in")
+                raise RuntimeFailure(
+                    f"non-finite loss {where} {run_dir / 'state' / 'last.pt'}",
+                    hint="lower training.lr or set training.grad_clip",
+                )
+            window_loss += value
+            window_n += 1
+            last_loss = value
+        read_step = step
+        return sum(values) / len(values)
+
+    def save_state() -> None:
+        """The periodic state: every rank calls it (the loss read-back is a collective); rank 0 writes."""
+        nonlocal saved_step
+        read_losses()
+        rundir.save_state(state())
+        saved_step = step
 
     def save_weights(which: str, metrics: dict[str, Any]) -> None:
         rundir.save_weights(which, model, config, threshold=threshold, loss=tc.loss, metrics=metrics)
 
     def validate() -> bool:
-        """Validate, calibrate the threshold, write metrics/overlay/weights/state; True when early stopping says stop."""
-        nonlocal best_row, window_loss, window_n, wait_s, busy_s, last_validated, threshold
+        """Validate, calibrate the threshold, write metrics/overlay/weights/state; True when early stopping says stop.
+
+        Under DDP rank 0 validates the whole validation set on the unwrapped model (so no padding of a
+        sharded validation set can bias the metrics) while the others wait for its decisions.
+        """
+        nonlocal best_row, window_loss, window_n, wait_s, busy_s, last_validated, threshold, saved_step
+        read_losses()
+        if not dist.is_main:
+            shared = dist.broadcast(None)
+            schedule.load_state_dict(shared["schedule"])
+            best.load_state_dict(shared["best"])
+            early.load_state_dict(shared["early_stopping"])
+            threshold = shared["threshold"]
+            window_loss, window_n, wait_s, busy_s = 0.0, 0, 0.0, 0.0
+            last_validated = saved_step = step
+            return bool(shared["stop"])
         model.eval()
         report = evaluate(model, val_ds, config, device=device, protocol=tc.protocol, threshold=threshold,
                           loss=loss_fn, loss_name=tc.loss, amp=amp, overlay_frames=tc.overlay_frames,
@@ -267,22 +362,36 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
         schedule.on_validation(values)
         stop = early.update(values)
         rundir.append_metrics(row)
-        rundir.write_overlay(epoch, report.overlay)
+        overlay_path = rundir.write_overlay(epoch, report.overlay)
+        loggers.validation(row, overlay_path)
         meta = {k: v for k, v in row.as_dict().items() if isinstance(v, (int, float))}
         save_weights("last", meta)
         if is_best:
             best_row = row
             save_weights("best", meta)
-        last_validated = step
+        last_validated = saved_step = step
         rundir.save_state(state())
         log(f"validation: {row.as_dict()}{' (best)' if is_best else ''}")
         hooks.on_validation(row, is_best)
+        if dist.enabled:
+            dist.broadcast({"stop": stop, "threshold": threshold, "schedule": schedule.state_dict(),
+                            "best": best.state_dict(), "early_stopping": early.state_dict()})
         return stop
 
-    def budget_spent() -> str | None:
+    def schedule_step() -> int:
+        """The step the lr schedule sees. With a time limit (one process), whichever budget is nearer
+        its end, so a run cut by the clock has still decayed its learning rate. Ranks of a distributed
+        run keep to steps: their clocks differ and their learning rates must not."""
+        if tc.time_limit is None or dist.enabled:
+            return step
+        by_time = int((time.monotonic() - t0) / tc.time_limit * total_steps)
+        return min(max(step, by_time), total_steps)
+
+    def budget_spent(synced: bool = True) -> str | None:
+        """Every rank stops at the same step: the wall clock is rank 0's, checked where the ranks sync anyway."""
         if tc.max_steps is not None and step >= tc.max_steps:
             return "max_steps"
-        if tc.time_limit is not None and time.monotonic() - t0 >= tc.time_limit:
+        if tc.time_limit is not None and (synced or not dist.enabled) and dist.agree(time.monotonic() - t0 >= tc.time_limit):
             return "time_limit"
         return None
 
@@ -297,45 +406,42 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
             for batch in loader:
                 t_got = time.monotonic()
                 wait_s += t_got - t_fetch
-                batch = batch.to(device)
-                with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-                    logits = model(batch.frames.float().div_(255.0))
-                out = loss_fn(logits.float(), batch.heatmaps, batch.mask)
-                loss_value = float(out.total.detach())
-                if not math.isfinite(loss_value):
-                    terms = ", ".join(f"{k}={v:.4g}" for k, v in out.terms.items())
-                    lr_now = optimizer.param_groups[0]["lr"]
-                    rundir.save_state(state())  # the parameters are still those of the last good step
-                    raise RuntimeFailure(
-                        f"non-finite loss at step {step + 1} (loss={loss_value}, {terms}, lr={lr_now:.3g}); "
-                        f"the last good state is in {run_dir / 'state' / 'last.pt'}",
-                        hint="lower training.lr or set training.grad_clip",
-                    )
-                (out.total / tc.grad_accumulation).backward()
+                batch = batch.to(device, non_blocking=True)
+                # DDP all-reduces gradients on the last micro-batch of an accumulation only.
+                with no_grad_sync(train_model, sync=(micro + 1) % tc.grad_accumulation == 0):
+                    with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
+                        logits = train_model(batch.frames.float().div_(255.0))
+                    out = loss_fn(logits.float(), batch.heatmaps, batch.mask)
+                    pending.append(out.total.detach())
+                    if eager:
+                        read_losses(out.terms)
+                    (out.total / tc.grad_accumulation).backward()
                 micro += 1
-                window_loss += loss_value
-                window_n += 1
                 if micro % tc.grad_accumulation == 0:
                     if tc.grad_clip is not None:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                    schedule.apply(optimizer, step)
+                    schedule.apply(optimizer, schedule_step())
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     step += 1
                     batch_in_epoch += micro
                     micro = 0
                     busy_s += time.monotonic() - t_got
-                    hooks.on_step(StepInfo(
-                        step=step, total_steps=total_steps, epoch=epoch, loss=loss_value,
-                        lr=optimizer.param_groups[0]["lr"],
-                        samples_per_s=(step - first_step) * tc.batch_size * tc.grad_accumulation / max(time.monotonic() - t_local, 1e-9),
-                    ))
+                    synced = eager or step % sync_every == 0 or step == first_step + 1
+                    if not eager and synced:
+                        read_losses()
+                    lr_now = optimizer.param_groups[0]["lr"]
+                    rate = (step - first_step) * tc.batch_size * tc.grad_accumulation * dist.world_size / max(time.monotonic() - t_local, 1e-9)
+                    if synced:
+                        loggers.step(step, last_loss, lr_now, rate)
+                    hooks.on_step(StepInfo(step=step, total_steps=total_steps, epoch=epoch, loss=last_loss, lr=lr_now,
+                                           samples_per_s=rate))
                     if has_val and tc.val_every is not None and step % tc.val_every == 0:
                         if validate():
                             stopped, done = "early stopping", True
                     elif step % tc.checkpoint_every == 0:
-                        rundir.save_state(state())
-                    reason = budget_spent()
+                        save_state()
+                    reason = budget_spent(synced)
                     if reason is not None:
                         stopped, done = reason, True
                     if done:
@@ -352,6 +458,7 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
             if has_val:
                 validate()
             else:
+                read_losses()
                 save_weights("last", {})
                 rundir.save_state(state())
     except KeyboardInterrupt:
@@ -365,6 +472,7 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
         log(f"stopped: {exc.line()}")
         raise
     finally:
+        loggers.close()
         rundir.write_curves()
     log(f"done: {step} steps, stopped by {stopped}")
     rows = rundir.rows

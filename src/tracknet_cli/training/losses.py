@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping
 
 from tracknet_cli.errors import ConfigError
 
@@ -24,12 +23,22 @@ if TYPE_CHECKING:
 LossName = Literal["mse", "focal", "wbce", "softmax"]
 
 
-@dataclass
 class LossOutput:
-    """The scalar to backpropagate plus named float terms for logs and the non-finite-loss message."""
+    """The scalar to backpropagate plus named float terms for logs and the non-finite-loss message.
 
-    total: "torch.Tensor"
-    terms: dict[str, float] = field(default_factory=dict)
+    The losses pass their terms as a function, computed on first access: reading a GPU value is a
+    host-device synchronisation, and a training step that never looks at the terms makes none.
+    """
+
+    def __init__(self, total: "torch.Tensor", terms: "dict[str, float] | Callable[[], dict[str, float]] | None" = None) -> None:
+        self.total = total
+        self._terms = terms
+
+    @property
+    def terms(self) -> dict[str, float]:
+        if callable(self._terms):
+            self._terms = self._terms()
+        return {} if self._terms is None else self._terms
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -132,7 +141,7 @@ class MSELoss(Loss):
         out, tgt, frame_w = _prepare(logits, targets, mask, weights)
         per_frame = (out - tgt).pow(2).mean(dim=(-2, -1))
         total = _weighted_frame_mean(per_frame, frame_w, out)
-        return LossOutput(total, {"mse": float(total.detach()), "frames": float((frame_w > 0).sum())})
+        return LossOutput(total, lambda: {"mse": float(total.detach()), "frames": float((frame_w > 0).sum())})
 
 
 class FocalLoss(Loss):
@@ -174,7 +183,7 @@ class FocalLoss(Loss):
         total = pos_term + neg_term + _graph_keeper(x)
         return LossOutput(
             total,
-            {"focal": float(total.detach()), "pos": float(pos_term.detach()), "neg": float(neg_term.detach()),
+            lambda: {"focal": float(total.detach()), "pos": float(pos_term.detach()), "neg": float(neg_term.detach()),
              "frames": float((frame_w > 0).sum())},
         )
 
@@ -198,7 +207,7 @@ class WeightedBCELoss(Loss):
         cells = -((1 - p).pow(2) * tgt * F.logsigmoid(x) + p.pow(2) * (1 - tgt) * F.logsigmoid(-x))
         per_frame = cells.mean(dim=(-2, -1))
         total = _weighted_frame_mean(per_frame, frame_w, x)
-        return LossOutput(total, {"wbce": float(total.detach()), "frames": float((frame_w > 0).sum())})
+        return LossOutput(total, lambda: {"wbce": float(total.detach()), "frames": float((frame_w > 0).sum())})
 
 
 class SpatialSoftmaxLoss(Loss):
@@ -233,13 +242,12 @@ class SpatialSoftmaxLoss(Loss):
         total = _weighted_frame_mean(per_frame, frame_w, x)
         counted = frame_w > 0
         p_no_ball = log_q[..., -1].detach().exp()
-        terms = {
+        return LossOutput(total, lambda: {
             "softmax": float(total.detach()),
             "frames": float(counted.sum()),
             "ball_frames": float((counted & has_ball).sum()),
             "p_no_ball": float(p_no_ball[counted].mean()) if bool(counted.any()) else 0.0,
-        }
-        return LossOutput(total, terms)
+        })
 
 
 def _no_ball_column(no_ball_logit: "torch.Tensor | None", b: int, t: int, like: "torch.Tensor") -> "torch.Tensor":

@@ -1,0 +1,174 @@
+"""`tracknet predict`: ball positions CSV (and an overlay video) for videos, frame folders or images."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from tracknet_cli.cli import console
+from tracknet_cli.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tracknet_cli.predict.pipeline import PredictionSummary
+    from tracknet_cli.predict.sources import FrameSource
+
+EPILOG = (
+    "Examples:\n\n"
+    "  tracknet predict match.mp4 --checkpoint runs/quickstart/exp1/weights/best.safetensors\n\n"
+    "  tracknet predict match.mp4 -c best.safetensors --out match_ball.mp4 --csv match_ball.csv\n\n"
+    "  tracknet predict videos/ -c best.safetensors --no-video --device cuda --batch 32\n\n"
+    "  tracknet predict rally/frames/ -c best.safetensors --start 100 --end 400 --csv-format tracknet\n\n"
+    "  tracknet predict match.mp4 -c best.safetensors --overlay-scale 0.5 --trail 20 --max-gap 8"
+)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+CSV_FORMATS = ("default", "tracknet")
+PRECISIONS = ("auto", "fp32", "bf16")
+RUNS_ROOT = Path("runs/predict")
+
+
+def predict(
+    inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...", show_default=False,
+                                                 help="Videos, folders of frames, folders of videos, or images.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", show_default=False,
+                                             help="Weights (.safetensors), a run directory (its best weights) or a runs folder such as runs/quickstart (the newest run).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Overlay video path (single input). \\[default: runs/predict/expN/<stem>.mp4]")] = None,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]")] = None,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV.")] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Windows per forward pass.")] = 8,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
+    start: Annotated[int, typer.Option("--start", min=0, help="First frame (0-based).")] = 0,
+    end: Annotated[Optional[int], typer.Option("--end", min=1, help="Stop before this frame (exclusive). \\[default: the last frame]")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's]")] = None,
+    max_gap: Annotated[int, typer.Option("--max-gap", min=0, help="Fill gaps of at most N frames between detections (flagged Interpolated).")] = 5,
+    max_jump: Annotated[Optional[float], typer.Option("--max-jump", help="Reject jumps beyond PX source pixels per frame unless confirmed. \\[default: 10% of the frame diagonal]")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Raw thresholded detections: no gating, resets or gap filling.")] = False,
+    trail: Annotated[int, typer.Option("--trail", min=0, help="Overlay: fading trail of the last N positions.")] = 10,
+    overlay_scale: Annotated[float, typer.Option("--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode).")] = 1.0,
+    csv_format: Annotated[str, typer.Option("--csv-format", help="default (Frame,Visibility,X,Y,Score,Interpolated) | tracknet (Label.csv dialect)")] = "default",
+    precision: Annotated[str, typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on GPUs) | fp32 | bf16")] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+) -> None:
+    """Ball position for every frame: a CSV, and an overlay video with the ball and its trail."""
+    for value, choices, hint in ((device, DEVICES, "--device"), (csv_format, CSV_FORMATS, "--csv-format"),
+                                 (precision, PRECISIONS, "--precision")):
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=hint)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise typer.BadParameter("must be between 0 and 1", param_hint="--threshold")
+    if max_jump is not None and max_jump <= 0:
+        raise typer.BadParameter("must be positive (source pixels per frame)", param_hint="--max-jump")
+    if not 0.0 < overlay_scale <= 4.0:
+        raise typer.BadParameter("must be in (0, 4]", param_hint="--overlay-scale")
+    if no_video and out is not None:
+        raise typer.BadParameter("--out names the overlay video, which --no-video turns off (use --csv)", param_hint="--out")
+
+    from tracknet_cli.predict.sources import open_sources
+    from tracknet_cli.predict.tracker import Tracker
+
+    sources = open_sources(inputs, start, end)  # every input is checked before any work
+    if (out is not None or csv is not None) and len(sources) > 1:
+        raise UsageError(f"--out/--csv name the outputs of one input, but the inputs hold {len(sources)} "
+                         "videos or folders; leave them out to write runs/predict/expN/<stem>.csv")
+    tracker = Tracker.from_checkpoint(checkpoint, device=device, batch_size=batch, threshold=threshold,
+                                      max_gap=max_gap, max_jump=max_jump, track=not no_track, precision=precision)
+    targets = _targets(sources, out, csv, no_video, overwrite)
+    engine = tracker.engine
+    console.info(f"model {checkpoint} on {engine.device} ({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}), "
+                 f"input {engine.input_size[0]}x{engine.input_size[1]}, {engine.window}-frame windows, batch {engine.batch_size}, "
+                 f"threshold {tracker.threshold:.3f}{'' if tracker.tracking.enabled else ', no tracking'}")
+
+    from tracknet_cli.predict.pipeline import write_outputs
+
+    totals: list[PredictionSummary] = []
+    for source, (csv_path, video_path) in zip(sources, targets):
+        with _Progress(source) as progress:
+            summary = write_outputs(
+                lambda size, s=source: tracker.stream(s, overlay_size=size), source,
+                csv_path=csv_path, video_path=video_path, csv_format=csv_format,  # type: ignore[arg-type]
+                trail=trail, overlay_scale=overlay_scale, overwrite=overwrite, on_row=progress.update)
+            progress.done(summary)
+        if summary.warning:
+            console.warn(summary.warning)
+        written = ", ".join(str(p) for p in (summary.csv_path, summary.video_path) if p is not None)
+        console.out.print(f"{source.info.stem}: {summary.line()} → {written}", markup=False, highlight=False)
+        totals.append(summary)
+    if len(totals) > 1:
+        frames = sum(s.frames for s in totals)
+        seconds = sum(s.seconds for s in totals)
+        console.out.print(f"total: {len(totals)} inputs, {frames} frames, {sum(s.detections for s in totals)} detections, "
+                          f"{sum(s.interpolated for s in totals)} interpolated, {seconds:.1f} s, "
+                          f"{frames / seconds if seconds > 0 else 0.0:.1f} frames/s", markup=False, highlight=False)
+
+
+def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Path], no_video: bool,
+             overwrite: bool) -> list[tuple[Path, Optional[Path]]]:
+    """(csv, overlay or None) per source; refuses existing files before any work."""
+    if out is not None or csv is not None:
+        csv_path = csv if csv is not None else out.with_suffix(".csv")  # type: ignore[union-attr]
+        video_path = None if no_video else (out if out is not None else csv_path.with_suffix(".mp4"))
+        if video_path is not None and video_path.resolve() == csv_path.resolve():
+            raise UsageError(f"--out and --csv both name {csv_path}; give them different names")
+        pairs = [(csv_path, video_path)]
+    else:
+        from tracknet_cli.training.rundir import next_run_dir
+
+        run_dir = next_run_dir(RUNS_ROOT)
+        pairs, used = [], set()
+        for source in sources:
+            stem, n = source.info.stem, 2
+            while stem in used:  # two inputs with one stem (a/clip.mp4, b/clip.mp4) keep both results
+                stem, n = f"{source.info.stem}-{n}", n + 1
+            used.add(stem)
+            pairs.append((run_dir / f"{stem}.csv", None if no_video else run_dir / f"{stem}.mp4"))
+    if not overwrite:
+        for pair in pairs:
+            for path in pair:
+                if path is not None and path.exists():
+                    raise UsageError(f"{path} already exists; pass --overwrite to replace it or choose another name")
+    return pairs
+
+
+class _Progress:
+    """A rich bar on stderr (terminals): frames, frames/s, elapsed and ETA; the total may be unknown.
+    Elsewhere (pipes, logs) a line every 30 s."""
+
+    def __init__(self, source: "FrameSource") -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.source = source
+        self.live = console.err.is_terminal and not console.quiet()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console.err, transient=False, disable=not self.live,
+        )
+        self.task: Any = None
+        self._shown = 0
+        self._logged = time.monotonic()
+
+    def __enter__(self) -> "_Progress":
+        self.progress.__enter__()
+        self.task = self.progress.add_task(self.source.info.stem, total=self.source.expected_frames, rate=0.0)
+        return self
+
+    def update(self, summary: "PredictionSummary") -> None:
+        if summary.frames - self._shown < 8:
+            return
+        self._shown = summary.frames
+        if self.live:
+            self.progress.update(self.task, completed=summary.frames, rate=summary.fps)
+        elif not console.quiet() and time.monotonic() - self._logged >= 30.0:
+            self._logged = time.monotonic()
+            total = self.source.expected_frames
+            console.info(f"{self.source.info.stem}: {summary.frames}/{total if total else '?'} frames, "
+                         f"{summary.fps:.1f} frames/s")
+
+    def done(self, summary: "PredictionSummary") -> None:
+        self.progress.update(self.task, completed=summary.frames, total=summary.frames, rate=summary.fps)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)

@@ -1,0 +1,211 @@
+"""Which autocast dtype (and memory format) a run computes in: `training.precision`, `predict --precision`.
+
+- `fp32`: no autocast.
+- `bf16`: bf16 autocast on any device. On a CPU without native bf16 (no AVX512-BF16 / AMX) it is
+  emulated and slow, and the reason says so.
+- `fp16`: CUDA only (a `ConfigError` elsewhere).
+- `auto`: CUDA → bf16 when the GPU supports it, else fp16; MPS → fp32; CPU → fp32 unless the CPU
+  has native bf16 *and* the model family runs faster in bf16, by the table `BF16_ON_CPU` (measured,
+  docs/training/losses.md). `tracknet train` decides by the table so that a seed repeats a run
+  exactly: a timing probe answers differently under different load. `probe_speed` (and
+  `resolve_precision(..., model=, sample_shape=)`) measure the model at hand for whoever wants to
+  check the table on their machine.
+
+Only the model's forward runs under autocast: losses cast logits to fp32 and metrics run in numpy,
+so bf16 changes the rounding inside the network, never how a result is scored.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+from tracknet_cli.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from tracknet_cli.config.schema import TrackNetConfig
+
+PrecisionName = Literal["fp32", "bf16", "fp16"]
+
+# `auto` on a CPU with native bf16 when the model is not at hand. Measured (docs/training/losses.md):
+# the quickstart ConvNeXt+FPN trains 1.4-1.7x faster under bf16 autocast; FINDINGS recorded a small
+# ViT 2x slower under bf16 on this kind of CPU, so ViTs stay fp32 unless the probe says otherwise.
+BF16_ON_CPU: dict[str, bool] = {"convnext": True, "dinov3_convnext": True, "dinov3_vit": False}
+CONV_FAMILIES = frozenset({"convnext", "dinov3_convnext"})  # families whose probe also tries channels_last
+MARGIN = 0.10  # bf16 must be at least 10 % faster than fp32 (and channels_last 5 % faster than plain bf16)
+CL_MARGIN = 0.05
+PROBE_BUDGET_S = 30.0  # skip the probe (use the table) when it would take longer than this
+
+
+@dataclass(frozen=True)
+class CpuBf16:
+    """Whether this CPU computes bf16 natively, and which feature says so."""
+
+    native: bool
+    feature: str  # "amx_bf16", "avx512_bf16" or "none"
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """What a run uses, and why (the reason goes to the log)."""
+
+    name: PrecisionName
+    channels_last: bool
+    reason: str
+
+    @property
+    def dtype(self) -> "torch.dtype | None":
+        """The autocast dtype, None for fp32."""
+        import torch
+
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.name]
+
+    def describe(self) -> str:
+        return f"{self.name}{' + channels_last' if self.channels_last else ''} ({self.reason})"
+
+
+def cpu_bf16_support(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuBf16:
+    """Native bf16 from torch's CPU feature checks, else the kernel's CPU flags (Linux)."""
+    import torch
+
+    checks = (("amx_bf16", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported"))
+    for feature, fn in checks:
+        check = getattr(torch.cpu, fn, None)
+        try:
+            if check is not None and check():
+                return CpuBf16(True, feature)
+        except RuntimeError:  # pragma: no cover - torch built without the check
+            pass
+    try:
+        flags = set(cpuinfo.read_text(errors="replace").split())
+    except OSError:
+        flags = set()
+    for feature in ("amx_bf16", "avx512_bf16"):
+        if feature in flags:
+            return CpuBf16(True, feature)
+    return CpuBf16(False, "none")
+
+
+def pick_fastest(seconds: dict[str, float], margin: float = MARGIN, cl_margin: float = CL_MARGIN) -> str:
+    """`fp32`, `bf16` or `bf16+cl` from seconds per pass; ties and small wins keep the simpler one."""
+    best = "fp32"
+    if "bf16" in seconds and seconds["bf16"] <= (1.0 - margin) * seconds["fp32"]:
+        best = "bf16"
+    if "bf16+cl" in seconds and seconds["bf16+cl"] <= (1.0 - margin) * seconds["fp32"]:
+        if best == "fp32" or seconds["bf16+cl"] <= (1.0 - cl_margin) * seconds["bf16"]:
+            best = "bf16+cl"
+    return best
+
+
+def _pass(model: Any, frames: "torch.Tensor", dtype: "torch.dtype | None") -> float:
+    import torch
+
+    start = time.perf_counter()
+    with torch.autocast(device_type=frames.device.type, dtype=dtype, enabled=dtype is not None):
+        logits = model(frames)
+    logits.float().square().mean().backward()
+    return time.perf_counter() - start
+
+
+def probe_speed(model: Any, sample_shape: Sequence[int], *, channels_last: bool = False, rounds: int = 2,
+                budget_s: float = PROBE_BUDGET_S) -> dict[str, float] | None:
+    """Seconds per forward+backward pass of `model` on `sample_shape` (fastest of `rounds`), per variant.
+
+    Variants `fp32`, `bf16` and, with `channels_last`, `bf16+cl` (on a copy of the model). Rounds are
+    interleaved so a load spike on a shared machine hits every variant alike. The model runs in eval
+    mode (no dropout or drop-path, so no global RNG is consumed) on a fixed random input; its weights
+    are untouched and `.grad` is cleared afterwards. None when one fp32 pass shows that the probe
+    would take longer than `budget_s`.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    frames = torch.rand(tuple(sample_shape), generator=torch.Generator().manual_seed(0)).to(device)
+    was_training = model.training
+    variants: dict[str, tuple[Any, torch.dtype | None]] = {"fp32": (model, None), "bf16": (model, torch.bfloat16)}
+    try:
+        model.eval()
+        first = _pass(model, frames, None)  # warm-up, also the cost estimate
+        n_variants = 3 if channels_last else 2
+        if first * (n_variants * (rounds + 1) - 1) > budget_s:
+            return None
+        if channels_last:
+            variants["bf16+cl"] = (copy.deepcopy(model).to_channels_last(), torch.bfloat16)
+        for name, (m, dtype) in variants.items():
+            if name != "fp32":
+                _pass(m, frames, dtype)  # warm-up
+        seconds = {name: float("inf") for name in variants}
+        for _ in range(rounds):
+            for name, (m, dtype) in variants.items():
+                seconds[name] = min(seconds[name], _pass(m, frames, dtype))
+        return seconds
+    finally:
+        model.train(was_training)
+        for p in model.parameters():
+            p.grad = None
+
+
+def resolve_precision(precision: str, device: Any, *, model_family: str | None = None, model: Any = None,
+                      sample_shape: Sequence[int] | None = None, cpu_bf16: CpuBf16 | bool | None = None,
+                      probe_rounds: int = 2) -> PrecisionChoice:
+    """The precision `precision` means on `device` (see the module docstring).
+
+    `model` and `sample_shape` (B, T, 3, H, W) let `auto` on a bf16-capable CPU measure instead of
+    using the family table. `cpu_bf16` overrides the CPU check (tests, or a user who knows better).
+    """
+    import torch
+
+    kind = getattr(device, "type", str(device))
+    if precision == "fp32":
+        return PrecisionChoice("fp32", False, "asked for")
+    if precision == "fp16":
+        if kind != "cuda":
+            raise ConfigError("training.precision=fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
+        return PrecisionChoice("fp16", False, "asked for")
+    if precision not in ("auto", "bf16"):
+        raise ConfigError(f"unknown precision '{precision}'", hint="choose one of auto, fp32, bf16, fp16")
+    support = None
+    if kind == "cpu":
+        support = cpu_bf16 if isinstance(cpu_bf16, CpuBf16) else (
+            CpuBf16(bool(cpu_bf16), "given") if cpu_bf16 is not None else cpu_bf16_support())
+    if precision == "bf16":
+        if support is not None and not support.native:
+            return PrecisionChoice("bf16", False, "asked for; this CPU has no native bf16, so it is emulated and slow")
+        return PrecisionChoice("bf16", False, "asked for")
+    # auto
+    if kind == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return PrecisionChoice("bf16", False, "auto: the GPU supports bf16")
+        return PrecisionChoice("fp16", False, "auto: the GPU has no bf16")
+    if kind != "cpu":
+        return PrecisionChoice("fp32", False, f"auto: fp32 on {kind}")
+    assert support is not None
+    if not support.native:
+        return PrecisionChoice("fp32", False, "auto: this CPU has no native bf16 (AVX512-BF16 / AMX)")
+    family = model_family or "unknown"
+    if model is not None and sample_shape is not None:
+        seconds = probe_speed(model, sample_shape, channels_last=family in CONV_FAMILIES, rounds=probe_rounds)
+        if seconds is not None:
+            best = pick_fastest(seconds)
+            measured = ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items())
+            why = f"auto: {support.feature} CPU, probe of {family} at {tuple(sample_shape)} per pass: {measured}"
+            return PrecisionChoice("fp32" if best == "fp32" else "bf16", best == "bf16+cl", why)
+    if BF16_ON_CPU.get(family, False):
+        return PrecisionChoice("bf16", False, f"auto: {support.feature} CPU and {family} runs faster in bf16 (table)")
+    return PrecisionChoice("fp32", False, f"auto: {family} stays fp32 on CPU (table)")
+
+
+def prepare_model_precision(model: Any, config: "TrackNetConfig", device: Any, *, precision: str | None = None) -> PrecisionChoice:
+    """Resolve the precision for `model` on `device` (`auto`: the family table) and apply channels_last if chosen.
+
+    Call after the model is on its device and before the optimizer sees its parameters' layout.
+    """
+    choice = resolve_precision(precision or config.training.precision, device, model_family=config.model.backbone.type)
+    if choice.channels_last:
+        model.to_channels_last()
+    return choice

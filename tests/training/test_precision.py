@@ -1,0 +1,156 @@
+"""The precision switch (training/precision.py) and bf16 vs fp32 agreement on the real quickstart model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tracknet_cli.config.load import Selection, resolve
+from tracknet_cli.errors import ConfigError
+from tracknet_cli.models import build_model
+from tracknet_cli.training.loop import autocast_dtype
+from tracknet_cli.training.losses import build_loss
+from tracknet_cli.training.precision import (
+    CpuBf16,
+    cpu_bf16_support,
+    pick_fastest,
+    prepare_model_precision,
+    probe_speed,
+    resolve_precision,
+)
+
+CPU = torch.device("cpu")
+NATIVE = CpuBf16(True, "avx512_bf16")
+NONE = CpuBf16(False, "none")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def quickstart(*sets: str):
+    """The quickstart profile shrunk to a 64x32 input (still the tiny ConvNeXt + FPN)."""
+    small = ("data.input_width=64", "data.input_height=32", "data.heatmap_width=32", "data.heatmap_height=16")
+    return resolve(Selection(profile="quickstart", sets=small + sets)).config
+
+
+# ---------------------------------------------------------------- the switch
+def test_forced_values_on_cpu() -> None:
+    fp32 = resolve_precision("fp32", CPU, cpu_bf16=NATIVE)
+    assert (fp32.name, fp32.dtype, fp32.channels_last) == ("fp32", None, False)
+    bf16 = resolve_precision("bf16", CPU, cpu_bf16=NATIVE)
+    assert (bf16.name, bf16.dtype) == ("bf16", torch.bfloat16)
+    emulated = resolve_precision("bf16", CPU, cpu_bf16=NONE)
+    assert emulated.dtype == torch.bfloat16 and "no native bf16" in emulated.reason
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", CPU)
+
+
+def test_auto_on_cpu_follows_capability_then_family_table() -> None:
+    assert resolve_precision("auto", CPU, model_family="convnext", cpu_bf16=NONE).name == "fp32"
+    picked = resolve_precision("auto", CPU, model_family="convnext", cpu_bf16=NATIVE)
+    assert picked.name == "bf16" and "table" in picked.reason and "avx512_bf16" in picked.reason
+    assert resolve_precision("auto", CPU, model_family="dinov3_convnext", cpu_bf16=True).name == "bf16"
+    assert resolve_precision("auto", CPU, model_family="dinov3_vit", cpu_bf16=NATIVE).name == "fp32"
+    assert resolve_precision("auto", CPU, model_family=None, cpu_bf16=NATIVE).name == "fp32"
+    assert "auto: " in picked.describe() and picked.describe().startswith("bf16 (")
+
+
+def test_autocast_dtype_keeps_its_signature() -> None:
+    assert autocast_dtype("fp32", CPU) is None
+    assert autocast_dtype("bf16", CPU) is torch.bfloat16
+    expected = torch.bfloat16 if cpu_bf16_support().native else None
+    assert autocast_dtype("auto", CPU, model_family="convnext") is expected
+    assert autocast_dtype("auto", CPU, "dinov3_vit") is None
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    support = cpu_bf16_support()
+    assert support.feature in ("amx_bf16", "avx512_bf16", "none") and support.native == (support.feature != "none")
+    if not support.native:  # torch found nothing, so the flags decide
+        info = tmp_path / "cpuinfo"
+        info.write_text("flags\t\t: fpu sse avx512f avx512_bf16\n")
+        assert cpu_bf16_support(info) == CpuBf16(True, "avx512_bf16")
+
+
+def test_pick_fastest_needs_a_clear_win() -> None:
+    assert pick_fastest({"fp32": 1.0, "bf16": 0.5}) == "bf16"
+    assert pick_fastest({"fp32": 1.0, "bf16": 0.95}) == "fp32"  # 5 % is noise on a shared machine
+    assert pick_fastest({"fp32": 1.0, "bf16": 2.0}) == "fp32"  # the ViT case in FINDINGS
+    assert pick_fastest({"fp32": 1.0, "bf16": 0.5, "bf16+cl": 0.49}) == "bf16"  # cl must win by 5 %
+    assert pick_fastest({"fp32": 1.0, "bf16": 0.5, "bf16+cl": 0.4}) == "bf16+cl"
+    assert pick_fastest({"fp32": 1.0, "bf16": 1.0, "bf16+cl": 0.8}) == "bf16+cl"
+
+
+# ---------------------------------------------------------------- the probe on the real model
+def test_probe_measures_without_changing_the_model() -> None:
+    torch.manual_seed(0)
+    model = build_model(quickstart()).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    seconds = probe_speed(model, (2, 3, 3, 32, 64), channels_last=True, rounds=1)
+    assert seconds is not None and set(seconds) == {"fp32", "bf16", "bf16+cl"}
+    assert all(0 < s < 30 for s in seconds.values())
+    assert model.training and all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)  # the run's data order and init stay reproducible
+    assert probe_speed(model, (2, 3, 3, 32, 64), budget_s=1e-6) is None  # too slow to probe: table
+
+
+def test_auto_in_training_follows_the_table_and_repeats() -> None:
+    """`tracknet train` decides by the family table, so two runs with one seed compute alike."""
+    config = quickstart("training.batch_size=2")
+    first = prepare_model_precision(build_model(config), config, CPU, precision="auto")
+    second = prepare_model_precision(build_model(config), config, CPU, precision="auto")
+    assert first == second
+    if not cpu_bf16_support().native:
+        assert first.name == "fp32"
+        return
+    assert (first.name, first.channels_last) == ("bf16", False)
+    assert "(table)" in first.reason
+
+
+def test_resolve_with_the_model_probes() -> None:
+    model = build_model(quickstart("training.batch_size=2"))
+    choice = resolve_precision("auto", CPU, model_family="convnext", model=model, sample_shape=(2, 3, 3, 32, 64),
+                               cpu_bf16=True, probe_rounds=1)
+    assert "probe of convnext" in choice.reason and "fp32 " in choice.reason
+
+
+# ---------------------------------------------------------------- no loss of correctness
+@pytest.mark.parametrize("loss_name", ["softmax", "focal", "wbce", "mse"])
+def test_bf16_and_fp32_losses_agree_on_a_fixed_batch(loss_name: str) -> None:
+    """The quickstart model (random weights) on one fixed batch: the bf16 forward changes the loss by < 1 % (measured: < 0.2 %)."""
+    config = quickstart(f"training.loss={loss_name}")
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    gen = torch.Generator().manual_seed(1)
+    frames = torch.rand(2, 3, 3, 32, 64, generator=gen)
+    targets = torch.zeros(2, 3, 16, 32)
+    targets[0, :, 5, 9] = 1.0  # a ball in the first window, the second has none
+    targets[0, :, 5, 8] = targets[0, :, 5, 10] = 0.5
+    mask = torch.tensor([[True, True, True], [True, False, True]])
+    loss = build_loss(loss_name)
+    with torch.no_grad():
+        fp32 = loss(model(frames).float(), targets, mask).total
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(frames)
+        bf16 = loss(logits.float(), targets, mask).total
+    assert logits.dtype == torch.bfloat16  # autocast really ran the model in bf16
+    assert fp32.dtype == bf16.dtype == torch.float32
+    assert torch.isfinite(bf16) and fp32.item() > 0
+    assert bf16.item() == pytest.approx(fp32.item(), rel=1e-2)
+
+
+def test_channels_last_gives_the_same_logits() -> None:
+    config = quickstart()
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    frames = torch.rand(2, 3, 3, 32, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = model(frames)
+        fast = model.to_channels_last()(frames)
+    assert torch.allclose(plain, fast, atol=1e-4)
