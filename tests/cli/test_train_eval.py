@@ -92,6 +92,14 @@ def test_eval_checkpoint_json_and_pred_csv_roundtrip(trained_run: Path, synth_ro
     replay = json.loads(again.stdout)
     for key in ["tp", "fp1", "fp2", "fn", "tn", "f1"]:
         assert replay[key] == payload[key], key
+    # Predictions for one clip only: that clip is scored, the others are named on stderr.
+    import shutil
+
+    shutil.rmtree(tmp_path / "preds" / "game1" / "Clip1")
+    shutil.rmtree(tmp_path / "preds" / "game1" / "Clip2")
+    partial = invoke("eval", "--pred-csv", str(tmp_path / "preds"), "--gt", str(synth_root), "--json")
+    assert partial.exit_code == 0 and "1 of 3 clips" in partial.stderr
+    assert [c["clip"] for c in json.loads(partial.stdout)["clips"]] == ["game1/Clip3"]
 
 
 def test_eval_errors(tmp_path: Path) -> None:
@@ -104,6 +112,18 @@ def test_eval_errors(tmp_path: Path) -> None:
     assert invoke("eval").exit_code == 2
     assert invoke("eval", "--pred-csv", str(tmp_path)).exit_code == 2
     assert invoke("eval", "--checkpoint", str(bad), "--protocol", "nope").exit_code == 2
+
+
+@pytest.mark.parametrize("extra", [
+    ["--model", "convnext_fpn_heatmap", "--set", "model.backbone.pretrained=false",
+     "--set", "model.backbone.config_overrides={depths: [1, 1, 1, 1], hidden_sizes: [16, 32, 64, 128]}"],
+    ["--set", "model.temporal_fusion=late"],
+    ["--set", "model.no_ball_logit=true"],
+])
+def test_dry_run_variants(synth_root: Path, extra: list[str]) -> None:
+    result = invoke("train", "--dry-run", *TINY, "--set", f"data.root={synth_root}", *extra, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["output_shape"] == [4, 3, 36, 64]
 
 
 def test_dry_run_json(synth_root: Path) -> None:

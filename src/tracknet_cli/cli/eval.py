@@ -93,7 +93,10 @@ def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float) -> di
     from tracknet_cli.training.evaluate import read_prediction_csvs, score_predictions
 
     clips = discover_clips(gt)
-    predictions = read_prediction_csvs(pred_dir, clips)
+    predictions, missing = read_prediction_csvs(pred_dir, clips)
+    if missing:
+        console.warn(f"scoring the {len(predictions)} of {len(clips)} clips that have a prediction CSV; "
+                     f"none for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
     total, per_clip = score_predictions(predictions, protocol, threshold)
     return _payload(total, per_clip, protocol, threshold, {"pred_csv": str(pred_dir), "gt": str(gt)})
 

@@ -36,6 +36,7 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
     from tracknet_cli.data.datasets import build_datasets, collate
     from tracknet_cli.models import build_model
     from tracknet_cli.training.loop import autocast_dtype, pick_device
+    from tracknet_cli.training.evaluate import forward_logits
     from tracknet_cli.training.losses import build_loss
     from tracknet_cli.training.seeding import seed_everything
 
@@ -51,8 +52,8 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
     loss_fn = build_loss(config.training.loss)
     start = time.perf_counter()
     with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-        logits = model(batch.frames.float().div_(255.0))
-    out = loss_fn(logits.float(), batch.heatmaps, batch.mask)
+        logits, no_ball = forward_logits(model, batch.frames.float().div_(255.0))
+    out = loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
     out.total.backward()
     seconds = time.perf_counter() - start
     codec = train_ds.codecs[0]

@@ -220,8 +220,9 @@ def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], 
     return written
 
 
-def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"]) -> list[ClipPredictions]:
-    """Another tracker's per-clip CSVs (any supported dialect) placed on the ground-truth clips.
+def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"]) -> tuple[list[ClipPredictions], list[str]]:
+    """Another tracker's per-clip CSVs (any supported dialect) placed on the ground-truth clips,
+    and the ids of clips that have none (they are not scored; the caller says so).
 
     For clip `game1/Clip1` the file is PRED/game1/Clip1/<any>.csv, PRED/game1/Clip1.csv or PRED/Clip1.csv.
     A row with visibility > 0 and coordinates is a detection; its `Score` column is used when present.
@@ -251,12 +252,12 @@ def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"]) -> list[ClipPre
         score = _score_column(path, len(clip))
         score = np.where(found, score if score is not None else 1.0, 0.0)
         out.append(ClipPredictions(clip=clip, xy=xy, score=score))
-    if missing:
+    if not out:
         raise InputError(
-            f"no prediction CSV for {len(missing)} of {len(clips)} clips under {pred_dir} (first: {missing[0]}); "
+            f"no prediction CSV for any of the {len(clips)} clips under {pred_dir} (first: {missing[0]}); "
             f"expected {pred_dir}/<clip>/Label.csv or {pred_dir}/<clip>.csv"
         )
-    return out
+    return out, missing
 
 
 def _score_column(path: Any, n: int) -> np.ndarray | None:

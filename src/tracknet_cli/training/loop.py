@@ -174,7 +174,7 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
     from tracknet_cli.training.artifacts import restore_rng
     from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
     from tracknet_cli.training.distributed import SINGLE, FollowerRunDirectory, no_grad_sync
-    from tracknet_cli.training.evaluate import evaluate
+    from tracknet_cli.training.evaluate import evaluate, forward_logits
     from tracknet_cli.training.loggers import RunLoggers, open_loggers
     from tracknet_cli.training.losses import build_loss
     from tracknet_cli.training.precision import prepare_model_precision
@@ -410,8 +410,8 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
                 # DDP all-reduces gradients on the last micro-batch of an accumulation only.
                 with no_grad_sync(train_model, sync=(micro + 1) % tc.grad_accumulation == 0):
                     with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-                        logits = train_model(batch.frames.float().div_(255.0))
-                    out = loss_fn(logits.float(), batch.heatmaps, batch.mask)
+                        logits, no_ball = forward_logits(train_model, batch.frames.float().div_(255.0))
+                    out = loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
                     pending.append(out.total.detach())
                     if eager:
                         read_losses(out.terms)
