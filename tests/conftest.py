@@ -41,3 +41,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith(("TRACKNET_DATA__", "TRACKNET_MODEL__", "TRACKNET_TRAINING__", "TRACKNET_PREDICT__")):
             monkeypatch.delenv(name)
     monkeypatch.delenv("TRACKNET_DEBUG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One game of three 24-frame synthetic clips at 256x144, shared read-only by the training tests."""
+    from tracknet_cli.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("synth") / "tracknet"
+    synthesize(root, games=1, clips=3, frames=24, size=(256, 144), seed=3)
+    return root

@@ -14,6 +14,15 @@ from tracknet_cli.cli.app import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# A training run small enough for tests: the quickstart model at 128x72 on the `synth_root` fixture.
+TINY = [
+    "--profile", "quickstart",
+    "--set", "data.input_width=128", "--set", "data.input_height=72",
+    "--set", "data.heatmap_width=64", "--set", "data.heatmap_height=36",
+    "--set", "training.batch_size=4", "--set", "training.max_steps=6", "--set", "training.val_every=3",
+    "--set", "data.cache=off", "--set", "training.precision=fp32", "--set", "training.time_limit=null",
+]
+
 
 @dataclass
 class Result:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import ROOT, tracknet
+from tests.cli.helpers import ROOT, TINY, tracknet
 from tracknet_cli.data.datasets import EpochSampler
 from tracknet_cli.training.distributed import (
     SINGLE,
@@ -23,14 +23,6 @@ from tracknet_cli.training.distributed import (
     context_from_env,
     torchrun_args,
 )
-
-TINY = [
-    "--profile", "quickstart",
-    "--set", "data.input_width=128", "--set", "data.input_height=72",
-    "--set", "data.heatmap_width=64", "--set", "data.heatmap_height=36",
-    "--set", "training.batch_size=4", "--set", "training.max_steps=6", "--set", "training.val_every=3",
-    "--set", "data.cache=off",
-]
 
 
 # ---------------------------------------------------------------- the sharded sampler
@@ -124,15 +116,6 @@ def test_single_process_collectives_are_identities() -> None:
 
 
 # ---------------------------------------------------------------- two real processes (gloo)
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tracknet_cli.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("ddp_synth") / "tracknet"
-    synthesize(root, games=1, clips=3, frames=24, size=(256, 144), seed=3)
-    return root
-
-
 def test_two_processes_write_one_run_directory(synth_root: Path, tmp_path: Path) -> None:
     import torch
 

@@ -8,24 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import invoke
-
-TINY = [
-    "--profile", "quickstart",
-    "--set", "data.input_width=128", "--set", "data.input_height=72",
-    "--set", "data.heatmap_width=64", "--set", "data.heatmap_height=36",
-    "--set", "training.batch_size=4", "--set", "training.max_steps=6", "--set", "training.val_every=3",
-    "--set", "data.cache=off", "--set", "training.precision=fp32", "--set", "data.split.val=[game1/Clip3]",
-]
-
-
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tracknet_cli.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("gpu_synth") / "tracknet"
-    synthesize(root, games=1, clips=3, frames=24, size=(256, 144), seed=3)
-    return root
+from tests.cli.helpers import TINY, invoke
 
 
 @pytest.fixture(scope="module")

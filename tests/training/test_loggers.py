@@ -8,21 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import invoke
+from tests.cli.helpers import TINY, invoke
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.training.artifacts import ValidationRow
 from tracknet_cli.training.loggers import RunLoggers, flatten_config, open_loggers, validation_scalars
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 HAS_WANDB = importlib.util.find_spec("wandb") is not None
-
-TINY = [
-    "--profile", "quickstart",
-    "--set", "data.input_width=128", "--set", "data.input_height=72",
-    "--set", "data.heatmap_width=64", "--set", "data.heatmap_height=36",
-    "--set", "training.batch_size=4", "--set", "training.max_steps=4", "--set", "training.val_every=2",
-    "--set", "data.cache=off", "--set", "training.precision=fp32",
-]
 
 
 def test_flat_hyperparameters_are_scalars_or_strings() -> None:
@@ -55,7 +47,7 @@ def test_nothing_enabled_opens_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(HAS_TENSORBOARD, reason="tensorboard is installed: the missing-package line cannot be seen")
 def test_tensorboard_without_the_package_is_one_line(tmp_path: Path) -> None:
-    result = invoke("train", *TINY, "--set", "training.tensorboard=true", "--out", str(tmp_path / "run"))
+    result = invoke("train", *TINY, "--set", "training.max_steps=4", "--set", "training.val_every=2", "--set", "training.tensorboard=true", "--out", str(tmp_path / "run"))
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "training.tensorboard=true needs the tensorboard package" in lines[0]
@@ -64,7 +56,7 @@ def test_tensorboard_without_the_package_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(HAS_WANDB, reason="wandb is installed")
 def test_wandb_without_the_package_is_one_line(tmp_path: Path) -> None:
-    result = invoke("train", *TINY, "--set", "training.wandb=offline", "--out", str(tmp_path / "run"))
+    result = invoke("train", *TINY, "--set", "training.max_steps=4", "--set", "training.val_every=2", "--set", "training.wandb=offline", "--out", str(tmp_path / "run"))
     assert result.exit_code == 2
     assert "training.wandb=offline needs the wandb package" in result.stderr
 
@@ -78,7 +70,7 @@ def test_tensorboard_events_hold_scalars_overlays_and_hparams(tmp_path: Path) ->
     root = tmp_path / "synth"
     synthesize(root, games=1, clips=3, frames=24, size=(256, 144), seed=3)
     run_dir = tmp_path / "run"
-    result = invoke("train", *TINY, "--set", f"data.root={root}", "--set", "data.split.val=[game1/Clip3]",
+    result = invoke("train", *TINY, "--set", "training.max_steps=4", "--set", "training.val_every=2", "--set", f"data.root={root}", "--set", "data.split.val=[game1/Clip3]",
                     "--set", "training.tensorboard=true", "--out", str(run_dir))
     assert result.exit_code == 0, result.stderr
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
