@@ -201,3 +201,39 @@ def test_init_from_starts_a_new_run_and_rejects_another_architecture(trained_run
     assert other.exit_code == 2
     assert "other model settings (data.sequence_length: 3 -> 1)" in other.stderr
     assert not (tmp_path / "bad").exists()  # refused before a run directory was made
+
+
+def _gt_clip(root: Path) -> None:
+    """game1/Clip1: 5 frames at 512x288 with a ball at (100, 50) in frames 0, 1, 3, 4 and none in frame 2."""
+    from PIL import Image
+
+    clip = root / "game1" / "Clip1"
+    clip.mkdir(parents=True)
+    rows = ["file name,visibility,x-coordinate,y-coordinate,status"]
+    for i in range(5):
+        Image.new("RGB", (512, 288)).save(clip / f"{i:04d}.jpg")
+        rows.append(f"{i:04d}.jpg,0,,,0" if i == 2 else f"{i:04d}.jpg,1,100,50,0")
+    (clip / "Label.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("dialect", ["tennis", "predict"])
+def test_pred_csv_scores_other_trackers_in_two_dialects(tmp_path: Path, dialect: str) -> None:
+    # Hand-counted under v2 at 512 px width (tolerance 4 px): frame 0 TP (2 px off), frame 1 FP1 (20 px off),
+    # frame 2 FP2 (a detection, no ball), frame 3 FN (no detection), frame 4 TP (exact).
+    gt, preds = tmp_path / "gt", tmp_path / "preds"
+    _gt_clip(gt)
+    points = {0: (102, 50), 1: (120, 50), 2: (300, 200), 4: (100, 50)}
+    out = preds / "game1" / "Clip1"
+    out.mkdir(parents=True)
+    if dialect == "tennis":
+        lines = ["file name,visibility,x-coordinate,y-coordinate,status"]
+        lines += [f"{i:04d}.jpg,1,{points[i][0]},{points[i][1]},0" if i in points else f"{i:04d}.jpg,0,,,0" for i in range(5)]
+    else:
+        lines = ["Frame,Visibility,X,Y,Score,Interpolated"]
+        lines += [f"{i},1,{points[i][0]},{points[i][1]},0.9,0" if i in points else f"{i},0,0,0,0,0" for i in range(5)]
+    (out / "Label.csv").write_text("\n".join(lines) + "\n")
+    result = invoke("eval", "--pred-csv", str(preds), "--gt", str(gt), "--json")
+    assert result.exit_code == 0, result.stderr
+    m = json.loads(result.stdout)
+    assert (m["tp"], m["fp1"], m["fp2"], m["fn"], m["tn"]) == (2, 1, 1, 1, 0)
+    assert m["precision"] == pytest.approx(2 / 4) and m["recall"] == pytest.approx(2 / 3)
