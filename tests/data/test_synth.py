@@ -89,7 +89,7 @@ def test_the_ball_is_at_its_label(default_out) -> None:
 def test_same_seed_same_bytes_other_seed_other_clips(tmp_path: Path) -> None:
     a = synthesize(tmp_path / "a", games=1, clips=1, frames=30, size=(256, 144), seed=3)
     b = synthesize(tmp_path / "b", games=1, clips=1, frames=30, size=(256, 144), seed=3)
-    c = synthesize(tmp_path / "c", games=1, clips=1, frames=30, size=(256, 144), seed=4)
+    synthesize(tmp_path / "c", games=1, clips=1, frames=30, size=(256, 144), seed=4)
     assert a.visibility == b.visibility
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")

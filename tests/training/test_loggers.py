@@ -74,7 +74,6 @@ def test_tensorboard_events_hold_scalars_overlays_and_hparams(tmp_path: Path) ->
                     "--set", "training.tensorboard=true", "--out", str(run_dir))
     assert result.exit_code == 0, result.stderr
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
-    tags = events.Tags()
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
     assert [e.step for e in events.Scalars("val/f1")] == [2, 4]
     assert [e.step for e in events.Scalars("train/lr")] == [1, 2, 3, 4]

@@ -42,7 +42,6 @@ from tracknet_cli.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.config.schema import DataConfig
     from tracknet_cli.data.clips import Clip
-    from tracknet_cli.data.geometry import Codec
 
 CACHE_FORMAT = 1  # bump when resize or padding changes so old files are not reused
 DIRNAME = ".tracknet_cache"

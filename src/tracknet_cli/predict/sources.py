@@ -213,8 +213,6 @@ class VideoSource(FrameSource):
 
     def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None) -> Iterator[SourceFrame]:
         """Decode lazily; stop at ``end``; count errors in ``report`` instead of raising."""
-        import av
-
         report = self.report = DecodeReport(self.path, header_frames=self.info.frame_count)
         full = self.info.size
         targets = [full if s is None else (int(s[0]), int(s[1])) for s in sizes]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ class CheckpointMeta:
 
 def save_checkpoint(path: str | Path, model: "HeatmapModel", config: "TrackNetConfig", *, threshold: float,
                     loss: str, metrics: dict[str, float], extra: dict[str, str] | None = None) -> Path:
-    """Write the model and its metadata atomically (temp file in the same folder, then `os.replace`)."""
+    """Write the model and its metadata atomically (temp file in the same folder, then a rename)."""
     from safetensors.torch import save_file
 
     from tracknet_cli import __version__
