@@ -31,11 +31,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
 )
-app.add_typer(config_cmd.app, name="config")
+# In the order of the workflow: data, train, eval, predict; then config.
+app.add_typer(data_cmd.app, name="data")
 app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.evaluate_command)
 app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
-app.add_typer(data_cmd.app, name="data")
+app.add_typer(config_cmd.app, name="config")
 
 
 def _version(value: bool) -> None:
