@@ -200,10 +200,10 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
     if init_from is not None:
         load_init_weights(model, init_from)
     model = model.to(device)
-    # Under DDP rank 0 decides (a speed probe may differ per rank: the ranks must agree) and the others follow.
-    precision = dist.broadcast(prepare_model_precision(model, config, device) if dist.is_main else None)  # the family table; may set channels_last
+    # Under DDP rank 0 decides and the others follow: the ranks must compute alike.
+    precision = dist.broadcast(prepare_model_precision(model, config, device) if dist.is_main else None)
     if (tc.channels_last or precision.channels_last) and not model._channels_last:
-        model.to_channels_last()  # training.channels_last asks for it whatever the probe said
+        model.to_channels_last()  # training.channels_last asks for it whatever precision chose
     amp = precision.dtype
     loss_fn = build_loss(tc.loss)
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier)
