@@ -40,7 +40,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("TRACKNET_DATA__", "TRACKNET_MODEL__", "TRACKNET_TRAINING__", "TRACKNET_PREDICT__")):
             monkeypatch.delenv(name)
-    monkeypatch.delenv("TRACKNET_DEBUG", raising=False)
+    monkeypatch.setenv("TRACKNET_DEBUG", "0")  # restored after each test, also when --debug set it in-process
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+DEBUG_ENV = "TRACKNET_DEBUG"
+
+
+def debug_enabled() -> bool:
+    """`--debug` or TRACKNET_DEBUG=1: the CLI sets the variable for `--debug`, so the core (which never
+    imports cli/) and child processes see the same switch."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false", "no")
+
+
+def first_line(exc: BaseException) -> str:
+    """A library exception's message as one short line, for our one-line errors."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " ".join(lines[:2])[:300] if lines else type(exc).__name__
 
 
 class TrackNetError(Exception):

@@ -116,3 +116,12 @@ def test_python_m_and_pipes_are_plain() -> None:
     proc = tracknet("config", "show", "--profile", "quickstart", env={"NO_COLOR": "1"})
     assert proc.returncode == 0
     assert "\x1b[" not in proc.stdout and proc.stdout.startswith("# profile: quickstart")
+
+
+def test_debug_flag_reaches_the_core() -> None:
+    """`--debug` must reach code that never imports the CLI (e.g. transformers' loading chatter)."""
+    from tracknet_cli.errors import debug_enabled
+
+    assert not debug_enabled()
+    assert invoke("--debug", "config", "show", "--json").exit_code == 0
+    assert debug_enabled()

@@ -11,20 +11,19 @@ import sys
 
 from rich.console import Console
 
+from tracknet_cli.errors import DEBUG_ENV, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
+
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False)
 
-_state = {"debug": False, "quiet": False}
+_state = {"quiet": False}
 
 
 def configure(*, debug: bool, quiet: bool) -> None:
-    _state["debug"] = debug
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # the core's and child processes' view of --debug
     _state["quiet"] = quiet
     err.quiet = quiet
-
-
-def debug_enabled() -> bool:
-    return _state["debug"] or os.environ.get("TRACKNET_DEBUG", "") not in ("", "0", "false", "no")
 
 
 def quiet() -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracknet_cli.errors import ConfigError, InputError, WeightsUnavailableError
+from tracknet_cli.errors import ConfigError, InputError, WeightsUnavailableError, debug_enabled, first_line
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
@@ -84,11 +84,6 @@ def _three(values: Any) -> tuple[float, float, float]:
     if len(out) != 3:
         raise ValueError(f"expected 3 values, got {len(out)}")
     return out  # type: ignore[return-value]
-
-
-def debug_enabled() -> bool:
-    """The core's view of `--debug` (the CLI sets TRACKNET_DEBUG; the core never imports cli/)."""
-    return os.environ.get("TRACKNET_DEBUG", "") not in ("", "0", "false", "no")
 
 
 def offline() -> bool:
@@ -213,7 +208,7 @@ def _unavailable(name: str, exc: BaseException) -> WeightsUnavailableError:
         why = f"{name} is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE)"
         todo = f"download it once online ({access})" if gated(name) else "download it once online"
     else:
-        why = f"weights for {name} could not be downloaded ({_first_line(exc)[:120]})"
+        why = f"weights for {name} could not be downloaded ({first_line(exc)[:120]})"
         todo = f"check the network and the name; {access}" if gated(name) else "check the network and the name"
     return WeightsUnavailableError(f"{why}: {todo}; or point model.backbone.pretrained_model_name at a local folder; "
                                    "or set model.backbone.pretrained=false for random weights")
@@ -238,7 +233,7 @@ def load_pretrained(model_cls: type["PreTrainedModel"], config_cls: type["Pretra
         raise
     except OSError as exc:
         if folder is not None:
-            raise InputError(f"{folder}: cannot load weights ({_first_line(exc)})") from exc
+            raise InputError(f"{folder}: cannot load weights ({first_line(exc)})") from exc
         raise _unavailable(name, exc) from exc
     except ValueError as exc:  # includes huggingface_hub's HFValidationError for malformed ids
         if folder is None and "repo" in str(exc).lower():
@@ -246,7 +241,7 @@ def load_pretrained(model_cls: type["PreTrainedModel"], config_cls: type["Pretra
                              "like facebook/convnext-tiny-224") from exc
         raise
     except RuntimeError as exc:  # size mismatch after config_overrides changed the architecture
-        raise ConfigError(f"the weights of {name} do not fit the overridden architecture ({_first_line(exc)}): "
+        raise ConfigError(f"the weights of {name} do not fit the overridden architecture ({first_line(exc)}): "
                           "drop model.backbone.config_overrides or set model.backbone.pretrained=false") from exc
     if folder is None:
         _fetch_preprocessor_config(name)
@@ -275,8 +270,3 @@ def build_random(model_cls: type["PreTrainedModel"], config_cls: type["Pretraine
         model = model_cls(config)
     normalization = read_normalization(name) if source_config is None else Normalization()
     return LoadedBackbone(model=model, normalization=normalization, source_config=config.to_dict())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

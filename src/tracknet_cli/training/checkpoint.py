@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracknet_cli.atomic import atomic_path
-from tracknet_cli.errors import ConfigError, InputError
+from tracknet_cli.errors import ConfigError, InputError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -86,7 +86,7 @@ def _raw_metadata(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except Exception as exc:  # safetensors raises its own error types for truncated/garbled headers
-        raise InputError(f"{path} is not a readable .safetensors checkpoint ({_first_line(exc)})") from exc
+        raise InputError(f"{path} is not a readable .safetensors checkpoint ({first_line(exc)})") from exc
 
 
 def read_metadata(path: str | Path) -> CheckpointMeta:
@@ -142,17 +142,12 @@ def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple[
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:
-        raise InputError(f"{path}: cannot read the weights ({_first_line(exc)})") from exc
+        raise InputError(f"{path}: cannot read the weights ({first_line(exc)})") from exc
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise InputError(f"{path}: the weights do not match the architecture in its own config "
-                         f"({_first_line(exc)})") from exc
+                         f"({first_line(exc)})") from exc
     model.set_normalization(meta.normalization)
     model.eval()
     return model.to(device), meta
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " ".join(lines[:2])[:300] if lines else type(exc).__name__
