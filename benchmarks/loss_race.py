@@ -3,13 +3,14 @@ scored on held-out rallies of real badminton footage at fixed time checkpoints.
 
     .venv/bin/python benchmarks/loss_race.py [--minutes 10] [--checkpoints 2,5,10]
         [--data ../shared/realdata/badminton-train] [--losses mse,focal,wbce,softmax]
-        [--precisions fp32,bf16] [--threads 2] [--results loss_race.jsonl]
+        [--precisions fp32,auto] [--profile cpu_small] [--threads 2] [--results loss_race.jsonl]
 
-Every cell trains the quickstart model (tiny ConvNeXt [1,1,2,1] x [32,64,128,256] + FPN 64, random
-init, early fusion of T = 3 frames) at input 256x144 → heatmap 128x72 (`--input`, `--heatmap`),
-batch 8, AdamW lr 2e-3 with 30 warmup steps then constant (a step-based cosine needs a step budget
-a wall-clock race does not have), hflip 0.5, seed 0: same init and same data order in every cell.
-The clip-level split is fixed and explicit (`VAL_CLIPS`, `TEST_CLIPS`; the other 25 clips train).
+Every cell trains the model of `--profile` (default `cpu_small`: the 0.5 M-parameter U-Net at
+256x144 with a 256x144 heatmap, batch 16, lr 1e-3, early fusion of T = 3 frames, random init) with
+its augmentation, AdamW with 30 warmup steps then a constant lr (a step-based cosine needs a step
+budget a wall-clock race does not have), seed 0: same init and same data order in every cell.
+`--input`, `--heatmap`, `--batch-size`, `--lr` override the profile. The clip-level split is fixed
+and explicit (`VAL_CLIPS`, `TEST_CLIPS`; the other 25 clips train).
 
 The training clock counts data loading, forward, backward and the optimizer step, and stops while a
 checkpoint is scored. At each checkpoint the model is run over the validation clips, the decode
@@ -80,11 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoints", default=None, help="minutes at which to score, e.g. 2,5,10 (default: those of 2,5,10 within --minutes, and --minutes)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--losses", default=",".join(LOSSES))
-    p.add_argument("--precisions", default="fp32,bf16", help="fp32, bf16, auto (bf16 cells are skipped on CPUs without native bf16)")
-    p.add_argument("--input", default="256x144", help="model input WxH")
-    p.add_argument("--heatmap", default="128x72", help="heatmap WxH")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--precisions", default="fp32,auto",
+                   help="fp32, bf16, auto (what `tracknet train` picks: bf16 + channels_last for the unet on a CPU with "
+                        "native bf16; bf16 cells are skipped on CPUs without it)")
+    p.add_argument("--profile", default="cpu_small", help="the profile whose model, sizes, batch and lr every cell trains")
+    p.add_argument("--input", default=None, help="model input WxH (default: the profile's)")
+    p.add_argument("--heatmap", default=None, help="heatmap WxH (default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
+    p.add_argument("--lr", type=float, default=None, help="default: the profile's")
     p.add_argument("--warmup-steps", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -121,27 +125,35 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def race_config(args: argparse.Namespace, loss: str, precision: str) -> Any:
-    """The quickstart profile pointed at the real data, with this cell's loss and precision."""
+    """The profile pointed at the real data, with this cell's loss and precision (and any size/batch/lr given)."""
     from tracknet_cli.config.load import Selection, resolve
 
-    (wi, hi), (wh, hh) = _size(args.input), _size(args.heatmap)
     val = [c for c in args.val.split(",") if c]
     test = [c for c in args.test.split(",") if c]
-    sets = (
-        f"data.root={args.data}", f"data.input_width={wi}", f"data.input_height={hi}",
-        f"data.heatmap_width={wh}", f"data.heatmap_height={hh}",
+    sets = [
+        f"data.root={args.data}",
         f"data.split.val={json.dumps(val)}", f"data.split.test={json.dumps(test)}",
         "data.cache=on", f"data.cache_dir={args.cache_dir}", "data.num_workers=0",
-        f"training.loss={loss}", f"training.precision={precision}", f"training.batch_size={args.batch_size}",
-        f"training.lr={args.lr}", f"training.warmup_steps={args.warmup_steps}", "training.scheduler=none",
+        f"training.loss={loss}", f"training.precision={precision}",
+        f"training.warmup_steps={args.warmup_steps}", "training.scheduler=none",
         f"training.seed={args.seed}", "training.device=cpu", f"training.protocol={PROTOCOL}",
-    )
-    return resolve(Selection(profile="quickstart", sets=sets)).config
+    ]
+    if args.input:
+        wi, hi = _size(args.input)
+        sets += [f"data.input_width={wi}", f"data.input_height={hi}"]
+    if args.heatmap:
+        wh, hh = _size(args.heatmap)
+        sets += [f"data.heatmap_width={wh}", f"data.heatmap_height={hh}"]
+    if args.batch_size:
+        sets.append(f"training.batch_size={args.batch_size}")
+    if args.lr:
+        sets.append(f"training.lr={args.lr}")
+    return resolve(Selection(profile=args.profile, sets=tuple(sets))).config
 
 
 def settings_key(args: argparse.Namespace) -> str:
     """Rows from a run with other settings never count as finished cells of this one."""
-    fields = {k: str(getattr(args, k)) for k in ("minutes", "data", "input", "heatmap", "batch_size", "lr",
+    fields = {k: str(getattr(args, k)) for k in ("minutes", "data", "profile", "input", "heatmap", "batch_size", "lr",
                                                  "warmup_steps", "seed", "threads", "val", "test")}
     fields["checkpoints"] = ",".join(f"{m:g}" for m in args.checkpoint_minutes)
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
@@ -334,8 +346,12 @@ def main(argv: list[str] | None = None) -> int:
                 cells[(loss, precision)] = sorted(rows, key=lambda r: r["minute"])
                 continue
             cells[(loss, precision)] = [asdict(r) for r in run_cell(args, key, loss, precision)]
+    shown = race_config(args, "softmax", "fp32")
+    d = shown.data
     print(f"\nHeld-out F1 (protocol {PROTOCOL}, threshold chosen on the validation clips) after the same training time; "
-          f"input {args.input}, heatmap {args.heatmap}, batch {args.batch_size}; load average at the end "
+          f"profile {args.profile} ({shown.model.backbone.type} + {shown.model.decoder}), input "
+          f"{d.input_width}x{d.input_height}, heatmap {d.heatmap_width}x{d.heatmap_height}, batch "
+          f"{shown.training.batch_size}, lr {shown.training.lr:g}; load average at the end "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n", flush=True)
     print(table(args, cells))
     return 0

@@ -14,7 +14,7 @@ from tracknet_cli.errors import ConfigError
 def test_shipped_profiles_are_listed() -> None:
     assert {"quickstart", "vit_heatmap", "convnext_fpn"} <= set(available())
     assert "tracknet" in available("data")
-    assert {"vit_heatmap", "convnext_fpn_heatmap"} <= set(available("model"))
+    assert {"vit_heatmap", "convnext_fpn_heatmap", "unet_heatmap"} <= set(available("model"))
     assert "default" in available("training")
 
 

@@ -55,6 +55,9 @@ def test_auto_on_cpu_follows_capability_then_family_table() -> None:
     assert picked.name == "bf16" and "table" in picked.reason and "avx512_bf16" in picked.reason
     assert resolve_precision("auto", CPU, model_family="dinov3_convnext", cpu_bf16=True).name == "bf16"
     assert resolve_precision("auto", CPU, model_family="dinov3_vit", cpu_bf16=NATIVE).name == "fp32"
+    unet = resolve_precision("auto", CPU, model_family="unet", cpu_bf16=NATIVE)
+    assert (unet.name, unet.channels_last) == ("bf16", True) and "channels_last" in unet.describe()
+    assert resolve_precision("auto", CPU, model_family="unet", cpu_bf16=NONE).channels_last is False
     assert resolve_precision("auto", CPU, model_family=None, cpu_bf16=NATIVE).name == "fp32"
     assert "auto: " in picked.describe() and picked.describe().startswith("bf16 (")
 

@@ -72,7 +72,9 @@ class DataConfig(Section):
 
 # ---------------------------------------------------------------- model
 class BackboneConfig(Section):
-    type: Literal["dinov3_vit", "convnext", "dinov3_convnext"] = "dinov3_vit"
+    type: Literal["dinov3_vit", "convnext", "dinov3_convnext", "unet"] = Field(
+        "dinov3_vit", description="unet: plain full-resolution conv encoder (model.unet), random init, for CPUs and small balls"
+    )
     pretrained_model_name: str = Field(
         "facebook/dinov3-vitb16-pretrain-lvd1689m", description="hub id or local directory"
     )
@@ -92,11 +94,18 @@ class FPNConfig(Section):
     fuse: Literal["sum", "concat"] = "sum"
 
 
+class UNetConfig(Section):
+    widths: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1,
+                              description="channels of the unet encoder's stages (strides 1, 2, 4, ...)")
+    convs: int = Field(2, ge=1, le=8, description="3x3 conv + BatchNorm + ReLU layers per stage (encoder and decoder)")
+
+
 class ModelConfig(Section):
     backbone: BackboneConfig = BackboneConfig()
-    decoder: Literal["upsampling", "fpn"] = "upsampling"
+    decoder: Literal["upsampling", "fpn", "unet"] = "upsampling"
     upsampling: UpsamplingDecoderConfig = UpsamplingDecoderConfig()
     fpn: FPNConfig = FPNConfig()
+    unet: UNetConfig = UNetConfig()
     temporal_fusion: Literal["early", "late"] = Field("early", description="how the T frames of a window meet")
     no_ball_logit: bool = Field(False, description="also learn one 'no ball' logit per frame (for a softmax over H*W+1)")
 

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tracknet_cli.errors import ConfigError
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -65,9 +67,16 @@ def _build_fpn(model: "ModelConfig", channels: list[int]) -> "nn.Module":
     return FPNDecoder(channels, model.fpn.lateral_dim, model.fpn.fuse)
 
 
+def _build_unet(model: "ModelConfig", channels: list[int]) -> "nn.Module":
+    from tracknet_cli.models.decoders.unet import UNetDecoder
+
+    return UNetDecoder(channels, model.unet.convs)
+
+
 DECODERS: dict[str, Callable[["ModelConfig", list[int]], "nn.Module"]] = {
     "upsampling": _build_upsampling,
     "fpn": _build_fpn,
+    "unet": _build_unet,
 }
 
 
@@ -88,6 +97,14 @@ def build_backbone(model: "ModelConfig", *, source_config: Mapping[str, Any] | N
     from tracknet_cli.models import weights
 
     spec = model.backbone
+    if spec.type == "unet":
+        from tracknet_cli.models.backbones.unet import UNetBackbone, unet_source_config
+
+        if spec.pretrained and source_config is None:
+            raise ConfigError("model.backbone.type=unet has no pretrained weights",
+                              hint="set model.backbone.pretrained=false")
+        source = source_config or unet_source_config(model.unet.widths, model.unet.convs)
+        return UNetBackbone(source, default_out_indices(model))
     entry = BACKBONES[spec.type]
     model_cls = getattr(transformers, entry.model_class)
     config_cls = getattr(transformers, entry.config_class)

@@ -1,0 +1,110 @@
+"""The native U-Net (backbone `unet` + decoder `unet`): full-resolution maps, padding, fusion, checkpoints."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.models.conftest import make_config
+from tracknet_cli.errors import ConfigError
+from tracknet_cli.models import build_model
+from tracknet_cli.training.checkpoint import load_model, save_checkpoint
+
+WIDTHS = [4, 8, 12, 16]
+
+
+def unet_config(*, frames: int = 3, fusion: str = "early", size: tuple[int, int] = (48, 64),
+                heatmap: tuple[int, int] = (48, 64), **model):
+    return make_config("unet", "unused", frames=frames, fusion=fusion, size=size, heatmap=heatmap, pretrained=False,
+                       decoder="unet", unet={"widths": WIDTHS, "convs": 2}, **model)
+
+
+@pytest.mark.parametrize("fusion,frames", [("early", 1), ("early", 3), ("late", 3)])
+@pytest.mark.parametrize("size,heatmap", [((48, 64), (48, 64)), ((50, 90), (50, 90)), ((50, 90), (25, 45))])
+def test_one_heatmap_per_frame_at_any_size(fusion: str, frames: int, size: tuple[int, int], heatmap: tuple[int, int]) -> None:
+    """50×90 is not a multiple of 8 (three poolings): padded inside, cropped back to the canvas."""
+    model = build_model(unet_config(frames=frames, fusion=fusion, size=size, heatmap=heatmap)).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, frames, 3, *size))
+    assert out.shape == (2, frames, *heatmap)
+    assert torch.isfinite(out).all()
+
+
+def test_encoder_keeps_a_full_resolution_map() -> None:
+    model = build_model(unet_config(size=(50, 90), heatmap=(50, 90))).eval()
+    assert model.backbone.strides == [1, 2, 4, 8] and model.backbone.channels == WIDTHS
+    assert model.backbone.pad_multiple == 8
+    seen = []
+    hook = model.decoder.register_forward_pre_hook(lambda _m, args: seen.append(args))
+    with torch.no_grad():
+        model(torch.rand(1, 3, 3, 50, 90))
+    hook.remove()
+    features, canvas = seen[0]
+    assert [tuple(f.shape[-2:]) for f in features] == [(56, 96), (28, 48), (14, 24), (7, 12)]
+    assert canvas.valid == (50 / 56, 90 / 96)
+    assert model.decoder.out_channels == WIDTHS[0]
+
+
+def test_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = build_model(unet_config(no_ball_logit=True)).train()
+    logits, no_ball = model(torch.rand(2, 3, 3, 48, 64), with_no_ball=True)
+    (logits * torch.randn_like(logits)).sum().add(no_ball.sum()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+    assert sum(len(v) for v in model.param_groups().values()) == len(list(model.parameters()))
+
+
+def test_early_fusion_of_identical_frames_reproduces_single_frame_features() -> None:
+    """Same seed, same encoder; the 9-channel first conv holds the 3-channel weights / 3."""
+    torch.manual_seed(0)
+    single = build_model(unet_config(frames=1)).eval()
+    torch.manual_seed(0)
+    triple = build_model(unet_config(frames=3)).eval()
+    conv = triple.backbone.input_conv()
+    assert conv.in_channels == 9
+    torch.testing.assert_close(conv.weight[:, 3:6] * 3, single.backbone.input_conv().weight)
+    x = torch.randn(2, 3, 48, 64)
+    with torch.no_grad():
+        for a, b in zip(single.backbone(x), triple.backbone(x.repeat(1, 3, 1, 1))):
+            torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_channels_last_gives_the_same_heatmaps() -> None:
+    model = build_model(unet_config(size=(50, 90), heatmap=(50, 90))).eval()
+    fast = copy.deepcopy(model).to_channels_last()
+    x = torch.rand(1, 3, 3, 50, 90)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), atol=1e-5, rtol=1e-4)
+
+
+def test_checkpoint_rebuilds_the_same_model(tmp_path: Path) -> None:
+    config = unet_config(size=(40, 72), heatmap=(20, 36))
+    model = build_model(config).train()
+    model(torch.rand(4, 3, 3, 40, 72))  # moves the BatchNorm running statistics away from their init
+    model.eval()
+    path = tmp_path / "best.safetensors"
+    save_checkpoint(path, model, config, threshold=0.4, loss="softmax", metrics={})
+    loaded, meta = load_model(path)
+    x = torch.rand(1, 3, 3, 40, 72)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": WIDTHS, "convs": 2}
+
+
+def test_pretrained_unet_is_refused_with_the_fix() -> None:
+    config = make_config("unet", "unused", pretrained=True, decoder="unet")
+    with pytest.raises(ConfigError, match="no pretrained weights") as info:
+        build_model(config)
+    assert "pretrained=false" in str(info.value.hint)
+
+
+def test_unet_decoder_also_takes_a_convnext_pyramid(convnext_dir: Path) -> None:
+    model = build_model(make_config("convnext", convnext_dir, frames=3, size=(64, 96), heatmap=(32, 48),
+                                    decoder="unet", backbone={"out_indices": [1, 2, 3, 4]})).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 3, 64, 96)).shape == (1, 3, 32, 48)
+    assert model.decoder.out_channels == model.backbone.channels[0]
