@@ -101,6 +101,7 @@ def test_eval_errors(tmp_path: Path) -> None:
      "--set", "model.backbone.config_overrides={depths: [1, 1, 1, 1], hidden_sizes: [16, 32, 64, 128]}"],
     ["--set", "model.temporal_fusion=late"],
     ["--set", "model.no_ball_logit=true"],
+    ["--model", "unet_heatmap", "--set", "model.unet.widths=[4, 8, 16]"],
 ])
 def test_dry_run_variants(synth_root: Path, extra: list[str]) -> None:
     result = invoke("train", "--dry-run", *TINY, "--set", f"data.root={synth_root}", *extra, "--json")
@@ -115,6 +116,28 @@ def test_dry_run_json(synth_root: Path) -> None:
     assert report["output_shape"] == [4, 3, 36, 64]
     assert report["heatmap_size"] == [36, 64]
     assert report["params_trainable"] > 0
+    assert report["precision"].startswith("fp32 (asked for")  # TINY asks for fp32
+
+
+def test_unet_trains_evaluates_and_predicts(synth_root: Path, tmp_path: Path) -> None:
+    """The native U-Net end to end: train (a checkpoint without any transformers config), eval, predict."""
+    run_dir = tmp_path / "unet"
+    proc = tracknet("train", *TINY, "--model", "unet_heatmap", "--set", "model.unet.widths=[4, 8, 16]",
+                    "--set", f"data.root={synth_root}", "--set", "data.split.val=[game1/Clip3]", "--out", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    from tracknet_cli.training.checkpoint import read_metadata
+
+    meta = read_metadata(run_dir / "weights" / "best.safetensors")
+    assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": [4, 8, 16], "convs": 2}
+    result = invoke("eval", "--checkpoint", str(run_dir), "--split", "val", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [c["clip"] for c in json.loads(result.stdout)["clips"]] == ["game1/Clip3"]
+    out_csv = tmp_path / "clip3.csv"
+    result = invoke("predict", str(synth_root / "game1" / "Clip3"), "--checkpoint", str(run_dir), "--csv", str(out_csv),
+                    "--no-video")
+    assert result.exit_code == 0, result.stderr
+    with out_csv.open() as fh:
+        assert len(list(csv.DictReader(fh))) == len(list((synth_root / "game1" / "Clip3").glob("*.jpg")))
 
 
 def test_sigint_saves_a_loadable_state(synth_root: Path, tmp_path: Path) -> None:

@@ -108,3 +108,20 @@ def test_unet_decoder_also_takes_a_convnext_pyramid(convnext_dir: Path) -> None:
     with torch.no_grad():
         assert model(torch.rand(1, 3, 3, 64, 96)).shape == (1, 3, 32, 48)
     assert model.decoder.out_channels == model.backbone.channels[0]
+
+
+def test_predict_auto_precision_follows_the_family_table(tmp_path: Path) -> None:
+    """`predict --precision auto` on a CPU with native bf16 runs the unet in bf16 + channels_last, else fp32."""
+    from tracknet_cli.predict.tracker import Tracker
+    from tracknet_cli.training.precision import cpu_bf16_support
+
+    config = unet_config(size=(40, 72), heatmap=(40, 72))
+    path = tmp_path / "best.safetensors"
+    save_checkpoint(path, build_model(config).eval(), config, threshold=0.5, loss="softmax", metrics={})
+    auto = Tracker.from_checkpoint(path, device="cpu")
+    fp32 = Tracker.from_checkpoint(path, device="cpu", precision="fp32")
+    assert fp32.engine.amp is None and not fp32.engine.model._channels_last
+    if cpu_bf16_support().native:
+        assert auto.engine.amp == torch.bfloat16 and auto.engine.model._channels_last
+    else:
+        assert auto.engine.amp is None

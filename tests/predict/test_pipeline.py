@@ -80,7 +80,7 @@ def reference(tracker: Tracker, frames: list[np.ndarray], source_size: tuple[int
 
 def test_video_stream_equals_offline_reference(checkpoint: Path, clip: Path, tmp_path: Path) -> None:
     """Frame folder through the pipeline (batches of 5 windows, raw detections) vs the plain computation."""
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=5, threshold=0.0, track=False)
+    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=5, threshold=0.0, track=False, precision="fp32")
     assert tracker.engine.window == 3 and tracker.input_size == (128, 72)
     source = open_source(clip)[0]
     frames = [f.images[0] for f in source.frames([(128, 72)])]  # what the pipeline decodes (JPEG draft)
@@ -95,7 +95,7 @@ def test_video_stream_equals_offline_reference(checkpoint: Path, clip: Path, tmp
 
 
 def test_track_frames_numbers_from_first_frame_and_matches_reference(checkpoint: Path, clip: Path) -> None:
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=2, threshold=0.0, track=False)
+    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=2, threshold=0.0, track=False, precision="fp32")
     frames = [f.images[0] for f in open_source(clip)[0].frames([(128, 72)])][:7]
     rows = list(tracker.track_frames(iter(frames), first_frame=100))
     assert [r.frame for r in rows] == list(range(100, 107))

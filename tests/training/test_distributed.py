@@ -100,6 +100,7 @@ def test_follower_run_directory_writes_nothing(tmp_path: Path) -> None:
     follower.write_config(TrackNetConfig())
     follower.logger()("a line")
     follower.append_metrics(ValidationRow(0, 1, 1.0, 1.0, 0, 0, 0, 0, None, 0.1, 0.0, 1.0))
+    follower.forget_rows_after(0)
     follower.save_weights("last", torch.nn.Linear(1, 1), TrackNetConfig(), threshold=0.5, loss="softmax", metrics={})
     follower.save_state({"step": 1})
     follower.write_overlay(0, None)

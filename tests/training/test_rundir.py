@@ -49,3 +49,17 @@ def test_resolve_checkpoint_from_file_run_or_runs_folder(tmp_path: Path) -> None
         resolve_checkpoint(tmp_path)
     with pytest.raises(InputError, match="not found"):
         resolve_checkpoint(tmp_path / "nope")
+
+
+def test_resume_forgets_metrics_rows_validated_after_the_saved_state(tmp_path: Path) -> None:
+    """Killed between writing metrics.csv and the state: the resumed run measures those steps again."""
+    from tracknet_cli.training.artifacts import RunDirectory, ValidationRow, read_metrics
+
+    run = RunDirectory(tmp_path)
+    for step in (2, 4, 6):
+        run.append_metrics(ValidationRow(0, step, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, None, 0.1, 0.0, float(step)))
+    resumed = RunDirectory(tmp_path, keep_rows=True)
+    resumed.forget_rows_after(5)
+    assert [r.step for r in read_metrics(tmp_path / "metrics.csv")] == [2, 4]
+    resumed.append_metrics(ValidationRow(0, 6, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5, None, 0.1, 0.0, 6.0))
+    assert [(r.step, r.train_loss) for r in read_metrics(tmp_path / "metrics.csv")] == [(2, 1.0), (4, 1.0), (6, 0.9)]

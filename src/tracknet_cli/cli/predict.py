@@ -49,7 +49,7 @@ def predict(
     trail: Annotated[int, typer.Option("--trail", min=0, help="Overlay: fading trail of the last N positions.")] = 10,
     overlay_scale: Annotated[float, typer.Option("--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode).")] = 1.0,
     csv_format: Annotated[str, typer.Option("--csv-format", help="default (Frame,Visibility,X,Y,Score,Interpolated) | tracknet (Label.csv dialect)")] = "default",
-    precision: Annotated[str, typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on GPUs) | fp32 | bf16")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it) | fp32 | bf16")] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
     """Ball position for every frame: a CSV, and an overlay video with the ball and its trail."""

@@ -92,12 +92,8 @@ def default_out_indices(model: "ModelConfig") -> list[int] | None:
 def build_backbone(model: "ModelConfig", *, source_config: Mapping[str, Any] | None = None,
                    verbose: bool | None = None) -> "Backbone":
     """Pretrained from a folder or the hub cache, or random from a config (`source_config`: a checkpoint's)."""
-    import transformers
-
-    from tracknet_cli.models import weights
-
     spec = model.backbone
-    if spec.type == "unet":
+    if spec.type == "unet":  # plain torch: no transformers import
         from tracknet_cli.models.backbones.unet import UNetBackbone, unet_source_config
 
         if spec.pretrained and source_config is None:
@@ -105,6 +101,10 @@ def build_backbone(model: "ModelConfig", *, source_config: Mapping[str, Any] | N
                               hint="set model.backbone.pretrained=false")
         source = source_config or unet_source_config(model.unet.widths, model.unet.convs)
         return UNetBackbone(source, default_out_indices(model))
+    import transformers
+
+    from tracknet_cli.models import weights
+
     entry = BACKBONES[spec.type]
     model_cls = getattr(transformers, entry.model_class)
     config_cls = getattr(transformers, entry.config_class)

@@ -52,14 +52,15 @@ class Tracker:
         ``device``: auto | cpu | cuda | mps. ``threshold``: detection score (default: the
         checkpoint's, chosen on validation). ``max_gap``: longest run of frames filled in between
         detections; ``max_jump``: gate in source px per frame (default 10 % of the diagonal);
-        ``track=False``: raw thresholded peaks. ``precision``: auto (bf16/fp16 on GPUs, fp32 on CPU),
-        fp32 or bf16. ``window_stride``: 1 averages every frame over the T windows that cover it
+        ``track=False``: raw thresholded peaks. ``precision``: auto (bf16/fp16 on GPUs; on CPUs
+        with native bf16 the training family table, e.g. bf16 + channels_last for the unet), fp32 or bf16. ``window_stride``: 1 averages every frame over the T windows that cover it
         (best), T predicts each frame once (T times cheaper for temporal models).
 
         A missing, corrupt or incompatible checkpoint raises ``InputError``; an unavailable device
         ``ConfigError``."""
         from tracknet_cli.training.checkpoint import load_model
-        from tracknet_cli.training.loop import autocast_dtype, pick_device
+        from tracknet_cli.training.loop import pick_device
+        from tracknet_cli.training.precision import resolve_precision
         from tracknet_cli.training.rundir import resolve_checkpoint
 
         if precision not in PRECISIONS:
@@ -72,14 +73,16 @@ class Tracker:
             raise UsageError(f"max jump {max_jump} must be positive (source pixels per frame)")
         dev = pick_device(device)
         model, meta = load_model(resolve_checkpoint(Path(path)), device=dev)
-        # No model family given: `auto` stays fp32 on CPUs. The family table prefers bf16 for training
-        # ConvNeXt, but inference of the quickstart model ran slower under bf16 autocast here
-        # (6 vs 7.5-15 frames/s, loaded 2-core AVX512-BF16 CPU); `--precision bf16` remains available.
+        # `auto` follows the family table, as training does: on a CPU with native bf16 the U-Net runs
+        # 3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py).
+        choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)
+        if choice.channels_last:
+            model.to_channels_last()
         data = meta.config.data
         engine = Engine(
             model=model, loss=meta.loss, input_size=(data.input_width, data.input_height),
             heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma, window=int(model.frames),
-            device=dev, amp=autocast_dtype(precision, dev), batch_size=batch_size, stride=window_stride,
+            device=dev, amp=choice.dtype, batch_size=batch_size, stride=window_stride,
             no_ball=getattr(model, "no_ball", None) is not None,
         )
         tracking = TrackingConfig(threshold=meta.threshold if threshold is None else float(threshold),

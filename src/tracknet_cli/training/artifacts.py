@@ -95,6 +95,16 @@ class RunDirectory:
 
     def append_metrics(self, row: ValidationRow) -> None:
         self.rows.append(row)
+        self._write_metrics()
+
+    def forget_rows_after(self, step: int) -> None:
+        """A resumed run continues from its saved state: rows validated after that step (the process was
+        killed between writing metrics.csv and the state) are measured again, so they go."""
+        if any(r.step > step for r in self.rows):
+            self.rows = [r for r in self.rows if r.step <= step]
+            self._write_metrics()
+
+    def _write_metrics(self) -> None:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=METRICS_COLUMNS, lineterminator="\n")
         writer.writeheader()

@@ -187,8 +187,8 @@ class FollowerRunDirectory(RunDirectory):
     def logger(self, echo: Callable[[str], None] | None = None) -> Callable[[str], None]:
         return lambda line: None
 
-    def append_metrics(self, row: ValidationRow) -> None:
-        self.rows.append(row)
+    def _write_metrics(self) -> None:
+        pass
 
     def save_weights(self, which: str, model: Any, config: Any, *, threshold: float, loss: str,
                      metrics: dict[str, float]) -> Path:

@@ -20,8 +20,9 @@ class DryRunReport:
     params_trainable: int
     params_frozen: int
     loss: float
-    seconds_per_batch: float
+    seconds_per_batch: float  # the first forward + backward (includes one-off warm-up)
     device: str
+    precision: str  # what `tracknet train` would compute in, and why
     train_windows: int
     val_windows: int
 
@@ -35,19 +36,23 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
 
     from tracknet_cli.data.datasets import build_datasets, collate
     from tracknet_cli.models import build_model
-    from tracknet_cli.training.loop import autocast_dtype, pick_device
     from tracknet_cli.training.evaluate import forward_logits
+    from tracknet_cli.training.loop import pick_device
     from tracknet_cli.training.losses import build_loss
+    from tracknet_cli.training.precision import prepare_model_precision
     from tracknet_cli.training.seeding import seed_everything
 
     seed_everything(config.training.seed)
     device = pick_device(config.training.device)
-    amp = autocast_dtype(config.training.precision, device)
     train_ds, val_ds, _ = build_datasets(config)
     if len(train_ds) == 0:
         raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
     batch = collate([train_ds[i] for i in range(min(config.training.batch_size, len(train_ds)))]).to(device)
     model = build_model(config).to(device)
+    choice = prepare_model_precision(model, config, device)  # the same choice the training run makes
+    if config.training.channels_last and not model._channels_last:
+        model.to_channels_last()
+    amp = choice.dtype
     model.train()
     loss_fn = build_loss(config.training.loss)
     start = time.perf_counter()
@@ -65,6 +70,6 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
         input_shape=list(batch.frames.shape), output_shape=list(logits.shape),
         heatmap_size=[config.data.heatmap_height, config.data.heatmap_width], heatmap_scale=scale,
         params_trainable=trainable, params_frozen=frozen, loss=float(out.total.detach()),
-        seconds_per_batch=seconds, device=str(device), train_windows=len(train_ds),
+        seconds_per_batch=seconds, device=str(device), precision=choice.describe(), train_windows=len(train_ds),
         val_windows=len(val_ds),
     )

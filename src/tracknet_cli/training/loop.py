@@ -232,6 +232,7 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
         except (KeyError, RuntimeError, ValueError) as exc:
             raise InputError(f"{run_dir / 'state' / 'last.pt'} does not match this run ({str(exc).splitlines()[0]})") from exc
         restore_rng(resume["rng"])
+        rundir.forget_rows_after(step)
         if int(resume.get("world_size", 1)) != dist.world_size:
             log(f"resumed on {dist.world_size} processes after {resume.get('world_size', 1)}: "
                 f"the rest of epoch {epoch} is not the exact data order of the interrupted run")
