@@ -82,3 +82,19 @@ def test_tensorboard_events_hold_scalars_overlays_and_hparams(tmp_path: Path) ->
     hparams = events.PluginTagToContent("hparams")
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams)
     assert b"training.lr" in hparams["_hparams_/experiment"] and b"val/f1" in hparams["_hparams_/experiment"]
+
+
+@pytest.mark.skipif(not HAS_WANDB, reason="wandb not installed (pip install wandb)")
+def test_wandb_offline_run_holds_the_overlays_and_keeps_its_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracknet_cli.data.synth import synthesize
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    root = tmp_path / "synth"
+    synthesize(root, games=1, clips=3, frames=24, size=(256, 144), seed=3)
+    run_dir = tmp_path / "run"
+    result = invoke("train", *TINY, "--set", "training.max_steps=4", "--set", "training.val_every=2", "--set", f"data.root={root}",
+                    "--set", "data.split.val=[game1/Clip3]", "--set", "training.wandb=offline", "--out", str(run_dir))
+    assert result.exit_code == 0, result.stderr
+    run_id = (run_dir / "wandb_id").read_text().strip()
+    assert len(list((run_dir / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))) == 1
+    assert len(list((run_dir / "wandb").rglob("overlay_*.png"))) == 2  # one per validation

@@ -10,7 +10,6 @@ import torch
 from tracknet_cli.config.load import Selection, resolve
 from tracknet_cli.errors import ConfigError
 from tracknet_cli.models import build_model
-from tracknet_cli.training.loop import autocast_dtype
 from tracknet_cli.training.losses import build_loss
 from tracknet_cli.training.precision import (
     CpuBf16,
@@ -60,14 +59,6 @@ def test_auto_on_cpu_follows_capability_then_family_table() -> None:
     assert resolve_precision("auto", CPU, model_family="unet", cpu_bf16=NONE).channels_last is False
     assert resolve_precision("auto", CPU, model_family=None, cpu_bf16=NATIVE).name == "fp32"
     assert "auto: " in picked.describe() and picked.describe().startswith("bf16 (")
-
-
-def test_autocast_dtype_keeps_its_signature() -> None:
-    assert autocast_dtype("fp32", CPU) is None
-    assert autocast_dtype("bf16", CPU) is torch.bfloat16
-    expected = torch.bfloat16 if cpu_bf16_support().native else None
-    assert autocast_dtype("auto", CPU, model_family="convnext") is expected
-    assert autocast_dtype("auto", CPU, "dinov3_vit") is None
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:

@@ -52,9 +52,10 @@ class Tracker:
         ``device``: auto | cpu | cuda | mps. ``threshold``: detection score (default: the
         checkpoint's, chosen on validation). ``max_gap``: longest run of frames filled in between
         detections; ``max_jump``: gate in source px per frame (default 10 % of the diagonal);
-        ``track=False``: raw thresholded peaks. ``precision``: auto (bf16/fp16 on GPUs; on CPUs
-        with native bf16 the training family table, e.g. bf16 + channels_last for the unet), fp32 or bf16. ``window_stride``: 1 averages every frame over the T windows that cover it
-        (best), T predicts each frame once (T times cheaper for temporal models).
+        ``track=False``: raw thresholded peaks. ``precision``: auto (bf16/fp16 on GPUs; on CPUs with
+        native bf16 the family table training uses, e.g. bf16 + channels_last for the unet), fp32 or
+        bf16. ``window_stride``: 1 averages every frame over the T windows that cover it (best), T
+        predicts each frame once (T times cheaper for temporal models).
 
         A missing, corrupt or incompatible checkpoint raises ``InputError``; an unavailable device
         ``ConfigError``."""

@@ -9,6 +9,7 @@ after each validation, `close` at the end.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,7 +110,7 @@ class WandbTracker:
         if id_file.is_file():
             run_id = id_file.read_text().strip()
         else:
-            run_id = wandb.util.generate_id()
+            run_id = secrets.token_hex(4)  # W&B ids are free-form; wandb.util.generate_id is gone in 0.31
             atomic_write_text(id_file, run_id + "\n")
         # WANDB_MODE (online, offline, disabled) in the environment wins over the configuration.
         self.run = wandb.init(

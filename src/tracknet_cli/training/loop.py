@@ -69,16 +69,6 @@ def pick_device(name: str) -> "Any":
     return torch.device(name)
 
 
-def autocast_dtype(precision: str, device: "Any", model_family: str | None = None) -> "Any":
-    """The autocast dtype, or None for fp32; `auto` on CPU follows the family table (training/precision.py).
-
-    `fit` uses `prepare_model_precision` instead, which can also measure the model at hand.
-    """
-    from tracknet_cli.training.precision import resolve_precision
-
-    return resolve_precision(precision, device, model_family=model_family).dtype
-
-
 def make_optimizer(model: "Any", lr: float, weight_decay: float, backbone_lr_multiplier: float) -> "Any":
     """AdamW; the backbone gets lr × multiplier; norms and biases get no weight decay."""
     import torch
