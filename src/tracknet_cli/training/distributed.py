@@ -147,8 +147,13 @@ def process_group(ctx: DistContext, device_name: str) -> Iterator[DistContext]:
     dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     try:
         yield ctx
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        dist.destroy_process_group()  # no barrier: a failed peer would never arrive
+        raise
+    # A follower that tears gloo down while rank 0 still writes its last files was seen to abort
+    # ("terminate called without an active exception", SIGABRT): leave together.
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def main_only(ctx: DistContext, make: Callable[[], T]) -> T:
