@@ -148,3 +148,15 @@ def test_channels_last_gives_the_same_logits() -> None:
         plain = model(frames)
         fast = model.to_channels_last()(frames)
     assert torch.allclose(plain, fast, atol=1e-4)
+
+
+def test_training_channels_last_applies_whatever_precision_chose() -> None:
+    """`training.channels_last: true` forces NHWC in training and dry-run alike, even in fp32."""
+    config = quickstart("training.precision=fp32", "training.channels_last=true")
+    model = build_model(config)
+    choice = prepare_model_precision(model, config, CPU)
+    assert (choice.name, choice.channels_last) == ("fp32", False)
+    assert model._channels_last and model.head.logits.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = build_model(quickstart("training.precision=fp32"))
+    prepare_model_precision(plain, quickstart("training.precision=fp32"), CPU)
+    assert not plain._channels_last

@@ -50,8 +50,6 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
     batch = collate([train_ds[i] for i in range(min(config.training.batch_size, len(train_ds)))]).to(device)
     model = build_model(config).to(device)
     choice = prepare_model_precision(model, config, device)  # the same choice the training run makes
-    if config.training.channels_last and not model._channels_last:
-        model.to_channels_last()
     amp = choice.dtype
     model.train()
     loss_fn = build_loss(config.training.loss)

@@ -167,7 +167,7 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
     from tracknet_cli.training.evaluate import evaluate, forward_logits
     from tracknet_cli.training.loggers import RunLoggers, open_loggers
     from tracknet_cli.training.losses import build_loss
-    from tracknet_cli.training.precision import prepare_model_precision
+    from tracknet_cli.training.precision import prepare_model_precision, use_channels_last
     from tracknet_cli.training.seeding import seed_everything
 
     hooks = hooks or Hooks()
@@ -192,8 +192,7 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
     model = model.to(device)
     # Under DDP rank 0 decides and the others follow: the ranks must compute alike.
     precision = dist.broadcast(prepare_model_precision(model, config, device) if dist.is_main else None)
-    if (tc.channels_last or precision.channels_last) and not model._channels_last:
-        model.to_channels_last()  # training.channels_last asks for it whatever precision chose
+    use_channels_last(model, config, precision)  # the followers' models (rank 0's is already done)
     amp = precision.dtype
     loss_fn = build_loss(tc.loss)
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier)

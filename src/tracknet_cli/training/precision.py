@@ -205,11 +205,17 @@ def resolve_precision(precision: str, device: Any, *, model_family: str | None =
 
 
 def prepare_model_precision(model: Any, config: "TrackNetConfig", device: Any, *, precision: str | None = None) -> PrecisionChoice:
-    """Resolve the precision for `model` on `device` (`auto`: the family table) and apply channels_last if chosen.
+    """Resolve the precision for `model` on `device` (`auto`: the family table) and apply channels_last if chosen
+    or configured.
 
     Call after the model is on its device and before the optimizer sees its parameters' layout.
     """
     choice = resolve_precision(precision or config.training.precision, device, model_family=config.model.backbone.type)
-    if choice.channels_last:
-        model.to_channels_last()
+    use_channels_last(model, config, choice)
     return choice
+
+
+def use_channels_last(model: Any, config: "TrackNetConfig", choice: PrecisionChoice) -> None:
+    """NHWC when the precision choice or `training.channels_last` asks for it (once; calling again is a no-op)."""
+    if (choice.channels_last or config.training.channels_last) and not model._channels_last:
+        model.to_channels_last()
