@@ -111,3 +111,104 @@ def test_draws_are_reproducible_for_a_seed() -> None:
     draws = [sample_params(cfg, (W, H), rng) for rng in [np.random.default_rng(8)] for _ in range(40)]
     flips = sum(p.affine.matrix[0] < 0 for p in draws)
     assert 8 <= flips <= 32  # about half
+
+
+# ---------------------------------------------------------------- crops
+def _blobs(points: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Like `_dots` with 3x3 white blobs (a zoomed-out 1-px dot fades below the background)."""
+    frames, xy = _dots(points)
+    for t, (i, j) in enumerate(points):
+        frames[t, max(j - 1, 0):j + 2, max(i - 1, 0):i + 2] = 255
+    return frames, xy
+
+
+def _crop_config(**kw) -> AugmentConfig:
+    kw.setdefault("hflip", 0.0)
+    return AugmentConfig(crop_width=kw.pop("w", 48), crop_height=kw.pop("h", 32), **kw)
+
+
+def test_a_crop_around_the_ball_keeps_the_ball_under_its_label_on_a_heatmap_cell_grid() -> None:
+    from tracknet_cli.data.augment import augment_crop_window
+
+    frames, xy = _dots(POINTS)
+    state = np.ones(T, np.int8)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        aug, new_state, (x0, y0) = augment_crop_window(frames, xy, state, _crop_config(crop_ball=1.0), (2, 2), 2.0, rng)
+        out, moved = aug.frames, aug.xy
+        assert out.shape == (T, 32, 48, 3)
+        assert x0 % 2 == 0 and y0 % 2 == 0 and 0 <= x0 <= W - 48 and 0 <= y0 <= H - 32
+        np.testing.assert_array_equal(out, frames[:, y0:y0 + 32, x0:x0 + 48])
+        inside = new_state == 1
+        assert inside.any()  # the crop holds the ball of at least the frame it was placed on
+        for t in np.flatnonzero(inside):
+            i, j = int(moved[t, 0]), int(moved[t, 1])
+            assert out[t, j, i].min() == 255  # the dot is where the moved label says
+        # a ball outside the crop is 'no ball' there (0), or masked (-1) when its Gaussian is cut
+        assert set(new_state[~inside].tolist()) <= {0, -1}
+        assert np.isnan(moved[~inside]).all()
+
+
+def test_background_crops_land_anywhere_and_a_far_ball_is_no_ball() -> None:
+    from tracknet_cli.data.augment import augment_crop_window
+
+    frames, xy = _dots([(5, 5)] * T)
+    state = np.ones(T, np.int8)
+    rng = np.random.default_rng(0)
+    corners = set()
+    for _ in range(40):
+        aug, new_state, corner = augment_crop_window(frames, xy, state, _crop_config(crop_ball=0.0), (1, 1), 2.0, rng)
+        moved = aug.xy
+        corners.add(corner)
+        if corner[0] > 10 or corner[1] > 10:
+            assert (new_state == 0).all() and np.isnan(moved).all()
+    assert len(corners) > 20
+
+
+def test_crop_settings_are_checked_against_the_canvas() -> None:
+    from pydantic import ValidationError
+
+    from tracknet_cli.config.schema import DataConfig
+
+    with pytest.raises(ValidationError, match="both crop_width and crop_height"):
+        AugmentConfig(crop_width=64)
+    with pytest.raises(ValidationError, match="larger than the input"):
+        DataConfig(input_width=64, input_height=64, heatmap_width=64, heatmap_height=64,
+                   augment={"crop_width": 96, "crop_height": 32})
+    with pytest.raises(ValidationError, match="multiple of input_width / heatmap_width"):
+        DataConfig(input_width=256, input_height=144, heatmap_width=128, heatmap_height=72,
+                   augment={"crop_width": 63, "crop_height": 32})
+    DataConfig(input_width=256, input_height=144, heatmap_width=128, heatmap_height=72,
+               augment={"crop_width": 64, "crop_height": 32})
+
+
+def test_zoom_out_shrinks_the_frame_and_keeps_the_ball_under_its_label() -> None:
+    cfg = AugmentConfig(hflip=0.0, zoom_out=0.5)
+    rng = np.random.default_rng(1)
+    zooms = []
+    for _ in range(20):
+        params = sample_params(cfg, (W, H), rng)
+        zooms.append(params.affine.matrix[0])
+        frames, xy = _blobs(POINTS)
+        out = apply(frames, xy, params)
+        assert not out.outside.any()
+        # a shrunken one-pixel dot spreads over neighbours: the brightest pixel is within a pixel
+        assert (np.abs(_brightest(out.frames) - out.xy).max(axis=1) <= 1.01).all()
+    assert min(zooms) < 0.7 and max(zooms) <= 1.0
+
+
+@pytest.mark.parametrize("cfg", [dict(hflip=1.0), dict(hflip=0.5, scale=0.3, zoom_out=0.5, color_jitter=0.0)])
+def test_a_crop_of_a_flipped_or_zoomed_window_keeps_the_ball_under_its_label(cfg: dict) -> None:
+    from tracknet_cli.data.augment import augment_crop_window
+
+    rng = np.random.default_rng(7)
+    for _ in range(25):
+        frames, xy = _blobs(POINTS)
+        aug, new_state, _ = augment_crop_window(frames, xy, np.ones(T, np.int8), _crop_config(crop_ball=1.0, **cfg),
+                                                (1, 1), 2.0, rng)
+        for t in np.flatnonzero(new_state == 1):
+            grey = aug.frames[t].astype(np.float64).sum(axis=-1)
+            weight = np.clip(grey - 300.0, 0.0, None)  # the blob only, not the dim background
+            jj, ii = np.indices(grey.shape)
+            centre = np.array([(weight * (ii + 0.5)).sum(), (weight * (jj + 0.5)).sum()]) / weight.sum()
+            assert np.abs(centre - aug.xy[t]).max() <= 0.5, (centre, aug.xy[t])

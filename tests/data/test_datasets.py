@@ -170,6 +170,28 @@ def test_augmented_ball_stays_under_its_target(tennis_root: Path, augment: dict)
     assert checked > 20
 
 
+@pytest.mark.parametrize("augment", [{"hflip": 0.5}, {"hflip": 0.5, "scale": 0.3, "zoom_out": 0.5, "color_jitter": 0.2}])
+def test_training_crops_hold_the_ball_under_its_target(tennis_root: Path, augment: dict) -> None:
+    data = data_config(tennis_root, augment={**augment, "crop_width": 48, "crop_height": 32, "crop_ball": 0.75})
+    ds = SequenceDataset(discover_clips(tennis_root), data, train=True, seed=3)
+    crop = Codec((48, 32), (48, 32), (24, 16), 1.5)  # input 160x96 -> heatmap 80x48: 2 px per cell
+    with_ball = without = 0
+    for epoch in range(3):
+        for i in range(len(ds)):
+            sample = ds[(epoch, i)]
+            assert sample.frames.shape == (3, 32, 48, 3) and sample.heatmaps.shape == (3, 16, 24)
+            for t in range(3):
+                if not sample.mask[t]:
+                    continue
+                if sample.heatmaps[t].max() == 0:
+                    without += 1
+                    continue
+                ball = bright_centroid(sample.frames[t])
+                assert np.abs(crop.decode(sample.heatmaps[t])[0] - ball).max() < 1.5, (epoch, i, t)
+                with_ball += 1
+    assert with_ball > 20 and without > 0  # crops around the ball, and crops the ball is not in
+
+
 def test_augmentation_is_identical_across_a_window_and_reproducible(tennis_root: Path) -> None:
     data = data_config(tennis_root, augment={"hflip": 0.5, "scale": 0.2, "color_jitter": 0.3})
     ds = SequenceDataset(discover_clips(tennis_root), data, train=True, seed=1)

@@ -125,3 +125,13 @@ def test_predict_auto_precision_follows_the_family_table(tmp_path: Path) -> None
         assert auto.engine.amp == torch.bfloat16 and auto.engine.model._channels_last
     else:
         assert auto.engine.amp is None
+
+
+@pytest.mark.parametrize("size,heatmap,crop,expected", [((48, 64), (48, 64), (32, 32), (32, 32)),
+                                                         ((48, 64), (24, 32), (32, 48), (16, 24))])
+def test_a_training_crop_gets_the_same_cells_per_pixel(size, heatmap, crop, expected) -> None:
+    """data.augment.crop_*: a crop of the input gives the matching crop of the heatmap grid."""
+    model = build_model(unet_config(size=size, heatmap=heatmap)).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 3, *crop)).shape == (1, 3, *expected)
+        assert model(torch.rand(1, 3, 3, *size)).shape == (1, 3, *heatmap)

@@ -48,6 +48,19 @@ class AugmentConfig(Section):
     scale: float = Field(0.0, ge=0.0, le=0.5, description="largest zoom-in as a fraction (0.2: crop down to 80%)")
     translate: float = Field(0.0, ge=0.0, le=0.5, description="largest shift as a fraction of the size")
     color_jitter: float = Field(0.0, ge=0.0, le=1.0, description="strength of brightness/contrast/saturation jitter")
+    zoom_out: float = Field(0.0, ge=0.0, le=0.75, description="largest zoom-out as a fraction (0.5: shrink down to 50%, black borders), "
+                            "so a model also sees balls smaller than the footage shows them")
+    crop_width: int | None = Field(None, ge=8, le=8192, description="train on crops this wide (input pixels) instead of whole "
+                                   "frames: several times less compute per step for the same ball signal (docs/training/crops.md)")
+    crop_height: int | None = Field(None, ge=8, le=8192, description="crop height in input pixels (set with crop_width)")
+    crop_ball: float = Field(0.75, ge=0.0, le=1.0, description="share of crops placed around a labelled ball; the rest are "
+                             "anywhere in the frame (background the model must learn to ignore)")
+
+    @model_validator(mode="after")
+    def _crop_both_or_neither(self) -> "AugmentConfig":
+        if (self.crop_width is None) != (self.crop_height is None):
+            raise ValueError("set both crop_width and crop_height, or neither")
+        return self
 
 
 class DataConfig(Section):
@@ -68,6 +81,21 @@ class DataConfig(Section):
     cache: Literal["off", "auto", "on"] = Field("auto", description="uint8 frame cache at model resolution")
     cache_dir: Path | None = Field(None, description="where the cache lives (default: ROOT/.tracknet_cache)")
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process)")
+
+    @model_validator(mode="after")
+    def _crop_fits_the_canvas(self) -> "DataConfig":
+        a = self.augment
+        if a.crop_width is None or a.crop_height is None:
+            return self
+        if a.crop_width > self.input_width or a.crop_height > self.input_height:
+            raise ValueError(f"augment crop {a.crop_width}x{a.crop_height} is larger than the input "
+                             f"{self.input_width}x{self.input_height}")
+        for what, crop, inp, heat in (("width", a.crop_width, self.input_width, self.heatmap_width),
+                                      ("height", a.crop_height, self.input_height, self.heatmap_height)):
+            if inp % heat or crop % (inp // heat):
+                raise ValueError(f"augment crop_{what} {crop} must be a multiple of input_{what} / heatmap_{what} "
+                                 f"({inp}/{heat}), so the crop's heatmap cells line up with the frame's")
+        return self
 
 
 # ---------------------------------------------------------------- model

@@ -20,7 +20,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
@@ -260,10 +260,20 @@ class SequenceDataset:
         )
 
     def _augment(self, frames: np.ndarray, xy: np.ndarray, state: np.ndarray, codec: "Codec", epoch: int, index: int):
-        from tracknet_cli.data.augment import augment_window
+        from tracknet_cli.data.augment import augment_crop_window, augment_window
 
         rng = np.random.default_rng([self.seed, epoch, index])
-        out = augment_window(frames, codec.source_to_input(xy), self.data.augment, rng)
+        a = self.data.augment
+        if a.crop_width is not None and a.crop_height is not None:
+            cell = (self.data.input_width // self.data.heatmap_width, self.data.input_height // self.data.heatmap_height)
+            out, state, corner = augment_crop_window(frames, codec.source_to_input(xy), state, a, cell,
+                                                     2.0 * self.data.sigma * max(cell), rng)
+            crop_codec = replace(codec, input_size=(a.crop_width, a.crop_height),
+                                 heatmap_size=(a.crop_width // cell[0], a.crop_height // cell[1]))
+            heatmaps = crop_codec.encode_heatmap(crop_codec.input_to_heatmap(out.xy))
+            # xy stays in the (augmented) frame's source pixels: the ball inside the crop, NaN elsewhere
+            return out.frames, codec.input_to_source(out.xy + np.asarray(corner, np.float64)), state, heatmaps
+        out = augment_window(frames, codec.source_to_input(xy), a, rng)
         state = np.where(out.outside, np.int8(-1), state).astype(np.int8)
         heatmaps = codec.encode_heatmap(codec.input_to_heatmap(out.xy))
         return out.frames, codec.input_to_source(out.xy), state, heatmaps

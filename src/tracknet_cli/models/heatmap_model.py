@@ -79,6 +79,14 @@ class HeatmapModel(nn.Module):
             self.backbone.eval()  # no drop-path / RoPE jitter in a frozen feature extractor
         return self
 
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(Hh, Wh) for an input of (height, width): the configured heatmap size for the configured input,
+        the same cells per input pixel for any other (training crops: `data.augment.crop_width`)."""
+        (hh, wh), (hi, wi) = self.heatmap_size, self.input_size
+        if (height, width) == (hi, wi):
+            return hh, wh
+        return max(1, round(height * hh / hi)), max(1, round(width * wh / wi))
+
     def forward(self, frames: torch.Tensor, *, with_no_ball: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, T, Hh, Wh); with `with_no_ball` also the (B, T) "no ball" logits (needs `no_ball_logit`)."""
         if frames.ndim != 5 or frames.shape[1] != self.frames or frames.shape[2] != 3:
@@ -97,7 +105,7 @@ class HeatmapModel(nn.Module):
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         features = self.backbone(x) if self.temporal is None else self.temporal(self.backbone(x))
-        canvas = Canvas(size=self.heatmap_size, valid=(height / padded_h, width / padded_w))
+        canvas = Canvas(size=self.output_size(height, width), valid=(height / padded_h, width / padded_w))
         decoded = self.decoder(features, canvas)
         logits = self.head(decoded)
         if not with_no_ball:
