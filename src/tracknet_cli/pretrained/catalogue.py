@@ -125,8 +125,11 @@ class Catalogue:
         return self.entries.get(name)
 
     def suggestions(self, name: str) -> list[str]:
-        """Names close to `name` (difflib), best first."""
-        return difflib.get_close_matches(name.lower(), list(self.entries), n=3, cutoff=0.6)
+        """Names that start with `name`, then names close to it (difflib), at most three."""
+        key = name.lower()
+        prefixed = [n for n in self.entries if len(key) >= 2 and n.startswith(key)]
+        close = difflib.get_close_matches(key, list(self.entries), n=3, cutoff=0.6)
+        return list(dict.fromkeys(prefixed + close))[:3]
 
 
 def read_catalogue(folder: Path, origin: str) -> tuple[list[CatalogueEntry], Optional[str]]:

@@ -119,9 +119,9 @@ def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--check
     raise InputError(f"{option} {text}: no such file or run folder{also}")
 
 
-def default_checkpoint(environ: Mapping[str, str] | None = None) -> ResolvedCheckpoint:
+def default_checkpoint(environ: Mapping[str, str] | None = None, *, catalogue: Catalogue | None = None) -> ResolvedCheckpoint:
     """The catalogue's default model (`tracknet predict` without `--checkpoint`)."""
-    catalogue = load_catalogue(environ)
+    catalogue = load_catalogue(environ) if catalogue is None else catalogue
     if catalogue.default is None:
         where = "this install bundles none" if not catalogue.entries else "no catalogue names a default"
         raise InputError(f"no --checkpoint given and no default model ({where}): pass {PICK_ANOTHER}, "
