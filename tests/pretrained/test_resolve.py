@@ -54,7 +54,7 @@ def test_unknown_names_get_suggestions(models_dir: Path) -> None:
     assert info.value.line() == "--checkpoint tiny-cort: no such file, run folder or model name; did you mean tiny-court? (tracknet models lists them)"
     with pytest.raises(InputError, match=r"known models: tiny-court, tiny-shuttle"):
         resolve_checkpoint("volleyball", option="--init-from", environ=_env(models_dir))
-    with pytest.raises(InputError, match="^--checkpoint best.safetensors: no such file or run folder$"):
+    with pytest.raises(InputError, match=r"^--checkpoint best.safetensors: checkpoint not found \(no such file or run folder\)$"):
         resolve_checkpoint("best.safetensors", environ=_env(models_dir))  # a file name, not a model name
 
 
@@ -69,8 +69,8 @@ def test_a_mistyped_local_path_is_not_sent_to_the_hub(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as info:
         resolve_checkpoint("runs/exp9/best.safetensors", environ={})
-    assert info.value.line() == ("--checkpoint runs/exp9/best.safetensors: no such file or run folder "
-                                 "(for the Hugging Face repo runs/exp9, write hf:runs/exp9/best.safetensors)")
+    assert info.value.line() == ("--checkpoint runs/exp9/best.safetensors: checkpoint not found (no such file or run "
+                                 "folder; for the Hugging Face repo runs/exp9, write hf:runs/exp9/best.safetensors)")
 
 
 def test_the_default_comes_from_the_first_catalogue_that_sets_one(models_dir: Path, tmp_path: Path) -> None:

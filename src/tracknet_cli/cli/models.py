@@ -77,9 +77,10 @@ def _table(rows: list[dict[str, Any]]) -> None:
     from tracknet_cli.pretrained.catalogue import BUNDLED, DataSource
 
     table = Table(caption="* the default: tracknet predict INPUT without --checkpoint. Use one: --checkpoint NAME")
-    for title, justify in (("name", "left"), ("sport", "left"), ("input", "right"), ("params", "right"),
-                           ("held-out F1", "right"), ("protocol, split", "left"), ("data", "left")):
-        table.add_column(title, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for title, justify, wrap in (("name", "left", False), ("sport", "left", False), ("input (frames)", "right", False),
+                                 ("params", "right", False), ("held-out F1", "right", False),
+                                 ("protocol, split", "left", True), ("data", "left", True)):
+        table.add_column(title, justify=justify, no_wrap=not wrap, overflow="fold")  # type: ignore[arg-type]
     foreign = any(row["origin"] != BUNDLED for row in rows)
     if foreign:
         table.add_column("from", overflow="fold")
@@ -88,7 +89,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
         cells = [
             row["name"] + (" *" if row["default"] else ""),
             row["sport"],
-            f"{row['input_width']}x{row['input_height']}, {row['frames']} frames",
+            f"{row['input_width']}x{row['input_height']} ({row['frames']})",
             _params(row["parameters"]),
             f"{held['f1']:.3f}" if held else "-",
             f"{held['protocol']}, {held['split']}" if held else "-",

@@ -115,8 +115,8 @@ def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--check
     if explicit_hub:
         raise InputError(f"{option} {text}: not a Hugging Face repo id (hf:org/name[/file.safetensors][@revision])")
     # `runs/exp9/best.safetensors` with runs/ here is a mistyped path, not a hub repo of an org "runs"
-    also = f" (for the Hugging Face repo {hub.repo}, write hf:{text})" if hub is not None else ""
-    raise InputError(f"{option} {text}: no such file or run folder{also}")
+    also = f"; for the Hugging Face repo {hub.repo}, write hf:{text}" if hub is not None else ""
+    raise InputError(f"{option} {text}: checkpoint not found (no such file or run folder{also})")
 
 
 def default_checkpoint(environ: Mapping[str, str] | None = None, *, catalogue: Catalogue | None = None) -> ResolvedCheckpoint:
