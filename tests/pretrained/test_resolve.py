@@ -122,6 +122,10 @@ def test_models_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "catalogue.yaml").write_text(yaml.safe_dump(CATALOGUE))  # names a file that is not there
     with pytest.raises(InputError, match="model tiny-court: its catalogue names .*tiny-quickstart.safetensors, which is missing"):
         resolve_checkpoint("tiny-court", environ=_env(tmp_path))
+    from tests.cli.helpers import invoke
+
+    listing = invoke("models", env=_env(tmp_path))
+    assert listing.exit_code == 2 and "which is missing (fix " in listing.stderr
 
 
 def test_weights_info_reads_the_header_only(tiny_checkpoint: Path) -> None:

@@ -42,7 +42,9 @@ def models_command(
 def model_row(entry: "CatalogueEntry", is_default: bool) -> dict[str, Any]:
     """One model as `--json` prints it (header of its file read, weights not loaded)."""
     from tracknet_cli.pretrained.catalogue import weights_info
+    from tracknet_cli.pretrained.resolve import require_file
 
+    require_file(entry)
     info = weights_info(entry.path)
     spec = entry.spec
     return {

@@ -147,11 +147,16 @@ def _from_catalogue(name: str, option: str, catalogue: Catalogue) -> ResolvedChe
     entry = catalogue.get(name.lower())
     if entry is None:
         raise InputError(f"{option} {name}: no such file, run folder or model name{_suggest(name, catalogue)}")
+    require_file(entry)
+    return ResolvedCheckpoint(entry.path, "catalogue", name, entry=entry)
+
+
+def require_file(entry: CatalogueEntry) -> None:
+    """A catalogue entry whose file is gone is one line saying which catalogue to fix."""
     if not entry.path.is_file():
         fix = ("reinstall tracknet-cli" if entry.origin == BUNDLED
                else f"fix {entry.origin}/catalogue.yaml or put the file there")
         raise InputError(f"model {entry.name}: its catalogue names {entry.path}, which is missing ({fix})")
-    return ResolvedCheckpoint(entry.path, "catalogue", name, entry=entry)
 
 
 def _suggest(name: str, catalogue: Catalogue) -> str:
