@@ -262,7 +262,6 @@ def test_bad_inputs_exit_2_with_one_line(checkpoint: Path, video: Path, tmp_path
         ([str(video), "-c", str(checkpoint), "--device", "tpu"], "--device"),
         ([str(video), "-c", str(checkpoint), "--threshold", "2"], "--threshold"),
         ([str(video), "-c", str(checkpoint), "--no-video", "--out", "x.mp4"], "--no-video"),
-        ([str(video)], "--checkpoint"),
     ]
     for args, needle in cases:
         result = invoke("predict", *args, "--csv", str(tmp_path / "never.csv"))

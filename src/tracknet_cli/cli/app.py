@@ -14,6 +14,7 @@ import typer
 from tracknet_cli.cli import config as config_cmd
 from tracknet_cli.cli import console
 from tracknet_cli.cli import eval as eval_cmd
+from tracknet_cli.cli import models as models_cmd
 from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
 from tracknet_cli.cli import data as data_cmd
@@ -31,10 +32,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
 )
-# In the order of the workflow: data, train, eval, predict; then config.
+# In the order of the workflow: data, train, eval, then the ready models and predict; then config.
 app.add_typer(data_cmd.app, name="data")
 app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.evaluate_command)
+app.command("models", epilog=models_cmd.EPILOG)(models_cmd.models_command)
 app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
 app.add_typer(config_cmd.app, name="config")
 

@@ -15,6 +15,7 @@ EPILOG = (
     "Examples:\n\n"
     "  tracknet eval --checkpoint runs/quickstart/exp1/weights/best.safetensors --split val\n\n"
     "  tracknet eval --checkpoint best.safetensors --data-root data/tennis --protocol wasb --json\n\n"
+    "  tracknet eval --checkpoint tennis --data-root data/tennis-test --split all --protocol tracknet\n\n"
     "  tracknet eval --pred-csv preds/ --gt data/tracknet --protocol v2"
 )
 
@@ -22,7 +23,7 @@ PROTOCOLS = ("tracknet", "v2", "wasb")
 
 
 def evaluate_command(
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Weights (.safetensors), a run directory (its best weights) or a runs folder such as runs/quickstart (the newest run).")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", metavar="NAME|FILE|RUN", help="A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name.")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Dataset to score on. [default: the checkpoint's data.root]")] = None,
     split: Annotated[str, typer.Option("--split", help="test | val | train | all (test falls back to all clips when the config has no test split).")] = "test",
     protocol: Annotated[Optional[str], typer.Option("--protocol", help="tracknet | v2 | wasb. [default: the checkpoint's training.protocol, or v2]")] = None,
@@ -48,22 +49,22 @@ def evaluate_command(
             raise typer.BadParameter("--pred-csv needs --gt PATH and no --checkpoint", param_hint="--pred-csv")
         payload = _score_csvs(pred_csv, gt, protocol or "v2", 0.5 if threshold is None else threshold)
     elif checkpoint is None:
-        raise typer.BadParameter("give --checkpoint W.safetensors, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
+        raise typer.BadParameter("give --checkpoint NAME|FILE|RUN, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
     else:
         payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, batch, save_csv)
     _render(payload, as_json)
 
 
-def _score_checkpoint(checkpoint: Path, data_root: Optional[Path], split: str, protocol: Optional[str],
+def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, protocol: Optional[str],
                       threshold: Optional[float], device_name: str, batch: Optional[int], save_csv: Optional[Path]) -> dict[str, Any]:
     from tracknet_cli.data.datasets import eval_dataset
     from tracknet_cli.training.checkpoint import load_model
     from tracknet_cli.training.evaluate import evaluate, select_clips, write_prediction_csvs
     from tracknet_cli.training.loop import pick_device
 
-    from tracknet_cli.training.rundir import resolve_checkpoint
+    from tracknet_cli.pretrained.resolve import resolve_checkpoint
 
-    checkpoint = resolve_checkpoint(checkpoint)
+    checkpoint = resolve_checkpoint(checkpoint).path
     device = pick_device(device_name)
     model, meta = load_model(checkpoint, device=device)
     model.eval()

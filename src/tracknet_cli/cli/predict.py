@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 EPILOG = (
     "Examples:\n\n"
+    "  tracknet predict match.mp4 --out overlay.mp4          # the default ready model (tracknet models)\n\n"
+    "  tracknet predict match.mp4 --checkpoint badminton\n\n"
     "  tracknet predict match.mp4 --checkpoint runs/quickstart/exp1/weights/best.safetensors\n\n"
     "  tracknet predict match.mp4 -c best.safetensors --out match_ball.mp4 --csv match_ball.csv\n\n"
     "  tracknet predict videos/ -c best.safetensors --no-video --device cuda --batch 32\n\n"
@@ -33,8 +35,8 @@ RUNS_ROOT = Path("runs/predict")
 def predict(
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...", show_default=False,
                                                  help="Videos, folders of frames, folders of videos, or images.")],
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", show_default=False,
-                                             help="Weights (.safetensors), a run directory (its best weights) or a runs folder such as runs/quickstart (the newest run).")],
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", show_default=False, metavar="NAME|FILE|RUN",
+                                                      help="A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name. \\[default: the default ready model]")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Overlay video path (single input). \\[default: runs/predict/expN/<stem>.mp4]")] = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]")] = None,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV.")] = False,
@@ -73,11 +75,16 @@ def predict(
     if (out is not None or csv is not None) and len(sources) > 1:
         raise UsageError(f"--out/--csv name the outputs of one input, but the inputs hold {len(sources)} "
                          "videos or folders; leave them out to write runs/predict/expN/<stem>.csv")
-    tracker = Tracker.from_checkpoint(checkpoint, device=device, batch_size=batch, threshold=threshold,
+    from tracknet_cli.pretrained.resolve import default_checkpoint, default_notice, resolve_checkpoint
+
+    resolved = resolve_checkpoint(checkpoint) if checkpoint is not None else default_checkpoint()
+    if checkpoint is None:
+        console.info(default_notice(resolved))
+    tracker = Tracker.from_checkpoint(resolved.path, device=device, batch_size=batch, threshold=threshold,
                                       max_gap=max_gap, max_jump=max_jump, track=not no_track, precision=precision)
     targets = _targets(sources, out, csv, no_video, overwrite)
     engine = tracker.engine
-    console.info(f"model {checkpoint} on {engine.device} ({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}), "
+    console.info(f"model {resolved.label} on {engine.device} ({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}), "
                  f"input {engine.input_size[0]}x{engine.input_size[1]}, {engine.window}-frame windows, batch {engine.batch_size}, "
                  f"threshold {tracker.threshold:.3f}{'' if tracker.tracking.enabled else ', no tracking'}")
 

@@ -21,7 +21,8 @@ EPILOG = (
     "  tracknet train --dry-run --profile quickstart --json\n\n"
     "  tracknet train --resume runs/quickstart/exp3\n\n"
     "  tracknet train --profile convnext_fpn --devices 4     # DDP on 4 GPUs (or 4 CPU processes)\n\n"
-    "  tracknet train --profile padel --init-from runs/tennis/exp1/weights/best.safetensors"
+    "  tracknet train --profile padel --init-from runs/tennis/exp1/weights/best.safetensors\n\n"
+    "  tracknet train --profile cpu_small --set data.root=my_clips --init-from badminton     # fine-tune a ready model"
 )
 
 
@@ -35,7 +36,7 @@ def train(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build data and model, run one batch forward and backward, write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the report as JSON.")] = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets).")] = None,
-    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start a new run from a trained model's weights (.safetensors).")] = None,
+    init_from: Annotated[Optional[str], typer.Option("--init-from", metavar="NAME|FILE|RUN", help="Start a new run from a trained model's weights: a ready model's name (tracknet models), a .safetensors file, a run directory or a Hugging Face repo id.")] = None,
     devices: Annotated[Optional[int], typer.Option(
         "--devices", min=1,
         help="Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
@@ -66,12 +67,13 @@ def train(
         return
     if as_json:
         raise typer.BadParameter("--json goes with --dry-run", param_hint="--json")
+    init_path: Optional[Path] = None
     if init_from is not None:
+        from tracknet_cli.pretrained.resolve import resolve_checkpoint
         from tracknet_cli.training.loop import check_init_from
 
-        if not init_from.is_file():
-            raise InputError(f"--init-from {init_from}: no such file")
-        check_init_from(resolved.config, init_from)
+        init_path = resolve_checkpoint(init_from, option="--init-from").path
+        check_init_from(resolved.config, init_path)
     from tracknet_cli.training.loggers import require_trackers
     from tracknet_cli.training.rundir import create_run_dir
 
@@ -80,7 +82,7 @@ def train(
         _check_devices(devices, resolved.config)
         run_dir = create_run_dir(resolved.profile_name, out).resolve()  # created once, here, for every rank
         picked = [(flag, v) for flag, v in (("--profile", profile), ("--data", data), ("--model", model),
-                                            ("--training", training), ("--init-from", init_from)) if v is not None]
+                                            ("--training", training), ("--init-from", init_path)) if v is not None]
         worker = [a for flag, v in picked for a in (flag, str(v))] + _set_args(set_) + ["--out", str(run_dir)]
         _launch(devices, resolved.config, worker)
         return
@@ -89,7 +91,7 @@ def train(
     ctx = context_from_env()
     with _rank_errors(ctx), process_group(ctx, resolved.config.training.device):
         run_dir = main_only(ctx, lambda: create_run_dir(resolved.profile_name, out))
-        _run(resolved.config, run_dir, init_from=init_from, dist=ctx)
+        _run(resolved.config, run_dir, init_from=init_path, dist=ctx)
 
 
 def _set_args(sets: Optional[list[str]]) -> list[str]:

@@ -2,7 +2,7 @@
 
     from tracknet_cli.predict.tracker import Tracker
 
-    tracker = Tracker.from_checkpoint("runs/quickstart/exp1/weights/best.safetensors")
+    tracker = Tracker.from_pretrained("tennis")     # or Tracker.from_checkpoint("runs/quickstart/exp1/weights/best.safetensors")
     for row in tracker.track_video("match.mp4"):          # TrackRow per decoded frame, in order
         if row.visible and not row.interpolated:
             print(row.frame, row.x, row.y, row.score)
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -35,7 +35,7 @@ DEFAULT_BATCH = 8
 
 @dataclass
 class Tracker:
-    """A loaded model plus tracking settings. Build it with ``from_checkpoint``."""
+    """A loaded model plus tracking settings. Build it with ``from_pretrained`` or ``from_checkpoint``."""
 
     engine: Engine
     tracking: TrackingConfig
@@ -47,7 +47,8 @@ class Tracker:
                         track: bool = True, precision: str = "auto", window_stride: int = 1) -> "Tracker":
         """Rebuild the model from the checkpoint alone (config, normalisation and threshold embedded).
 
-        ``path``: a .safetensors file, a run directory (its best weights) or a runs folder (the newest run).
+        ``path``: a .safetensors file, a run directory (its best weights), a runs folder (the newest
+        run), a ready model's name or a Hugging Face repo id (as ``from_pretrained``).
 
         ``device``: auto | cpu | cuda | mps. ``threshold``: detection score (default: the
         checkpoint's, chosen on validation). ``max_gap``: longest run of frames filled in between
@@ -62,7 +63,7 @@ class Tracker:
         from tracknet_cli.training.checkpoint import load_model
         from tracknet_cli.training.loop import pick_device
         from tracknet_cli.training.precision import resolve_precision
-        from tracknet_cli.training.rundir import resolve_checkpoint
+        from tracknet_cli.pretrained.resolve import resolve_checkpoint
 
         if precision not in PRECISIONS:
             raise UsageError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -73,7 +74,7 @@ class Tracker:
         if max_jump is not None and max_jump <= 0:
             raise UsageError(f"max jump {max_jump} must be positive (source pixels per frame)")
         dev = pick_device(device)
-        model, meta = load_model(resolve_checkpoint(Path(path)), device=dev)
+        model, meta = load_model(resolve_checkpoint(path, option="checkpoint").path, device=dev)
         # `auto` follows the family table, as training does: on a CPU with native bf16 the U-Net runs
         # 3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py).
         choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)
@@ -89,6 +90,18 @@ class Tracker:
         tracking = TrackingConfig(threshold=meta.threshold if threshold is None else float(threshold),
                                   max_gap=max_gap, max_jump=max_jump, enabled=track)
         return cls(engine, tracking, meta)
+
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, **kwargs: Any) -> "Tracker":
+        """A ready model: ``Tracker.from_pretrained("tennis")``. ``name``: a bundled model
+        (``tracknet models`` lists them), one from a ``$TRACKNET_MODELS_DIR`` folder, or a Hugging Face
+        repo id ``org/name[/file.safetensors][@revision]`` (fetched into the HF cache; offline it must
+        be there); ``None``: the default model. Keyword arguments as ``from_checkpoint``. An unknown
+        name raises ``InputError`` with suggestions."""
+        from tracknet_cli.pretrained.resolve import default_checkpoint, resolve_checkpoint
+
+        resolved = default_checkpoint() if name is None else resolve_checkpoint(name, option="model")
+        return cls.from_checkpoint(resolved.path, **kwargs)
 
     @property
     def threshold(self) -> float:
