@@ -220,10 +220,10 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     from tracknet_cli.data.datasets import build_datasets, make_loader
     from tracknet_cli.models import build_model
     from tracknet_cli.training.callbacks import build_schedule
-    from tracknet_cli.training.evaluate import forward_logits
+    from tracknet_cli.inference.engine import forward_logits
     from tracknet_cli.training.losses import build_loss
     from tracknet_cli.training.loop import make_optimizer
-    from tracknet_cli.training.precision import prepare_model_precision
+    from tracknet_cli.inference.runtime import prepare_model_precision
     from tracknet_cli.training.seeding import seed_everything
 
     config = race_config(args, loss_name, precision)
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from tracknet_cli.training.precision import cpu_bf16_support
+    from tracknet_cli.inference.runtime import cpu_bf16_support
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -38,7 +38,7 @@ def test_run_directory_holds_every_file(trained_run: Path) -> None:
                    "l2_median", "lr", "data_wait", "seconds"]:
         assert column in rows[0]
     from tracknet_cli import __version__
-    from tracknet_cli.training.checkpoint import read_metadata
+    from tracknet_cli.inference.checkpoint import read_metadata
 
     meta = read_metadata(trained_run / "weights" / "best.safetensors")
     assert meta.config.data.input_width == 128
@@ -125,7 +125,7 @@ def test_unet_trains_evaluates_and_predicts(synth_root: Path, tmp_path: Path) ->
     proc = tracknet("train", *TINY, "--model", "unet_heatmap", "--set", "model.unet.widths=[4, 8, 16]",
                     "--set", f"data.root={synth_root}", "--set", "data.split.val=[game1/Clip3]", "--out", str(run_dir))
     assert proc.returncode == 0, proc.stderr
-    from tracknet_cli.training.checkpoint import read_metadata
+    from tracknet_cli.inference.checkpoint import read_metadata
 
     meta = read_metadata(run_dir / "weights" / "best.safetensors")
     assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": [4, 8, 16], "convs": 2}

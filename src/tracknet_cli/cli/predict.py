@@ -114,7 +114,7 @@ def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Pa
             raise UsageError(f"--out and --csv both name {csv_path}; give them different names")
         pairs = [(csv_path, video_path)]
     else:
-        from tracknet_cli.training.rundir import next_run_dir
+        from tracknet_cli.inference.rundir import next_run_dir
 
         run_dir = next_run_dir(RUNS_ROOT)
         pairs, used = [], set()

@@ -73,7 +73,7 @@ def train(
             raise InputError(f"--init-from {init_from}: no such file")
         check_init_from(resolved.config, init_from)
     from tracknet_cli.training.loggers import require_trackers
-    from tracknet_cli.training.rundir import create_run_dir
+    from tracknet_cli.inference.rundir import create_run_dir
 
     require_trackers(resolved.config)  # before a run directory exists
     if launch:

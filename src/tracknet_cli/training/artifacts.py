@@ -115,7 +115,7 @@ class RunDirectory:
     # ------------------------------------------------------------ weights and state
     def save_weights(self, which: str, model: Any, config: TrackNetConfig, *, threshold: float, loss: str,
                      metrics: dict[str, float]) -> Path:
-        from tracknet_cli.training.checkpoint import save_checkpoint
+        from tracknet_cli.inference.checkpoint import save_checkpoint
 
         path = self.path / "weights" / f"{which}.safetensors"
         clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}

@@ -51,24 +51,6 @@ class TrainResult:
     rows: list[ValidationRow] = field(default_factory=list)
 
 
-def pick_device(name: str) -> "Any":
-    """`auto`: CUDA, then MPS, then CPU. Asking for a device that is not there is a config error."""
-    import torch
-
-    mps = getattr(torch.backends, "mps", None)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda asked for but no CUDA device is available (use auto or cpu)")
-    if name == "mps" and not (mps is not None and mps.is_available()):
-        raise ConfigError("device mps asked for but MPS is not available (use auto or cpu)")
-    return torch.device(name)
-
-
 def make_optimizer(model: "Any", lr: float, weight_decay: float, backbone_lr_multiplier: float) -> "Any":
     """AdamW; the backbone gets lr × multiplier; norms and biases get no weight decay."""
     import torch
@@ -124,7 +106,7 @@ def architecture_differences(ours: TrackNetConfig, theirs: TrackNetConfig) -> li
 
 def check_init_from(config: TrackNetConfig, path: Path) -> None:
     """Refuse `--init-from` weights of another architecture before a run directory is made."""
-    from tracknet_cli.training.checkpoint import read_metadata
+    from tracknet_cli.inference.checkpoint import read_metadata
 
     diffs = architecture_differences(config, read_metadata(path).config)
     if diffs:
@@ -164,10 +146,11 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
     from tracknet_cli.training.artifacts import restore_rng
     from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
     from tracknet_cli.training.distributed import SINGLE, FollowerRunDirectory, no_grad_sync
-    from tracknet_cli.training.evaluate import evaluate, forward_logits
+    from tracknet_cli.inference.engine import forward_logits
+    from tracknet_cli.training.evaluate import evaluate
     from tracknet_cli.training.loggers import RunLoggers, open_loggers
     from tracknet_cli.training.losses import build_loss
-    from tracknet_cli.training.precision import prepare_model_precision, use_channels_last
+    from tracknet_cli.inference.runtime import pick_device, prepare_model_precision, use_channels_last
     from tracknet_cli.training.seeding import seed_everything
 
     hooks = hooks or Hooks()

@@ -327,33 +327,3 @@ def score_frames(
         by_visibility=by_visibility,
         pck_radii=tuple(float(r) for r in pck_radii),
     )
-
-
-def average_windows(heatmaps: np.ndarray, starts: Sequence[int] | np.ndarray, num_frames: int) -> np.ndarray:
-    """One map per frame `(num_frames,Hh,Wh)`: the mean over every window that covers the frame.
-
-    heatmaps (num_windows,T,Hh,Wh) are probabilities; window i covers frames starts[i] … starts[i]+T-1.
-    Positions past the last frame (a padded final window) are dropped. Every frame must be covered,
-    so each is decoded and scored exactly once.
-    """
-    maps = np.asarray(heatmaps)
-    if maps.ndim != 4:
-        raise ValueError(f"heatmaps must be (num_windows,T,Hh,Wh), got shape {maps.shape}")
-    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
-    if starts.size != maps.shape[0]:
-        raise ValueError(f"{starts.size} starts for {maps.shape[0]} windows")
-    if starts.size and starts.min() < 0:
-        raise ValueError("window starts must be >= 0")
-    t = maps.shape[1]
-    total = np.zeros((num_frames, *maps.shape[2:]), dtype=np.float64)
-    count = np.zeros(num_frames, dtype=np.int64)
-    for window, start in zip(maps, starts):
-        stop = min(int(start) + t, num_frames)
-        if stop <= start:
-            continue
-        total[start:stop] += window[: stop - start]
-        count[start:stop] += 1
-    missing = np.flatnonzero(count == 0)
-    if missing.size:
-        raise ValueError(f"{missing.size} frames are covered by no window (first: {int(missing[0])})")
-    return (total / count[:, None, None]).astype(np.float32)

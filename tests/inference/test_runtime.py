@@ -1,4 +1,4 @@
-"""The precision switch (training/precision.py) and bf16 vs fp32 agreement on the real quickstart model."""
+"""The precision switch (inference/runtime.py) and bf16 vs fp32 agreement on the real quickstart model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tracknet_cli.config.load import Selection, resolve
 from tracknet_cli.errors import ConfigError
 from tracknet_cli.models import build_model
 from tracknet_cli.training.losses import build_loss
-from tracknet_cli.training.precision import (
+from tracknet_cli.inference.runtime import (
     CpuBf16,
     cpu_bf16_support,
     pick_fastest,
