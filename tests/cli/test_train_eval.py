@@ -29,11 +29,15 @@ def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_run_directory_holds_every_file(trained_run: Path) -> None:
     import torch
 
-    for rel in ["config.yaml", "train.log", "metrics.csv", "overlays/epoch_000.png", "curves.png",
+    for rel in ["config.yaml", "train.log", "metrics.csv", "steps.csv", "overlays/epoch_000.png", "curves.png",
                 "weights/best.safetensors", "weights/last.safetensors", "state/last.pt"]:
         assert (trained_run / rel).is_file(), rel
     rows = list(csv.DictReader((trained_run / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [3, 6]
+    steps = list(csv.DictReader((trained_run / "steps.csv").open()))  # every logging step, not only validations
+    assert [int(r["step"]) for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert all(float(r["loss"]) > 0 and float(r["lr"]) >= 0 and int(r["epoch"]) >= 0 for r in steps)
+    assert float(rows[0]["train_loss"]) == pytest.approx(sum(float(r["loss"]) for r in steps[:3]) / 3, rel=1e-4)
     for column in ["epoch", "step", "train_loss", "val_loss", "precision", "recall", "f1", "accuracy",
                    "l2_median", "lr", "data_wait", "seconds"]:
         assert column in rows[0]
@@ -203,6 +207,11 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_root: Path, tmp_
     assert [r["step"] for r in a] == [r["step"] for r in b] == ["2", "4", "6", "8"]
     for ra, rb in zip(a, b):
         assert ra["train_loss"] == rb["train_loss"] and ra["val_loss"] == rb["val_loss"], (ra, rb)
+
+    def steps(run: Path) -> list[tuple[str, ...]]:
+        return [(r["step"], r["epoch"], r["loss"], r["lr"]) for r in csv.DictReader((run / "steps.csv").open())]
+
+    assert steps(straight) == steps(killed) and len(steps(straight)) == 8  # lines after the saved state went
 
 
 def test_resume_and_init_from_errors(trained_run: Path, tmp_path: Path) -> None:

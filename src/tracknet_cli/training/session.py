@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import ConfigError, RuntimeFailure
-from tracknet_cli.training.artifacts import RunDirectory, ValidationRow
+from tracknet_cli.training.artifacts import RunDirectory, StepRow, ValidationRow
 from tracknet_cli.training.step import TrainState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,6 +155,7 @@ class Session:
         rate = samples / max(time.monotonic() - self.t_local, 1e-9)
         if synced and self.loggers is not None:
             self.loggers.step(state.step, self.last_loss, state.lr, rate)
+            self.rundir.append_step(StepRow(state.step, state.epoch, self.last_loss, state.lr, rate))
         self.hooks.on_step(StepInfo(step=state.step, total_steps=self.total_steps, epoch=state.epoch,
                                     loss=self.last_loss, lr=state.lr, samples_per_s=rate))
         return synced
