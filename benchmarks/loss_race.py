@@ -16,7 +16,8 @@ The training clock counts data loading, forward, backward and the optimizer step
 checkpoint is scored. At each checkpoint the model is run over the validation clips, the decode
 threshold that maximises F1 (v2 protocol) there is chosen (`calibrate_threshold`), and the test
 clips are scored at that threshold. Everything goes through the product's code: `build_datasets`,
-`build_model`, `build_loss`, `make_optimizer`, `evaluate`, `calibrate_threshold`, `score_predictions`.
+`build_model`, `build_loss`, `make_optimizer`, `train_step` (training/step.py, the step `fit` takes),
+`evaluate`, `calibrate_threshold`, `score_predictions`.
 
 Each checkpoint row is printed and appended to `--results` (JSON lines) as soon as it is measured;
 a rerun with the same settings skips finished cells, so an interrupted race resumes per cell. The

@@ -1,5 +1,6 @@
 """The layering rules of docs/architecture.md, checked on the source: `training` and `predict` never
-import each other, `inference` imports neither, and the core never imports the CLI."""
+import each other, `inference` imports neither, the core never imports the CLI, and no function
+grows past 100 lines."""
 
 from __future__ import annotations
 
@@ -45,3 +46,13 @@ def test_the_checker_sees_lazy_imports(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text("def f():\n    from tracknet_cli.training.loop import fit\n    import tracknet_cli.predict\n")
     assert imported_modules(sample) == [(2, "tracknet_cli.training.loop"), (3, "tracknet_cli.predict")]
+
+
+def test_no_function_is_longer_than_100_lines() -> None:
+    long = [
+        f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in sorted(SRC.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 100
+    ]
+    assert not long, "\n".join(long)

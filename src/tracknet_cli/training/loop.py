@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import ConfigError, Interrupted, RuntimeFailure
 from tracknet_cli.training.artifacts import ValidationRow
-from tracknet_cli.training.session import StepInfo, make_optimizer  # noqa: F401 - public names of this module
-from tracknet_cli.training.validate import calibrate_threshold  # noqa: F401 - public names of this module
+from tracknet_cli.training.session import StepInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.training.distributed import DistContext
