@@ -98,6 +98,8 @@ def test_eval_errors(tmp_path: Path) -> None:
     assert invoke("eval").exit_code == 2
     assert invoke("eval", "--pred-csv", str(tmp_path)).exit_code == 2
     assert invoke("eval", "--checkpoint", str(bad), "--protocol", "nope").exit_code == 2
+    fp16 = invoke("eval", "--checkpoint", str(bad), "--precision", "fp16")
+    assert fp16.exit_code == 2 and "auto, fp32, bf16" in fp16.stderr
 
 
 @pytest.mark.parametrize("extra", [

@@ -160,3 +160,13 @@ def test_training_channels_last_applies_whatever_precision_chose() -> None:
     plain = build_model(quickstart("training.precision=fp32"))
     prepare_model_precision(plain, quickstart("training.precision=fp32"), CPU)
     assert not plain._channels_last
+
+
+def test_the_precision_choices_are_one_list() -> None:
+    from typing import get_args
+
+    from tracknet_cli.config.schema import TrainingConfig
+    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS, PRECISIONS
+
+    assert get_args(TrainingConfig.model_fields["precision"].annotation) == PRECISIONS
+    assert set(INFERENCE_PRECISIONS) < set(PRECISIONS)

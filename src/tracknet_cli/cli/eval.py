@@ -40,10 +40,10 @@ def evaluate_command(
 
     if protocol is not None and protocol not in PROTOCOLS:
         raise typer.BadParameter(f"{protocol!r} is not one of {', '.join(PROTOCOLS)}", param_hint="--protocol")
-    from tracknet_cli.inference.engine import PRECISIONS
+    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS
 
-    if precision not in PRECISIONS:
-        raise typer.BadParameter(f"{precision!r} is not one of {', '.join(PRECISIONS)}", param_hint="--precision")
+    if precision not in INFERENCE_PRECISIONS:
+        raise typer.BadParameter(f"{precision!r} is not one of {', '.join(INFERENCE_PRECISIONS)}", param_hint="--precision")
     if split not in SPLIT_CHOICES:
         raise typer.BadParameter(f"{split!r} is not one of {', '.join(SPLIT_CHOICES)}", param_hint="--split")
     if threshold is not None and not 0.0 <= threshold <= 1.0:

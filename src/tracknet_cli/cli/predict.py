@@ -26,7 +26,6 @@ EPILOG = (
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 CSV_FORMATS = ("default", "tracknet")
-PRECISIONS = ("auto", "fp32", "bf16")
 RUNS_ROOT = Path("runs/predict")
 
 
@@ -53,8 +52,10 @@ def predict(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
     """Ball position for every frame: a CSV, and an overlay video with the ball and its trail."""
+    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS
+
     for value, choices, hint in ((device, DEVICES, "--device"), (csv_format, CSV_FORMATS, "--csv-format"),
-                                 (precision, PRECISIONS, "--precision")):
+                                 (precision, INFERENCE_PRECISIONS, "--precision")):
         if value not in choices:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=hint)
     if threshold is not None and not 0.0 <= threshold <= 1.0:

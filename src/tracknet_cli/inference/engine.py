@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 Size = tuple[int, int]
 DEFAULT_STRIDE = 1  # 1: every frame is the mean of T predictions (the TrackNetV3 "ensemble"); T: one each
 DEFAULT_BATCH = 8
-PRECISIONS = ("auto", "fp32", "bf16")  # what eval / predict accept (fp16 comes from `auto` on GPUs)
 LOSS_OUTPUTS = ("mse", "focal", "wbce", "softmax")  # how each training loss turns logits into probabilities
 
 OnBatch = Callable[[WindowBatch, "torch.Tensor", "torch.Tensor | None"], None]
@@ -203,10 +202,10 @@ def load_engine(path: str | Path, *, device: str = "auto", precision: str = "aut
     3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py)."""
     from tracknet_cli.inference.checkpoint import load_model
     from tracknet_cli.inference.rundir import resolve_checkpoint
-    from tracknet_cli.inference.runtime import pick_device, resolve_precision
+    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS, pick_device, resolve_precision
 
-    if precision not in PRECISIONS:
-        raise UsageError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision not in INFERENCE_PRECISIONS:
+        raise UsageError(f"precision {precision!r} is not one of {', '.join(INFERENCE_PRECISIONS)}")
     dev = pick_device(device)
     model, meta = load_model(resolve_checkpoint(Path(path)), device=dev)
     choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.config.schema import TrackNetConfig
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # training.precision
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")  # eval / predict --precision (fp16 comes from `auto` on GPUs)
 
 # `auto` on a CPU with native bf16 when the model is not at hand. Measured (docs/training/losses.md):
 # the quickstart ConvNeXt+FPN trains 1.4-1.7x faster under bf16 autocast; FINDINGS recorded a small
@@ -189,7 +191,7 @@ def resolve_precision(precision: str, device: Any, *, model_family: str | None =
             raise ConfigError("training.precision=fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
         return PrecisionChoice("fp16", False, "asked for")
     if precision not in ("auto", "bf16"):
-        raise ConfigError(f"unknown precision '{precision}'", hint="choose one of auto, fp32, bf16, fp16")
+        raise ConfigError(f"unknown precision '{precision}'", hint=f"choose one of {', '.join(PRECISIONS)}")
     support = None
     if kind == "cpu":
         support = cpu_bf16 if isinstance(cpu_bf16, CpuBf16) else (
