@@ -22,7 +22,7 @@ from tracknet_cli.training.artifacts import ValidationRow
 VALIDATION_SCALARS = ("val_loss", "precision", "recall", "f1", "accuracy", "l2_median", "threshold", "data_wait")
 
 
-class Tracker(Protocol):
+class ExperimentTracker(Protocol):
     def start(self, hparams: dict[str, Any], info: dict[str, Any]) -> None: ...
     def scalars(self, values: dict[str, float], step: int) -> None: ...
     def image(self, tag: str, path: Path, step: int) -> None: ...
@@ -131,7 +131,7 @@ class WandbTracker:
 class RunLoggers:
     """Fans the loop's events out to the enabled trackers; with none enabled every call does nothing."""
 
-    trackers: list[Tracker] = field(default_factory=list)
+    trackers: list[ExperimentTracker] = field(default_factory=list)
     config: TrackNetConfig | None = None
 
     def start(self, info: dict[str, Any]) -> None:

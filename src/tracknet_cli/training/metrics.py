@@ -26,7 +26,7 @@ OUTCOMES: tuple[str, ...] = ("tp", "fp1", "fp2", "fn", "tn")
 
 
 @dataclass(frozen=True)
-class Protocol:
+class ScoringProtocol:
     """How one paper scores a frame."""
 
     name: str
@@ -64,18 +64,18 @@ class Protocol:
         return f"{self.tolerance_px:g} px at {at}; ball = visibility {self.positive_min}{hi}{plus}"
 
 
-PROTOCOLS: dict[str, Protocol] = {
-    "tracknet": Protocol(
+PROTOCOLS: dict[str, ScoringProtocol] = {
+    "tracknet": ScoringProtocol(
         name="tracknet", tolerance_px=5.0, reference_width=None, positive_min=1, positive_max=3,
         negative=frozenset({0}), strict=False,
         source="TrackNet (Huang et al., AVSS 2019, arXiv:1907.03698), tennis dataset",
     ),
-    "v2": Protocol(
+    "v2": ScoringProtocol(
         name="v2", tolerance_px=4.0, reference_width=512.0, positive_min=1, positive_max=None,
         negative=frozenset({0}), strict=False,
         source="TrackNetV2-V4 (TrackNetV3 test.py: tolerance 4 at 512x288, dist > tolerance is FP1)",
     ),
-    "wasb": Protocol(
+    "wasb": ScoringProtocol(
         name="wasb", tolerance_px=4.0, reference_width=None, positive_min=1, positive_max=2,
         negative=frozenset({0, 3}), strict=True,
         source="WASB-SBDT (Tarashima et al., BMVC 2023; src/utils/evaluator.py, dist_threshold 4, visible_flags [1,2])",
@@ -84,7 +84,7 @@ PROTOCOLS: dict[str, Protocol] = {
 """Every scoring protocol by name: feeds `--protocol`, the config Literal and the tests."""
 
 
-def get_protocol(name: str) -> Protocol:
+def get_protocol(name: str) -> ScoringProtocol:
     protocol = PROTOCOLS.get(name)
     if protocol is None:
         close = difflib.get_close_matches(name, list(PROTOCOLS), n=1)
