@@ -16,7 +16,8 @@ The training clock counts data loading, forward, backward and the optimizer step
 checkpoint is scored. At each checkpoint the model is run over the validation clips, the decode
 threshold that maximises F1 (v2 protocol) there is chosen (`calibrate_threshold`), and the test
 clips are scored at that threshold. Everything goes through the product's code: `build_datasets`,
-`build_model`, `build_loss`, `make_optimizer`, `evaluate`, `calibrate_threshold`, `score_predictions`.
+`build_model`, `build_loss`, `make_optimizer`, `train_step` (training/step.py, the step `fit` takes),
+`evaluate`, `calibrate_threshold`, `score_predictions`.
 
 Each checkpoint row is printed and appended to `--results` (JSON lines) as soon as it is measured;
 a rerun with the same settings skips finished cells, so an interrupted race resumes per cell. The
@@ -198,7 +199,7 @@ def score(model: Any, val_ds: Any, test_ds: Any, config: Any, amp: Any) -> tuple
     import torch
 
     from tracknet_cli.training.evaluate import evaluate, score_predictions
-    from tracknet_cli.training.loop import calibrate_threshold
+    from tracknet_cli.training.validate import calibrate_threshold
 
     device = torch.device("cpu")
     tc = config.training
@@ -213,6 +214,10 @@ def score(model: Any, val_ds: Any, test_ds: Any, config: Any, amp: Any) -> tuple
     return threshold, val_f1, test.metrics
 
 
+class NonFinite(Exception):
+    """A cell's loss went non-finite: it is scored where it stands and stopped."""
+
+
 def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str) -> list[Checkpoint]:
     """Train one cell for `--minutes` of training time, scoring at each checkpoint."""
     import torch
@@ -220,11 +225,11 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     from tracknet_cli.data.datasets import build_datasets, make_loader
     from tracknet_cli.models import build_model
     from tracknet_cli.training.callbacks import build_schedule
-    from tracknet_cli.training.evaluate import forward_logits
+    from tracknet_cli.inference.runtime import prepare_model_precision
     from tracknet_cli.training.losses import build_loss
-    from tracknet_cli.training.loop import make_optimizer
-    from tracknet_cli.training.precision import prepare_model_precision
     from tracknet_cli.training.seeding import seed_everything
+    from tracknet_cli.training.session import make_optimizer
+    from tracknet_cli.training.step import make_scaler, train_step
 
     config = race_config(args, loss_name, precision)
     tc = config.training
@@ -240,6 +245,13 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier)
     schedule = build_schedule("none", warmup_steps=tc.warmup_steps)
     loader = make_loader(train_ds, batch_size=tc.batch_size, shuffle=True, num_workers=0, seed=tc.seed)
+    scaler = make_scaler(device, choice.name)
+    losses: list[float] = []
+
+    def check(out: Any) -> None:
+        losses.append(float(out.total.detach()))
+        if not math.isfinite(losses[-1]):
+            raise NonFinite
 
     pending = [m * 60.0 for m in args.checkpoint_minutes]
     rows: list[Checkpoint] = []
@@ -249,20 +261,15 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     while pending:
         t_fetch = time.monotonic()
         for batch in loader:
-            frames = batch.frames.float().div_(255.0)
-            with torch.autocast(device_type="cpu", dtype=amp, enabled=amp is not None):
-                logits, no_ball = forward_logits(model, frames)
-            out = loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
-            value = float(out.total.detach())
-            if not math.isfinite(value):
+            # The step `tracknet train` takes (training/step.py), with its finiteness check before backward.
+            schedule.apply(optimizer, step)
+            try:
+                train_step(model, [batch], loss_fn, optimizer, amp=amp, scaler=scaler, grad_clip=tc.grad_clip,
+                           on_loss=check)
+            except NonFinite:
                 note = f"non-finite loss at step {step + 1}: scored early, cell stopped"
                 break
-            optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
-            if tc.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            schedule.apply(optimizer, step)
-            optimizer.step()
+            value = losses[-1]
             step += 1
             samples += len(batch)
             window_loss += value
@@ -318,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from tracknet_cli.training.precision import cpu_bf16_support
+    from tracknet_cli.inference.runtime import cpu_bf16_support
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -92,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from tracknet_cli.training.precision import cpu_bf16_support
+    from tracknet_cli.inference.runtime import cpu_bf16_support
 
     torch.set_num_threads(args.threads)
     print(f"{os.cpu_count()} CPUs, {args.threads} torch threads, native bf16: {cpu_bf16_support().feature}, "

@@ -38,7 +38,7 @@ def make_checkpoint(folder: Path) -> Path:
 
     from tracknet_cli.config.load import resolve, selection_from
     from tracknet_cli.models.registry import build_model
-    from tracknet_cli.training.checkpoint import save_checkpoint
+    from tracknet_cli.inference.checkpoint import save_checkpoint
 
     config = resolve(selection_from("quickstart", None, None, None, [])).config
     torch.manual_seed(0)
@@ -87,7 +87,7 @@ def child_model_only(checkpoint: str, frames: int, batch: int, device: str) -> d
     import torch
 
     from tracknet_cli.predict.tracker import Tracker
-    from tracknet_cli.training.losses import probabilities
+    from tracknet_cli.inference.engine import probabilities
 
     engine = Tracker.from_checkpoint(checkpoint, device=device, batch_size=batch).engine
     wi, hi = engine.input_size

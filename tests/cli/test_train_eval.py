@@ -29,16 +29,20 @@ def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_run_directory_holds_every_file(trained_run: Path) -> None:
     import torch
 
-    for rel in ["config.yaml", "train.log", "metrics.csv", "overlays/epoch_000.png", "curves.png",
+    for rel in ["config.yaml", "train.log", "metrics.csv", "steps.csv", "overlays/epoch_000.png", "curves.png",
                 "weights/best.safetensors", "weights/last.safetensors", "state/last.pt"]:
         assert (trained_run / rel).is_file(), rel
     rows = list(csv.DictReader((trained_run / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [3, 6]
+    steps = list(csv.DictReader((trained_run / "steps.csv").open()))  # every logging step, not only validations
+    assert [int(r["step"]) for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert all(float(r["loss"]) > 0 and float(r["lr"]) >= 0 and int(r["epoch"]) >= 0 for r in steps)
+    assert float(rows[0]["train_loss"]) == pytest.approx(sum(float(r["loss"]) for r in steps[:3]) / 3, rel=1e-4)
     for column in ["epoch", "step", "train_loss", "val_loss", "precision", "recall", "f1", "accuracy",
                    "l2_median", "lr", "data_wait", "seconds"]:
         assert column in rows[0]
     from tracknet_cli import __version__
-    from tracknet_cli.training.checkpoint import read_metadata
+    from tracknet_cli.inference.checkpoint import read_metadata
 
     meta = read_metadata(trained_run / "weights" / "best.safetensors")
     assert meta.config.data.input_width == 128
@@ -94,6 +98,8 @@ def test_eval_errors(tmp_path: Path) -> None:
     assert invoke("eval").exit_code == 2
     assert invoke("eval", "--pred-csv", str(tmp_path)).exit_code == 2
     assert invoke("eval", "--checkpoint", str(bad), "--protocol", "nope").exit_code == 2
+    fp16 = invoke("eval", "--checkpoint", str(bad), "--precision", "fp16")
+    assert fp16.exit_code == 2 and "auto, fp32, bf16" in fp16.stderr
 
 
 @pytest.mark.parametrize("extra", [
@@ -125,7 +131,7 @@ def test_unet_trains_evaluates_and_predicts(synth_root: Path, tmp_path: Path) ->
     proc = tracknet("train", *TINY, "--model", "unet_heatmap", "--set", "model.unet.widths=[4, 8, 16]",
                     "--set", f"data.root={synth_root}", "--set", "data.split.val=[game1/Clip3]", "--out", str(run_dir))
     assert proc.returncode == 0, proc.stderr
-    from tracknet_cli.training.checkpoint import read_metadata
+    from tracknet_cli.inference.checkpoint import read_metadata
 
     meta = read_metadata(run_dir / "weights" / "best.safetensors")
     assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": [4, 8, 16], "convs": 2}
@@ -203,6 +209,11 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_root: Path, tmp_
     assert [r["step"] for r in a] == [r["step"] for r in b] == ["2", "4", "6", "8"]
     for ra, rb in zip(a, b):
         assert ra["train_loss"] == rb["train_loss"] and ra["val_loss"] == rb["val_loss"], (ra, rb)
+
+    def steps(run: Path) -> list[tuple[str, ...]]:
+        return [(r["step"], r["epoch"], r["loss"], r["lr"]) for r in csv.DictReader((run / "steps.csv").open())]
+
+    assert steps(straight) == steps(killed) and len(steps(straight)) == 8  # lines after the saved state went
 
 
 def test_resume_and_init_from_errors(trained_run: Path, tmp_path: Path) -> None:

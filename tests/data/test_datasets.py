@@ -14,8 +14,6 @@ from tracknet_cli.config.schema import DataConfig, TrackNetConfig
 from tracknet_cli.data.clips import discover_clips
 from tracknet_cli.data.datasets import (
     Batch,
-    FrameAverager,
-    FrameDataset,
     SequenceDataset,
     build_datasets,
     eval_dataset,
@@ -112,7 +110,7 @@ def test_sequence_batches_have_the_contract_shapes_and_dtypes(tennis_root: Path)
 
 
 def test_frame_dataset_is_one_frame_per_item(tennis_root: Path) -> None:
-    ds = FrameDataset(discover_clips(tennis_root), data_config(tennis_root))
+    ds = SequenceDataset(discover_clips(tennis_root), data_config(tennis_root), sequence_length=1)
     assert len(ds) == N
     batches = list(make_loader(ds, 4, shuffle=True))
     assert [len(b) for b in batches] == [4, 4, 2]
@@ -122,7 +120,7 @@ def test_frame_dataset_is_one_frame_per_item(tennis_root: Path) -> None:
 
 @pytest.mark.parametrize("policy", ["negative", "mask"])
 def test_masking_policies(tennis_root: Path, policy: str) -> None:
-    ds = FrameDataset(discover_clips(tennis_root), data_config(tennis_root, no_ball_frames=policy))
+    ds = SequenceDataset(discover_clips(tennis_root), data_config(tennis_root, no_ball_frames=policy), sequence_length=1)
     by_frame = {int(ds[i].frame_ids[0]): ds[i] for i in range(len(ds))}
     no_ball, unknown, ball = by_frame[NO_BALL], by_frame[UNKNOWN], by_frame[0]
     assert no_ball.mask[0] == (policy == "negative")
@@ -132,7 +130,7 @@ def test_masking_policies(tennis_root: Path, policy: str) -> None:
 
 
 def test_targets_decode_back_to_the_labels(tennis_root: Path) -> None:
-    ds = FrameDataset(discover_clips(tennis_root), data_config(tennis_root))
+    ds = SequenceDataset(discover_clips(tennis_root), data_config(tennis_root), sequence_length=1)
     codec = Codec(SOURCE, (160, 96), (80, 48), 1.5)
     for i in range(len(ds)):
         sample = ds[i]
@@ -246,7 +244,7 @@ def test_video_clips_in_flat_layout_load_in_decode_order_once(tmp_path: Path) ->
     assert torch.allclose(xy[ids == 10][0], torch.tensor([(0.1 + 0.4) * 160, 45.0]), atol=0.01)
 
 
-def test_eval_windows_cover_every_frame_and_average_back(tennis_root: Path) -> None:
+def test_eval_windows_cover_every_frame(tennis_root: Path) -> None:
     assert window_starts(10, 3, 3, cover=True) == [0, 3, 6, 7]
     assert window_starts(10, 3, 3) == [0, 3, 6]
     assert window_starts(2, 3, 1, cover=True) == [0] and window_starts(2, 3, 1) == []
@@ -256,12 +254,11 @@ def test_eval_windows_cover_every_frame_and_average_back(tennis_root: Path) -> N
     data = data_config(tennis_root)
     ds = eval_dataset([clips[0], short], data, stride=1)
     assert len(ds) == 8 + 1
-    averager = FrameAverager.for_dataset(ds)
+    covered = {cid: set() for cid in ("game1/Clip1", "short")}
     for batch in make_loader(ds, 4, shuffle=False):
-        averager.add(batch.clip_ids, batch.frame_ids, batch.frame_ids.double() * 2)
-    assert np.array_equal(averager.mean("game1/Clip1"), np.arange(N) * 2.0)
-    assert averager.coverage("game1/Clip1").tolist() == [1, 2, 3, 3, 3, 3, 3, 3, 2, 1]
-    assert np.array_equal(averager.mean("short"), [0.0, 2.0]) and averager.coverage("short").tolist() == [1, 1]
+        for cid, ids in zip(batch.clip_ids, batch.frame_ids.tolist()):
+            covered[cid].update(ids)
+    assert covered == {"game1/Clip1": set(range(N)), "short": {0, 1}}
 
 
 def test_loader_with_workers_matches_the_main_process(tennis_root: Path) -> None:
@@ -314,7 +311,7 @@ def test_real_handball_frames_mask_visible_without_coordinates(realdata: Path) -
     # 320x180 into 128x72: at most half, so the JPEG draft path decodes at 1/2 scale.
     data = data_config(realdata / "handball-tracknet-layout", input_width=128, input_height=72, heatmap_width=64,
                        heatmap_height=36)
-    ds = FrameDataset([clip], data)
+    ds = SequenceDataset([clip], data, sequence_length=1)
     assert len(ds) == 276
     batch = make_loader(ds, 6, shuffle=False).collate_fn([ds[i] for i in range(180, 186)])
     assert batch.frame_ids[:, 0].tolist() == [180, 181, 182, 183, 184, 185]

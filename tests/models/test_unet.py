@@ -11,7 +11,7 @@ import torch
 from tests.models.conftest import make_config
 from tracknet_cli.errors import ConfigError
 from tracknet_cli.models import build_model
-from tracknet_cli.training.checkpoint import load_model, save_checkpoint
+from tracknet_cli.inference.checkpoint import load_model, save_checkpoint
 
 WIDTHS = [4, 8, 12, 16]
 
@@ -113,7 +113,7 @@ def test_unet_decoder_also_takes_a_convnext_pyramid(convnext_dir: Path) -> None:
 def test_predict_auto_precision_follows_the_family_table(tmp_path: Path) -> None:
     """`predict --precision auto` on a CPU with native bf16 runs the unet in bf16 + channels_last, else fp32."""
     from tracknet_cli.predict.tracker import Tracker
-    from tracknet_cli.training.precision import cpu_bf16_support
+    from tracknet_cli.inference.runtime import cpu_bf16_support
 
     config = unet_config(size=(40, 72), heatmap=(40, 72))
     path = tmp_path / "best.safetensors"

@@ -35,7 +35,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quickstart architecture at 128x72 with seeded random weights, saved as `tracknet train` does."""
     from tracknet_cli.config.load import resolve, selection_from
     from tracknet_cli.models.registry import build_model
-    from tracknet_cli.training.checkpoint import save_checkpoint
+    from tracknet_cli.inference.checkpoint import save_checkpoint
 
     config = resolve(selection_from("quickstart", None, None, None, TINY)).config
     torch.manual_seed(0)
@@ -57,7 +57,7 @@ def reference(tracker: Tracker, frames: list[np.ndarray], source_size: tuple[int
     """Every window of T consecutive frames run alone, the heatmaps of each frame averaged, then decoded:
     the computation the pipeline streams, written plainly (short clips pad the tail like it does)."""
     from tracknet_cli.data.geometry import Codec
-    from tracknet_cli.training.losses import probabilities
+    from tracknet_cli.inference.engine import probabilities
 
     e = tracker.engine
     codec = Codec(source_size, e.input_size, e.heatmap_size, e.sigma)

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from tracknet_cli.errors import InputError, UsageError
-from tracknet_cli.predict.sources import ImageFolderSource, VideoSource, natural_key, open_source, open_sources
+from tracknet_cli.media.files import natural_key
+from tracknet_cli.predict.sources import ImageFolderSource, VideoSource, open_source, open_sources
 
 
 def level(i: int) -> int:

@@ -38,7 +38,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from tracknet_cli.config.load import Selection, resolve
     from tracknet_cli.models import build_model
-    from tracknet_cli.training.checkpoint import save_checkpoint
+    from tracknet_cli.inference.checkpoint import save_checkpoint
 
     sets = tuple(TINY[i + 1] for i in range(len(TINY) - 1) if TINY[i] == "--set")
     config = resolve(Selection(profile="quickstart", sets=sets), environ={}).config

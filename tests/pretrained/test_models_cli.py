@@ -25,7 +25,7 @@ def _one_line(stderr: str) -> str:
 
 
 def test_models_json_lists_every_name_with_its_metadata(models_dir: Path, tiny_checkpoint: Path) -> None:
-    from tracknet_cli.training.checkpoint import load_model
+    from tracknet_cli.inference.checkpoint import load_model
 
     result = invoke("models", "--json", env={MODELS_DIR_ENV: str(models_dir)})
     assert result.exit_code == 0, result.stderr

@@ -129,7 +129,7 @@ def test_models_folder_errors(tmp_path: Path) -> None:
 
 
 def test_weights_info_reads_the_header_only(tiny_checkpoint: Path) -> None:
-    from tracknet_cli.training.checkpoint import load_model
+    from tracknet_cli.inference.checkpoint import load_model
 
     info = weights_info(tiny_checkpoint)
     model, meta = load_model(tiny_checkpoint)

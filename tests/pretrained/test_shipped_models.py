@@ -38,7 +38,7 @@ def test_the_shipped_catalogue_reads_and_has_only_bundled_entries() -> None:
 
 @pytest.mark.parametrize("entry", _entries())
 def test_every_entry_loads_through_the_real_loader(entry) -> None:
-    from tracknet_cli.training.checkpoint import load_model
+    from tracknet_cli.inference.checkpoint import load_model
 
     assert entry.path.is_file(), f"{entry.name}: {entry.path} is missing"
     assert entry.path.stat().st_size <= MAX_MODEL_BYTES, f"{entry.name}: {entry.path.name} is over 10 MB"

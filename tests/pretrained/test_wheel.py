@@ -43,7 +43,7 @@ def test_a_wheel_ships_the_models_its_catalogue_names(tiny_checkpoint: Path, tmp
     code = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
         "from tracknet_cli.pretrained.resolve import default_checkpoint, resolve_checkpoint;"
-        "from tracknet_cli.training.checkpoint import load_model;"
+        "from tracknet_cli.inference.checkpoint import load_model;"
         "r = resolve_checkpoint('tiny-shuttle', environ={}); _, meta = load_model(r.path);"
         "print(json.dumps([str(r.path), r.entry.origin, default_checkpoint(environ={}).entry.name, meta.threshold]))"
     )

@@ -120,7 +120,7 @@ def test_single_process_collectives_are_identities() -> None:
 def test_two_processes_write_one_run_directory(synth_root: Path, tmp_path: Path) -> None:
     import torch
 
-    from tracknet_cli.training.checkpoint import load_model
+    from tracknet_cli.inference.checkpoint import load_model
 
     proc = tracknet("train", *TINY, "--set", f"data.root={synth_root}", "--set", "data.split.val=[game1/Clip3]",
                     "--devices", "2", cwd=tmp_path, timeout=180)

@@ -42,7 +42,7 @@ def test_deferred_loss_reads_give_the_same_run(synth_root: Path, reference: list
 def test_channels_last_trains_the_same_model(synth_root: Path, reference: list[dict[str, str]], tmp_path: Path) -> None:
     import torch
 
-    from tracknet_cli.training.checkpoint import load_model
+    from tracknet_cli.inference.checkpoint import load_model
 
     run_dir = tmp_path / "cl"
     result = invoke("train", *TINY, "--set", f"data.root={synth_root}", "--set", "training.channels_last=true",

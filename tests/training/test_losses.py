@@ -14,10 +14,8 @@ from tracknet_cli.training.losses import (
     LOSSES,
     LossName,
     build_loss,
-    gaussian_peak_probability,
-    probabilities,
-    visibility_weights,
 )
+from tracknet_cli.inference.engine import LOSS_OUTPUTS, probabilities
 
 torch.set_num_threads(1)
 BIG = 30.0  # logit that saturates sigmoid/softmax in fp32
@@ -201,16 +199,17 @@ def test_softmax_probability_peak_is_presence_not_spread() -> None:
     target = gaussian(20, 20, 10.0, 10.0, sigma=1.5)
     logits = torch.log(target / target.sum()).clamp(min=-60) + 10.0
     raw_peak = torch.softmax(torch.cat([logits.flatten(), torch.zeros(1)]), 0).max().item()
-    assert raw_peak == pytest.approx(gaussian_peak_probability(1.5), rel=1e-3) and raw_peak < 0.08
+    r = 6  # a normalised 2-D Gaussian of sigma 1.5 keeps 1 / sum(exp(-d²/2σ²)) on its centre cell
+    centre = 1.0 / sum(math.exp(-(i * i + j * j) / 4.5) for i in range(-r, r + 1) for j in range(-r, r + 1))
+    assert raw_peak == pytest.approx(centre, rel=1e-3) and raw_peak < 0.08
     p = probabilities(logits[None], "softmax")
     assert p.max().item() > 0.99  # decoded score = P(ball), so one threshold means the same everywhere
     # Frames with a strong no-ball logit score near 0.
     assert probabilities(logits[None], "softmax", no_ball_logit=torch.tensor([30.0])).max().item() < 1e-3
 
 
-def test_visibility_weights() -> None:
-    vis = torch.tensor([[0, 1, 2, 3]])
-    assert torch.equal(visibility_weights(vis, {3: 0.5, 0: 2.0}), torch.tensor([[2.0, 1.0, 1.0, 0.5]]))
+def test_every_loss_has_a_probability_map() -> None:
+    assert set(LOSS_OUTPUTS) == set(LOSSES)
 
 
 def test_build_loss_errors() -> None:

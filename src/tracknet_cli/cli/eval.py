@@ -29,6 +29,7 @@ def evaluate_command(
     protocol: Annotated[Optional[str], typer.Option("--protocol", help="tracknet | v2 | wasb. [default: the checkpoint's training.protocol, or v2]")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. [default: the checkpoint's]")] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="auto (as predict picks it) | fp32 | bf16")] = "auto",
     batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass.")] = None,
     save_csv: Annotated[Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")] = None,
     pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
@@ -40,6 +41,10 @@ def evaluate_command(
 
     if protocol is not None and protocol not in PROTOCOLS:
         raise typer.BadParameter(f"{protocol!r} is not one of {', '.join(PROTOCOLS)}", param_hint="--protocol")
+    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS
+
+    if precision not in INFERENCE_PRECISIONS:
+        raise typer.BadParameter(f"{precision!r} is not one of {', '.join(INFERENCE_PRECISIONS)}", param_hint="--precision")
     if split not in SPLIT_CHOICES:
         raise typer.BadParameter(f"{split!r} is not one of {', '.join(SPLIT_CHOICES)}", param_hint="--split")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -51,23 +56,20 @@ def evaluate_command(
     elif checkpoint is None:
         raise typer.BadParameter("give --checkpoint NAME|FILE|RUN, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
     else:
-        payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, batch, save_csv)
+        payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, precision, batch, save_csv)
     _render(payload, as_json)
 
 
 def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, protocol: Optional[str],
-                      threshold: Optional[float], device_name: str, batch: Optional[int], save_csv: Optional[Path]) -> dict[str, Any]:
+                      threshold: Optional[float], device_name: str, precision: str, batch: Optional[int],
+                      save_csv: Optional[Path]) -> dict[str, Any]:
     from tracknet_cli.data.datasets import eval_dataset
-    from tracknet_cli.training.checkpoint import load_model
-    from tracknet_cli.training.evaluate import evaluate, select_clips, write_prediction_csvs
-    from tracknet_cli.training.loop import pick_device
-
+    from tracknet_cli.inference.engine import load_engine
     from tracknet_cli.pretrained.resolve import resolve_checkpoint
+    from tracknet_cli.training.evaluate import evaluate, select_clips, write_prediction_csvs
 
     checkpoint = resolve_checkpoint(checkpoint).path
-    device = pick_device(device_name)
-    model, meta = load_model(checkpoint, device=device)
-    model.eval()
+    engine, meta = load_engine(checkpoint, device=device_name, precision=precision)
     config = meta.config
     root = data_root or config.data.root
     if not Path(root).is_dir():
@@ -80,8 +82,8 @@ def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, pr
     dataset = eval_dataset(clips, config.data)
     console.info(f"scoring {len(clips)} clips ({sum(len(c) for c in clips)} frames) of {root}, split {split}, "
                  f"protocol {protocol}, threshold {threshold:.3f}")
-    report = evaluate(model, dataset, config, device=device, protocol=protocol, threshold=threshold,
-                      loss_name=meta.loss, batch_size=batch, keep_predictions=save_csv is not None)
+    report = evaluate(engine.model, dataset, config, device=engine.device, amp=engine.amp, protocol=protocol,
+                      threshold=threshold, loss_name=meta.loss, batch_size=batch, keep_predictions=save_csv is not None)
     if save_csv is not None:
         written = write_prediction_csvs(save_csv, report.predictions, threshold)
         console.info(f"wrote {len(written)} prediction CSVs under {save_csv}")

@@ -28,7 +28,6 @@ EPILOG = (
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 CSV_FORMATS = ("default", "tracknet")
-PRECISIONS = ("auto", "fp32", "bf16")
 RUNS_ROOT = Path("runs/predict")
 
 
@@ -55,8 +54,10 @@ def predict(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
     """Ball position for every frame: a CSV, and an overlay video with the ball and its trail."""
+    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS
+
     for value, choices, hint in ((device, DEVICES, "--device"), (csv_format, CSV_FORMATS, "--csv-format"),
-                                 (precision, PRECISIONS, "--precision")):
+                                 (precision, INFERENCE_PRECISIONS, "--precision")):
         if value not in choices:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=hint)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -121,7 +122,7 @@ def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Pa
             raise UsageError(f"--out and --csv both name {csv_path}; give them different names")
         pairs = [(csv_path, video_path)]
     else:
-        from tracknet_cli.training.rundir import next_run_dir
+        from tracknet_cli.inference.rundir import next_run_dir
 
         run_dir = next_run_dir(RUNS_ROOT)
         pairs, used = [], set()

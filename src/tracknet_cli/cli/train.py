@@ -75,7 +75,7 @@ def train(
         init_path = resolve_checkpoint(init_from, option="--init-from").path
         check_init_from(resolved.config, init_path)
     from tracknet_cli.training.loggers import require_trackers
-    from tracknet_cli.training.rundir import create_run_dir
+    from tracknet_cli.inference.rundir import create_run_dir
 
     require_trackers(resolved.config)  # before a run directory exists
     if launch:

@@ -164,8 +164,8 @@ class TrainingConfig(Section):
     grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient norm to this (unset: no clipping)")
     grad_accumulation: int = Field(1, ge=1, le=1024, description="batches per optimizer step")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="autocast: auto = bf16 (else fp16) on CUDA; on CPU bf16 only with native bf16 "
-        "and when a short probe finds it faster for the model (docs/training/losses.md)"
+        "auto", description="autocast: auto = bf16 (else fp16 with loss scaling) on CUDA; on CPU bf16 only with "
+        "native bf16 and for the model families a measured table lists as faster (docs/training/losses.md)"
     )
     val_every: int | None = Field(None, ge=1, description="validate every N optimizer steps (unset: once per epoch)")
     checkpoint_every: int = Field(200, ge=1, description="save state/last.pt every N optimizer steps")

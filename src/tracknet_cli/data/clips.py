@@ -12,7 +12,6 @@ Discovery reads only image headers and video packets, never pixels, so it stays 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -21,9 +20,8 @@ import numpy as np
 
 from tracknet_cli.data.labels import LabelTable, Problem, read_labels, sniff_dialect
 from tracknet_cli.errors import InputError
+from tracknet_cli.media.files import VIDEO_SUFFIXES, image_files, natural_key
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 LABEL_FILE = "label.csv"
 MAX_DEPTH = 2  # ROOT/<game>/<clip>
 
@@ -88,15 +86,13 @@ class Scan:
         return out
 
 
-def _natural_key(path: Path) -> tuple[int, int, str]:
-    match = re.search(r"(\d+)$", path.stem)
-    return (0, int(match.group(1)), path.name) if match else (1, 0, path.name)
+def _natural_key(path: Path) -> list[object]:
+    return natural_key(path.name)
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files of a folder in frame order (numeric names sort as numbers: 2.jpg before 10.jpg)."""
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                   and not p.name.startswith(".")), key=_natural_key)
+    """Image files of a folder in frame order (`media.files`: numbers by value, 2.jpg before 10.jpg)."""
+    return image_files(folder)
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -188,10 +188,6 @@ class SequenceDataset:
         return len(self._starts)
 
     @property
-    def frames_in_clips(self) -> int:
-        return sum(len(c) for c in self.clips)
-
-    @property
     def decodes(self) -> int:
         """Frames decoded from images or videos by this process so far (cache hits decode nothing)."""
         return sum(s.decodes for s in self._decoders.values())
@@ -279,63 +275,17 @@ class SequenceDataset:
         return out.frames, codec.input_to_source(out.xy), state, heatmaps
 
 
-class FrameDataset(SequenceDataset):
-    """Single frames (T = 1) for image models; same targets, masks and batches as windows."""
-
-    def __init__(self, clips: Sequence["Clip"], data: "DataConfig", **kwargs: Any) -> None:
-        kwargs.pop("sequence_length", None)
-        super().__init__(clips, data, sequence_length=1, **kwargs)
-
-
 def eval_dataset(clips: Sequence["Clip"], data: "DataConfig", *, stride: int | None = None,
                  cache: FrameCache | None | Literal["config"] = None) -> SequenceDataset:
     """Every frame of every clip covered by windows of ``data.sequence_length``.
 
-    ``stride`` 1 puts each frame in up to T windows (average them with ``FrameAverager``);
-    ``stride`` T (default) covers each frame once, except the last window of a clip, which ends on
-    its last frame and may overlap the one before.
+    Validation and ``tracknet eval`` read only its clips, codecs and frame sources: the inference
+    engine makes its own windows (``inference.engine``). As a map-style dataset, ``stride`` T
+    (default) covers each frame once, except the last window of a clip, which ends on its last
+    frame and may overlap the one before.
     """
     length = data.sequence_length
     return SequenceDataset(clips, data, train=False, window_stride=stride or length, cover=True, cache=cache)
-
-
-class FrameAverager:
-    """Average per-frame outputs of overlapping windows back onto each clip's frames."""
-
-    def __init__(self, lengths: dict[str, int], shape: tuple[int, ...] = ()) -> None:
-        self._sum = {cid: np.zeros((n, *shape), np.float64) for cid, n in lengths.items()}
-        self._count = {cid: np.zeros(n, np.int64) for cid, n in lengths.items()}
-
-    @classmethod
-    def for_dataset(cls, dataset: SequenceDataset, shape: tuple[int, ...] = ()) -> "FrameAverager":
-        return cls({c.id: len(c) for c in dataset.clips}, shape)
-
-    def add(self, clip_ids: Sequence[str], frame_ids: Any, values: Any) -> None:
-        """``frame_ids`` (B, T) and ``values`` (B, T, *shape), numpy or torch (moved to CPU)."""
-        frame_ids = _numpy(frame_ids)
-        values = _numpy(values)
-        for b, cid in enumerate(clip_ids):
-            ids = frame_ids[b]
-            ids, first = np.unique(ids, return_index=True)  # a short clip's window repeats its last frame
-            np.add.at(self._sum[cid], ids, values[b][first])
-            np.add.at(self._count[cid], ids, 1)
-
-    def coverage(self, clip_id: str) -> np.ndarray:
-        return self._count[clip_id].copy()
-
-    def mean(self, clip_id: str) -> np.ndarray:
-        """(n, *shape) averages; frames no window covered are NaN."""
-        count = self._count[clip_id]
-        out = np.full(self._sum[clip_id].shape, np.nan)
-        seen = count > 0
-        out[seen] = self._sum[clip_id][seen] / count[seen].reshape(-1, *([1] * (out.ndim - 1)))
-        return out
-
-
-def _numpy(value: Any) -> np.ndarray:
-    if type(value).__module__.startswith("torch"):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 # ---------------------------------------------------------------- building and loading
@@ -343,7 +293,7 @@ def build_datasets(config: "TrackNetConfig") -> tuple[SequenceDataset, SequenceD
     """(train, val, test) from ``data.root``: discovery, clip-level split, then subset.
 
     Train windows follow ``data.sequence_length`` / ``data.window_stride`` with augmentation;
-    validation and test cover every frame (stride T, see ``eval_dataset``). Under ``data.cache:
+    validation and test are whole clips for the inference engine (``eval_dataset``). Under ``data.cache:
     auto`` train and validation (both read every epoch) use the on-disk cache, test does not.
     A split with no clips gives an empty dataset.
     """

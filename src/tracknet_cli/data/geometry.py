@@ -121,10 +121,6 @@ class Codec:
         hx, hy = self._heatmap_per_input
         return _scale_points(xy, hx, hy)
 
-    def heatmap_to_input(self, xy: Any) -> Any:
-        hx, hy = self._heatmap_per_input
-        return _scale_points(xy, 1.0 / hx, 1.0 / hy)
-
     def source_to_heatmap(self, xy: Any) -> Any:
         (sx, sy), (hx, hy) = self._input_per_source, self._heatmap_per_input
         return _scale_points(xy, sx * hx, sy * hy)

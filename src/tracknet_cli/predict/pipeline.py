@@ -6,8 +6,8 @@ and libx264 all release the GIL, so on two cores the model is not kept waiting f
 
 - *decode*: ``FrameSource.frames`` at the model's resized size (plus the overlay frame), and the
   scene-cut thumbnail difference;
-- *infer*: ``WindowScheduler`` batches, the forward pass, ``HeatmapAverager``, ``Codec.decode``
-  and ``OnlineTracker``;
+- *infer*: ``inference.Engine.run`` (windows, the forward pass, averaging, ``Codec.decode``) and
+  ``OnlineTracker``;
 - the caller's thread consumes ``stream(...)`` (``write_outputs`` writes CSV rows and encodes the
   overlay there).
 
@@ -35,13 +35,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from tracknet_cli.errors import Interrupted, UsageError
+from tracknet_cli.inference.engine import Engine
 from tracknet_cli.predict.sources import DEFAULT_FPS, DecodeReport, FrameSource, Size, SourceFrame, SourceInfo
 from tracknet_cli.predict.tracking import FrameResult, OnlineTracker, TrackingConfig, TrackRow, gray_thumbnail, scene_difference
-from tracknet_cli.predict.windows import HeatmapAverager, WindowScheduler
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
     from tracknet_cli.data.geometry import Codec
     from tracknet_cli.predict.writers import CsvFormat
 
@@ -55,49 +53,6 @@ class Prediction:
     row: TrackRow
     name: str | None = None
     overlay: Any = None  # yuv420p av.VideoFrame or RGB array at the overlay size, when requested
-
-
-@dataclass
-class Engine:
-    """A loaded model and how to run it: windows of uint8 frames in, per-cell probabilities out."""
-
-    model: Any  # HeatmapModel in eval mode, on ``device``
-    loss: str  # the training loss: decides logits → probabilities
-    input_size: Size  # (Wi, Hi) model canvas
-    heatmap_size: Size  # (Wh, Hh)
-    sigma: float  # the codec's Gaussian sigma in heatmap cells (its soft-argmax window)
-    window: int  # T frames per window
-    device: Any
-    amp: Any = None  # autocast dtype or None (fp32)
-    batch_size: int = 8
-    stride: int = 1  # frames between window starts: 1 averages T predictions per frame, T predicts each once
-    no_ball: bool = False  # the model has a "no ball" logit (used by the softmax probabilities)
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise UsageError(f"--batch {self.batch_size} must be at least 1")
-        if not 1 <= self.stride <= self.window:
-            raise UsageError(f"window stride {self.stride} must be between 1 and the window length {self.window}")
-
-    def probabilities(self, windows: np.ndarray) -> "torch.Tensor":
-        """uint8 (B, T, h, w, 3) frames no larger than the canvas (padded right/bottom with black, as
-        in training) → float32 (B, T, Hh, Wh) probabilities on ``device``."""
-        import torch
-        import torch.nn.functional as F
-
-        from tracknet_cli.training.losses import probabilities
-
-        x = torch.from_numpy(windows).to(self.device, non_blocking=True)
-        x = x.permute(0, 1, 4, 2, 3).float().div_(255.0).contiguous()
-        h, w = x.shape[-2:]
-        wi, hi = self.input_size
-        if (w, h) != (wi, hi):
-            x = F.pad(x, (0, wi - w, 0, hi - h))
-        with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=self.amp,
-                                                      enabled=self.amp is not None):
-            out = self.model(x, with_no_ball=True) if self.no_ball else self.model(x)
-            logits, no_ball = out if isinstance(out, tuple) else (out, None)
-            return probabilities(logits.float(), self.loss, None if no_ball is None else no_ball.float())
 
 
 # ---------------------------------------------------------------- the stream
@@ -155,12 +110,27 @@ def _decode_worker(source: FrameSource, size: Size, overlay_size: Size | None, o
     _put(out, _End(), stop)
 
 
+class _Stopped(Exception):
+    """The consumer closed the stream: leave without running the remaining windows."""
+
+
+def _inbox_frames(inbox: "queue.Queue[Any]", stop: threading.Event, waiting: dict[int, _Decoded]) -> Iterator[np.ndarray]:
+    """The decoded frames, in arrival order, for the engine; a decode error is raised here."""
+    while True:
+        item = _get(inbox, stop)
+        if stop.is_set():
+            raise _Stopped
+        if isinstance(item, _End):
+            if item.error is not None:
+                raise item.error
+            return
+        waiting[item.seq] = item
+        image, item.image = item.image, None  # the engine's scheduler holds it as long as a window needs it
+        yield image
+
+
 def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, frame_size: Size,
                   inbox: "queue.Queue[Any]", out: "queue.Queue[Any]", stop: threading.Event) -> None:
-    import torch
-
-    scheduler = WindowScheduler(engine.window, engine.batch_size, engine.stride)
-    averager = HeatmapAverager()
     tracker = OnlineTracker(tracking, frame_size)
     waiting: dict[int, _Decoded] = {}  # frames whose row has not left the tracker yet
 
@@ -171,43 +141,17 @@ def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, fram
                 return False
         return True
 
-    def track(released: list[tuple[int, Any]]) -> bool:
-        if not released:
-            return True
-        ids = [fid for fid, _ in released]
-        maps = torch.stack([hm for _, hm in released])
-        xy, score = codec.decode(maps)
-        xy, score = xy.float().cpu().numpy(), score.float().cpu().numpy()
-        for k, fid in enumerate(ids):
-            result = FrameResult(fid, float(xy[k, 0]), float(xy[k, 1]), float(score[k]), waiting[fid].scene_diff)
-            if not emit(tracker.push(result)):
-                return False
-        return True
-
-    def run(batches: list[Any]) -> bool:
-        for batch in batches:
-            probs = engine.probabilities(batch.frames)
-            if not track(averager.add(batch, probs)):
-                return False
-        return True
-
     try:
-        while not stop.is_set():
-            item = _get(inbox, stop)
-            if isinstance(item, _End):
-                if item.error is not None:
-                    _put(out, _End(item.error), stop)
+        for released in engine.run(_inbox_frames(inbox, stop, waiting), codec):
+            for k, fid in enumerate(released.frame_ids):
+                result = FrameResult(fid, float(released.xy[k, 0]), float(released.xy[k, 1]),
+                                     float(released.score[k]), waiting[fid].scene_diff)
+                if not emit(tracker.push(result)):
                     return
-                break
-            waiting[item.seq] = item
-            batches = scheduler.push(item.seq, item.image)
-            item.image = None  # the scheduler holds it as long as a window needs it
-            if not run(batches):
-                return
-        if stop.is_set():
-            return
-        if run(scheduler.flush()) and track(averager.flush()) and emit(tracker.flush()):
+        if emit(tracker.flush()):
             _put(out, _End(), stop)
+    except _Stopped:
+        return
     except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
         _put(out, _End(exc), stop)
 
@@ -219,10 +163,7 @@ def stream(source: FrameSource, engine: Engine, tracking: TrackingConfig, *,
     Closing the generator early (``break``, an exception or Ctrl-C in the caller) stops and joins
     the threads. An error in a thread is raised here. ``source.report`` holds the decode counts
     once the generator is exhausted."""
-    from tracknet_cli.data.geometry import Codec
-
-    codec = Codec(source_size=source.info.size, input_size=engine.input_size, heatmap_size=engine.heatmap_size,
-                  sigma=engine.sigma)
+    codec = engine.codec(source.info.size)
     depth = engine.batch_size * engine.stride + engine.window
     decoded: queue.Queue[Any] = queue.Queue(maxsize=depth)
     results: queue.Queue[Any] = queue.Queue(maxsize=depth)

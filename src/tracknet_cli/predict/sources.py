@@ -27,7 +27,6 @@ What the video reader supports and why:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -36,10 +35,8 @@ from typing import Any, Iterator, Literal, Sequence
 import numpy as np
 
 from tracknet_cli.errors import InputError, UsageError
+from tracknet_cli.media.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, video_files
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
-                            ".m2ts", ".wmv", ".flv", ".3gp"})
 DEFAULT_FPS = 30.0
 
 Size = tuple[int, int]  # (width, height)
@@ -102,11 +99,6 @@ class DecodeReport:
         if not parts:
             return None
         return f"{self.path}: " + "; ".join(parts) + f"; kept the {self.yielded} frames that decoded"
-
-
-def natural_key(name: str) -> list[object]:
-    """Sort key that orders embedded numbers by value: frame2 < frame10."""
-    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
 
 
 def _check_slice(start: int, end: int | None) -> None:
@@ -372,16 +364,8 @@ def _read_image(path: Path, targets: Sequence[Size], full: Size, report: DecodeR
 
 
 # ---------------------------------------------------------------- discovery
-def _images_in(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-             and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: natural_key(p.name))
-
-
-def _videos_in(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-             and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: natural_key(p.name))
+_images_in = image_files  # media.files: the same frames and order as training data
+_videos_in = video_files
 
 
 def open_source(path: Path | str, start: int = 0, end: int | None = None, *,

@@ -22,15 +22,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import numpy as np
 
 from tracknet_cli.errors import UsageError
-from tracknet_cli.predict.pipeline import ArraySource, Engine, Prediction, stream
+from tracknet_cli.inference.engine import DEFAULT_BATCH, DEFAULT_STRIDE, Engine
+from tracknet_cli.predict.pipeline import ArraySource, Prediction, stream
 from tracknet_cli.predict.sources import DEFAULT_FPS, FrameSource, Size, open_source
 from tracknet_cli.predict.tracking import TrackingConfig, TrackRow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tracknet_cli.training.checkpoint import CheckpointMeta
-
-PRECISIONS = ("auto", "fp32", "bf16")
-DEFAULT_BATCH = 8
+    from tracknet_cli.inference.checkpoint import CheckpointMeta
 
 
 @dataclass
@@ -44,7 +42,7 @@ class Tracker:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_size: int = DEFAULT_BATCH,
                         threshold: float | None = None, *, max_gap: int = 5, max_jump: float | None = None,
-                        track: bool = True, precision: str = "auto", window_stride: int = 1) -> "Tracker":
+                        track: bool = True, precision: str = "auto", window_stride: int = DEFAULT_STRIDE) -> "Tracker":
         """Rebuild the model from the checkpoint alone (config, normalisation and threshold embedded).
 
         ``path``: a .safetensors file, a run directory (its best weights), a runs folder (the newest
@@ -60,33 +58,17 @@ class Tracker:
 
         A missing, corrupt or incompatible checkpoint raises ``InputError``; an unavailable device
         ``ConfigError``."""
-        from tracknet_cli.training.checkpoint import load_model
-        from tracknet_cli.training.loop import pick_device
-        from tracknet_cli.training.precision import resolve_precision
+        from tracknet_cli.inference.engine import load_engine
         from tracknet_cli.pretrained.resolve import resolve_checkpoint
 
-        if precision not in PRECISIONS:
-            raise UsageError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise UsageError(f"threshold {threshold} must be between 0 and 1")
         if max_gap < 0:
             raise UsageError(f"max gap {max_gap} must be >= 0")
         if max_jump is not None and max_jump <= 0:
             raise UsageError(f"max jump {max_jump} must be positive (source pixels per frame)")
-        dev = pick_device(device)
-        model, meta = load_model(resolve_checkpoint(path, option="checkpoint").path, device=dev)
-        # `auto` follows the family table, as training does: on a CPU with native bf16 the U-Net runs
-        # 3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py).
-        choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)
-        if choice.channels_last:
-            model.to_channels_last()
-        data = meta.config.data
-        engine = Engine(
-            model=model, loss=meta.loss, input_size=(data.input_width, data.input_height),
-            heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma, window=int(model.frames),
-            device=dev, amp=choice.dtype, batch_size=batch_size, stride=window_stride,
-            no_ball=getattr(model, "no_ball", None) is not None,
-        )
+        engine, meta = load_engine(resolve_checkpoint(path, option="checkpoint").path, device=device, precision=precision,
+                                   batch_size=batch_size, stride=window_stride)
         tracking = TrackingConfig(threshold=meta.threshold if threshold is None else float(threshold),
                                   max_gap=max_gap, max_jump=max_jump, enabled=track)
         return cls(engine, tracking, meta)

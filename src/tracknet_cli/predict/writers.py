@@ -79,7 +79,8 @@ class CsvWriter:
         else:
             file_name = name or f"{row.frame:04d}.jpg"
             if row.visible:
-                self._csv.writerow((file_name, 1, _num(row.x, 2), _num(row.y, 2), ""))
+                # 3 decimals, as the Label.csv files `tracknet eval --save-csv` writes.
+                self._csv.writerow((file_name, 1, _num(row.x, 3), _num(row.y, 3), ""))
             else:
                 self._csv.writerow((file_name, 0, "", "", ""))
         self.rows += 1

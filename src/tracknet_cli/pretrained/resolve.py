@@ -5,7 +5,7 @@ What a user may give, tried in this order:
 
 1. an existing file: that file;
 2. an existing folder: a run directory (its ``weights/best.safetensors``) or a folder of runs
-   (the newest ``expN`` with weights), as ``training/rundir.py`` resolves them;
+   (the newest ``expN`` with weights), as ``inference/rundir.py`` resolves them;
 3. a model name (``tennis``): the bundled model, or one from a ``$TRACKNET_MODELS_DIR`` folder
    (``catalogue.py``); an unknown name fails with did-you-mean suggestions;
 4. a Hugging Face hub repo id, ``org/name`` (its ``model.safetensors``, or its only ``.safetensors``),
@@ -99,7 +99,7 @@ def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--check
         if path.is_file():
             return ResolvedCheckpoint(path, "file", text)
         if path.is_dir():
-            from tracknet_cli.training.rundir import resolve_checkpoint as resolve_run_folder
+            from tracknet_cli.inference.rundir import resolve_checkpoint as resolve_run_folder
 
             try:
                 return ResolvedCheckpoint(resolve_run_folder(path, which), "run", text)

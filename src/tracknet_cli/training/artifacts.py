@@ -4,8 +4,9 @@ runs/<profile>/expN/
   config.yaml            the resolved configuration
   train.log              one line per event (start, validations, stop)
   metrics.csv            one row per validation
+  steps.csv              training loss and learning rate at every logging step (step,epoch,loss,lr,samples_per_s)
   overlays/epoch_NNN.png validation frames with heatmap, label and prediction
-  curves.png             loss and F1 against steps
+  curves.png             training loss per step (and validation loss), validation F1 per validation (matplotlib)
   weights/best.safetensors, weights/last.safetensors   self-contained checkpoints
   state/last.pt          optimizer, schedule, callbacks, RNG, epoch, step (loads with weights_only=True)
 """
@@ -57,6 +58,20 @@ METRICS_COLUMNS = [f.name for f in fields(ValidationRow)]
 
 
 @dataclass
+class StepRow:
+    """One logging step: what the loss and learning rate were (a validation row only every val_every)."""
+
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    samples_per_s: float
+
+
+STEP_COLUMNS = [f.name for f in fields(StepRow)]
+
+
+@dataclass
 class Overlay:
     """Frames to draw: input-canvas RGB uint8 (N,H,W,3), probability maps (N,Hh,Wh), label and prediction
     in canvas pixels (N,2; NaN for none), and scores (N,)."""
@@ -75,6 +90,7 @@ class RunDirectory:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         self.rows: list[ValidationRow] = read_metrics(path / "metrics.csv") if keep_rows else []
+        self.steps: list[StepRow] = read_steps(path / "steps.csv") if keep_rows else []
 
     # ------------------------------------------------------------ text files
     def write_config(self, config: TrackNetConfig) -> None:
@@ -97,12 +113,27 @@ class RunDirectory:
         self.rows.append(row)
         self._write_metrics()
 
+    def append_step(self, row: StepRow) -> None:
+        """One line appended to steps.csv (whole lines, flushed at once, like train.log)."""
+        path = self.path / "steps.csv"
+        new = not path.is_file() or not self.steps
+        if new:  # a fresh file, or one a resume found empty
+            atomic_write_text(path, ",".join(STEP_COLUMNS) + "\n")
+        self.steps.append(row)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(",".join(str(_fmt(v)) for v in asdict(row).values()) + "\n")
+
     def forget_rows_after(self, step: int) -> None:
         """A resumed run continues from its saved state: rows validated after that step (the process was
-        killed between writing metrics.csv and the state) are measured again, so they go."""
+        killed between writing metrics.csv and the state) are measured again, so they go; so do the
+        steps.csv lines after it."""
         if any(r.step > step for r in self.rows):
             self.rows = [r for r in self.rows if r.step <= step]
             self._write_metrics()
+        if any(r.step > step for r in self.steps):
+            self.steps = [r for r in self.steps if r.step <= step]
+            lines = [",".join(STEP_COLUMNS)] + [",".join(str(_fmt(v)) for v in asdict(r).values()) for r in self.steps]
+            atomic_write_text(self.path / "steps.csv", "\n".join(lines) + "\n")
 
     def _write_metrics(self) -> None:
         buf = io.StringIO()
@@ -115,7 +146,7 @@ class RunDirectory:
     # ------------------------------------------------------------ weights and state
     def save_weights(self, which: str, model: Any, config: TrackNetConfig, *, threshold: float, loss: str,
                      metrics: dict[str, float]) -> Path:
-        from tracknet_cli.training.checkpoint import save_checkpoint
+        from tracknet_cli.inference.checkpoint import save_checkpoint
 
         path = self.path / "weights" / f"{which}.safetensors"
         clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
@@ -157,12 +188,12 @@ class RunDirectory:
         return path
 
     def write_curves(self) -> Path | None:
-        if not self.rows:
+        if not self.rows and not self.steps:
             return None
         path = self.path / "curves.png"
-        image = draw_curves(self.rows)
+        figure = draw_curves(self.steps, self.rows)
         with atomic_path(path) as tmp:
-            image.save(tmp, format="PNG")
+            figure.savefig(tmp, format="png", dpi=100)
         return path
 
 
@@ -187,6 +218,25 @@ def read_metrics(path: Path) -> list[ValidationRow]:
                     values[key] = float(text)
             rows.append(ValidationRow(**values))
     return rows
+
+
+def read_steps(path: Path) -> list[StepRow]:
+    """The rows of an existing steps.csv (empty when there is none); a torn last line is dropped."""
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for raw in csv.DictReader(fh):
+            try:
+                rows.append(StepRow(step=int(raw["step"]), epoch=int(raw["epoch"]), loss=_float(raw["loss"]),
+                                    lr=_float(raw["lr"]), samples_per_s=_float(raw["samples_per_s"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return rows
+
+
+def _float(text: str | None) -> float:
+    return float("nan") if text in ("", None) else float(text)  # type: ignore[arg-type]
 
 
 def _plain(value: Any) -> Any:
@@ -248,41 +298,24 @@ def draw_overlay(overlay: Overlay) -> "Any":
     return sheet
 
 
-def draw_curves(rows: list[ValidationRow], size: tuple[int, int] = (900, 360)) -> "Any":
-    """Two panels: training and validation loss, and validation F1, against optimizer steps."""
-    from PIL import Image, ImageDraw
+def draw_curves(steps: list[StepRow], rows: list[ValidationRow]) -> Any:
+    """Two panels against optimizer steps: training loss at every logging step (validation loss as
+    points), and validation F1 at every validation. A matplotlib Figure on the Agg canvas (headless,
+    no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    width, height = size
-    image = Image.new("RGB", size, (255, 255, 255))
-    draw = ImageDraw.Draw(image)
-    steps = [r.step for r in rows]
-    panels = [
-        ("loss", [("train", [r.train_loss for r in rows], (31, 119, 180)), ("val", [r.val_loss for r in rows], (255, 127, 14))]),
-        ("validation F1", [("f1", [r.f1 for r in rows], (44, 160, 44))]),
-    ]
-    pw = width // 2
-    for p, (title, series) in enumerate(panels):
-        x0, y0, x1, y1 = p * pw + 50, 30, (p + 1) * pw - 15, height - 35
-        draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
-        draw.text((x0, 10), title, fill=(0, 0, 0))
-        values = [v for _, ys, _ in series for v in ys if v is not None and math.isfinite(v)]
-        lo, hi = (0.0, 1.0) if title.endswith("F1") else (min(values, default=0.0), max(values, default=1.0))
-        if hi - lo < 1e-12:
-            hi = lo + 1.0
-        smin, smax = min(steps), max(steps)
-        sspan = max(smax - smin, 1)
-        draw.text((x0 - 45, y0), f"{hi:.3g}", fill=(0, 0, 0))
-        draw.text((x0 - 45, y1 - 10), f"{lo:.3g}", fill=(0, 0, 0))
-        draw.text((x0, y1 + 5), f"step {smin}", fill=(0, 0, 0))
-        draw.text((x1 - 70, y1 + 5), f"step {smax}", fill=(0, 0, 0))
-        for k, (name, ys, colour) in enumerate(series):
-            pts = [
-                (x0 + (s - smin) / sspan * (x1 - x0), y1 - (v - lo) / (hi - lo) * (y1 - y0))
-                for s, v in zip(steps, ys) if v is not None and math.isfinite(v)
-            ]
-            if len(pts) > 1:
-                draw.line(pts, fill=colour, width=2)
-            for x, y in pts:
-                draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-            draw.text((x1 - 60, y0 + 5 + 12 * k), name, fill=colour)
-    return image
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    loss_ax, f1_ax = figure.subplots(1, 2)
+    if steps:
+        loss_ax.plot([r.step for r in steps], [r.loss for r in steps], color="tab:blue", linewidth=1, label="train (per step)")
+    if rows:
+        loss_ax.plot([r.step for r in rows], [r.val_loss for r in rows], "o-", color="tab:orange", label="validation")
+        f1_ax.plot([r.step for r in rows], [r.f1 for r in rows], "o-", color="tab:green", label="F1")
+    loss_ax.set(title="loss", xlabel="step")
+    loss_ax.legend(loc="upper right", fontsize="small")
+    f1_ax.set(title="validation F1", xlabel="step", ylim=(0.0, 1.0))
+    for ax in (loss_ax, f1_ax):
+        ax.grid(alpha=0.3)
+    return figure

@@ -185,6 +185,7 @@ class FollowerRunDirectory(RunDirectory):
     def __init__(self, path: Path) -> None:  # noqa: D107 - deliberately no mkdir, no metrics read
         self.path = path
         self.rows: list[ValidationRow] = []
+        self.steps: list[Any] = []
 
     def write_config(self, config: Any) -> None:
         pass
@@ -193,6 +194,9 @@ class FollowerRunDirectory(RunDirectory):
         return lambda line: None
 
     def _write_metrics(self) -> None:
+        pass
+
+    def append_step(self, row: Any) -> None:
         pass
 
     def save_weights(self, which: str, model: Any, config: Any, *, threshold: float, loss: str,

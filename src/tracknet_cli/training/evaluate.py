@@ -1,7 +1,8 @@
-"""Score a model on whole clips: every frame once, overlapping windows averaged before decoding.
+"""Score a model on whole clips through the inference engine: exactly what `tracknet predict` computes.
 
-Used by validation inside `fit` and by `tracknet eval`; `score_predictions` also scores CSVs written
-by any tracker (`tracknet eval --pred-csv`), so every number comes from the same code.
+Used by validation inside `fit` (which calibrates the checkpoint's threshold on these predictions)
+and by `tracknet eval`; `score_predictions` also scores CSVs written by any tracker
+(`tracknet eval --pred-csv`), so every number comes from the same code.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from tracknet_cli.inference.engine import DEFAULT_STRIDE
 from tracknet_cli.training.artifacts import Overlay
 from tracknet_cli.training.metrics import Metrics, score_frames
 
@@ -41,15 +43,6 @@ class EvalReport:
     predictions: list[ClipPredictions] = field(default_factory=list)
     overlay: Overlay | None = None
     frames: int = 0
-
-
-def forward_logits(model: Any, frames: Any) -> tuple[Any, Any]:
-    """(logits, no_ball_logit or None) as float32: models built with `model.no_ball_logit` return both."""
-    core = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    if getattr(core, "no_ball", None) is not None:
-        logits, no_ball = model(frames, with_no_ball=True)
-        return logits.float(), no_ball.float()
-    return model(frames).float(), None
 
 
 def score_predictions(predictions: Sequence[ClipPredictions], protocol: str, threshold: float) -> tuple[Metrics, dict[str, Metrics]]:
@@ -84,6 +77,38 @@ def _overlay_picks(dataset: "SequenceDataset", count: int) -> dict[str, list[int
     return picks
 
 
+@dataclass
+class _LossSum:
+    """The validation loss over the engine's windows (padded slots masked out)."""
+
+    loss: Any
+    heatmaps: np.ndarray  # (n, Hh, Wh) the clip's targets
+    mask: np.ndarray  # (n,) frames that count
+    total: float = 0.0
+    batches: int = 0
+
+    def __call__(self, batch: Any, logits: Any, no_ball: Any) -> None:
+        import torch
+
+        ids = batch.frame_ids
+        mask = torch.from_numpy(self.mask[ids] & batch.valid).to(logits.device)
+        targets = torch.from_numpy(self.heatmaps[ids]).to(logits.device)
+        with torch.no_grad():
+            self.total += float(self.loss(logits, targets, mask, no_ball_logit=no_ball).total)
+        self.batches += 1
+
+
+def _targets(clip: "Clip", codec: Any, negative: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's heatmap targets and loss mask, as the training dataset builds them."""
+    labels = clip.labels
+    xy = np.stack([labels.x, labels.y], axis=-1).astype(np.float64)
+    xy[labels.state != 1] = np.nan
+    mask = labels.state == 1
+    if negative:
+        mask |= labels.state == 0
+    return codec.encode(xy), mask
+
+
 def evaluate(
     model: Any,
     dataset: "SequenceDataset",
@@ -97,73 +122,51 @@ def evaluate(
     amp: Any = None,
     overlay_frames: int = 0,
     batch_size: int | None = None,
+    stride: int = DEFAULT_STRIDE,
     keep_predictions: bool = False,
     progress: Any = None,
 ) -> EvalReport:
-    """Run `model` over every window of `dataset` (clip order), average overlaps, decode, score.
+    """Run `model` through the inference engine over every frame of `dataset`'s clips, decode, score.
 
-    Clips are finished one at a time (windows arrive in clip order), so memory holds one clip's
-    heatmaps, not the whole set's.
+    One clip at a time, streamed: memory holds a few windows of frames and maps, not a clip.
+    `loss` (validation) is averaged over the engine's windows, padded slots masked out.
     """
-    import torch
+    from tracknet_cli.inference.engine import Engine
 
-    from tracknet_cli.data.datasets import FrameAverager, make_loader
-    from tracknet_cli.training.losses import probabilities
-
-    loader = make_loader(dataset, batch_size=batch_size or config.training.batch_size, shuffle=False, num_workers=0)
+    engine = Engine.for_model(model, config.data, loss=loss_name, device=device, amp=amp,
+                              batch_size=batch_size or config.training.batch_size, stride=stride)
     picks = _overlay_picks(dataset, overlay_frames)
-    by_id = {c.id: (i, c) for i, c in enumerate(dataset.clips)}
-    hh, wh = config.data.heatmap_height, config.data.heatmap_width
-
+    negative = config.data.no_ball_frames == "negative"
     predictions: list[ClipPredictions] = []
     overlay_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, str]] = []
     loss_sum, loss_batches, frames_seen = 0.0, 0, 0
-    current: str | None = None
-    averager: FrameAverager | None = None
-
-    def finish(cid: str) -> None:
-        nonlocal frames_seen
-        assert averager is not None
-        ci, clip = by_id[cid]
-        maps = averager.mean(cid).astype(np.float32)
-        codec = dataset.codecs[ci]
-        xy, score = codec.decode(np.nan_to_num(maps, nan=0.0))
-        xy, score = np.asarray(xy, dtype=np.float64), np.asarray(score, dtype=np.float64)
+    for ci, clip in enumerate(dataset.clips):
+        codec, source, n = dataset.codecs[ci], dataset.frames(ci), len(clip)
+        on_batch = _LossSum(loss, *_targets(clip, codec, negative)) if loss is not None else None
+        xy, score = np.full((n, 2), np.nan), np.zeros(n)
+        wanted, maps = set(picks.get(clip.id, [])), {}
+        frames = (source.get(np.asarray([i]))[0] for i in range(n))
+        for released in engine.run(frames, codec, on_batch=on_batch):
+            xy[released.frame_ids], score[released.frame_ids] = released.xy, released.score
+            for k, fid in enumerate(released.frame_ids):
+                if fid in wanted:
+                    maps[fid] = released.maps[k].float().cpu().numpy()
+        if on_batch is not None:
+            loss_sum, loss_batches = loss_sum + on_batch.total, loss_batches + on_batch.batches
         predictions.append(ClipPredictions(clip=clip, xy=xy, score=score))
-        frames_seen += len(clip)
-        for i in picks.get(cid, []):
-            frame = dataset.frames(ci).get(np.asarray([i]))[0]
+        frames_seen += n
+        for i in picks.get(clip.id, []):
             label = np.array([clip.labels.x[i], clip.labels.y[i]], dtype=np.float64)
-            overlay_parts.append((frame, maps[i], codec.source_to_input(label), codec.source_to_input(xy[i]),
-                                  float(score[i]), f"{cid} #{i}"))
+            overlay_parts.append((source.get(np.asarray([i]))[0], maps[i], codec.source_to_input(label),
+                                  codec.source_to_input(xy[i]), float(score[i]), f"{clip.id} #{i}"))
         if progress is not None:
             progress(frames_seen)
-
-    with torch.no_grad():
-        for batch in loader:
-            batch = batch.to(device)
-            with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-                logits, no_ball = forward_logits(model, batch.frames.float().div_(255.0))
-            if loss is not None:
-                loss_sum += float(loss(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball).total)
-                loss_batches += 1
-            probs = probabilities(logits, loss_name, no_ball_logit=no_ball).cpu().numpy()
-            frame_ids = batch.frame_ids.cpu().numpy()
-            for b, cid in enumerate(batch.clip_ids):
-                if cid != current:
-                    if current is not None:
-                        finish(current)
-                    current = cid
-                    averager = FrameAverager({cid: len(by_id[cid][1])}, shape=(hh, wh))
-                averager.add([cid], frame_ids[b:b + 1], probs[b:b + 1])
-        if current is not None:
-            finish(current)
 
     total, per_clip = score_predictions(predictions, protocol, threshold)
     overlay = None
     if overlay_parts:
-        frames, heat, lab, pred, scores, titles = zip(*overlay_parts)
-        overlay = Overlay(frames=np.stack(frames), heatmaps=np.stack(heat), label_xy=np.stack(lab),
+        frames_, heat, lab, pred, scores, titles = zip(*overlay_parts)
+        overlay = Overlay(frames=np.stack(frames_), heatmaps=np.stack(heat), label_xy=np.stack(lab),
                           pred_xy=np.stack(pred), scores=np.asarray(scores), titles=list(titles))
     return EvalReport(
         metrics=total, per_clip=per_clip, loss=loss_sum / loss_batches if loss_batches else float("nan"),

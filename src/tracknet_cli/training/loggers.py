@@ -22,7 +22,7 @@ from tracknet_cli.training.artifacts import ValidationRow
 VALIDATION_SCALARS = ("val_loss", "precision", "recall", "f1", "accuracy", "l2_median", "threshold", "data_wait")
 
 
-class Tracker(Protocol):
+class ExperimentTracker(Protocol):
     def start(self, hparams: dict[str, Any], info: dict[str, Any]) -> None: ...
     def scalars(self, values: dict[str, float], step: int) -> None: ...
     def image(self, tag: str, path: Path, step: int) -> None: ...
@@ -30,22 +30,17 @@ class Tracker(Protocol):
 
 
 def flatten_config(config: TrackNetConfig) -> dict[str, Any]:
-    """`section.key` → str/int/float/bool, the shape hyper-parameter tables accept (lists become strings)."""
-    out: dict[str, Any] = {}
+    """`section.key` → str/int/float/bool, the shape hyper-parameter tables accept (lists become strings).
 
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif value is None:
-            out[prefix] = "none"
-        elif isinstance(value, (bool, int, float, str)):
-            out[prefix] = value
-        else:
-            out[prefix] = str(value)
+    The keys are `config.load.flatten`'s (the one flattener); only the values are made scalar here."""
+    from tracknet_cli.config.load import flatten
 
-    walk("", config.model_dump(mode="json"))
-    return out
+    def scalar(value: Any) -> Any:
+        if value is None:
+            return "none"
+        return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+    return {key: scalar(value) for key, value in flatten(config.model_dump(mode="json")).items()}
 
 
 def validation_scalars(row: ValidationRow) -> dict[str, float]:
@@ -136,7 +131,7 @@ class WandbTracker:
 class RunLoggers:
     """Fans the loop's events out to the enabled trackers; with none enabled every call does nothing."""
 
-    trackers: list[Tracker] = field(default_factory=list)
+    trackers: list[ExperimentTracker] = field(default_factory=list)
     config: TrackNetConfig | None = None
 
     def start(self, info: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Heatmap losses and the matching logits → probabilities map, chosen by `training.loss`.
+"""Heatmap losses, chosen by `training.loss` (the matching logits → probabilities map is
+`inference.engine.probabilities`).
 
 Every loss takes the model's logits `(B,T,Hh,Wh)`, the codec's Gaussian targets `(B,T,Hh,Wh)` and
 the dataset's frame mask `(B,T)`, and works in fp32 whatever the logits' dtype. A masked frame
@@ -12,8 +13,7 @@ torch is imported inside functions: `tracknet --help` may import this module for
 from __future__ import annotations
 
 import difflib
-import math
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 from tracknet_cli.errors import ConfigError
 
@@ -94,16 +94,6 @@ def _graph_keeper(x: "torch.Tensor") -> "torch.Tensor":
 def _frame_has_ball(targets: "torch.Tensor") -> "torch.Tensor":
     """A frame shows the ball when its target heatmap has a peak (the codec encodes NaN as all zero)."""
     return targets.flatten(2).amax(dim=-1) > 0
-
-
-def visibility_weights(visibility: "torch.Tensor", table: Mapping[int, float], default: float = 1.0) -> "torch.Tensor":
-    """Per-frame loss weights `(B,T)` from visibility classes (e.g. {3: 0.5} to down-weight occluded frames)."""
-    import torch
-
-    out = torch.full(visibility.shape, float(default), dtype=torch.float32, device=visibility.device)
-    for vis, weight in table.items():
-        out = torch.where(visibility == int(vis), torch.tensor(float(weight), device=visibility.device), out)
-    return out
 
 
 # ---------------------------------------------------------------- the losses
@@ -276,48 +266,3 @@ def build_loss(name: str, **opts: Any) -> Loss:
         return cls(**opts)
     except TypeError as exc:
         raise ConfigError(f"bad options for loss '{name}': {exc}") from exc
-
-
-def probabilities(
-    logits: "torch.Tensor", loss_name: str, no_ball_logit: "torch.Tensor | None" = None
-) -> "torch.Tensor":
-    """Per-cell scores in [0, 1] `(…,Hh,Wh)`, fp32, for the codec to decode, matching the loss that trained the model.
-
-    - mse: the output is the heatmap itself, clamped to [0, 1];
-    - focal, wbce: sigmoid;
-    - softmax: the softmax over cells + "no ball", rescaled per frame so that the peak cell holds
-      P(ball) = 1 - P(no ball) and the other cells keep their ratio to it. The raw per-cell probability
-      of a perfect model is only about 1/(2πσ²) (0.07 at σ = 1.5 cells), because the target spreads the
-      mass over the Gaussian; the rescaled map keeps the shape for peak finding and makes the decoded
-      score the calibrated probability that the frame shows a ball, so 0.5 means the same in every frame.
-    """
-    import torch
-
-    if loss_name not in LOSSES:
-        build_loss(loss_name)  # raises the ConfigError with a suggestion
-    x = logits.float()
-    if loss_name == "mse":
-        return x.clamp(0.0, 1.0)
-    if loss_name in ("focal", "wbce"):
-        return torch.sigmoid(x)
-    lead, (hh, ww) = x.shape[:-2], x.shape[-2:]
-    cells = x.reshape(*lead, hh * ww)
-    if no_ball_logit is None:
-        nb = torch.zeros(lead, dtype=torch.float32, device=x.device)
-    else:
-        if tuple(no_ball_logit.shape) != tuple(lead):
-            raise ValueError(f"no_ball_logit must have shape {tuple(lead)}, got {tuple(no_ball_logit.shape)}")
-        nb = no_ball_logit.float()
-    probs = torch.softmax(torch.cat([cells, nb[..., None]], dim=-1), dim=-1)
-    cell_p, p_ball = probs[..., :-1], 1.0 - probs[..., -1:]
-    # p / max(p) computed from logits (exp(x - max x)) so tiny probabilities do not underflow to 0/0.
-    relative = torch.exp(cells - cells.amax(dim=-1, keepdim=True))
-    scaled = torch.where(cell_p.amax(dim=-1, keepdim=True) > 0, relative * p_ball, cell_p)
-    return scaled.clamp(0.0, 1.0).reshape(*lead, hh, ww)
-
-
-def gaussian_peak_probability(sigma: float) -> float:
-    """Share of a normalised 2-D Gaussian target on its centre cell (for docs and threshold reasoning)."""
-    r = int(math.ceil(4 * sigma))
-    total = sum(math.exp(-(i * i + j * j) / (2 * sigma * sigma)) for i in range(-r, r + 1) for j in range(-r, r + 1))
-    return 1.0 / total

@@ -26,7 +26,7 @@ OUTCOMES: tuple[str, ...] = ("tp", "fp1", "fp2", "fn", "tn")
 
 
 @dataclass(frozen=True)
-class Protocol:
+class ScoringProtocol:
     """How one paper scores a frame."""
 
     name: str
@@ -64,18 +64,18 @@ class Protocol:
         return f"{self.tolerance_px:g} px at {at}; ball = visibility {self.positive_min}{hi}{plus}"
 
 
-PROTOCOLS: dict[str, Protocol] = {
-    "tracknet": Protocol(
+PROTOCOLS: dict[str, ScoringProtocol] = {
+    "tracknet": ScoringProtocol(
         name="tracknet", tolerance_px=5.0, reference_width=None, positive_min=1, positive_max=3,
         negative=frozenset({0}), strict=False,
         source="TrackNet (Huang et al., AVSS 2019, arXiv:1907.03698), tennis dataset",
     ),
-    "v2": Protocol(
+    "v2": ScoringProtocol(
         name="v2", tolerance_px=4.0, reference_width=512.0, positive_min=1, positive_max=None,
         negative=frozenset({0}), strict=False,
         source="TrackNetV2-V4 (TrackNetV3 test.py: tolerance 4 at 512x288, dist > tolerance is FP1)",
     ),
-    "wasb": Protocol(
+    "wasb": ScoringProtocol(
         name="wasb", tolerance_px=4.0, reference_width=None, positive_min=1, positive_max=2,
         negative=frozenset({0, 3}), strict=True,
         source="WASB-SBDT (Tarashima et al., BMVC 2023; src/utils/evaluator.py, dist_threshold 4, visible_flags [1,2])",
@@ -84,7 +84,7 @@ PROTOCOLS: dict[str, Protocol] = {
 """Every scoring protocol by name: feeds `--protocol`, the config Literal and the tests."""
 
 
-def get_protocol(name: str) -> Protocol:
+def get_protocol(name: str) -> ScoringProtocol:
     protocol = PROTOCOLS.get(name)
     if protocol is None:
         close = difflib.get_close_matches(name, list(PROTOCOLS), n=1)
@@ -327,33 +327,3 @@ def score_frames(
         by_visibility=by_visibility,
         pck_radii=tuple(float(r) for r in pck_radii),
     )
-
-
-def average_windows(heatmaps: np.ndarray, starts: Sequence[int] | np.ndarray, num_frames: int) -> np.ndarray:
-    """One map per frame `(num_frames,Hh,Wh)`: the mean over every window that covers the frame.
-
-    heatmaps (num_windows,T,Hh,Wh) are probabilities; window i covers frames starts[i] … starts[i]+T-1.
-    Positions past the last frame (a padded final window) are dropped. Every frame must be covered,
-    so each is decoded and scored exactly once.
-    """
-    maps = np.asarray(heatmaps)
-    if maps.ndim != 4:
-        raise ValueError(f"heatmaps must be (num_windows,T,Hh,Wh), got shape {maps.shape}")
-    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
-    if starts.size != maps.shape[0]:
-        raise ValueError(f"{starts.size} starts for {maps.shape[0]} windows")
-    if starts.size and starts.min() < 0:
-        raise ValueError("window starts must be >= 0")
-    t = maps.shape[1]
-    total = np.zeros((num_frames, *maps.shape[2:]), dtype=np.float64)
-    count = np.zeros(num_frames, dtype=np.int64)
-    for window, start in zip(maps, starts):
-        stop = min(int(start) + t, num_frames)
-        if stop <= start:
-            continue
-        total[start:stop] += window[: stop - start]
-        count[start:stop] += 1
-    missing = np.flatnonzero(count == 0)
-    if missing.size:
-        raise ValueError(f"{missing.size} frames are covered by no window (first: {int(missing[0])})")
-    return (total / count[:, None, None]).astype(np.float32)

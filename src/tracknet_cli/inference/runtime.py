@@ -1,4 +1,5 @@
-"""Which autocast dtype (and memory format) a run computes in: `training.precision`, `predict --precision`.
+"""Where and in which precision a model runs: `pick_device`, and the autocast dtype (and memory
+format) of `training.precision`, `eval --precision` and `predict --precision`.
 
 - `fp32`: no autocast.
 - `bf16`: bf16 autocast on any device. On a CPU without native bf16 (no AVX512-BF16 / AMX) it is
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.config.schema import TrackNetConfig
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # training.precision
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")  # eval / predict --precision (fp16 comes from `auto` on GPUs)
 
 # `auto` on a CPU with native bf16 when the model is not at hand. Measured (docs/training/losses.md):
 # the quickstart ConvNeXt+FPN trains 1.4-1.7x faster under bf16 autocast; FINDINGS recorded a small
@@ -42,6 +45,24 @@ CONV_FAMILIES = frozenset({"convnext", "dinov3_convnext", "unet"})  # families w
 MARGIN = 0.10  # bf16 must be at least 10 % faster than fp32 (and channels_last 5 % faster than plain bf16)
 CL_MARGIN = 0.05
 PROBE_BUDGET_S = 30.0  # skip the probe (use the table) when it would take longer than this
+
+
+def pick_device(name: str) -> "torch.device":
+    """`auto`: CUDA, then MPS, then CPU. Asking for a device that is not there is a config error."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda asked for but no CUDA device is available (use auto or cpu)")
+    if name == "mps" and not (mps is not None and mps.is_available()):
+        raise ConfigError("device mps asked for but MPS is not available (use auto or cpu)")
+    return torch.device(name)
 
 
 @dataclass(frozen=True)
@@ -170,7 +191,7 @@ def resolve_precision(precision: str, device: Any, *, model_family: str | None =
             raise ConfigError("training.precision=fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
         return PrecisionChoice("fp16", False, "asked for")
     if precision not in ("auto", "bf16"):
-        raise ConfigError(f"unknown precision '{precision}'", hint="choose one of auto, fp32, bf16, fp16")
+        raise ConfigError(f"unknown precision '{precision}'", hint=f"choose one of {', '.join(PRECISIONS)}")
     support = None
     if kind == "cpu":
         support = cpu_bf16 if isinstance(cpu_bf16, CpuBf16) else (

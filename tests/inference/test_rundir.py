@@ -6,7 +6,7 @@ import pytest
 
 from tracknet_cli.errors import InputError
 from tracknet_cli.atomic import atomic_write_text
-from tracknet_cli.training.rundir import create_run_dir
+from tracknet_cli.inference.rundir import create_run_dir
 
 
 def test_run_dirs_auto_increment_and_never_reuse(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_atomic_write_leaves_no_temp(tmp_path: Path) -> None:
 
 
 def test_resolve_checkpoint_from_file_run_or_runs_folder(tmp_path: Path) -> None:
-    from tracknet_cli.training.rundir import resolve_checkpoint
+    from tracknet_cli.inference.rundir import resolve_checkpoint
 
     for n in (1, 2, 10):
         (tmp_path / "quickstart" / f"exp{n}" / "weights").mkdir(parents=True)

@@ -15,7 +15,7 @@ from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import InputError
 from tracknet_cli.models import build_model
 from tracknet_cli.models.weights import Normalization
-from tracknet_cli.training.checkpoint import FORMAT_VERSION, load_model, read_metadata, save_checkpoint
+from tracknet_cli.inference.checkpoint import FORMAT_VERSION, load_model, read_metadata, save_checkpoint
 
 
 @pytest.fixture(autouse=True)

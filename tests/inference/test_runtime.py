@@ -1,4 +1,4 @@
-"""The precision switch (training/precision.py) and bf16 vs fp32 agreement on the real quickstart model."""
+"""The precision switch (inference/runtime.py) and bf16 vs fp32 agreement on the real quickstart model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tracknet_cli.config.load import Selection, resolve
 from tracknet_cli.errors import ConfigError
 from tracknet_cli.models import build_model
 from tracknet_cli.training.losses import build_loss
-from tracknet_cli.training.precision import (
+from tracknet_cli.inference.runtime import (
     CpuBf16,
     cpu_bf16_support,
     pick_fastest,
@@ -160,3 +160,13 @@ def test_training_channels_last_applies_whatever_precision_chose() -> None:
     plain = build_model(quickstart("training.precision=fp32"))
     prepare_model_precision(plain, quickstart("training.precision=fp32"), CPU)
     assert not plain._channels_last
+
+
+def test_the_precision_choices_are_one_list() -> None:
+    from typing import get_args
+
+    from tracknet_cli.config.schema import TrainingConfig
+    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS, PRECISIONS
+
+    assert get_args(TrainingConfig.model_fields["precision"].annotation) == PRECISIONS
+    assert set(INFERENCE_PRECISIONS) < set(PRECISIONS)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracknet_cli.predict.windows import HeatmapAverager, WindowBatch, WindowScheduler
+from tracknet_cli.inference.windows import HeatmapAverager, WindowBatch, WindowScheduler
 
 
 def fake_heatmaps(batch: WindowBatch) -> np.ndarray:

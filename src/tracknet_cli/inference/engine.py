@@ -1,0 +1,216 @@
+"""The one place a trained model runs: uint8 frames in, per-frame probabilities and points out.
+
+frames → windows of T frames every ``stride`` frames (``WindowScheduler``) → /255, pad to the
+canvas, forward under the chosen autocast → probabilities (the no-ball logit applied) → every
+frame's maps averaged over the windows that covered it (``HeatmapAverager``) → ``Codec.decode``.
+
+Training's validation (which calibrates the threshold stored in a checkpoint), ``tracknet eval``,
+``tracknet predict`` and the Python API all run this code with the same defaults
+(``DEFAULT_STRIDE``: every frame averaged over the T windows that cover it), so the threshold and
+the F1 a checkpoint reports are those of what predict writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from tracknet_cli.errors import UsageError
+from tracknet_cli.inference.windows import HeatmapAverager, WindowBatch, WindowScheduler
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from tracknet_cli.config.schema import DataConfig
+    from tracknet_cli.data.geometry import Codec
+    from tracknet_cli.inference.checkpoint import CheckpointMeta
+
+Size = tuple[int, int]
+DEFAULT_STRIDE = 1  # 1: every frame is the mean of T predictions (the TrackNetV3 "ensemble"); T: one each
+DEFAULT_BATCH = 8
+LOSS_OUTPUTS = ("mse", "focal", "wbce", "softmax")  # how each training loss turns logits into probabilities
+
+OnBatch = Callable[[WindowBatch, "torch.Tensor", "torch.Tensor | None"], None]
+
+
+def forward_logits(model: Any, frames: Any) -> tuple[Any, Any]:
+    """(logits, no_ball_logit or None) as float32: models built with `model.no_ball_logit` return both."""
+    core = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    if getattr(core, "no_ball", None) is not None:
+        logits, no_ball = model(frames, with_no_ball=True)
+        return logits.float(), no_ball.float()
+    return model(frames).float(), None
+
+
+def probabilities(logits: "torch.Tensor", loss_name: str, no_ball_logit: "torch.Tensor | None" = None) -> "torch.Tensor":
+    """Per-cell scores in [0, 1] `(…,Hh,Wh)`, fp32, for the codec to decode, matching the loss that trained the model.
+
+    - mse: the output is the heatmap itself, clamped to [0, 1];
+    - focal, wbce: sigmoid;
+    - softmax: the softmax over cells + "no ball", rescaled per frame so that the peak cell holds
+      P(ball) = 1 - P(no ball) and the other cells keep their ratio to it. The raw per-cell probability
+      of a perfect model is only about 1/(2πσ²) (0.07 at σ = 1.5 cells), because the target spreads the
+      mass over the Gaussian; the rescaled map keeps the shape for peak finding and makes the decoded
+      score the calibrated probability that the frame shows a ball, so 0.5 means the same in every frame.
+    """
+    import torch
+
+    if loss_name not in LOSS_OUTPUTS:
+        import difflib
+
+        from tracknet_cli.errors import ConfigError
+
+        close = difflib.get_close_matches(loss_name, LOSS_OUTPUTS, n=1)
+        raise ConfigError(f"unknown loss '{loss_name}'",
+                          hint=f"did you mean '{close[0]}'?" if close else f"choose one of {', '.join(LOSS_OUTPUTS)}")
+    x = logits.float()
+    if loss_name == "mse":
+        return x.clamp(0.0, 1.0)
+    if loss_name in ("focal", "wbce"):
+        return torch.sigmoid(x)
+    lead, (hh, ww) = x.shape[:-2], x.shape[-2:]
+    cells = x.reshape(*lead, hh * ww)
+    if no_ball_logit is None:
+        nb = torch.zeros(lead, dtype=torch.float32, device=x.device)
+    else:
+        if tuple(no_ball_logit.shape) != tuple(lead):
+            raise ValueError(f"no_ball_logit must have shape {tuple(lead)}, got {tuple(no_ball_logit.shape)}")
+        nb = no_ball_logit.float()
+    probs = torch.softmax(torch.cat([cells, nb[..., None]], dim=-1), dim=-1)
+    cell_p, p_ball = probs[..., :-1], 1.0 - probs[..., -1:]
+    # p / max(p) computed from logits (exp(x - max x)) so tiny probabilities do not underflow to 0/0.
+    relative = torch.exp(cells - cells.amax(dim=-1, keepdim=True))
+    scaled = torch.where(cell_p.amax(dim=-1, keepdim=True) > 0, relative * p_ball, cell_p)
+    return scaled.clamp(0.0, 1.0).reshape(*lead, hh, ww)
+
+
+@dataclass
+class Released:
+    """Frames whose every window has run, in order: averaged maps and decoded points."""
+
+    frame_ids: list[int]  # 0-based arrival numbers
+    maps: "torch.Tensor"  # (k, Hh, Wh) float32 probabilities on the engine's device
+    xy: np.ndarray  # (k, 2) float64 source pixels
+    score: np.ndarray  # (k,) float64 peak probability
+
+
+@dataclass
+class Engine:
+    """A loaded model and how to run it: windows of uint8 frames in, per-cell probabilities out."""
+
+    model: Any  # HeatmapModel in eval mode, on ``device``
+    loss: str  # the training loss: decides logits → probabilities
+    input_size: Size  # (Wi, Hi) model canvas
+    heatmap_size: Size  # (Wh, Hh)
+    sigma: float  # the codec's Gaussian sigma in heatmap cells (its soft-argmax window)
+    window: int  # T frames per window
+    device: Any
+    amp: Any = None  # autocast dtype or None (fp32)
+    batch_size: int = DEFAULT_BATCH
+    stride: int = DEFAULT_STRIDE  # frames between window starts
+    no_ball: bool = False  # the model has a "no ball" logit (used by the softmax probabilities)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UsageError(f"--batch {self.batch_size} must be at least 1")
+        if not 1 <= self.stride <= self.window:
+            raise UsageError(f"window stride {self.stride} must be between 1 and the window length {self.window}")
+
+    @classmethod
+    def for_model(cls, model: Any, data: "DataConfig", *, loss: str, device: Any, amp: Any = None,
+                  batch_size: int = DEFAULT_BATCH, stride: int = DEFAULT_STRIDE) -> "Engine":
+        """An engine for a model built from ``data`` (canvas, heatmap size, sigma, T)."""
+        core = getattr(model, "module", model)
+        return cls(model=model, loss=loss, input_size=(data.input_width, data.input_height),
+                   heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma,
+                   window=int(getattr(core, "frames", data.sequence_length)), device=device, amp=amp,
+                   batch_size=batch_size, stride=stride, no_ball=getattr(core, "no_ball", None) is not None)
+
+    def codec(self, source_size: Size) -> "Codec":
+        """The geometry between a source of ``source_size`` and this model's canvas and heatmaps."""
+        from tracknet_cli.data.geometry import Codec
+
+        return Codec(source_size=source_size, input_size=self.input_size, heatmap_size=self.heatmap_size, sigma=self.sigma)
+
+    def forward(self, windows: np.ndarray) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+        """uint8 (B, T, h, w, 3) frames no larger than the canvas (padded right/bottom with black, as
+        in training) → float32 (logits, no-ball logit or None) on ``device``."""
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(windows)).to(self.device, non_blocking=True)
+        x = x.permute(0, 1, 4, 2, 3).float().div_(255.0).contiguous()
+        h, w = x.shape[-2:]
+        wi, hi = self.input_size
+        if (w, h) != (wi, hi):
+            x = F.pad(x, (0, wi - w, 0, hi - h))
+        with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=self.amp,
+                                                      enabled=self.amp is not None):
+            return forward_logits(self.model, x)
+
+    def probabilities(self, windows: np.ndarray) -> "torch.Tensor":
+        """uint8 (B, T, h, w, 3) → float32 (B, T, Hh, Wh) probabilities on ``device``."""
+        import torch
+
+        logits, no_ball = self.forward(windows)
+        with torch.inference_mode():
+            return probabilities(logits, self.loss, no_ball)
+
+    def run(self, frames: Iterable[np.ndarray], codec: "Codec", *, on_batch: OnBatch | None = None) -> Iterator[Released]:
+        """Every frame of ``frames`` (uint8 (h, w, 3), numbered from 0) once, in order, as soon as no
+        later window can cover it. ``on_batch(batch, logits, no_ball)`` sees each forward pass (the
+        validation loss). Memory: about ``batch_size * stride + T`` frames and maps."""
+        import torch
+
+        scheduler = WindowScheduler(self.window, self.batch_size, self.stride)
+        averager = HeatmapAverager()
+
+        def forward(batches: list[WindowBatch]) -> Iterator[Released]:
+            for batch in batches:
+                logits, no_ball = self.forward(batch.frames)
+                if on_batch is not None:
+                    on_batch(batch, logits, no_ball)
+                with torch.inference_mode():
+                    probs = probabilities(logits, self.loss, no_ball)
+                done = averager.add(batch, probs)
+                if done:
+                    yield self._decode(done, codec)
+
+        for i, frame in enumerate(frames):
+            yield from forward(scheduler.push(i, frame))
+        yield from forward(scheduler.flush())
+        rest = averager.flush()
+        if rest:
+            yield self._decode(rest, codec)
+
+    def _decode(self, done: list[tuple[int, Any]], codec: "Codec") -> Released:
+        import torch
+
+        maps = torch.stack([hm for _, hm in done])
+        xy, score = codec.decode(maps)
+        return Released([fid for fid, _ in done], maps, xy.double().cpu().numpy(), score.double().cpu().numpy())
+
+
+def load_engine(path: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int = DEFAULT_BATCH,
+                stride: int = DEFAULT_STRIDE) -> tuple[Engine, "CheckpointMeta"]:
+    """A checkpoint (file, run directory or runs folder) on ``device`` under ``precision``, ready to run.
+
+    ``auto`` follows the family table, as training does: on a CPU with native bf16 the U-Net runs
+    3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py)."""
+    from tracknet_cli.inference.checkpoint import load_model
+    from tracknet_cli.inference.rundir import resolve_checkpoint
+    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS, pick_device, resolve_precision
+
+    if precision not in INFERENCE_PRECISIONS:
+        raise UsageError(f"precision {precision!r} is not one of {', '.join(INFERENCE_PRECISIONS)}")
+    dev = pick_device(device)
+    model, meta = load_model(resolve_checkpoint(Path(path)), device=dev)
+    choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)
+    if choice.channels_last:
+        model.to_channels_last()
+    engine = Engine.for_model(model, meta.config.data, loss=meta.loss, device=dev, amp=choice.dtype,
+                              batch_size=batch_size, stride=stride)
+    return engine, meta

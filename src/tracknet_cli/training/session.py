@@ -1,0 +1,303 @@
+"""What `fit` sets up once and the bookkeeping between steps: data, model, precision, the training
+state, loss read-back and its non-finite forensics, budgets, periodic state and the logging sinks.
+
+Kept apart from `fit` so the coordinator reads as the order of events, and each job here can be
+read (and tested) on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from tracknet_cli.config.schema import TrackNetConfig
+from tracknet_cli.errors import ConfigError, RuntimeFailure
+from tracknet_cli.training.artifacts import RunDirectory, StepRow, ValidationRow
+from tracknet_cli.training.step import TrainState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tracknet_cli.data.datasets import Batch
+    from tracknet_cli.training.distributed import DistContext
+    from tracknet_cli.training.loggers import RunLoggers
+    from tracknet_cli.training.loop import Hooks
+
+
+@dataclass
+class StepInfo:
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    lr: float
+    samples_per_s: float
+
+
+@dataclass
+class Session:
+    """One training process: what was built, the `TrainState`, and the counters between validations."""
+
+    config: TrackNetConfig
+    run_dir: Path
+    hooks: "Hooks"
+    dist: "DistContext"
+    device: Any
+    rundir: RunDirectory
+    log: Callable[[str], None]
+    train_ds: Any
+    val_ds: Any
+    loader: Any
+    model: Any  # what is saved and validated
+    train_model: Any  # what the step calls: DDP around `model`, maybe compiled
+    loss_fn: Any
+    precision: Any  # PrecisionChoice
+    state: TrainState
+    total_steps: int
+    steps_per_epoch: int
+    sync_every: int  # read the loss back to the host every N steps (1 on CPU)
+    loggers: "RunLoggers | None" = None
+    resumed: bool = False
+    t0: float = 0.0  # monotonic time the run would have started at (resume: minus the time trained before)
+    t_local: float = 0.0
+    first_step: int = 0
+    wait_s: float = 0.0  # data-loader wait and compute time since the last validation
+    busy_s: float = 0.0
+    pending: list[Any] = field(default_factory=list)  # batch losses not yet read back to the host
+    last_loss: float = float("nan")
+    saved_step: int = 0
+    read_step: int = 0
+    last_validated: int = -1
+    best_row: ValidationRow | None = None
+    _t_got: float = 0.0
+
+    @property
+    def tc(self) -> Any:
+        return self.config.training
+
+    @property
+    def amp(self) -> Any:
+        return self.precision.dtype
+
+    @property
+    def eager(self) -> bool:
+        return self.sync_every == 1
+
+    @property
+    def has_val(self) -> bool:
+        return len(self.val_ds) > 0
+
+    # ------------------------------------------------------------ the data
+    def epoch_batches(self) -> Iterator[list["Batch"]]:
+        """This epoch's remaining steps, each its `grad_accumulation` micro-batches on the device
+        (a tail too short for a whole step is left out), timing the waits for the loader."""
+        tc, state = self.tc, self.state
+        self.loader.sampler.set_epoch(state.epoch, skip=state.batch_in_epoch * tc.batch_size)
+        group: list[Batch] = []
+        t_fetch = time.monotonic()
+        for batch in self.loader:
+            self._t_got = time.monotonic()
+            self.wait_s += self._t_got - t_fetch
+            group.append(batch.to(self.device, non_blocking=True))
+            if len(group) == tc.grad_accumulation:
+                yield group
+                group = []
+            t_fetch = time.monotonic()
+
+    # ------------------------------------------------------------ losses
+    def on_loss(self, out: Any) -> None:
+        """Each micro-batch's loss, before its backward: kept on the device, read at once on CPU."""
+        self.pending.append(out.total.detach())
+        if self.eager:
+            self.read_losses(out.terms)
+
+    def read_losses(self, terms: dict[str, Any] | None = None) -> None:
+        """Read the pending batch losses back (one sync), mean them over ranks, check they are finite.
+
+        Eager (CPU): called before each backward, so a non-finite loss stops the run with the parameters
+        of the last good step, saved. Deferred (GPU): the bad step may have been applied, so the state
+        is not saved again and the last periodic one is named.
+        """
+        import torch
+
+        if not self.pending:
+            return
+        values = self.dist.mean(torch.stack(self.pending)).tolist()
+        self.pending = []
+        state = self.state
+        for value in values:
+            if not math.isfinite(value):
+                named = ", ".join(f"{k}={float(v):.4g}" for k, v in (terms or {}).items())
+                if self.eager:
+                    self.save_state()  # the parameters are still those of the last good step
+                    where = f"at step {state.step + 1} (loss={value}, {named}, lr={state.lr:.3g}); the last good state is in"
+                else:
+                    where = (f"between steps {self.read_step + 1} and {state.step} (loss={value}, lr={state.lr:.3g}); "
+                             f"the last good state (step {self.saved_step}) is in")
+                raise RuntimeFailure(f"non-finite loss {where} {self.run_dir / 'state' / 'last.pt'}",
+                                     hint="lower training.lr or set training.grad_clip")
+            state.window_loss += value
+            state.window_n += 1
+            self.last_loss = value
+        self.read_step = state.step
+
+    def after_step(self, micro_batches: int) -> bool:
+        """Count the step, read losses when due, report it; True when the host knows its loss (synced)."""
+        tc, state = self.tc, self.state
+        state.step += 1
+        state.batch_in_epoch += micro_batches
+        self.busy_s += time.monotonic() - self._t_got
+        synced = self.eager or state.step % self.sync_every == 0 or state.step == self.first_step + 1
+        if not self.eager and synced:
+            self.read_losses()
+        samples = (state.step - self.first_step) * tc.batch_size * tc.grad_accumulation * self.dist.world_size
+        rate = samples / max(time.monotonic() - self.t_local, 1e-9)
+        if synced and self.loggers is not None:
+            self.loggers.step(state.step, self.last_loss, state.lr, rate)
+            self.rundir.append_step(StepRow(state.step, state.epoch, self.last_loss, state.lr, rate))
+        self.hooks.on_step(StepInfo(step=state.step, total_steps=self.total_steps, epoch=state.epoch,
+                                    loss=self.last_loss, lr=state.lr, samples_per_s=rate))
+        return synced
+
+    # ------------------------------------------------------------ budgets
+    def schedule_step(self) -> int:
+        """The step the lr schedule sees. With a time limit (one process), whichever budget is nearer
+        its end, so a run cut by the clock has still decayed its learning rate. Ranks of a distributed
+        run keep to steps: their clocks differ and their learning rates must not."""
+        tc, step = self.tc, self.state.step
+        if tc.time_limit is None or self.dist.enabled:
+            return step
+        by_time = int((time.monotonic() - self.t0) / tc.time_limit * self.total_steps)
+        return min(max(step, by_time), self.total_steps)
+
+    def budget_spent(self, synced: bool = True) -> str | None:
+        """Every rank stops at the same step: the wall clock is rank 0's, checked where the ranks sync anyway."""
+        tc = self.tc
+        if tc.max_steps is not None and self.state.step >= tc.max_steps:
+            return "max_steps"
+        if tc.time_limit is not None and (synced or not self.dist.enabled) and \
+                self.dist.agree(time.monotonic() - self.t0 >= tc.time_limit):
+            return "time_limit"
+        return None
+
+    # ------------------------------------------------------------ files
+    def save_state(self) -> None:
+        self.rundir.save_state(self.state.state_dict(elapsed=time.monotonic() - self.t0, rng=self.rundir.rng_state(),
+                                                     world_size=self.dist.world_size))
+
+    def checkpoint(self) -> None:
+        """The periodic state: every rank calls it (the loss read-back is a collective); rank 0 writes."""
+        self.read_losses()
+        self.save_state()
+        self.saved_step = self.state.step
+
+    def save_weights(self, which: str, metrics: dict[str, Any]) -> None:
+        self.rundir.save_weights(which, self.model, self.config, threshold=self.state.threshold, loss=self.tc.loss,
+                                 metrics=metrics)
+
+
+def make_optimizer(model: Any, lr: float, weight_decay: float, backbone_lr_multiplier: float) -> Any:
+    """AdamW; the backbone gets lr × multiplier; norms and biases get no weight decay."""
+    import torch
+
+    groups: list[dict[str, Any]] = []
+    for part, params in model.param_groups().items():
+        trainable = [p for p in params if p.requires_grad]
+        scale = backbone_lr_multiplier if part == "backbone" else 1.0
+        for plist, wd in (([p for p in trainable if p.ndim > 1], weight_decay), ([p for p in trainable if p.ndim <= 1], 0.0)):
+            if plist:
+                groups.append({"params": plist, "lr": lr * scale, "base_lr": lr * scale, "weight_decay": wd, "name": part})
+    if not groups:
+        raise ConfigError("no trainable parameters: model.backbone.freeze leaves nothing to train")
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def open_session(config: TrackNetConfig, run_dir: Path, hooks: "Hooks", *, resume: dict[str, Any] | None,
+                 init_from: Path | None, dist: "DistContext") -> Session:
+    """Build data, model, precision, optimizer, schedule and callbacks; restore `resume`; open the sinks."""
+    import torch
+
+    from tracknet_cli.data.datasets import build_datasets, make_loader
+    from tracknet_cli.inference.runtime import pick_device, prepare_model_precision, use_channels_last
+    from tracknet_cli.models import build_model
+    from tracknet_cli.training.artifacts import restore_rng
+    from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
+    from tracknet_cli.training.distributed import FollowerRunDirectory
+    from tracknet_cli.training.losses import build_loss
+    from tracknet_cli.training.seeding import seed_everything
+    from tracknet_cli.training.step import make_scaler
+
+    tc = config.training
+    seed_everything(tc.seed)
+    device = dist.device(pick_device(tc.device))
+    rundir = RunDirectory(run_dir, keep_rows=resume is not None) if dist.is_main else FollowerRunDirectory(run_dir)
+    rundir.write_config(config)
+    train_ds, val_ds, _ = build_datasets(config)
+    if len(train_ds) == 0:
+        raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
+    loader = make_loader(train_ds, batch_size=tc.batch_size, shuffle=True, num_workers=config.data.num_workers, seed=tc.seed,
+                         rank=dist.rank, world_size=dist.world_size, pin_memory=device.type == "cuda")
+    model = build_model(config)
+    if init_from is not None:
+        from tracknet_cli.training.loop import load_init_weights
+
+        load_init_weights(model, init_from)
+    model = model.to(device)
+    # Under DDP rank 0 decides and the others follow: the ranks must compute alike.
+    precision = dist.broadcast(prepare_model_precision(model, config, device) if dist.is_main else None)
+    use_channels_last(model, config, precision)  # the followers' models (rank 0's is already done)
+    steps_per_epoch = max(1, len(loader) // tc.grad_accumulation)
+    total_steps = tc.epochs * steps_per_epoch
+    if tc.max_steps is not None:
+        total_steps = min(total_steps, tc.max_steps)
+    state = TrainState(
+        model=model, optimizer=make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier),
+        schedule=build_schedule(tc.scheduler, total_steps=total_steps, warmup_steps=tc.warmup_steps, metric=tc.best_metric),
+        best=BestCheckpoint(tc.best_metric),
+        early=EarlyStopping(tc.best_metric, patience=tc.early_stopping_patience, min_delta=tc.early_stopping_min_delta),
+        scaler=make_scaler(device, precision.name), threshold=tc.threshold,
+    )
+    s = Session(config=config, run_dir=run_dir, hooks=hooks, dist=dist, device=device, rundir=rundir,
+                log=rundir.logger(hooks.on_log), train_ds=train_ds, val_ds=val_ds, loader=loader, model=model,
+                train_model=model, loss_fn=build_loss(tc.loss), precision=precision, state=state,
+                total_steps=total_steps, steps_per_epoch=steps_per_epoch, resumed=resume is not None,
+                sync_every=tc.sync_every or (1 if device.type == "cpu" else 20))
+    if resume is not None:
+        state.load_state_dict(resume, run_dir / "state" / "last.pt")
+        restore_rng(resume["rng"])
+        rundir.forget_rows_after(state.step)
+        if int(resume.get("world_size", 1)) != dist.world_size:
+            s.log(f"resumed on {dist.world_size} processes after {resume.get('world_size', 1)}: "
+                  f"the rest of epoch {state.epoch} is not the exact data order of the interrupted run")
+        s.last_validated = state.step
+    s.first_step = s.saved_step = s.read_step = state.step
+    # What the step calls: DDP around the model (which stays what is saved and validated), then compiled.
+    s.train_model = dist.wrap(model, device)
+    if tc.compile:
+        s.train_model = torch.compile(s.train_model)
+    _start(s)
+    return s
+
+
+def _start(s: Session) -> None:
+    """Log what the run is, open the loggers, tell the hooks; start the clocks."""
+    from tracknet_cli.training.loggers import RunLoggers, open_loggers
+
+    tc, model, state = s.tc, s.model, s.state
+    info = {
+        "device": str(s.device), "precision": "fp32" if s.amp is None else str(s.amp).replace("torch.", ""),
+        "train_windows": len(s.train_ds), "val_windows": len(s.val_ds), "steps_per_epoch": s.steps_per_epoch,
+        "total_steps": s.total_steps, "params": sum(p.numel() for p in model.parameters()),
+        "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "run_dir": str(s.run_dir), "resumed_at_step": state.step if s.resumed else None,
+        "world_size": s.dist.world_size, "effective_batch_size": tc.batch_size * tc.grad_accumulation * s.dist.world_size,
+    }
+    s.log(f"{'resume' if s.resumed else 'start'}: {info}")
+    s.log(f"precision: {s.precision.describe()}")
+    resumed_at = state.step if s.resumed else None
+    s.loggers = open_loggers(s.config, s.run_dir, resumed_at=resumed_at) if s.dist.is_main else RunLoggers()
+    s.loggers.start(info)
+    s.hooks.on_start(info)
+    s.t0 = time.monotonic() - state.elapsed
+    s.t_local = time.monotonic()
