@@ -21,6 +21,7 @@ TINY = [
     "--set", "data.heatmap_width=64", "--set", "data.heatmap_height=36",
     "--set", "training.batch_size=4", "--set", "training.max_steps=6", "--set", "training.val_every=3",
     "--set", "data.cache=off", "--set", "training.precision=fp32", "--set", "training.time_limit=null",
+    "--set", "data.augment.crop_width=null", "--set", "data.augment.crop_height=null",
 ]
 
 

@@ -59,6 +59,11 @@ def train(
         else:
             _resume(resume, set_ or [])
         return
+    if init_from is not None and all(v is None for v in (profile, data, model, training)):
+        # Fine-tuning a ready model: its own recipe (the bundled models' architecture and crops), 5 minutes.
+        profile = FINETUNE_PROFILE
+        console.info(f"--init-from without --profile: using the {FINETUNE_PROFILE} profile "
+                     "(tracknet config show --profile finetune; pick another with --profile)")
     resolved = resolve_selection(profile, data, model, training, set_)
     if dry_run:
         if launch:
@@ -92,6 +97,9 @@ def train(
     with _rank_errors(ctx), process_group(ctx, resolved.config.training.device):
         run_dir = main_only(ctx, lambda: create_run_dir(resolved.profile_name, out))
         _run(resolved.config, run_dir, init_from=init_path, dist=ctx)
+
+
+FINETUNE_PROFILE = "finetune"
 
 
 def _set_args(sets: Optional[list[str]]) -> list[str]:

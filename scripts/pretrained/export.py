@@ -1,0 +1,60 @@
+"""Turn a trained run into a bundled model file: the threshold recalibrated on the run's validation
+clips through the inference engine (exactly what `tracknet predict` computes, fp32 by default: the
+plain-CPU case), the dataset path made neutral, the recipe kept.
+
+    python scripts/pretrained/export.py RUN --data-root data/pretrained/train --out src/tracknet_cli/pretrained/NAME.safetensors
+
+RUN: a run directory (its weights/best.safetensors) or a checkpoint file. Prints the validation
+scores at the new threshold; the catalogue entry (src/tracknet_cli/pretrained/catalogue.yaml) and the
+held-out figures (`tracknet eval`) are written by hand from what the model card reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--data-root", type=Path, required=True, help="the training data folder (its validation clips calibrate)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--precision", default="fp32", help="precision of the calibration pass (default fp32)")
+    parser.add_argument("--overwrite", action="store_true")
+    opts = parser.parse_args()
+    if opts.out.exists() and not opts.overwrite:
+        sys.exit(f"{opts.out} exists; pass --overwrite to replace it")
+
+    from tracknet_cli.data.datasets import eval_dataset
+    from tracknet_cli.inference.checkpoint import save_checkpoint
+    from tracknet_cli.inference.engine import load_engine
+    from tracknet_cli.inference.rundir import resolve_checkpoint
+    from tracknet_cli.training.evaluate import evaluate, select_clips
+    from tracknet_cli.training.validate import calibrate_threshold
+
+    source = resolve_checkpoint(opts.run)
+    engine, meta = load_engine(source, device="cpu", precision=opts.precision)
+    config = meta.config
+    protocol = config.training.protocol
+    clips = select_clips(config, opts.data_root, "val")
+    report = evaluate(engine.model, eval_dataset(clips, config.data), config, device=engine.device, amp=engine.amp,
+                      protocol=protocol, threshold=meta.threshold, loss_name=meta.loss, keep_predictions=True)
+    threshold = calibrate_threshold(report.predictions, protocol, meta.threshold)
+    calibrated = evaluate(engine.model, eval_dataset(clips, config.data), config, device=engine.device, amp=engine.amp,
+                          protocol=protocol, threshold=threshold, loss_name=meta.loss)
+    m = calibrated.metrics
+    neutral = config.model_copy(update={"data": config.data.model_copy(update={"root": Path("data/pretrained/train")})})
+    metrics = {**meta.metrics, "val_f1": m.f1, "val_precision": m.precision, "val_recall": m.recall}
+    extra = {**meta.extra, "exported_from": str(source), "calibration": f"{opts.precision}, {len(clips)} validation clips, {protocol}"}
+    model = engine.model.float()
+    save_checkpoint(opts.out, model, neutral, threshold=threshold, loss=meta.loss, metrics=metrics, extra=extra)
+    print(json.dumps({"out": str(opts.out), "threshold": threshold, "trained_threshold": meta.threshold,
+                      "val": {"f1": m.f1, "precision": m.precision, "recall": m.recall}, "clips": len(clips),
+                      "bytes": opts.out.stat().st_size}))
+
+
+if __name__ == "__main__":
+    main()
