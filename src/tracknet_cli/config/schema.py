@@ -50,8 +50,9 @@ class AugmentConfig(Section):
     color_jitter: float = Field(0.0, ge=0.0, le=1.0, description="strength of brightness/contrast/saturation jitter")
     zoom_out: float = Field(0.0, ge=0.0, le=0.75, description="largest zoom-out as a fraction (0.5: shrink down to 50%, black borders), "
                             "so a model also sees balls smaller than the footage shows them")
-    crop_width: int | None = Field(None, ge=8, le=8192, description="train on crops this wide (input pixels) instead of whole "
-                                   "frames: several times less compute per step for the same ball signal (docs/training/crops.md)")
+    crop_width: int | None = Field(None, ge=8, le=8192, description="train on crops this wide (input pixels, at most the input "
+                                   "width) instead of whole frames: several times less compute per step for the same ball "
+                                   "signal (docs/training/crops.md)")
     crop_height: int | None = Field(None, ge=8, le=8192, description="crop height in input pixels (set with crop_width)")
     crop_ball: float = Field(0.75, ge=0.0, le=1.0, description="share of crops placed around a labelled ball; the rest are "
                              "anywhere in the frame (background the model must learn to ignore)")
@@ -82,16 +83,22 @@ class DataConfig(Section):
     cache_dir: Path | None = Field(None, description="where the cache lives (default: ROOT/.tracknet_cache)")
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process)")
 
-    @model_validator(mode="after")
-    def _crop_fits_the_canvas(self) -> "DataConfig":
+    def crop_size(self) -> tuple[int, int] | None:
+        """(width, height) of the training crops, each at most the input's; None: whole frames (no crop
+        set, or one as large as the input, e.g. after lowering input_width for a quick run)."""
         a = self.augment
         if a.crop_width is None or a.crop_height is None:
+            return None
+        size = (min(a.crop_width, self.input_width), min(a.crop_height, self.input_height))
+        return None if size == (self.input_width, self.input_height) else size
+
+    @model_validator(mode="after")
+    def _crop_fits_the_cells(self) -> "DataConfig":
+        size = self.crop_size()
+        if size is None:
             return self
-        if a.crop_width > self.input_width or a.crop_height > self.input_height:
-            raise ValueError(f"augment crop {a.crop_width}x{a.crop_height} is larger than the input "
-                             f"{self.input_width}x{self.input_height}")
-        for what, crop, inp, heat in (("width", a.crop_width, self.input_width, self.heatmap_width),
-                                      ("height", a.crop_height, self.input_height, self.heatmap_height)):
+        for what, crop, inp, heat in (("width", size[0], self.input_width, self.heatmap_width),
+                                      ("height", size[1], self.input_height, self.heatmap_height)):
             if inp % heat or crop % (inp // heat):
                 raise ValueError(f"augment crop_{what} {crop} must be a multiple of input_{what} / heatmap_{what} "
                                  f"({inp}/{heat}), so the crop's heatmap cells line up with the frame's")

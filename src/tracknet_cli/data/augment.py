@@ -139,8 +139,9 @@ def _grey(x: np.ndarray) -> np.ndarray:
 
 
 def augment_crop_window(frames: np.ndarray, xy: np.ndarray, state: np.ndarray, config: AugmentConfig,
-                        cell: tuple[int, int], margin: float, rng: np.random.Generator) -> tuple[Augmented, np.ndarray, tuple[int, int]]:
-    """One draw of `augment_window`, then a (crop_height, crop_width) window of it, computed directly.
+                        crop: tuple[int, int], cell: tuple[int, int], margin: float,
+                        rng: np.random.Generator) -> tuple[Augmented, np.ndarray, tuple[int, int]]:
+    """One draw of `augment_window`, then a `crop` (width, height) window of it, computed directly.
 
     The crop is placed on the augmented canvas: with probability `crop_ball` so that it contains the
     labelled ball of one frame of the window (uniformly, `margin` px inside its border), otherwise
@@ -152,7 +153,7 @@ def augment_crop_window(frames: np.ndarray, xy: np.ndarray, state: np.ndarray, c
     Returns (frames and xy in crop pixels, the new state, the crop's corner on the canvas).
     """
     t, h, w = frames.shape[:3]
-    cw, ch = int(config.crop_width), int(config.crop_height)
+    cw, ch = int(crop[0]), int(crop[1])
     params = sample_params(config, (w, h), rng)
     xy = np.asarray(xy, dtype=np.float64).reshape(t, 2)
     moved = params.affine.apply(xy)

@@ -259,13 +259,12 @@ class SequenceDataset:
         from tracknet_cli.data.augment import augment_crop_window, augment_window
 
         rng = np.random.default_rng([self.seed, epoch, index])
-        a = self.data.augment
-        if a.crop_width is not None and a.crop_height is not None:
+        a, crop = self.data.augment, self.data.crop_size()
+        if crop is not None:
             cell = (self.data.input_width // self.data.heatmap_width, self.data.input_height // self.data.heatmap_height)
-            out, state, corner = augment_crop_window(frames, codec.source_to_input(xy), state, a, cell,
+            out, state, corner = augment_crop_window(frames, codec.source_to_input(xy), state, a, crop, cell,
                                                      2.0 * self.data.sigma * max(cell), rng)
-            crop_codec = replace(codec, input_size=(a.crop_width, a.crop_height),
-                                 heatmap_size=(a.crop_width // cell[0], a.crop_height // cell[1]))
+            crop_codec = replace(codec, input_size=crop, heatmap_size=(crop[0] // cell[0], crop[1] // cell[1]))
             heatmaps = crop_codec.encode_heatmap(crop_codec.input_to_heatmap(out.xy))
             # xy stays in the (augmented) frame's source pixels: the ball inside the crop, NaN elsewhere
             return out.frames, codec.input_to_source(out.xy + np.asarray(corner, np.float64)), state, heatmaps
