@@ -33,6 +33,7 @@ def evaluate_command(
     pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
     gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth dataset for --pred-csv.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --save-csv: replace existing CSVs (never the dataset's own labels).")] = False,
 ) -> None:
     """Precision, recall, F1, accuracy and errors per clip and in total, under a named protocol."""
     from tracknet_cli.training.evaluate import SPLIT_CHOICES
@@ -50,15 +51,16 @@ def evaluate_command(
     elif checkpoint is None:
         raise typer.BadParameter("give --checkpoint W.safetensors, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
     else:
-        payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, batch, save_csv)
+        payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, batch, save_csv, overwrite)
     _render(payload, as_json)
 
 
 def _score_checkpoint(checkpoint: Path, data_root: Optional[Path], split: str, protocol: Optional[str],
-                      threshold: Optional[float], device_name: str, batch: Optional[int], save_csv: Optional[Path]) -> dict[str, Any]:
+                      threshold: Optional[float], device_name: str, batch: Optional[int], save_csv: Optional[Path],
+                      overwrite: bool = False) -> dict[str, Any]:
     from tracknet_cli.data.datasets import eval_dataset
     from tracknet_cli.training.checkpoint import load_model
-    from tracknet_cli.training.evaluate import evaluate, select_clips, write_prediction_csvs
+    from tracknet_cli.training.evaluate import evaluate, prediction_csv_targets, select_clips, write_prediction_csvs
     from tracknet_cli.training.loop import pick_device
 
     from tracknet_cli.training.rundir import resolve_checkpoint
@@ -76,6 +78,8 @@ def _score_checkpoint(checkpoint: Path, data_root: Optional[Path], split: str, p
     clips = select_clips(config, root, split)
     if not clips:
         raise InputError(f"the {split} split of {root} holds no clips (try --split all)")
+    if save_csv is not None:  # refused before any work: existing files, and always the files read here
+        prediction_csv_targets(save_csv, clips, overwrite=overwrite, reads=[checkpoint])
     dataset = eval_dataset(clips, config.data)
     console.info(f"scoring {len(clips)} clips ({sum(len(c) for c in clips)} frames) of {root}, split {split}, "
                  f"protocol {protocol}, threshold {threshold:.3f}")

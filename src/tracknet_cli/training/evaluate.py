@@ -195,8 +195,45 @@ def select_clips(config: "TrackNetConfig", root: Any, split: str) -> list["Clip"
     return list(chosen)
 
 
+def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: bool = False,
+                           reads: Sequence[Any] = ()) -> list[Any]:
+    """DIR/<clip id>/Label.csv for each clip, checked before any work is done.
+
+    A target that is a file the evaluation reads (a clip's labels, frames or video, or any path in
+    `reads` such as the checkpoint) is refused always, `overwrite` or not; any other existing file
+    is refused unless `overwrite`. Both raise `InputError` (exit 2)."""
+    import os
+    from pathlib import Path
+
+    from tracknet_cli.errors import InputError
+
+    targets = [Path(out_dir) / clip.id / "Label.csv" for clip in clips]
+    if not any(t.exists() for t in targets):
+        return targets
+    inputs: set[tuple[int, int]] = set()
+    for path in [*reads, *(p for c in clips for p in (c.label_path, c.video, *(c.frame_paths or ())))]:
+        if path is not None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            inputs.add((st.st_dev, st.st_ino))
+    for target in targets:
+        if not target.exists():
+            continue
+        st = os.stat(target)
+        if (st.st_dev, st.st_ino) in inputs:
+            raise InputError(f"--save-csv {out_dir} would write over {target}, which this evaluation reads; "
+                             "choose a folder outside the dataset")
+    for target in targets:
+        if target.exists() and not overwrite:
+            raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --save-csv folder")
+    return targets
+
+
 def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], threshold: float) -> list[Any]:
-    """Per-clip predictions in the tennis `Label.csv` dialect, mirroring the layout: DIR/<clip id>/Label.csv.
+    """Per-clip predictions in the tennis `Label.csv` dialect, mirroring the layout: DIR/<clip id>/Label.csv
+    (`prediction_csv_targets` checks these paths before the evaluation starts).
 
     A frame whose score reaches the threshold is written visible (1) with its coordinates, others 0.
     """

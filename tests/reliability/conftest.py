@@ -1,0 +1,59 @@
+"""Shared pieces of the bad-input table (docs/reliability.md): a tiny dataset and a checkpoint that
+`tracknet train` wrote, made once per session, and the assertions every case shares."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import tracknet
+
+# Small enough that every case runs in seconds on two cores: 64x36 input, one training step.
+TINY = [
+    "--profile", "quickstart",
+    "--set", "data.input_width=64", "--set", "data.input_height=36",
+    "--set", "data.heatmap_width=32", "--set", "data.heatmap_height=18",
+    "--set", "training.batch_size=2", "--set", "training.max_steps=1", "--set", "training.val_every=1",
+    "--set", "training.overlay_frames=0", "--set", "data.cache=off", "--set", "training.precision=fp32",
+    "--set", "training.time_limit=null",
+]
+
+
+def synth(root: Path, clips: int = 2, frames: int = 30) -> Path:
+    proc = tracknet("data", "synth", str(root), "--games", "1", "--clips", str(clips), "--frames", str(frames),
+                    "--size", "128x72")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture(scope="session")
+def rel_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One game of two 30-frame clips at 128x72 (read-only: copy it before changing it)."""
+    return synth(tmp_path_factory.mktemp("rel") / "gt")
+
+
+@pytest.fixture(scope="session")
+def rel_checkpoint(rel_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("relrun") / "run"
+    proc = tracknet("train", *TINY, "--set", f"data.root={rel_data}", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out / "weights" / "best.safetensors"
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    """The contract for a failure: exit `code`, exactly one stderr line `error: ...` holding every
+    needle, no traceback."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """Hidden temp files our writers use (`.NAME.*.part`, `.NAME.*.tmp`, `.OUT.importing-*`)."""
+    return sorted(p for p in folder.rglob(".*") if p.name.endswith((".part", ".tmp")) or ".importing-" in p.name)
