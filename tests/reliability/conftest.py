@@ -57,3 +57,23 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *needles: 
 def temp_files(folder: Path) -> list[Path]:
     """Hidden temp files our writers use (`.NAME.*.part`, `.NAME.*.tmp`, `.OUT.importing-*`)."""
     return sorted(p for p in folder.rglob(".*") if p.name.endswith((".part", ".tmp")) or ".importing-" in p.name)
+
+
+def write_mp4(path: Path, frames_dir: Path, *, repeat: int = 1, fps: int = 25) -> Path:
+    """H.264 mp4 (moov at the front) of the synthetic frames in `frames_dir`, `repeat` times over."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(frames_dir.glob("*.jpg"))]
+    h, w = images[0].shape[:2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": "10"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for img in images * repeat:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

@@ -13,8 +13,10 @@ from rich.console import Console
 
 from tracknet_cli.errors import DEBUG_ENV, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, highlight=False)
+# markup=False: paths, clip names and messages are user text, never rich markup (a folder named
+# `mk[/b]` must print as itself); styling is added with Text objects.
+out = Console(soft_wrap=True, highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
 
 _state = {"quiet": False}
 
@@ -37,7 +39,9 @@ def error_line(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+    from rich.text import Text
+
+    err.print(Text.assemble(("warning:", "yellow"), " ", str(message)))
 
 
 def info(message: str) -> None:

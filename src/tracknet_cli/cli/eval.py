@@ -132,5 +132,7 @@ def _render(payload: dict[str, Any], as_json: bool) -> None:
 
     for clip in payload["clips"]:
         table.add_row(clip["clip"], *cells(clip))
-    table.add_row("[bold]total[/bold]", *cells(payload), end_section=True)
+    from rich.text import Text
+
+    table.add_row(Text("total", style="bold"), *cells(payload), end_section=True)
     console.out.print(table)

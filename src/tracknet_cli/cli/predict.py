@@ -142,7 +142,7 @@ class _Progress:
         self.source = source
         self.live = console.err.is_terminal and not console.quiet()
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=console.err, transient=False, disable=not self.live,
         )

@@ -1,0 +1,39 @@
+"""What the user reads: one plain line per failure, user text printed as itself, no unsafe advice,
+no line wrapped or bloated (docs/reliability.md, cases 2, 5, 6, 7, 8, 10, 13)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.cli.helpers import tracknet
+from tests.reliability.conftest import one_error_line, write_mp4
+
+
+# ---------------------------------------------------------------- case 2: user text is never markup
+def test_predict_prints_a_markup_like_folder_name_as_itself(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mk[/b]"
+    video = write_mp4(folder / "v[red].mp4", rel_data / "game1" / "Clip1")
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) * 2 // 3])  # truncated: predict warns, naming the file
+    proc = tracknet("predict", str(video), "-c", str(rel_checkpoint), "--csv", str(folder / "o.csv"), "--no-video")
+    assert proc.returncode == 0, proc.stderr
+    assert "MarkupError" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "v[red]: " in proc.stdout and str(folder / "o.csv") in proc.stdout  # the summary line is kept
+    assert str(folder) in proc.stderr  # the model line and the truncation warning name the path as given
+    assert (folder / "o.csv").is_file()
+
+
+def test_eval_and_inspect_print_a_markup_like_clip_id_as_itself(rel_data: Path, tmp_path: Path) -> None:
+    gt = tmp_path / "gt"
+    shutil.copytree(rel_data / "game1" / "Clip1", gt / "g[" / "b]")  # clip id `g[/b]`
+    shutil.copytree(rel_data / "game1" / "Clip2", gt / "h[bold]" / "Clip2")
+    preds = tmp_path / "preds"
+    shutil.copytree(gt / "g[", preds / "g[")  # h[bold]/Clip2 has none: a warning names it
+    proc = tracknet("eval", "--pred-csv", str(preds), "--gt", str(gt))
+    assert proc.returncode == 0, proc.stderr
+    assert "g[/b]" in proc.stdout and "MarkupError" not in proc.stderr
+    assert "h[bold]/Clip2" in proc.stderr
+    proc = tracknet("data", "inspect", str(gt))
+    assert proc.returncode == 0, proc.stderr
+    assert "g[" in proc.stdout and "b]" in proc.stdout and "h[bold]" in proc.stdout  # game and clip columns
