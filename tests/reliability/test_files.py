@@ -4,11 +4,14 @@ written over an input, outputs get the user's permissions (docs/reliability.md, 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.cli.helpers import tracknet
-from tests.reliability.conftest import one_error_line
+from tests.cli.helpers import ROOT, tracknet
+from tests.reliability.conftest import TINY, one_error_line, temp_files, write_mp4
 
 
 def digest(paths: list[Path]) -> list[str]:
@@ -41,3 +44,54 @@ def test_eval_save_csv_refuses_existing_files_unless_overwrite(rel_data: Path, r
     proc = tracknet(*args, "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert all(p.read_text().startswith("file name,") for p in written)
+
+
+# ---------------------------------------------------------------- case 12: permissions, output == input
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_outputs_get_the_users_permissions(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+    """Under umask 022 results are 0644 and folders 0755 (mkstemp/mkdtemp alone give 0600/0700)."""
+    video = write_mp4(tmp_path / "in.mp4", rel_data / "game1" / "Clip1")
+    wrap = ["sh", "-c", 'umask 022 && exec "$0" "$@"', sys.executable, "-m", "tracknet_cli"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*wrap, *args], cwd=ROOT, env=os.environ, capture_output=True, text=True,
+                              timeout=600, stdin=subprocess.DEVNULL)
+
+    out = tmp_path / "out"
+    proc = run("predict", str(video), "-c", str(rel_checkpoint), "--csv", str(out / "p.csv"), "--out", str(out / "p.mp4"))
+    assert proc.returncode == 0, proc.stderr
+    assert _mode(out / "p.csv") == 0o644 and _mode(out / "p.mp4") == 0o644
+    proc = run("data", "import", str(rel_data), str(tmp_path / "imported"))
+    assert proc.returncode == 0, proc.stderr
+    assert _mode(tmp_path / "imported") == 0o755
+    assert {_mode(p) for p in (tmp_path / "imported").rglob("*") if p.is_file()} == {0o644}
+    proc = run("eval", "--checkpoint", str(rel_checkpoint), "--data-root", str(rel_data), "--split", "all",
+               "--save-csv", str(tmp_path / "preds"))
+    assert proc.returncode == 0, proc.stderr
+    assert {_mode(p) for p in (tmp_path / "preds").rglob("Label.csv")} == {0o644}
+    runs = tmp_path / "run"
+    proc = run("train", *TINY, "--set", f"data.root={rel_data}", "--out", str(runs))
+    assert proc.returncode == 0, proc.stderr
+    assert {_mode(p) for p in runs.rglob("*") if p.is_file()} == {0o644}
+    assert {_mode(p) for p in [runs, *runs.rglob("*")] if p.is_dir()} == {0o755}
+
+
+def test_predict_refuses_an_output_that_is_an_input(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+    video = write_mp4(tmp_path / "X.mp4", rel_data / "game1" / "Clip1")
+    frames = shutil.copytree(rel_data / "game1" / "Clip1", tmp_path / "frames")
+    ckpt = shutil.copy(rel_checkpoint, tmp_path / "w.safetensors")
+    before = digest([video, frames / "0000.jpg", Path(ckpt)])
+    cases = [
+        [str(video), "--out", str(video)],
+        [str(video), "--csv", str(video), "--no-video"],
+        [str(frames), "--csv", str(frames / "0000.jpg"), "--no-video"],
+        [str(video), "--csv", str(ckpt), "--no-video"],
+    ]
+    for args in cases:
+        proc = tracknet("predict", *args, "-c", str(ckpt), "--overwrite")
+        one_error_line(proc, 2, "is one of the inputs")
+    assert digest([video, frames / "0000.jpg", Path(ckpt)]) == before
+    assert not temp_files(tmp_path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tracknet_cli.atomic import publish_mode
 from tracknet_cli.data.clips import Clip, iter_video_frames, scan
 from tracknet_cli.data.labels import Problem, write_tennis_labels
 from tracknet_cli.errors import InputError
@@ -106,6 +107,7 @@ def import_dataset(src: Path, out: Path, *, on_clip: Callable[[int, int, str], N
             report.clips.append(ImportedClip(clip.id, rel.as_posix(), frames))
             if on_clip is not None:
                 on_clip(k + 1, len(found.clips), clip.id)
+        publish_mode(tmp, directory=True)  # mkdtemp made it 0700
         if out_abs.exists():
             out_abs.rmdir()  # empty, checked above
         os.replace(tmp, out_abs)

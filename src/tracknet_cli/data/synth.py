@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tracknet_cli.atomic import publish_mode
 from tracknet_cli.errors import InputError, UsageError
 
 LABEL_HEADER = "file name,visibility,x-coordinate,y-coordinate,status"
@@ -492,7 +493,7 @@ def synthesize(
                     counts[row] += np.bincount(labels[row], minlength=4)[:4]
         meta = {"generator": "tracknet data synth", "games": games, "clips": clips, "frames": frames, "size": [w, h], "seed": seed}
         (work / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
-        os.chmod(work, 0o755)
+        publish_mode(work, directory=True)  # mkdtemp made it 0700
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from tracknet_cli.atomic import publish_mode
 from tracknet_cli.errors import InputError, RuntimeFailure
 from tracknet_cli.predict.tracking import TrackRow
 
@@ -40,6 +41,7 @@ def _claim(path: Path, overwrite: bool, suffix: str) -> tuple[Path, str]:
     except OSError as exc:
         raise InputError(f"cannot write to {path.parent}: {exc.strerror or exc}") from exc
     os.close(fd)
+    publish_mode(tmp, path)  # the result gets the user's normal permissions, not mkstemp's 0600
     return path, tmp
 
 
