@@ -95,3 +95,19 @@ def test_predict_refuses_an_output_that_is_an_input(rel_data: Path, rel_checkpoi
         one_error_line(proc, 2, "is one of the inputs")
     assert digest([video, frames / "0000.jpg", Path(ckpt)]) == before
     assert not temp_files(tmp_path)
+
+
+# ---------------------------------------------------------------- case 9: train checks before it creates
+def test_train_with_bad_data_leaves_no_run_directory(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for root, needle in ((tmp_path / "missing", "no such folder"), (tmp_path / "empty", "no labelled clips")):
+        out = tmp_path / "run"
+        for _ in range(2):  # the same --out again: still the data error, not "--out already exists"
+            proc = tracknet("train", *TINY, "--set", f"data.root={root}", "--out", str(out))
+            one_error_line(proc, 2, str(root), needle)
+            assert not out.exists()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    proc = tracknet("train", *TINY, "--set", f"data.root={tmp_path / 'missing'}", cwd=cwd)  # default runs/<profile>/expN
+    one_error_line(proc, 2, "no such folder")
+    assert not (cwd / "runs").exists()

@@ -75,7 +75,10 @@ def train(
     from tracknet_cli.training.loggers import require_trackers
     from tracknet_cli.training.rundir import create_run_dir
 
+    from tracknet_cli.data.datasets import check_training_data
+
     require_trackers(resolved.config)  # before a run directory exists
+    check_training_data(resolved.config)
     if launch:
         _check_devices(devices, resolved.config)
         run_dir = create_run_dir(resolved.profile_name, out).resolve()  # created once, here, for every rank

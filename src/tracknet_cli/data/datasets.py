@@ -348,6 +348,19 @@ def build_datasets(config: "TrackNetConfig") -> tuple[SequenceDataset, SequenceD
     return train, val, test
 
 
+def check_training_data(config: "TrackNetConfig") -> None:
+    """What `build_datasets` would refuse, checked before a run directory exists (so a bad
+    ``data.root`` leaves nothing behind): the folder, its clips, a non-empty training split."""
+    from tracknet_cli.data.clips import discover_clips
+    from tracknet_cli.data.splits import apply_subset, split_clips
+    from tracknet_cli.errors import ConfigError
+
+    data = config.data
+    splits = apply_subset(split_clips(discover_clips(data.root), data.split), data.subset)
+    if not splits.train:
+        raise ConfigError(f"no training clips in {data.root}: check data.split and data.subset")
+
+
 class EpochSampler:
     """Yields ``(epoch, index)`` so augmentation seeds reach persistent workers; the epoch advances
     each time iteration starts (``set_epoch`` to resume). Shuffles with ``(seed, epoch)``.
