@@ -37,3 +37,17 @@ def test_eval_and_inspect_print_a_markup_like_clip_id_as_itself(rel_data: Path, 
     proc = tracknet("data", "inspect", str(gt))
     assert proc.returncode == 0, proc.stderr
     assert "g[" in proc.stdout and "b]" in proc.stdout and "h[bold]" in proc.stdout  # game and clip columns
+
+
+# ---------------------------------------------------------------- case 6: a profile that is not UTF-8
+def test_non_utf8_profile_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    profile = tmp_path / "latin1.yaml"
+    profile.write_bytes("description: r\xe9glage\nextends: quickstart\n".encode("latin-1"))
+    for args in (["config", "show", "--profile", str(profile)], ["train", "--dry-run", "--profile", str(profile)],
+                 ["config", "show", "--data", str(profile)]):
+        one_error_line(tracknet(*args), 2, str(profile), "UTF-8")
+    run = tmp_path / "run"
+    (run / "state").mkdir(parents=True)
+    (run / "config.yaml").write_bytes(b"data:\n  root: \xff\n")
+    (run / "state" / "last.pt").write_bytes(b"x")
+    one_error_line(tracknet("train", "--resume", str(run)), 2, "config.yaml", "UTF-8")
