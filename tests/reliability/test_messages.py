@@ -4,6 +4,8 @@ no line wrapped or bloated (docs/reliability.md, cases 2, 5, 6, 7, 8, 10, 13).""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cli.helpers import tracknet
@@ -51,3 +53,26 @@ def test_non_utf8_profile_is_a_config_error_naming_the_file(tmp_path: Path) -> N
     (run / "config.yaml").write_bytes(b"data:\n  root: \xff\n")
     (run / "state" / "last.pt").write_bytes(b"x")
     one_error_line(tracknet("train", "--resume", str(run)), 2, "config.yaml", "UTF-8")
+
+
+# ---------------------------------------------------------------- case 7: a foreign state/last.pt
+def test_resume_refuses_a_raw_pickle_state_in_one_line_without_unsafe_advice(rel_checkpoint: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(rel_checkpoint.parents[1], tmp_path / "run")
+    marker = tmp_path / "code-ran"
+    state = run / "state" / "last.pt"
+    payloads = {
+        "plain pickle": f"import pickle; pickle.dump({{'step': 1}}, open({str(state)!r}, 'wb'), protocol=4)",
+        "code in a pickle": (
+            "import os, pickle\n"
+            "class Evil:\n"
+            f"    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
+            f"pickle.dump({{'step': Evil()}}, open({str(state)!r}, 'wb'))"),
+    }
+    for name, code in payloads.items():
+        subprocess.run([sys.executable, "-c", code], check=True)
+        line = one_error_line(tracknet("train", "--resume", str(run)), 2, "last.pt", "cannot be loaded")
+        assert "weights_only" not in line and "Warning" not in line, (name, line)
+        assert not marker.exists()
+    state.write_bytes(b"PK\x03\x04 truncated")
+    line = one_error_line(tracknet("train", "--resume", str(run)), 2, "last.pt", "cannot be loaded")
+    assert "weights_only" not in line

@@ -163,11 +163,27 @@ def _resume(run_dir: Path, sets: list[str]) -> None:
     ctx = context_from_env()
     with _rank_errors(ctx):
         try:
-            state = torch.load(state_path, weights_only=True, map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the one line below says it
+                state = torch.load(state_path, weights_only=True, map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one line
-            raise InputError(f"{state_path} cannot be loaded ({str(exc).splitlines()[0]})") from exc
+            raise InputError(f"{state_path} cannot be loaded: {_state_problem(exc)}") from exc
         with process_group(ctx, config.training.device):
             _run(config, run_dir, resume=state, dist=ctx)
+
+
+def _state_problem(exc: Exception) -> str:
+    """Why `state/last.pt` was refused, without torch's advice to retry with weights_only=False (which
+    would run whatever code a pickle holds)."""
+    import pickle
+
+    from tracknet_cli.errors import first_line
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text.lower().replace(" ", "_"):
+        return ("it holds objects other than tensors and plain data, so `tracknet train` did not write it "
+                "(it was refused unread: nothing in it ran)")
+    return f"{first_line(exc)} (a damaged or foreign file; the run's weights/*.safetensors are kept)"
 
 
 def _run(config, run_dir: Path, **kwargs) -> None:
