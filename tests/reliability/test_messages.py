@@ -76,3 +76,19 @@ def test_resume_refuses_a_raw_pickle_state_in_one_line_without_unsafe_advice(rel
     state.write_bytes(b"PK\x03\x04 truncated")
     line = one_error_line(tracknet("train", "--resume", str(run)), 2, "last.pt", "cannot be loaded")
     assert "weights_only" not in line
+
+
+# ---------------------------------------------------------------- case 8: log lines are not wrapped
+def test_info_and_warning_lines_stay_whole_on_a_pipe(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+    folder = tmp_path / ("a-folder-name-long-enough-that-no-line-naming-it-fits-in-eighty-columns-" * 2)
+    video = write_mp4(folder / "clip.mp4", rel_data / "game1" / "Clip1")
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) * 2 // 3])
+    proc = tracknet("predict", str(video), "-c", str(rel_checkpoint), "--csv", str(folder / "o.csv"), "--no-video",
+                    env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert any(line.startswith("model ") and str(rel_checkpoint) in line for line in lines), proc.stderr
+    warnings = [line for line in lines if line.startswith("warning: ")]
+    assert warnings and str(video) in warnings[0], proc.stderr
+    assert all(line.startswith(("model ", "warning: ")) for line in lines), proc.stderr  # no continuation lines

@@ -14,9 +14,10 @@ from rich.console import Console
 from tracknet_cli.errors import DEBUG_ENV, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
 
 # markup=False: paths, clip names and messages are user text, never rich markup (a folder named
-# `mk[/b]` must print as itself); styling is added with Text objects.
+# `mk[/b]` must print as itself); styling is added with Text objects. soft_wrap=True: a log line
+# stays one line however long (rich would wrap it at 80 columns when stderr is not a terminal).
 out = Console(soft_wrap=True, highlight=False, markup=False)
-err = Console(stderr=True, highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 _state = {"quiet": False}
 
