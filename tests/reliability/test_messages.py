@@ -92,3 +92,21 @@ def test_info_and_warning_lines_stay_whole_on_a_pipe(rel_data: Path, rel_checkpo
     warnings = [line for line in lines if line.startswith("warning: ")]
     assert warnings and str(video) in warnings[0], proc.stderr
     assert all(line.startswith(("model ", "warning: ")) for line in lines), proc.stderr  # no continuation lines
+
+
+# ---------------------------------------------------------------- case 13: an error repeats little of the input
+def _bomb(levels: int) -> str:
+    names = "abcdefghij"
+    parts = ["&a [x,x,x,x,x,x,x,x,x]"] + [f"&{names[i]} [{','.join([f'*{names[i - 1]}'] * 9)}]" for i in range(1, levels)]
+    return f"[{', '.join(parts)}]"
+
+
+def test_yaml_alias_bomb_gets_a_short_error_line(tmp_path: Path) -> None:
+    for levels in (5, 9):  # 9**5 values reach validation; 9**9 are refused before they are built
+        for key in ("training.lr", "model.backbone", "data.root"):
+            line = one_error_line(tracknet("config", "show", "--set", f"{key}={_bomb(levels)}", timeout=60), 2, key)
+            assert len(line) < 400, line[:400]
+    profile = tmp_path / "bomb.yaml"
+    profile.write_text(f"extends: quickstart\ndescription: {_bomb(9)}\n")
+    line = one_error_line(tracknet("config", "show", "--profile", str(profile), timeout=60), 2, str(profile), "aliases")
+    assert len(line) < 400 + len(str(profile))

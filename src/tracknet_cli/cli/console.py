@@ -33,8 +33,15 @@ def quiet() -> bool:
     return _state["quiet"]
 
 
+ERROR_LINE_MAX = 2000  # characters: a message quoting huge user input is cut, not printed whole
+
+
 def error_line(message: str) -> None:
-    """The one line a failure gets, plain text so pipes and logs read it as-is."""
+    """The one line a failure gets, plain text so pipes and logs read it as-is (newlines folded,
+    at most ERROR_LINE_MAX characters)."""
+    message = " ".join(str(message).split("\n"))
+    if len(message) > ERROR_LINE_MAX:
+        message = f"{message[:ERROR_LINE_MAX]}... ({len(message) - ERROR_LINE_MAX:,} more characters cut)"
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
 
