@@ -3,6 +3,7 @@ no line wrapped or bloated (docs/reliability.md, cases 2, 5, 6, 7, 8, 10, 13).""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -110,3 +111,32 @@ def test_yaml_alias_bomb_gets_a_short_error_line(tmp_path: Path) -> None:
     profile.write_text(f"extends: quickstart\ndescription: {_bomb(9)}\n")
     line = one_error_line(tracknet("config", "show", "--profile", str(profile), timeout=60), 2, str(profile), "aliases")
     assert len(line) < 400 + len(str(profile))
+
+
+# ---------------------------------------------------------------- case 5: malformed prediction CSVs
+def test_malformed_prediction_rows_are_reported_and_strict_refuses_them(rel_data: Path, tmp_path: Path) -> None:
+    preds = shutil.copytree(rel_data, tmp_path / "preds")
+    label = preds / "game1" / "Clip1" / "Label.csv"
+    rows = label.read_text().splitlines()
+    rows[2] = "0001.jpg,abc,10,10,0"  # line 3
+    rows[3] = "0002.jpg,9,10,10,0"  # line 4
+    rows[4] = "0003.jpg,1,1e400,10,0"  # line 5
+    rows[5] = "0004.jpg,1,NaN,10,0"  # line 6
+    rows[-1] = '0029.jpg,1,"10,10,0'  # line 31: an unterminated quote
+    label.write_text("\n".join(rows) + "\n")
+    scored = preds / "game1" / "Clip2" / "Label.csv"  # the predict dialect, with a Score column
+    scored.write_text("Frame,Visibility,X,Y,Score,Interpolated\n"
+                      + "".join(f"{i},1,20,20,{'NaN' if i == 7 else '0.9'},0\n" for i in range(30)))
+    proc = tracknet("eval", "--pred-csv", str(preds), "--gt", str(rel_data))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == len(proc.stderr.strip().splitlines()), proc.stderr
+    for row, kind in ((3, "bad_value"), (4, "bad_value"), (5, "outside_image"), (6, "visible_without_coordinates"), (31, "bad_value")):
+        assert any(f"{label}:{row}: {kind}" in w for w in warnings), (row, kind, proc.stderr)
+    assert any(f"{scored}:9: bad_value" in w and "score" in w for w in warnings), proc.stderr
+    assert "--strict" in warnings[-1]
+    proc = tracknet("eval", "--pred-csv", str(preds), "--gt", str(rel_data), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert {(p["file"], p["row"]) for p in json.loads(proc.stdout)["problems"]} >= {(str(label), 3), (str(scored), 9)}
+    one_error_line(tracknet("eval", "--pred-csv", str(preds), "--gt", str(rel_data), "--strict"), 2,
+                   "problems in the prediction CSVs", f"{label}:3")

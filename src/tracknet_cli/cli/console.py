@@ -36,20 +36,25 @@ def quiet() -> bool:
 ERROR_LINE_MAX = 2000  # characters: a message quoting huge user input is cut, not printed whole
 
 
+def one_line(message: object) -> str:
+    """Newlines folded, at most ERROR_LINE_MAX characters: a log line stays one line."""
+    text = " ".join(str(message).splitlines())
+    if len(text) > ERROR_LINE_MAX:
+        text = f"{text[:ERROR_LINE_MAX]}... ({len(text) - ERROR_LINE_MAX:,} more characters cut)"
+    return text
+
+
 def error_line(message: str) -> None:
     """The one line a failure gets, plain text so pipes and logs read it as-is (newlines folded,
     at most ERROR_LINE_MAX characters)."""
-    message = " ".join(str(message).split("\n"))
-    if len(message) > ERROR_LINE_MAX:
-        message = f"{message[:ERROR_LINE_MAX]}... ({len(message) - ERROR_LINE_MAX:,} more characters cut)"
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {one_line(message)}\n")
     sys.stderr.flush()
 
 
 def warn(message: str) -> None:
     from rich.text import Text
 
-    err.print(Text.assemble(("warning:", "yellow"), " ", str(message)))
+    err.print(Text.assemble(("warning:", "yellow"), " ", one_line(message)))
 
 
 def info(message: str) -> None:

@@ -33,6 +33,7 @@ def evaluate_command(
     pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
     gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth dataset for --pred-csv.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="With --pred-csv: refuse CSVs with unreadable rows (exit 2) instead of scoring them as no detection.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="With --save-csv: replace existing CSVs (never the dataset's own labels).")] = False,
 ) -> None:
     """Precision, recall, F1, accuracy and errors per clip and in total, under a named protocol."""
@@ -47,7 +48,7 @@ def evaluate_command(
     if pred_csv is not None:
         if checkpoint is not None or gt is None:
             raise typer.BadParameter("--pred-csv needs --gt PATH and no --checkpoint", param_hint="--pred-csv")
-        payload = _score_csvs(pred_csv, gt, protocol or "v2", 0.5 if threshold is None else threshold)
+        payload = _score_csvs(pred_csv, gt, protocol or "v2", 0.5 if threshold is None else threshold, strict)
     elif checkpoint is None:
         raise typer.BadParameter("give --checkpoint W.safetensors, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
     else:
@@ -92,17 +93,35 @@ def _score_checkpoint(checkpoint: Path, data_root: Optional[Path], split: str, p
                     {"checkpoint": str(checkpoint), "data_root": str(root), "split": split})
 
 
-def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float) -> dict[str, Any]:
+_PROBLEMS_SHOWN = 20
+
+
+def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float, strict: bool = False) -> dict[str, Any]:
     from tracknet_cli.data.clips import discover_clips
     from tracknet_cli.training.evaluate import read_prediction_csvs, score_predictions
 
     clips = discover_clips(gt)
-    predictions, missing = read_prediction_csvs(pred_dir, clips)
+    problems: list[Any] = []
+    predictions, missing = read_prediction_csvs(pred_dir, clips, problems)
+    if problems:
+        first = problems[0]
+        where = f"{first.file}:{first.row}" if first.row is not None else first.file
+        if strict:
+            raise InputError(f"{len(problems)} problems in the prediction CSVs, first {where} {first.kind}: {first.message} "
+                             "(fix the rows, or leave out --strict to score them as no detection)")
+        for p in problems[:_PROBLEMS_SHOWN]:
+            console.warn(f"{p.file}:{p.row}: {p.kind}: {p.message}" if p.row is not None else f"{p.file}: {p.kind}: {p.message}")
+        more = f", {len(problems) - _PROBLEMS_SHOWN} more not shown" if len(problems) > _PROBLEMS_SHOWN else ""
+        console.warn(f"{len(problems)} problems in the prediction CSVs{more}: those frames score as no detection "
+                     "(--strict refuses them; --json lists them all)")
     if missing:
         console.warn(f"scoring the {len(predictions)} of {len(clips)} clips that have a prediction CSV; "
                      f"none for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
     total, per_clip = score_predictions(predictions, protocol, threshold)
-    return _payload(total, per_clip, protocol, threshold, {"pred_csv": str(pred_dir), "gt": str(gt)})
+    payload = _payload(total, per_clip, protocol, threshold, {"pred_csv": str(pred_dir), "gt": str(gt)})
+    if problems:
+        payload["problems"] = [p.to_json() for p in problems]
+    return payload
 
 
 def _payload(total: Any, per_clip: dict[str, Any], protocol: str, threshold: float, source: dict[str, str]) -> dict[str, Any]:
