@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.cli.helpers import tracknet
-from tests.reliability.conftest import one_error_line, write_mp4
+from tests.reliability.conftest import TINY, one_error_line, write_mp4
 
 
 # ---------------------------------------------------------------- case 2: user text is never markup
@@ -140,3 +140,20 @@ def test_malformed_prediction_rows_are_reported_and_strict_refuses_them(rel_data
     assert {(p["file"], p["row"]) for p in json.loads(proc.stdout)["problems"]} >= {(str(label), 3), (str(scored), 9)}
     one_error_line(tracknet("eval", "--pred-csv", str(preds), "--gt", str(rel_data), "--strict"), 2,
                    "problems in the prediction CSVs", f"{label}:3")
+
+
+# ---------------------------------------------------------------- case 10: training names the clips it leaves out
+def test_train_warns_about_an_unreadable_clip_and_strict_refuses(rel_data: Path, tmp_path: Path) -> None:
+    root = tmp_path / "flat"
+    for clip in ("Clip1", "Clip2"):
+        write_mp4(root / f"{clip}.mp4", rel_data / "game1" / clip)
+        shutil.copy(rel_data / "game1" / clip / "Label.csv", root / f"{clip}.csv")
+    (root / "bad.mp4").write_text("not a video\n")
+    shutil.copy(rel_data / "game1" / "Clip1" / "Label.csv", root / "bad.csv")
+    proc = tracknet("train", *TINY, "--set", f"data.root={root}", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "bad.mp4" in warnings[0] and "--strict" in warnings[0], proc.stderr
+    proc = tracknet("train", *TINY, "--set", f"data.root={root}", "--out", str(tmp_path / "run2"), "--strict")
+    one_error_line(proc, 2, "bad.mp4", "--strict")
+    assert not (tmp_path / "run2").exists()

@@ -36,6 +36,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the report as JSON.")] = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets).")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start a new run from a trained model's weights (.safetensors).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse to train (exit 2) when a clip under data.root cannot be read, instead of leaving it out with a warning.")] = False,
     devices: Annotated[Optional[int], typer.Option(
         "--devices", min=1,
         help="Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
@@ -78,7 +79,7 @@ def train(
     from tracknet_cli.data.datasets import check_training_data
 
     require_trackers(resolved.config)  # before a run directory exists
-    check_training_data(resolved.config)
+    _report_skipped(check_training_data(resolved.config), strict)
     if launch:
         _check_devices(devices, resolved.config)
         run_dir = create_run_dir(resolved.profile_name, out).resolve()  # created once, here, for every rank
@@ -93,6 +94,19 @@ def train(
     with _rank_errors(ctx), process_group(ctx, resolved.config.training.device):
         run_dir = main_only(ctx, lambda: create_run_dir(resolved.profile_name, out))
         _run(resolved.config, run_dir, init_from=init_from, dist=ctx)
+
+
+def _report_skipped(problems: list, strict: bool) -> None:
+    """One warning per clip training leaves out (rank 0 only); --strict makes the first an error."""
+    import os
+
+    lines = [p.message if p.file in p.message else f"{p.file}: {p.message}" for p in problems]
+    if lines and strict:
+        raise InputError(f"{lines[0]} ({len(lines)} clip(s) unreadable: fix or remove them, "
+                         "or leave out --strict to train without them)")
+    if os.environ.get("RANK", "0") == "0":
+        for line in lines:
+            console.warn(f"{line}; training without it (--strict refuses)")
 
 
 def _set_args(sets: Optional[list[str]]) -> list[str]:

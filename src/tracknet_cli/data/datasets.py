@@ -348,17 +348,22 @@ def build_datasets(config: "TrackNetConfig") -> tuple[SequenceDataset, SequenceD
     return train, val, test
 
 
-def check_training_data(config: "TrackNetConfig") -> None:
+def check_training_data(config: "TrackNetConfig") -> list[Any]:
     """What `build_datasets` would refuse, checked before a run directory exists (so a bad
-    ``data.root`` leaves nothing behind): the folder, its clips, a non-empty training split."""
-    from tracknet_cli.data.clips import discover_clips
+    ``data.root`` leaves nothing behind): the folder, its clips, a non-empty training split.
+
+    Returns the problems of the files under ``data.root`` that could not become clips (an
+    unreadable video, unreadable labels): training leaves those clips out, the caller says so."""
+    from tracknet_cli.data.clips import scan
     from tracknet_cli.data.splits import apply_subset, split_clips
     from tracknet_cli.errors import ConfigError
 
     data = config.data
-    splits = apply_subset(split_clips(discover_clips(data.root), data.split), data.subset)
+    found = scan(Path(data.root))
+    splits = apply_subset(split_clips(found.clips, data.split), data.subset)
     if not splits.train:
         raise ConfigError(f"no training clips in {data.root}: check data.split and data.subset")
+    return list(found.problems)
 
 
 class EpochSampler:
