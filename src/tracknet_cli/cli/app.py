@@ -6,8 +6,9 @@ stays fast. Every failure ends here: one line on stderr and a documented exit co
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
@@ -17,7 +18,7 @@ from tracknet_cli.cli import eval as eval_cmd
 from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
 from tracknet_cli.cli import data as data_cmd
-from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, TrackNetError
+from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, TrackNetError
 
 app = typer.Typer(
     name="tracknet",
@@ -37,6 +38,26 @@ app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.evaluate_command)
 app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
 app.add_typer(config_cmd.app, name="config")
+
+
+def _interruptible(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Ctrl-C in a command without its own handler: one line saying what stopped and what is kept
+    (click would otherwise print a bare newline and abort)."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: tracknet {name} stopped before it finished; files it had completed "
+                              "are kept and none is left half-written (outputs are written atomically)") from None
+
+    return command
+
+
+for _prefix, _typer in (("", app), ("data ", data_cmd.app), ("config ", config_cmd.app)):
+    for _info in _typer.registered_commands:
+        _info.callback = _interruptible(_prefix + (_info.name or _info.callback.__name__), _info.callback)
 
 
 def _version(value: bool) -> None:

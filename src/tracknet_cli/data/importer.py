@@ -20,7 +20,7 @@ from typing import Callable
 from tracknet_cli.atomic import publish_mode
 from tracknet_cli.data.clips import Clip, iter_video_frames, scan
 from tracknet_cli.data.labels import Problem, write_tennis_labels
-from tracknet_cli.errors import InputError
+from tracknet_cli.errors import InputError, Interrupted
 
 JPEG_QUALITY = 95
 
@@ -111,6 +111,10 @@ def import_dataset(src: Path, out: Path, *, on_clip: Callable[[int, int, str], N
         if out_abs.exists():
             out_abs.rmdir()  # empty, checked above
         os.replace(tmp, out_abs)
+    except KeyboardInterrupt:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Interrupted(f"interrupted after {len(report.clips)} of {len(found.clips)} clips; {out} was not created "
+                          "(the partial copy was removed; run the import again)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
