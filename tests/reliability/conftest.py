@@ -54,6 +54,19 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *needles: 
     return lines[0]
 
 
+def one_error_line_after_info(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    """Like `one_error_line` for a command that failed after it started working: its info lines
+    (the model line) come first, then exactly one `error:` line, last."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr and lines, proc.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == [lines[-1]], proc.stderr
+    for needle in needles:
+        assert needle in lines[-1], (needle, lines[-1])
+    return lines[-1]
+
+
 def temp_files(folder: Path) -> list[Path]:
     """Hidden temp files our writers use (`.NAME.*.part`, `.NAME.*.tmp`, `.OUT.importing-*`)."""
     return sorted(p for p in folder.rglob(".*") if p.name.endswith((".part", ".tmp")) or ".importing-" in p.name)

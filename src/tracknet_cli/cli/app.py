@@ -6,6 +6,7 @@ stays fast. Every failure ends here: one line on stderr and a documented exit co
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from typing import Annotated, Any, Callable, Optional
@@ -127,5 +128,10 @@ def run(args: list[str]) -> int:
         if _is_a(exc, "ClickException"):
             console.error_line(exc.format_message())
             return int(getattr(exc, "exit_code", EXIT_FAILURE))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            where = f" while writing {exc.filename}" if exc.filename else ""
+            console.error_line(f"{exc.strerror or exc}{where}; free some space or write elsewhere "
+                               "(unfinished files were removed)")
+            return EXIT_FAILURE
         console.error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return EXIT_FAILURE

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tracknet_cli.atomic import publish_mode
+from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
 from tracknet_cli.data.clips import Clip, iter_video_frames, scan
 from tracknet_cli.data.labels import Problem, write_tennis_labels
 from tracknet_cli.errors import InputError, Interrupted
@@ -95,7 +95,8 @@ def import_dataset(src: Path, out: Path, *, on_clip: Callable[[int, int, str], N
         raise InputError(f"{out}: OUT is inside SRC {src}; choose a folder outside the source dataset")
     default_game = _safe(src_abs.name)
     out_abs.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_abs.name}.importing-", dir=out_abs.parent))
+    remove_stale_temps(out_abs)  # what an import killed earlier (SIGKILL) left beside OUT
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_abs, "importing"), dir=out_abs.parent))
     report = ImportReport(out)
     report.problems = found.all_problems
     try:

@@ -22,8 +22,10 @@ carry the source's absolute frame numbers again on the way out.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from tracknet_cli.errors import Interrupted, UsageError
+from tracknet_cli.errors import Interrupted, RuntimeFailure, UsageError
 from tracknet_cli.predict.sources import DEFAULT_FPS, DecodeReport, FrameSource, Size, SourceFrame, SourceInfo
 from tracknet_cli.predict.tracking import FrameResult, OnlineTracker, TrackingConfig, TrackRow, gray_thumbnail, scene_difference
 from tracknet_cli.predict.windows import HeatmapAverager, WindowScheduler
@@ -359,6 +361,37 @@ class _DeferredInterrupt:
             signal.signal(signal.SIGINT, self._old)
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
+
+
+def _no_space(exc: BaseException, writers: Sequence[Any], frames: int, source: FrameSource) -> RuntimeFailure | None:
+    """A full disk (or quota, or file size limit) while writing: one line naming the file, the free
+    space and about how much the outputs need; None for any other failure. Call before discarding."""
+    err = getattr(exc, "errno", None)
+    if not isinstance(exc, OSError) or err not in _NO_SPACE:
+        return None
+    name = getattr(exc, "filename", None)
+    target = next((w.path for w in writers if name is not None and str(getattr(w, "_tmp", "")) == str(name)), None)
+    target = target or writers[-1].path
+    written = sum(w.bytes_written for w in writers)
+    total = source.expected_frames
+    needed = written * (total / frames) if total and frames else written
+    needed *= 2 if len(writers) > 1 else 1  # the overlay's index is moved to the front: a second copy
+    try:
+        free = shutil.disk_usage(Path(target).parent).free + written  # the caller removes the temp files next
+    except OSError:
+        free = 0
+    what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+            errno.EFBIG: "file size limit reached"}[err]
+    need = f"about {_size(needed)}" if needed > free * 1.1 else f"more than {_size(free)}"
+    return RuntimeFailure(f"{what} while writing {target} after {frames} frames: {_size(free)} free there "
+                          f"(the unfinished files removed), {need} needed; free some space or write elsewhere (--out/--csv)")
+
+
 def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], source: FrameSource, *,
                   csv_path: Path, video_path: Path | None, csv_format: "CsvFormat" = "default",
                   trail: int = 10, overlay_scale: float = 1.0, overwrite: bool = False,
@@ -409,13 +442,28 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
                 gen.close()  # type: ignore[attr-defined]
     except KeyboardInterrupt:
         interrupted = True
-    except BaseException:
+    except BaseException as exc:
+        failure = _no_space(exc, writers, summary.frames, source)
         for w in writers:
             w.discard()
+        if failure is not None:
+            raise failure from exc
         raise
     summary.seconds = time.perf_counter() - began
-    summary.csv_path = csv_writer.close()
-    summary.video_path = video.close() if video is not None else None
+    try:
+        # The overlay first: draining the encoder and moving the index to the front need the most
+        # space; a CSV is only moved into place once its overlay is.
+        summary.video_path = video.close() if video is not None else None
+        summary.csv_path = csv_writer.close()
+    except BaseException as exc:
+        failure = _no_space(exc, writers, summary.frames, source)
+        for w in writers:
+            w.discard()
+        if summary.video_path is not None and summary.csv_path is None:
+            Path(summary.video_path).unlink(missing_ok=True)  # no overlay without its CSV
+        if failure is not None:
+            raise failure from exc
+        raise
     if interrupted:
         kept = " and ".join(str(p) for p in (summary.csv_path, summary.video_path) if p is not None)
         raise Interrupted(f"interrupted after {summary.frames} frames of {source.info.path}; kept {kept}")
