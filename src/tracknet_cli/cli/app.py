@@ -96,16 +96,29 @@ def _is_a(exc: BaseException, name: str) -> bool:
     return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
+def _ignore_further_interrupts() -> None:
+    """After a Ctrl-C the process only reports and exits 130: another one must not raise during the
+    exit itself (atexit handlers, library finalizers)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run(args: list[str]) -> int:
     try:
         rv = app(args=args, prog_name="tracknet", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except TrackNetError as exc:
+        if isinstance(exc, Interrupted):
+            _ignore_further_interrupts()
         if console.debug_enabled():
             raise
         console.error_line(exc.line())
         return exc.exit_code
     except KeyboardInterrupt:
+        _ignore_further_interrupts()
         console.error_line("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -114,6 +127,7 @@ def run(args: list[str]) -> int:
         if _is_a(exc, "Exit"):
             return int(getattr(exc, "exit_code", 0))
         if _is_a(exc, "Abort"):
+            _ignore_further_interrupts()
             console.error_line("interrupted")
             return EXIT_INTERRUPTED
         if console.debug_enabled():

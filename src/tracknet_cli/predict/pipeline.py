@@ -247,8 +247,8 @@ def stream(source: FrameSource, engine: Engine, tracking: TrackingConfig, *,
             yield item
     finally:
         stop.set()
-        for t in threads:
-            t.join(timeout=10.0)
+        for t in threads:  # each checks `stop` between frames and batches: a forward pass at most
+            t.join(timeout=120.0)
 
 
 # ---------------------------------------------------------------- arrays as a source
@@ -338,8 +338,10 @@ class PredictionSummary:
 
 
 class _DeferredInterrupt:
-    """First Ctrl-C sets a flag the loop checks between frames (so the CSV and the overlay end on the
-    same frame); a second one raises at once. Only in the main thread (where signals arrive)."""
+    """Ctrl-C sets a flag the loop checks between frames (so the CSV and the overlay end on the same
+    frame); further ones only set it again, so nothing is raised while threads in native code
+    (PyAV, torch) are being stopped and the files finalised. Only in the main thread (where
+    signals arrive)."""
 
     def __init__(self) -> None:
         self.hit = False
@@ -352,8 +354,6 @@ class _DeferredInterrupt:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.hit:
-            raise KeyboardInterrupt
         self.hit = True
 
     def __exit__(self, *exc: object) -> None:
@@ -392,6 +392,25 @@ def _no_space(exc: BaseException, writers: Sequence[Any], frames: int, source: F
                           f"(the unfinished files removed), {need} needed; free some space or write elsewhere (--out/--csv)")
 
 
+def _finish(csv_writer: Any, video: Any, summary: PredictionSummary, source: FrameSource) -> None:
+    """Move both files into place (the overlay first: draining the encoder and moving its index to
+    the front need the most space; a CSV is only moved into place once its overlay is). On failure
+    neither is kept."""
+    writers = [w for w in (csv_writer, video) if w is not None]
+    try:
+        summary.video_path = video.close() if video is not None else None
+        summary.csv_path = csv_writer.close()
+    except BaseException as exc:
+        failure = _no_space(exc, writers, summary.frames, source)
+        for w in writers:
+            w.discard()
+        if summary.video_path is not None and summary.csv_path is None:
+            Path(summary.video_path).unlink(missing_ok=True)  # no overlay without its CSV
+        if failure is not None:
+            raise failure from exc
+        raise
+
+
 def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], source: FrameSource, *,
                   csv_path: Path, video_path: Path | None, csv_format: "CsvFormat" = "default",
                   trail: int = 10, overlay_scale: float = 1.0, overwrite: bool = False,
@@ -420,8 +439,10 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
         setup.pop_all()  # from here on the outcome decides: close (done or interrupted) or discard (failed)
     writers = [w for w in (csv_writer, video) if w is not None]
     interrupted = False
-    try:
-        with _DeferredInterrupt() as ctrl_c:
+    # Held until both files are final and the threads joined: a second Ctrl-C is noted, never raised
+    # in the middle of the cleanup (that left PyAV/torch threads running and aborted the process).
+    with _DeferredInterrupt() as ctrl_c:
+        try:
             gen = predictions(video.frame_size if video is not None else None)
             try:
                 for p in gen:
@@ -436,34 +457,21 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
                         summary.seconds = time.perf_counter() - began
                         on_row(summary)
                     if ctrl_c.hit:
-                        interrupted = True
                         break
             finally:
                 gen.close()  # type: ignore[attr-defined]
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException as exc:
-        failure = _no_space(exc, writers, summary.frames, source)
-        for w in writers:
-            w.discard()
-        if failure is not None:
-            raise failure from exc
-        raise
-    summary.seconds = time.perf_counter() - began
-    try:
-        # The overlay first: draining the encoder and moving the index to the front need the most
-        # space; a CSV is only moved into place once its overlay is.
-        summary.video_path = video.close() if video is not None else None
-        summary.csv_path = csv_writer.close()
-    except BaseException as exc:
-        failure = _no_space(exc, writers, summary.frames, source)
-        for w in writers:
-            w.discard()
-        if summary.video_path is not None and summary.csv_path is None:
-            Path(summary.video_path).unlink(missing_ok=True)  # no overlay without its CSV
-        if failure is not None:
-            raise failure from exc
-        raise
+        except KeyboardInterrupt:  # outside the main thread no handler defers it
+            interrupted = True
+        except BaseException as exc:
+            failure = _no_space(exc, writers, summary.frames, source)
+            for w in writers:
+                w.discard()
+            if failure is not None:
+                raise failure from exc
+            raise
+        summary.seconds = time.perf_counter() - began
+        _finish(csv_writer, video, summary, source)
+        interrupted = interrupted or ctrl_c.hit
     if interrupted:
         kept = " and ".join(str(p) for p in (summary.csv_path, summary.video_path) if p is not None)
         raise Interrupted(f"interrupted after {summary.frames} frames of {source.info.path}; kept {kept}")
