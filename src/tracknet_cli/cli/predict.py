@@ -73,9 +73,11 @@ def predict(
     if (out is not None or csv is not None) and len(sources) > 1:
         raise UsageError(f"--out/--csv name the outputs of one input, but the inputs hold {len(sources)} "
                          "videos or folders; leave them out to write runs/predict/expN/<stem>.csv")
+    # Named outputs are checked before the model loads; the default runs/predict/expN is made after.
+    named = _targets(sources, out, csv, no_video, overwrite, reads=[checkpoint]) if out or csv else None
     tracker = Tracker.from_checkpoint(checkpoint, device=device, batch_size=batch, threshold=threshold,
                                       max_gap=max_gap, max_jump=max_jump, track=not no_track, precision=precision)
-    targets = _targets(sources, out, csv, no_video, overwrite, reads=[checkpoint])
+    targets = named or _targets(sources, out, csv, no_video, overwrite, reads=[checkpoint])
     engine = tracker.engine
     console.info(f"model {checkpoint} on {engine.device} ({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}), "
                  f"input {engine.input_size[0]}x{engine.input_size[1]}, {engine.window}-frame windows, batch {engine.batch_size}, "

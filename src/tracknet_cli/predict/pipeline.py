@@ -368,26 +368,30 @@ def _size(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
 
 
-def _no_space(exc: BaseException, writers: Sequence[Any], frames: int, source: FrameSource) -> RuntimeFailure | None:
-    """A full disk (or quota, or file size limit) while writing: one line naming the file, the free
-    space and about how much the outputs need; None for any other failure. Call before discarding."""
+def _discard_all(exc: BaseException, writers: Sequence[Any], frames: int, source: FrameSource) -> RuntimeFailure | None:
+    """Remove every unfinished file; for a full disk (or quota, or file size limit) also the one
+    line naming the file, the free space and about how much the outputs need (None otherwise)."""
+    written = sum(w.bytes_written for w in writers)  # before the temp files go
+    for w in writers:
+        w.discard()
     err = getattr(exc, "errno", None)
     if not isinstance(exc, OSError) or err not in _NO_SPACE:
         return None
     name = getattr(exc, "filename", None)
     target = next((w.path for w in writers if name is not None and str(getattr(w, "_tmp", "")) == str(name)), None)
     target = target or writers[-1].path
-    written = sum(w.bytes_written for w in writers)
     total = source.expected_frames
     needed = written * (total / frames) if total and frames else written
     needed *= 2 if len(writers) > 1 else 1  # the overlay's index is moved to the front: a second copy
     try:
-        free = shutil.disk_usage(Path(target).parent).free + written  # the caller removes the temp files next
+        free = shutil.disk_usage(Path(target).parent).free
     except OSError:
         free = 0
     what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
             errno.EFBIG: "file size limit reached"}[err]
-    need = f"about {_size(needed)}" if needed > free * 1.1 else f"more than {_size(free)}"
+    # Part way through, the rate so far extrapolates; failing as the files close, only a bound is known.
+    midway = bool(total) and frames < (total or 0)
+    need = f"about {_size(needed)}" if midway and needed > free * 1.1 else f"more than {_size(max(free, written))}"
     return RuntimeFailure(f"{what} while writing {target} after {frames} frames: {_size(free)} free there "
                           f"(the unfinished files removed), {need} needed; free some space or write elsewhere (--out/--csv)")
 
@@ -401,9 +405,7 @@ def _finish(csv_writer: Any, video: Any, summary: PredictionSummary, source: Fra
         summary.video_path = video.close() if video is not None else None
         summary.csv_path = csv_writer.close()
     except BaseException as exc:
-        failure = _no_space(exc, writers, summary.frames, source)
-        for w in writers:
-            w.discard()
+        failure = _discard_all(exc, writers, summary.frames, source)
         if summary.video_path is not None and summary.csv_path is None:
             Path(summary.video_path).unlink(missing_ok=True)  # no overlay without its CSV
         if failure is not None:
@@ -463,9 +465,7 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
         except KeyboardInterrupt:  # outside the main thread no handler defers it
             interrupted = True
         except BaseException as exc:
-            failure = _no_space(exc, writers, summary.frames, source)
-            for w in writers:
-                w.discard()
+            failure = _discard_all(exc, writers, summary.frames, source)
             if failure is not None:
                 raise failure from exc
             raise
