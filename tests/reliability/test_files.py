@@ -193,7 +193,7 @@ def test_temp_files_a_sigkill_left_are_removed_by_the_next_run(rel_data: Path, r
 
     src = tmp_path / "src"
     shutil.copytree(rel_data, src)
-    for k in range(3, 40):  # enough clips that the import is still running when it is killed
+    for k in range(3, 120):  # enough clips that the import is still running when it is killed
         shutil.copytree(rel_data / "game1" / "Clip1", src / "game1" / f"Clip{k}")
     imported = tmp_path / "imported"
     importing = subprocess.Popen([sys.executable, "-m", "tracknet_cli", "data", "import", str(src), str(imported)], cwd=ROOT,

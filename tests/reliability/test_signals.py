@@ -20,11 +20,11 @@ def _start(*args: str) -> subprocess.Popen[str]:
 
 # ---------------------------------------------------------------- case 11: commands without their own handler
 def test_ctrl_c_in_data_import_says_what_was_interrupted_and_kept(tmp_path: Path) -> None:
-    src = synth(tmp_path / "src", clips=40, frames=40)
+    src = synth(tmp_path / "src", clips=100, frames=40)  # long enough to be stopped part way
     out = tmp_path / "out"
     proc = _start("data", "import", str(src), str(out))
     assert proc.stderr is not None
-    first = proc.stderr.readline()  # "[1/40] game1/Clip1": the import is under way
+    first = proc.stderr.readline()  # "[1/100] game1/Clip1": the import is under way
     assert first.startswith("[1/"), first
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
