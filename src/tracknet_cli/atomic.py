@@ -1,23 +1,111 @@
-"""Atomic file writes: a temp file in the same directory, then a rename. Readers never see half a file."""
+"""Atomic file writes: a temp file in the same directory, then a rename. Readers never see half a file.
+
+mkstemp/mkdtemp create 0600 files and 0700 folders whatever the umask; `publish_mode` gives a temp
+file or folder the mode a plain `open`/`mkdir` would have (or the mode of the file it replaces)
+before it is renamed into place.
+
+Temp names carry the writer's process id (`.NAME.PID.xxxxxxxx...`, `.NAME.importing-PID-xxxxxxxx`):
+a later write of the same NAME removes what a process that is no longer alive left behind (SIGKILL,
+power loss), and never touches a live writer's files."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import stat
 from contextlib import contextmanager
 from typing import Iterator
 import tempfile
 from pathlib import Path
 
 
+def umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask sets it to read it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(tmp: Path | str, target: Path | str | None = None, *, directory: bool = False) -> None:
+    """Give the temp file (or folder) `tmp` the permissions of the `target` it will replace, or
+    those a new file (0666) or folder (0777) gets under the user's umask."""
+    mode = None
+    if target is not None and not directory:
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except OSError:
+            mode = None
+    if mode is None:
+        mode = (0o777 if directory else 0o666) & ~umask()
+    os.chmod(tmp, mode)
+
+
+def temp_prefix(path: Path, tag: str = "") -> str:
+    """mkstemp/mkdtemp prefix for a temp file or folder that will become `path`: `.NAME.PID.`, or
+    `.NAME.TAG-PID-` with a tag (folders: `importing`, `synth`, `old`)."""
+    return f".{path.name}.{tag}-{os.getpid()}-" if tag else f".{path.name}.{os.getpid()}."
+
+
+_RANDOM = r"[a-z0-9_]{8}"  # what mkstemp/mkdtemp insert
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's live process, or cannot tell: keep its files
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp files and folders beside `path` that a writer of `path` which is no longer
+    running left behind; returns what was removed. Names that do not follow `temp_prefix` are kept."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:(\d+)\.{_RANDOM}(?:\..+)?|[a-z]+-(\d+)-{_RANDOM})$")
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None:
+            continue
+        pid = int(match.group(1) or match.group(2))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:
+            continue
+        removed.append(entry)
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        publish_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -32,10 +120,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside `path` for a library to write to; renamed over `path` on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        publish_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,8 +6,10 @@ stays fast. Every failure ends here: one line on stderr and a documented exit co
 
 from __future__ import annotations
 
+import errno
+import functools
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
@@ -18,7 +20,7 @@ from tracknet_cli.cli import models as models_cmd
 from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
 from tracknet_cli.cli import data as data_cmd
-from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, TrackNetError
+from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, TrackNetError
 
 app = typer.Typer(
     name="tracknet",
@@ -39,6 +41,26 @@ app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.evaluate_command)
 app.command("models", epilog=models_cmd.EPILOG)(models_cmd.models_command)
 app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
 app.add_typer(config_cmd.app, name="config")
+
+
+def _interruptible(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Ctrl-C in a command without its own handler: one line saying what stopped and what is kept
+    (click would otherwise print a bare newline and abort)."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: tracknet {name} stopped before it finished; files it had completed "
+                              "are kept and none is left half-written (outputs are written atomically)") from None
+
+    return command
+
+
+for _prefix, _typer in (("", app), ("data ", data_cmd.app), ("config ", config_cmd.app)):
+    for _info in _typer.registered_commands:
+        _info.callback = _interruptible(_prefix + (_info.name or _info.callback.__name__), _info.callback)
 
 
 def _version(value: bool) -> None:
@@ -76,16 +98,29 @@ def _is_a(exc: BaseException, name: str) -> bool:
     return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
+def _ignore_further_interrupts() -> None:
+    """After a Ctrl-C the process only reports and exits 130: another one must not raise during the
+    exit itself (atexit handlers, library finalizers)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run(args: list[str]) -> int:
     try:
         rv = app(args=args, prog_name="tracknet", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except TrackNetError as exc:
+        if isinstance(exc, Interrupted):
+            _ignore_further_interrupts()
         if console.debug_enabled():
             raise
         console.error_line(exc.line())
         return exc.exit_code
     except KeyboardInterrupt:
+        _ignore_further_interrupts()
         console.error_line("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -94,6 +129,7 @@ def run(args: list[str]) -> int:
         if _is_a(exc, "Exit"):
             return int(getattr(exc, "exit_code", 0))
         if _is_a(exc, "Abort"):
+            _ignore_further_interrupts()
             console.error_line("interrupted")
             return EXIT_INTERRUPTED
         if console.debug_enabled():
@@ -108,5 +144,10 @@ def run(args: list[str]) -> int:
         if _is_a(exc, "ClickException"):
             console.error_line(exc.format_message())
             return int(getattr(exc, "exit_code", EXIT_FAILURE))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            where = f" while writing {exc.filename}" if exc.filename else ""
+            console.error_line(f"{exc.strerror or exc}{where}; free some space or write elsewhere "
+                               "(unfinished files were removed)")
+            return EXIT_FAILURE
         console.error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return EXIT_FAILURE

@@ -57,7 +57,7 @@ def _render(report: "InspectReport") -> None:
     else:  # pipes and logs get the whole table, not one squeezed to 80 columns
         from rich.console import Console
 
-        Console(width=200, highlight=False).print(table)
+        Console(width=200, highlight=False, markup=False).print(table)
     t = report.totals
     console.out.print(f"visible (visibility > 0): {t.visible} of {t.frames} frames")
     if report.problems:

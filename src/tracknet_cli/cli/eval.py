@@ -35,6 +35,8 @@ def evaluate_command(
     pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
     gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth dataset for --pred-csv.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="With --pred-csv: refuse CSVs with unreadable rows (exit 2) instead of scoring them as no detection.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --save-csv: replace existing CSVs (never the dataset's own labels).")] = False,
 ) -> None:
     """Precision, recall, F1, accuracy and errors per clip and in total, under a named protocol."""
     from tracknet_cli.training.evaluate import SPLIT_CHOICES
@@ -52,21 +54,22 @@ def evaluate_command(
     if pred_csv is not None:
         if checkpoint is not None or gt is None:
             raise typer.BadParameter("--pred-csv needs --gt PATH and no --checkpoint", param_hint="--pred-csv")
-        payload = _score_csvs(pred_csv, gt, protocol or "v2", 0.5 if threshold is None else threshold)
+        payload = _score_csvs(pred_csv, gt, protocol or "v2", 0.5 if threshold is None else threshold, strict)
     elif checkpoint is None:
         raise typer.BadParameter("give --checkpoint NAME|FILE|RUN, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
     else:
-        payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, precision, batch, save_csv)
+        payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, precision, batch, save_csv,
+                                    overwrite)
     _render(payload, as_json)
 
 
 def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, protocol: Optional[str],
                       threshold: Optional[float], device_name: str, precision: str, batch: Optional[int],
-                      save_csv: Optional[Path]) -> dict[str, Any]:
+                      save_csv: Optional[Path], overwrite: bool = False) -> dict[str, Any]:
     from tracknet_cli.data.datasets import eval_dataset
     from tracknet_cli.inference.engine import load_engine
     from tracknet_cli.pretrained.resolve import resolve_checkpoint
-    from tracknet_cli.training.evaluate import evaluate, select_clips, write_prediction_csvs
+    from tracknet_cli.training.evaluate import evaluate, prediction_csv_targets, select_clips, write_prediction_csvs
 
     checkpoint = resolve_checkpoint(checkpoint).path
     engine, meta = load_engine(checkpoint, device=device_name, precision=precision)
@@ -79,6 +82,8 @@ def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, pr
     clips = select_clips(config, root, split)
     if not clips:
         raise InputError(f"the {split} split of {root} holds no clips (try --split all)")
+    if save_csv is not None:  # refused before any work: existing files, and always the files read here
+        prediction_csv_targets(save_csv, clips, overwrite=overwrite, reads=[checkpoint])
     dataset = eval_dataset(clips, config.data)
     console.info(f"scoring {len(clips)} clips ({sum(len(c) for c in clips)} frames) of {root}, split {split}, "
                  f"protocol {protocol}, threshold {threshold:.3f}")
@@ -91,17 +96,35 @@ def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, pr
                     {"checkpoint": str(checkpoint), "data_root": str(root), "split": split})
 
 
-def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float) -> dict[str, Any]:
+_PROBLEMS_SHOWN = 20
+
+
+def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float, strict: bool = False) -> dict[str, Any]:
     from tracknet_cli.data.clips import discover_clips
     from tracknet_cli.training.evaluate import read_prediction_csvs, score_predictions
 
     clips = discover_clips(gt)
-    predictions, missing = read_prediction_csvs(pred_dir, clips)
+    problems: list[Any] = []
+    predictions, missing = read_prediction_csvs(pred_dir, clips, problems)
+    if problems:
+        first = problems[0]
+        where = f"{first.file}:{first.row}" if first.row is not None else first.file
+        if strict:
+            raise InputError(f"{len(problems)} problems in the prediction CSVs, first {where} {first.kind}: {first.message} "
+                             "(fix the rows, or leave out --strict to score them as no detection)")
+        for p in problems[:_PROBLEMS_SHOWN]:
+            console.warn(f"{p.file}:{p.row}: {p.kind}: {p.message}" if p.row is not None else f"{p.file}: {p.kind}: {p.message}")
+        more = f", {len(problems) - _PROBLEMS_SHOWN} more not shown" if len(problems) > _PROBLEMS_SHOWN else ""
+        console.warn(f"{len(problems)} problems in the prediction CSVs{more}: those frames score as no detection "
+                     "(--strict refuses them; --json lists them all)")
     if missing:
         console.warn(f"scoring the {len(predictions)} of {len(clips)} clips that have a prediction CSV; "
                      f"none for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
     total, per_clip = score_predictions(predictions, protocol, threshold)
-    return _payload(total, per_clip, protocol, threshold, {"pred_csv": str(pred_dir), "gt": str(gt)})
+    payload = _payload(total, per_clip, protocol, threshold, {"pred_csv": str(pred_dir), "gt": str(gt)})
+    if problems:
+        payload["problems"] = [p.to_json() for p in problems]
+    return payload
 
 
 def _payload(total: Any, per_clip: dict[str, Any], protocol: str, threshold: float, source: dict[str, str]) -> dict[str, Any]:
@@ -131,5 +154,7 @@ def _render(payload: dict[str, Any], as_json: bool) -> None:
 
     for clip in payload["clips"]:
         table.add_row(clip["clip"], *cells(clip))
-    table.add_row("[bold]total[/bold]", *cells(payload), end_section=True)
+    from rich.text import Text
+
+    table.add_row(Text("total", style="bold"), *cells(payload), end_section=True)
     console.out.print(table)

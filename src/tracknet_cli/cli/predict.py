@@ -81,9 +81,11 @@ def predict(
     resolved = resolve_checkpoint(checkpoint) if checkpoint is not None else default_checkpoint()
     if checkpoint is None:
         console.info(default_notice(resolved))
+    # Named outputs are checked before the model loads; the default runs/predict/expN is made after.
+    named = _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path]) if out or csv else None
     tracker = Tracker.from_checkpoint(resolved.path, device=device, batch_size=batch, threshold=threshold,
                                       max_gap=max_gap, max_jump=max_jump, track=not no_track, precision=precision)
-    targets = _targets(sources, out, csv, no_video, overwrite)
+    targets = named or _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path])
     engine = tracker.engine
     console.info(f"model {resolved.label} on {engine.device} ({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}), "
                  f"input {engine.input_size[0]}x{engine.input_size[1]}, {engine.window}-frame windows, batch {engine.batch_size}, "
@@ -113,8 +115,9 @@ def predict(
 
 
 def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Path], no_video: bool,
-             overwrite: bool) -> list[tuple[Path, Optional[Path]]]:
-    """(csv, overlay or None) per source; refuses existing files before any work."""
+             overwrite: bool, reads: Optional[list[Path]] = None) -> list[tuple[Path, Optional[Path]]]:
+    """(csv, overlay or None) per source; refuses existing files before any work, and always an
+    output that is one of the inputs (a video, a frame, the checkpoint), --overwrite or not."""
     if out is not None or csv is not None:
         csv_path = csv if csv is not None else out.with_suffix(".csv")  # type: ignore[union-attr]
         video_path = None if no_video else (out if out is not None else csv_path.with_suffix(".mp4"))
@@ -132,12 +135,33 @@ def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Pa
                 stem, n = f"{source.info.stem}-{n}", n + 1
             used.add(stem)
             pairs.append((run_dir / f"{stem}.csv", None if no_video else run_dir / f"{stem}.mp4"))
+    _refuse_inputs([p for pair in pairs for p in pair if p is not None], sources, reads or [])
     if not overwrite:
         for pair in pairs:
             for path in pair:
                 if path is not None and path.exists():
                     raise UsageError(f"{path} already exists; pass --overwrite to replace it or choose another name")
     return pairs
+
+
+def _refuse_inputs(outputs: list[Path], sources: list["FrameSource"], reads: list[Path]) -> None:
+    import os
+
+    existing = [p for p in outputs if p.exists()]
+    if not existing:
+        return
+    inputs: set[tuple[int, int]] = set()
+    for path in [*reads, *(p for s in sources for p in (getattr(s, "paths", None) or [s.info.path]))]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        inputs.add((st.st_dev, st.st_ino))
+    for path in existing:
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) in inputs:
+            raise UsageError(f"{path} is one of the inputs; name an output that is not an input "
+                             "(--overwrite never replaces an input)")
 
 
 class _Progress:
@@ -150,7 +174,7 @@ class _Progress:
         self.source = source
         self.live = console.err.is_terminal and not console.quiet()
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=console.err, transient=False, disable=not self.live,
         )

@@ -16,7 +16,7 @@ class TrainProgress:
     def __init__(self) -> None:
         self.live = console.err.is_terminal and not console.quiet()
         self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("train", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} samples/s"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console.err, transient=False,
             disable=not self.live,

@@ -37,6 +37,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the report as JSON.")] = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets).")] = None,
     init_from: Annotated[Optional[str], typer.Option("--init-from", metavar="NAME|FILE|RUN", help="Start a new run from a trained model's weights: a ready model's name (tracknet models), a .safetensors file, a run directory or a Hugging Face repo id.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse to train (exit 2) when a clip under data.root cannot be read, instead of leaving it out with a warning.")] = False,
     devices: Annotated[Optional[int], typer.Option(
         "--devices", min=1,
         help="Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
@@ -82,7 +83,10 @@ def train(
     from tracknet_cli.training.loggers import require_trackers
     from tracknet_cli.inference.rundir import create_run_dir
 
+    from tracknet_cli.data.datasets import check_training_data
+
     require_trackers(resolved.config)  # before a run directory exists
+    _report_skipped(check_training_data(resolved.config), strict)
     if launch:
         _check_devices(devices, resolved.config)
         run_dir = create_run_dir(resolved.profile_name, out).resolve()  # created once, here, for every rank
@@ -100,6 +104,19 @@ def train(
 
 
 FINETUNE_PROFILE = "finetune"
+
+
+def _report_skipped(problems: list, strict: bool) -> None:
+    """One warning per clip training leaves out (rank 0 only); --strict makes the first an error."""
+    import os
+
+    lines = [p.message if p.file in p.message else f"{p.file}: {p.message}" for p in problems]
+    if lines and strict:
+        raise InputError(f"{lines[0]} ({len(lines)} clip(s) unreadable: fix or remove them, "
+                         "or leave out --strict to train without them)")
+    if os.environ.get("RANK", "0") == "0":
+        for line in lines:
+            console.warn(f"{line}; training without it (--strict refuses)")
 
 
 def _set_args(sets: Optional[list[str]]) -> list[str]:
@@ -170,11 +187,27 @@ def _resume(run_dir: Path, sets: list[str]) -> None:
     ctx = context_from_env()
     with _rank_errors(ctx):
         try:
-            state = torch.load(state_path, weights_only=True, map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the one line below says it
+                state = torch.load(state_path, weights_only=True, map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one line
-            raise InputError(f"{state_path} cannot be loaded ({str(exc).splitlines()[0]})") from exc
+            raise InputError(f"{state_path} cannot be loaded: {_state_problem(exc)}") from exc
         with process_group(ctx, config.training.device):
             _run(config, run_dir, resume=state, dist=ctx)
+
+
+def _state_problem(exc: Exception) -> str:
+    """Why `state/last.pt` was refused, without torch's advice to retry with weights_only=False (which
+    would run whatever code a pickle holds)."""
+    import pickle
+
+    from tracknet_cli.errors import first_line
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text.lower().replace(" ", "_"):
+        return ("it holds objects other than tensors and plain data, so `tracknet train` did not write it "
+                "(it was refused unread: nothing in it ran)")
+    return f"{first_line(exc)} (a damaged or foreign file; the run's weights/*.safetensors are kept)"
 
 
 def _run(config, run_dir: Path, **kwargs) -> None:

@@ -36,8 +36,54 @@ for _first in "tTfF":
     )
 
 
+MAX_YAML_VALUES = 100_000  # scalars and collections after anchors/aliases are expanded
+
+
+class _TooLarge(yaml.YAMLError):
+    def __init__(self) -> None:
+        super().__init__()
+        self.problem = f"anchors and aliases expand it to more than {MAX_YAML_VALUES:,} values; write the values out"
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """How many values the node stands for once aliases are copied out (linear in the node graph)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a cycle (an alias inside its own anchor) counts once
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(v, memo) for v in node.value)
+    memo[id(node)] = size = min(size, MAX_YAML_VALUES + 1)
+    return size
+
+
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    """Safe YAML (a SafeLoader subclass); a document whose aliases expand past MAX_YAML_VALUES (an
+    alias bomb) is refused before it is built."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise _TooLarge()
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def excerpt(value: Any, limit: int = 120) -> str:
+    """A bounded repr of user input for an error line: nested and long values are cut, never
+    expanded in full."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict = 3, 6, 6, 6
+    short.maxstring, short.maxother = limit, limit
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 DEFAULT_PROFILE = "quickstart"
 
 
@@ -106,6 +152,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+                          "save it as UTF-8") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     if loaded is None:
@@ -131,7 +180,7 @@ def _parse_value(text: str, key: str, origin: str) -> Any:
     try:
         return load_yaml(text) if text.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{key}: cannot parse {text!r} from {origin} as a YAML value ({getattr(exc, 'problem', exc)})") from exc
+        raise ConfigError(f"{key}: cannot parse {excerpt(text)} from {origin} as a YAML value ({getattr(exc, 'problem', exc)})") from exc
 
 
 def _nest(dotted: str, value: Any) -> dict[str, Any]:
@@ -147,7 +196,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"--set expects dotted.key=VALUE, got {item!r} (e.g. --set training.lr=0.0005)")
+        raise ConfigError(f"--set expects dotted.key=VALUE, got {excerpt(item)} (e.g. --set training.lr=0.0005)")
     return key, _parse_value(text, key, "--set")
 
 
@@ -253,7 +302,7 @@ def _explain(exc: ValidationError, prov: Mapping[str, str]) -> str:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown key '{key}'{src}{hint}"
     value = err.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    shown = f" (got {excerpt(value)})" if not isinstance(value, dict) else ""
     return f"{key}: {err['msg'].rstrip('.')}{shown}{src}"
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
+from tracknet_cli.atomic import publish_mode
 from tracknet_cli.data.frames import ArrayFrames, FrameMemory, ImageFrames, VideoFrames, fill, source_frames
 from tracknet_cli.errors import InputError
 
@@ -148,6 +149,7 @@ class FrameCache:
                 fill(source.iter_all(), self.input_size, count, f"clip {clip.id}", out=out)
                 out.flush()
                 del out
+                publish_mode(tmp, path)
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

@@ -307,6 +307,24 @@ def build_datasets(config: "TrackNetConfig") -> tuple[SequenceDataset, SequenceD
     return train, val, test
 
 
+def check_training_data(config: "TrackNetConfig") -> list[Any]:
+    """What `build_datasets` would refuse, checked before a run directory exists (so a bad
+    ``data.root`` leaves nothing behind): the folder, its clips, a non-empty training split.
+
+    Returns the problems of the files under ``data.root`` that could not become clips (an
+    unreadable video, unreadable labels): training leaves those clips out, the caller says so."""
+    from tracknet_cli.data.clips import scan
+    from tracknet_cli.data.splits import apply_subset, split_clips
+    from tracknet_cli.errors import ConfigError
+
+    data = config.data
+    found = scan(Path(data.root))
+    splits = apply_subset(split_clips(found.clips, data.split), data.subset)
+    if not splits.train:
+        raise ConfigError(f"no training clips in {data.root}: check data.split and data.subset")
+    return list(found.problems)
+
+
 class EpochSampler:
     """Yields ``(epoch, index)`` so augmentation seeds reach persistent workers; the epoch advances
     each time iteration starts (``set_epoch`` to resume). Shuffles with ``(seed, epoch)``.

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
 from tracknet_cli.data.clips import Clip, iter_video_frames, scan
 from tracknet_cli.data.labels import Problem, write_tennis_labels
-from tracknet_cli.errors import InputError
+from tracknet_cli.errors import InputError, Interrupted
 
 JPEG_QUALITY = 95
 
@@ -94,7 +95,8 @@ def import_dataset(src: Path, out: Path, *, on_clip: Callable[[int, int, str], N
         raise InputError(f"{out}: OUT is inside SRC {src}; choose a folder outside the source dataset")
     default_game = _safe(src_abs.name)
     out_abs.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_abs.name}.importing-", dir=out_abs.parent))
+    remove_stale_temps(out_abs)  # what an import killed earlier (SIGKILL) left beside OUT
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_abs, "importing"), dir=out_abs.parent))
     report = ImportReport(out)
     report.problems = found.all_problems
     try:
@@ -106,9 +108,14 @@ def import_dataset(src: Path, out: Path, *, on_clip: Callable[[int, int, str], N
             report.clips.append(ImportedClip(clip.id, rel.as_posix(), frames))
             if on_clip is not None:
                 on_clip(k + 1, len(found.clips), clip.id)
+        publish_mode(tmp, directory=True)  # mkdtemp made it 0700
         if out_abs.exists():
             out_abs.rmdir()  # empty, checked above
         os.replace(tmp, out_abs)
+    except KeyboardInterrupt:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Interrupted(f"interrupted after {len(report.clips)} of {len(found.clips)} clips; {out} was not created "
+                          "(the partial copy was removed; run the import again)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
 from tracknet_cli.errors import InputError, UsageError
 
 LABEL_HEADER = "file name,visibility,x-coordinate,y-coordinate,status"
@@ -477,7 +478,8 @@ def synthesize(
     out.parent.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
+    remove_stale_temps(out)
+    work = Path(tempfile.mkdtemp(prefix=temp_prefix(out, "synth"), dir=out.parent))
     counts = np.zeros((2, 4), np.int64)
     try:
         for game in range(1, games + 1):
@@ -492,7 +494,7 @@ def synthesize(
                     counts[row] += np.bincount(labels[row], minlength=4)[:4]
         meta = {"generator": "tracknet data synth", "games": games, "clips": clips, "frames": frames, "size": [w, h], "seed": seed}
         (work / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
-        os.chmod(work, 0o755)
+        publish_mode(work, directory=True)  # mkdtemp made it 0700
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -514,7 +516,7 @@ def _swap_into_place(work: Path, out: Path) -> None:
     if not out.exists():
         os.replace(work, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=temp_prefix(out, "old"), dir=out.parent))
     os.replace(out, old / "previous")
     try:
         os.replace(work, out)

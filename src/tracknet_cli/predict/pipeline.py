@@ -22,8 +22,10 @@ carry the source's absolute frame numbers again on the way out.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from tracknet_cli.errors import Interrupted, UsageError
+from tracknet_cli.errors import Interrupted, RuntimeFailure, UsageError
 from tracknet_cli.inference.engine import Engine
 from tracknet_cli.predict.sources import DEFAULT_FPS, DecodeReport, FrameSource, Size, SourceFrame, SourceInfo
 from tracknet_cli.predict.tracking import FrameResult, OnlineTracker, TrackingConfig, TrackRow, gray_thumbnail, scene_difference
@@ -186,8 +188,8 @@ def stream(source: FrameSource, engine: Engine, tracking: TrackingConfig, *,
             yield item
     finally:
         stop.set()
-        for t in threads:
-            t.join(timeout=10.0)
+        for t in threads:  # each checks `stop` between frames and batches: a forward pass at most
+            t.join(timeout=120.0)
 
 
 # ---------------------------------------------------------------- arrays as a source
@@ -277,8 +279,10 @@ class PredictionSummary:
 
 
 class _DeferredInterrupt:
-    """First Ctrl-C sets a flag the loop checks between frames (so the CSV and the overlay end on the
-    same frame); a second one raises at once. Only in the main thread (where signals arrive)."""
+    """Ctrl-C sets a flag the loop checks between frames (so the CSV and the overlay end on the same
+    frame); further ones only set it again, so nothing is raised while threads in native code
+    (PyAV, torch) are being stopped and the files finalised. Only in the main thread (where
+    signals arrive)."""
 
     def __init__(self) -> None:
         self.hit = False
@@ -291,13 +295,63 @@ class _DeferredInterrupt:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.hit:
-            raise KeyboardInterrupt
         self.hit = True
 
     def __exit__(self, *exc: object) -> None:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
+
+
+def _discard_all(exc: BaseException, writers: Sequence[Any], frames: int, source: FrameSource) -> RuntimeFailure | None:
+    """Remove every unfinished file; for a full disk (or quota, or file size limit) also the one
+    line naming the file, the free space and about how much the outputs need (None otherwise)."""
+    written = sum(w.bytes_written for w in writers)  # before the temp files go
+    for w in writers:
+        w.discard()
+    err = getattr(exc, "errno", None)
+    if not isinstance(exc, OSError) or err not in _NO_SPACE:
+        return None
+    name = getattr(exc, "filename", None)
+    target = next((w.path for w in writers if name is not None and str(getattr(w, "_tmp", "")) == str(name)), None)
+    target = target or writers[-1].path
+    total = source.expected_frames
+    needed = written * (total / frames) if total and frames else written
+    needed *= 2 if len(writers) > 1 else 1  # the overlay's index is moved to the front: a second copy
+    try:
+        free = shutil.disk_usage(Path(target).parent).free
+    except OSError:
+        free = 0
+    what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+            errno.EFBIG: "file size limit reached"}[err]
+    # Part way through, the rate so far extrapolates; failing as the files close, only a bound is known.
+    midway = bool(total) and frames < (total or 0)
+    need = f"about {_size(needed)}" if midway and needed > free * 1.1 else f"more than {_size(max(free, written))}"
+    return RuntimeFailure(f"{what} while writing {target} after {frames} frames: {_size(free)} free there "
+                          f"(the unfinished files removed), {need} needed; free some space or write elsewhere (--out/--csv)")
+
+
+def _finish(csv_writer: Any, video: Any, summary: PredictionSummary, source: FrameSource) -> None:
+    """Move both files into place (the overlay first: draining the encoder and moving its index to
+    the front need the most space; a CSV is only moved into place once its overlay is). On failure
+    neither is kept."""
+    writers = [w for w in (csv_writer, video) if w is not None]
+    try:
+        summary.video_path = video.close() if video is not None else None
+        summary.csv_path = csv_writer.close()
+    except BaseException as exc:
+        failure = _discard_all(exc, writers, summary.frames, source)
+        if summary.video_path is not None and summary.csv_path is None:
+            Path(summary.video_path).unlink(missing_ok=True)  # no overlay without its CSV
+        if failure is not None:
+            raise failure from exc
+        raise
 
 
 def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], source: FrameSource, *,
@@ -328,8 +382,10 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
         setup.pop_all()  # from here on the outcome decides: close (done or interrupted) or discard (failed)
     writers = [w for w in (csv_writer, video) if w is not None]
     interrupted = False
-    try:
-        with _DeferredInterrupt() as ctrl_c:
+    # Held until both files are final and the threads joined: a second Ctrl-C is noted, never raised
+    # in the middle of the cleanup (that left PyAV/torch threads running and aborted the process).
+    with _DeferredInterrupt() as ctrl_c:
+        try:
             gen = predictions(video.frame_size if video is not None else None)
             try:
                 for p in gen:
@@ -344,19 +400,19 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
                         summary.seconds = time.perf_counter() - began
                         on_row(summary)
                     if ctrl_c.hit:
-                        interrupted = True
                         break
             finally:
                 gen.close()  # type: ignore[attr-defined]
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException:
-        for w in writers:
-            w.discard()
-        raise
-    summary.seconds = time.perf_counter() - began
-    summary.csv_path = csv_writer.close()
-    summary.video_path = video.close() if video is not None else None
+        except KeyboardInterrupt:  # outside the main thread no handler defers it
+            interrupted = True
+        except BaseException as exc:
+            failure = _discard_all(exc, writers, summary.frames, source)
+            if failure is not None:
+                raise failure from exc
+            raise
+        summary.seconds = time.perf_counter() - began
+        _finish(csv_writer, video, summary, source)
+        interrupted = interrupted or ctrl_c.hit
     if interrupted:
         kept = " and ".join(str(p) for p in (summary.csv_path, summary.video_path) if p is not None)
         raise Interrupted(f"interrupted after {summary.frames} frames of {source.info.path}; kept {kept}")

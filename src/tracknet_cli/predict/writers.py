@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
 from tracknet_cli.errors import InputError, RuntimeFailure
 from tracknet_cli.predict.tracking import TrackRow
 
@@ -36,10 +37,12 @@ def _claim(path: Path, overwrite: bool, suffix: str) -> tuple[Path, str]:
         raise InputError(f"{path} is a folder; name a file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        remove_stale_temps(path)  # what a killed run (SIGKILL) left beside this output
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise InputError(f"cannot write to {path.parent}: {exc.strerror or exc}") from exc
     os.close(fd)
+    publish_mode(tmp, path)  # the result gets the user's normal permissions, not mkstemp's 0600
     return path, tmp
 
 
@@ -69,6 +72,7 @@ class CsvWriter:
         self._csv = csv.writer(self._fh, lineterminator="\n")
         self._csv.writerow(DEFAULT_HEADER if fmt == "default" else TRACKNET_HEADER)
         self._closed = False
+        self._size = 0
 
     def write(self, row: TrackRow, name: str | None = None) -> None:
         if self.fmt == "default":
@@ -86,18 +90,40 @@ class CsvWriter:
         self.rows += 1
 
     def close(self) -> Path:
-        """Move the rows written so far into place (also after an interruption)."""
+        """Move the rows written so far into place (also after an interruption). If the last rows
+        cannot be written (disk full) the temp file is removed and the error raised."""
         if not self._closed:
             self._closed = True
-            self._fh.close()
-            os.replace(self._tmp, self.path)
+            self._size = self.bytes_written
+            try:
+                self._fh.close()
+                os.replace(self._tmp, self.path)
+            except BaseException:
+                Path(self._tmp).unlink(missing_ok=True)
+                raise
         return self.path
 
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of CSV written so far, buffered ones included (what a full disk refused too)."""
+        if self._fh.closed:
+            return self._size
+        try:
+            return self._fh.tell()
+        except (OSError, ValueError):
+            return self._size
+
     def discard(self) -> None:
+        """Remove the temp file; never raises for the file's own errors (a full disk refusing the
+        buffered rows must not keep the temp file)."""
         if not self._closed:
             self._closed = True
-            self._fh.close()
-            Path(self._tmp).unlink(missing_ok=True)
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            finally:
+                Path(self._tmp).unlink(missing_ok=True)
 
     def __enter__(self) -> "CsvWriter":
         return self
@@ -288,22 +314,38 @@ class OverlayWriter:
             return self.path if self.frames else None
         self._closed = True
         try:
-            if self.frames:
-                for packet in self._stream.encode(None):
-                    self._container.mux(packet)
-        finally:
-            self._container.close()
-        if not self.frames:
+            try:
+                if self.frames:
+                    for packet in self._stream.encode(None):
+                        self._container.mux(packet)
+            finally:
+                self._container.close()
+            if not self.frames:
+                Path(self._tmp).unlink(missing_ok=True)
+                return None
+            os.replace(self._tmp, self.path)
+        except BaseException:  # disk full while draining or writing the index: no temp file is kept
+            self._size = self.bytes_written
             Path(self._tmp).unlink(missing_ok=True)
-            return None
-        os.replace(self._tmp, self.path)
+            raise
         return self.path
 
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of the temp file (what the disk took); after a failed close, its size then."""
+        try:
+            return os.path.getsize(self._tmp)
+        except OSError:
+            return getattr(self, "_size", 0)
+
     def discard(self) -> None:
+        """Remove the temp file; never raises for the file's own errors (see CsvWriter.discard)."""
         if not self._closed:
             self._closed = True
             try:
                 self._container.close()
+            except Exception:  # noqa: BLE001 - PyAV's errors on a full disk are not all OSErrors
+                pass
             finally:
                 Path(self._tmp).unlink(missing_ok=True)
 

@@ -7,6 +7,7 @@ and by `tracknet eval`; `score_predictions` also scores CSVs written by any trac
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -198,8 +199,45 @@ def select_clips(config: "TrackNetConfig", root: Any, split: str) -> list["Clip"
     return list(chosen)
 
 
+def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: bool = False,
+                           reads: Sequence[Any] = ()) -> list[Any]:
+    """DIR/<clip id>/Label.csv for each clip, checked before any work is done.
+
+    A target that is a file the evaluation reads (a clip's labels, frames or video, or any path in
+    `reads` such as the checkpoint) is refused always, `overwrite` or not; any other existing file
+    is refused unless `overwrite`. Both raise `InputError` (exit 2)."""
+    import os
+    from pathlib import Path
+
+    from tracknet_cli.errors import InputError
+
+    targets = [Path(out_dir) / clip.id / "Label.csv" for clip in clips]
+    if not any(t.exists() for t in targets):
+        return targets
+    inputs: set[tuple[int, int]] = set()
+    for path in [*reads, *(p for c in clips for p in (c.label_path, c.video, *(c.frame_paths or ())))]:
+        if path is not None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            inputs.add((st.st_dev, st.st_ino))
+    for target in targets:
+        if not target.exists():
+            continue
+        st = os.stat(target)
+        if (st.st_dev, st.st_ino) in inputs:
+            raise InputError(f"--save-csv {out_dir} would write over {target}, which this evaluation reads; "
+                             "choose a folder outside the dataset")
+    for target in targets:
+        if target.exists() and not overwrite:
+            raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --save-csv folder")
+    return targets
+
+
 def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], threshold: float) -> list[Any]:
-    """Per-clip predictions in the tennis `Label.csv` dialect, mirroring the layout: DIR/<clip id>/Label.csv.
+    """Per-clip predictions in the tennis `Label.csv` dialect, mirroring the layout: DIR/<clip id>/Label.csv
+    (`prediction_csv_targets` checks these paths before the evaluation starts).
 
     A frame whose score reaches the threshold is written visible (1) with its coordinates, others 0.
     """
@@ -223,12 +261,16 @@ def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], 
     return written
 
 
-def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"]) -> tuple[list[ClipPredictions], list[str]]:
+def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"],
+                         problems: list[Any] | None = None) -> tuple[list[ClipPredictions], list[str]]:
     """Another tracker's per-clip CSVs (any supported dialect) placed on the ground-truth clips,
     and the ids of clips that have none (they are not scored; the caller says so).
 
     For clip `game1/Clip1` the file is PRED/game1/Clip1/<any>.csv, PRED/game1/Clip1.csv or PRED/Clip1.csv.
     A row with visibility > 0 and coordinates is a detection; its `Score` column is used when present.
+    Rows that cannot be read (bad values, visibility outside 0-3, coordinates that are not finite or
+    outside the frame, missing frames, unreadable scores) score as no detection and are appended to
+    `problems` as `data.labels.Problem`s (file, row, kind), as `data inspect` reports labels.
     """
     from pathlib import Path
 
@@ -252,7 +294,9 @@ def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"]) -> tuple[list[C
         xy = np.stack([table.x, table.y], axis=-1).astype(np.float64)
         found = (table.visibility > 0) & np.isfinite(xy).all(axis=1)
         xy[~found] = np.nan
-        score = _score_column(path, len(clip))
+        score = _score_column(path, len(clip), problems)
+        if problems is not None:
+            problems.extend(dataclasses.replace(p, clip=clip.id) for p in table.problems)
         score = np.where(found, score if score is not None else 1.0, 0.0)
         out.append(ClipPredictions(clip=clip, xy=xy, score=score))
     if not out:
@@ -263,22 +307,35 @@ def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"]) -> tuple[list[C
     return out, missing
 
 
-def _score_column(path: Any, n: int) -> np.ndarray | None:
-    """The `Score` column of a predict CSV (Frame,Visibility,X,Y,Score,...), by frame number; None if absent."""
+def _score_column(path: Any, n: int, problems: list[Any] | None = None) -> np.ndarray | None:
+    """The `Score` column of a predict CSV (Frame,Visibility,X,Y,Score,...), by frame number; None if absent.
+    A score that is not a finite number counts as 0 (and is a `bad_value` problem)."""
     import csv
 
-    with open(path, newline="", encoding="utf-8") as fh:
+    from tracknet_cli.data.labels import BAD_VALUE, Problem
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = [h.strip().lower() for h in next(reader, [])]
         if "score" not in header or "frame" not in header:
             return None
         fi, si = header.index("frame"), header.index("score")
         scores = np.ones(n, dtype=np.float64)
-        for row in reader:
+        for line, row in enumerate(reader, start=2):
             try:
-                frame, value = int(float(row[fi])), float(row[si])
+                frame = int(float(row[fi]))
+            except (ValueError, IndexError, OverflowError):
+                continue  # the label reader reports the row
+            try:
+                value = float(row[si])
             except (ValueError, IndexError):
+                value = float("nan")
+            if not 0 <= frame < n:
                 continue
-            if 0 <= frame < n:
-                scores[frame] = value
+            if not np.isfinite(value):
+                if problems is not None:
+                    cell = row[si] if si < len(row) else ""
+                    problems.append(Problem(BAD_VALUE, str(path), line, frame, f"score {cell[:40]!r} is not a finite number"))
+                value = 0.0
+            scores[frame] = value
     return scores
