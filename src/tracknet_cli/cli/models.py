@@ -78,10 +78,11 @@ def _table(rows: list[dict[str, Any]]) -> None:
 
     from tracknet_cli.pretrained.catalogue import BUNDLED, DataSource
 
-    table = Table(caption="* the default: tracknet predict INPUT without --checkpoint. Use one: --checkpoint NAME")
-    for title, justify, wrap in (("name", "left", False), ("sport", "left", False), ("input (frames)", "right", False),
-                                 ("params", "right", False), ("held-out F1", "right", False),
-                                 ("protocol, split", "left", True), ("data", "left", True)):
+    table = Table(caption="* the default (predict without --checkpoint); pick one with --checkpoint NAME; "
+                          "input: width x height x frames; --json for data commits")
+    for title, justify, wrap in (("name", "left", False), ("sport", "left", False), ("input", "right", False),
+                                 ("params", "right", False), ("F1", "right", False),
+                                 ("held out (protocol)", "left", True), ("data", "left", True)):
         table.add_column(title, justify=justify, no_wrap=not wrap, overflow="fold")  # type: ignore[arg-type]
     foreign = any(row["origin"] != BUNDLED for row in rows)
     if foreign:
@@ -91,11 +92,11 @@ def _table(rows: list[dict[str, Any]]) -> None:
         cells = [
             row["name"] + (" *" if row["default"] else ""),
             row["sport"],
-            f"{row['input_width']}x{row['input_height']} ({row['frames']})",
+            f"{row['input_width']}x{row['input_height']}x{row['frames']}",
             _params(row["parameters"]),
             f"{held['f1']:.3f}" if held else "-",
-            f"{held['protocol']}, {held['split']}" if held else "-",
-            "\n".join(DataSource(**source).line() for source in row["data"]) or "-",
+            f"{held['split']} ({held['protocol']})" if held else "-",
+            "\n".join(DataSource(**source).repository for source in row["data"]) or "-",  # --json: commits, paths
         ]
         if foreign:
             cells.append(row["origin"])
