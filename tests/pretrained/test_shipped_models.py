@@ -78,3 +78,18 @@ def test_docs_show_every_bundled_name() -> None:
     text = (ROOT / "docs" / "models" / "pretrained.md").read_text()
     for name in SHIPPED.entries:
         assert f"`{name}`" in text, f"docs/models/pretrained.md: no card or mention of `{name}`"
+
+
+@pytest.mark.skipif(not SHIPPED.entries, reason=NO_MODELS)
+def test_fine_tuning_a_bundled_model_by_name_takes_the_finetune_profile(synth_root: Path, tmp_path: Path) -> None:
+    """`train --init-from NAME` alone fine-tunes with the bundled models' own recipe (profile finetune)."""
+    from tests.cli.helpers import tracknet
+
+    name = next(iter(SHIPPED.entries))
+    proc = tracknet("train", "--init-from", name, "--set", f"data.root={synth_root}", "--set", "training.max_steps=1",
+                    "--set", "training.batch_size=2", "--set", "data.subset.max_frames_per_clip=4",
+                    "--set", "training.overlay_frames=0", "--set", "data.cache=off", "--set", "training.precision=fp32",
+                    "--out", str(tmp_path / "ft"))
+    assert proc.returncode == 0, proc.stderr
+    assert "--init-from without --profile: using the finetune profile" in " ".join(proc.stderr.split())
+    assert (tmp_path / "ft" / "weights" / "last.safetensors").is_file()
