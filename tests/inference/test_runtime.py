@@ -170,3 +170,17 @@ def test_the_precision_choices_are_one_list() -> None:
 
     assert get_args(TrainingConfig.model_fields["precision"].annotation) == PRECISIONS
     assert set(INFERENCE_PRECISIONS) < set(PRECISIONS)
+
+
+def test_kernels_capped_at_avx2_count_as_no_native_bf16() -> None:
+    """ATEN_CPU_CAPABILITY=avx2 (how docs emulate a plain laptop CPU): auto must pick fp32 in train, eval, predict."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from tracknet_cli.inference.runtime import cpu_bf16_support, resolve_precision; import torch; "
+            "c = resolve_precision('auto', torch.device('cpu'), model_family='unet'); "
+            "print(cpu_bf16_support().native, c.name, c.reason)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False fp32 auto: this CPU has no native bf16 (AVX512-BF16 / AMX)"

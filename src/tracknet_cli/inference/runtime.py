@@ -93,9 +93,15 @@ class PrecisionChoice:
 
 
 def cpu_bf16_support(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuBf16:
-    """Native bf16 from torch's CPU feature checks, else the kernel's CPU flags (Linux)."""
+    """Native bf16 from torch's CPU feature checks, else the kernel's CPU flags (Linux).
+
+    None when torch's kernels are capped below AVX-512 on x86 (``ATEN_CPU_CAPABILITY=avx2``, how a CPU
+    without native bf16 is emulated): the hardware has bf16, but the kernels torch runs do not use it."""
     import torch
 
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if capability in ("AVX2", "DEFAULT", "AVX", "SSE"):
+        return CpuBf16(False, "none")
     checks = (("amx_bf16", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported"))
     for feature, fn in checks:
         check = getattr(torch.cpu, fn, None)
