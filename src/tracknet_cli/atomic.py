@@ -95,6 +95,30 @@ def remove_stale_temps(path: Path) -> list[Path]:
     return removed
 
 
+def first_overwritten_input(outputs, inputs) -> Path | None:
+    """The first existing output that is the same file (device and inode) as one of `inputs`, or None.
+
+    Compares files, not names, so a link or another spelling of an input's path is caught too;
+    inputs that do not exist (or cannot be stat'ed) are skipped."""
+    existing = [Path(p) for p in outputs if p is not None and Path(p).exists()]
+    if not existing:
+        return None
+    identities: set[tuple[int, int]] = set()
+    for path in inputs:
+        if path is None:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        identities.add((st.st_dev, st.st_ino))
+    for path in existing:
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) in identities:
+            return path
+    return None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -145,23 +145,13 @@ def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Pa
 
 
 def _refuse_inputs(outputs: list[Path], sources: list["FrameSource"], reads: list[Path]) -> None:
-    import os
+    from tracknet_cli.atomic import first_overwritten_input
 
-    existing = [p for p in outputs if p.exists()]
-    if not existing:
-        return
-    inputs: set[tuple[int, int]] = set()
-    for path in [*reads, *(p for s in sources for p in (getattr(s, "paths", None) or [s.info.path]))]:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        inputs.add((st.st_dev, st.st_ino))
-    for path in existing:
-        st = os.stat(path)
-        if (st.st_dev, st.st_ino) in inputs:
-            raise UsageError(f"{path} is one of the inputs; name an output that is not an input "
-                             "(--overwrite never replaces an input)")
+    inputs = [*reads, *(p for s in sources for p in (getattr(s, "paths", None) or [s.info.path]))]
+    path = first_overwritten_input(outputs, inputs)
+    if path is not None:
+        raise UsageError(f"{path} is one of the inputs; name an output that is not an input "
+                         "(--overwrite never replaces an input)")
 
 
 class _Progress:

@@ -206,29 +206,17 @@ def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: 
     A target that is a file the evaluation reads (a clip's labels, frames or video, or any path in
     `reads` such as the checkpoint) is refused always, `overwrite` or not; any other existing file
     is refused unless `overwrite`. Both raise `InputError` (exit 2)."""
-    import os
     from pathlib import Path
 
+    from tracknet_cli.atomic import first_overwritten_input
     from tracknet_cli.errors import InputError
 
     targets = [Path(out_dir) / clip.id / "Label.csv" for clip in clips]
-    if not any(t.exists() for t in targets):
-        return targets
-    inputs: set[tuple[int, int]] = set()
-    for path in [*reads, *(p for c in clips for p in (c.label_path, c.video, *(c.frame_paths or ())))]:
-        if path is not None:
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            inputs.add((st.st_dev, st.st_ino))
-    for target in targets:
-        if not target.exists():
-            continue
-        st = os.stat(target)
-        if (st.st_dev, st.st_ino) in inputs:
-            raise InputError(f"--save-csv {out_dir} would write over {target}, which this evaluation reads; "
-                             "choose a folder outside the dataset")
+    inputs = [*reads, *(p for c in clips for p in (c.label_path, c.video, *(c.frame_paths or ())))]
+    target = first_overwritten_input(targets, inputs)
+    if target is not None:
+        raise InputError(f"--save-csv {out_dir} would write over {target}, which this evaluation reads; "
+                         "choose a folder outside the dataset")
     for target in targets:
         if target.exists() and not overwrite:
             raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --save-csv folder")
