@@ -283,15 +283,6 @@ class Affine:
     def _m(self) -> np.ndarray:
         return np.vstack([np.asarray(self.matrix, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
 
-    @property
-    def is_identity(self) -> bool:
-        return self.matrix == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-
-    @property
-    def is_hflip_only(self) -> bool:
-        a, b, _, d, e, f = self.matrix
-        return (a, b, d, e, f) == (-1.0, 0.0, 0.0, 1.0, 0.0)
-
     def apply(self, xy: np.ndarray) -> np.ndarray:
         """(..., 2) points -> (..., 2) points; NaN stays NaN."""
         xy = np.asarray(xy, dtype=np.float64)
