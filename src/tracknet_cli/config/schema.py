@@ -154,7 +154,7 @@ class TrainingConfig(Section):
     batch_size: int = Field(8, ge=1, le=4096)
     epochs: int = Field(10, ge=1, le=100000)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    time_limit: float | None = Field(None, gt=0.0, description="wall-clock seconds; stop cleanly, validate, save")
+    time_limit: float | None = Field(None, gt=0.0, description="wall-clock seconds for the whole run, the final validation included: training stops early enough for it to fit, then validates and saves")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     loss: Literal["mse", "focal", "wbce", "softmax"] = Field(
         "softmax", description="softmax: per-frame softmax over cells + 'no ball' (learns in minutes; docs/training/losses.md)"

@@ -70,6 +70,7 @@ class Session:
     read_step: int = 0
     last_validated: int = -1
     best_row: ValidationRow | None = None
+    val_seconds: float | None = None  # how long the last validation took (or the estimate before the first)
     _t_got: float = 0.0
 
     @property
@@ -168,8 +169,22 @@ class Session:
         tc, step = self.tc, self.state.step
         if tc.time_limit is None or self.dist.enabled:
             return step
-        by_time = int((time.monotonic() - self.t0) / tc.time_limit * self.total_steps)
+        by_time = int((time.monotonic() - self.t0) / self.training_seconds() * self.total_steps)
         return min(max(step, by_time), self.total_steps)
+
+    def training_seconds(self) -> float:
+        """The part of `time_limit` left for training steps: the final validation must fit in the rest,
+        so that a 10-minute run is done in 10 minutes. Its length is the last validation's, or before
+        the first an estimate from timing the model on one batch of validation-sized windows."""
+        limit = self.tc.time_limit
+        if not self.has_val:
+            return limit
+        if self.val_seconds is None:
+            from tracknet_cli.training.validate import estimate_validation_seconds
+
+            self.val_seconds = estimate_validation_seconds(self)
+            self.log(f"time limit {limit:g} s: about {self.val_seconds:.0f} s kept for the final validation")
+        return max(limit - self.val_seconds, 0.5 * limit)
 
     def budget_spent(self, synced: bool = True) -> str | None:
         """Every rank stops at the same step: the wall clock is rank 0's, checked where the ranks sync anyway."""
@@ -177,7 +192,7 @@ class Session:
         if tc.max_steps is not None and self.state.step >= tc.max_steps:
             return "max_steps"
         if tc.time_limit is not None and (synced or not self.dist.enabled) and \
-                self.dist.agree(time.monotonic() - self.t0 >= tc.time_limit):
+                self.dist.agree(time.monotonic() - self.t0 >= self.training_seconds()):
             return "time_limit"
         return None
 

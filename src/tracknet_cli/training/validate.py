@@ -33,6 +33,34 @@ def calibrate_threshold(predictions: list[Any], protocol: str, default: float) -
     return best_t
 
 
+def estimate_validation_seconds(s: "Session") -> float:
+    """Seconds one validation will take: the second of two timed forward passes of a batch of black
+    windows (the first pays for kernel selection), scaled to the validation frames (stride-1 windows,
+    one per frame) plus a quarter for decoding, the loss and the overlay. Rank 0 alone validates."""
+    import numpy as np
+
+    from tracknet_cli.inference.engine import Engine
+
+    if not s.dist.is_main:
+        return 0.0
+    engine = Engine.for_model(s.model, s.config.data, loss=s.tc.loss, device=s.device, amp=s.amp,
+                              batch_size=s.tc.batch_size)
+    wi, hi = engine.input_size
+    windows = np.zeros((engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8)
+    was_training = s.model.training
+    s.model.eval()
+    try:
+        seconds = 0.0
+        for _ in range(2):
+            t = time.monotonic()
+            engine.forward(windows)[0].sum().item()
+            seconds = time.monotonic() - t
+    finally:
+        s.model.train(was_training)
+    frames = sum(len(clip) for clip in s.val_ds.clips)
+    return 1.25 * seconds * -(-frames // engine.batch_size)
+
+
 def validate(s: "Session") -> bool:
     """Validate, calibrate the threshold, write metrics/overlay/weights/state; True when early stopping says stop.
 
@@ -42,7 +70,9 @@ def validate(s: "Session") -> bool:
     s.read_losses()
     if not s.dist.is_main:
         return _follow(s)
+    started = time.monotonic()
     row, stop, is_best = _score_and_record(s)
+    s.val_seconds = time.monotonic() - started
     s.state.window_loss, s.state.window_n, s.wait_s, s.busy_s = 0.0, 0, 0.0, 0.0
     s.last_validated = s.saved_step = s.state.step
     s.save_state()

@@ -1,0 +1,59 @@
+"""`training.time_limit` is the whole run: training stops early enough for the final validation to
+fit, whose length is the last validation's, or before the first an estimate timed on the model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tracknet_cli.config.load import Selection, resolve
+from tracknet_cli.training.distributed import SINGLE
+from tracknet_cli.training.loop import Hooks
+from tracknet_cli.training.session import open_session
+
+SMALL = ("data.input_width=128", "data.input_height=72", "data.heatmap_width=64", "data.heatmap_height=36",
+         "training.batch_size=4", "data.cache=off", "training.precision=fp32", "data.num_workers=0",
+         "data.augment.crop_width=null", "data.augment.crop_height=null", "training.time_limit=100")
+
+
+@pytest.fixture
+def session(synth_root: Path, tmp_path: Path):
+    config = resolve(Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL)), environ={}).config
+    s = open_session(config, tmp_path / "run", Hooks(), resume=None, init_from=None, dist=SINGLE)
+    yield s
+    if s.loggers is not None:
+        s.loggers.close()
+
+
+def test_the_first_estimate_is_timed_once_and_logged(session) -> None:
+    assert session.has_val and session.val_seconds is None
+    left = session.training_seconds()
+    estimate = session.val_seconds
+    assert estimate is not None and estimate > 0
+    assert left == pytest.approx(max(100 - estimate, 50))
+    assert session.training_seconds() == left and session.val_seconds == estimate  # not timed again
+    log = (session.run_dir / "train.log").read_text()
+    assert log.count("kept for the final validation") == 1
+
+
+def test_training_stops_when_only_the_validation_fits(session) -> None:
+    session.val_seconds = 30.0  # as a validation that took 30 s leaves it
+    session.t0 = time.monotonic() - 65
+    assert session.budget_spent() is None
+    session.t0 = time.monotonic() - 71
+    assert session.budget_spent() == "time_limit"
+
+
+def test_a_validation_longer_than_half_the_limit_still_leaves_half_for_training(session) -> None:
+    session.val_seconds = 80.0
+    assert session.training_seconds() == 50.0
+    session.t0 = time.monotonic() - 49
+    assert session.budget_spent() is None
+
+
+def test_the_schedule_decays_over_the_training_part(session) -> None:
+    session.val_seconds = 40.0
+    session.t0 = time.monotonic() - 30  # half of the 60 s left for training
+    assert session.schedule_step() == pytest.approx(session.total_steps / 2, abs=session.total_steps * 0.02)
