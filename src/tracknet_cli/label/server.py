@@ -201,7 +201,8 @@ class Server:
     def __init__(self, app: "Starlette", sock: socket.socket) -> None:
         import uvicorn
 
-        config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off")
+        config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._sock = sock
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
@@ -216,6 +217,9 @@ class Server:
         return not self._thread.is_alive()
 
     def stop(self) -> None:
+        """Stop accepting, give open requests 2 s, then close what is left (uvicorn closes the socket)."""
         self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout=5)

@@ -114,7 +114,7 @@ class LabelSession:
                     self.confirmed.add(frame)
             if position is not None:
                 self.position = position
-            self._changed()
+            self._changed(bump=bool(parsed))  # a new position alone is saved, but the page need not refetch
         return [f for f, _ in parsed]
 
     def set_proposals(self, items: Sequence[tuple[int, Proposal | None]]) -> None:
@@ -124,9 +124,9 @@ class LabelSession:
                     self.proposals[frame] = proposal
             self._changed()
 
-    def _changed(self) -> None:
+    def _changed(self, bump: bool = True) -> None:
         now = time.monotonic()
-        self.revision += 1
+        self.revision += bump
         self._last_change = now
         if self._first_unsaved is None:
             self._first_unsaved = now
@@ -190,6 +190,8 @@ class LabelSession:
                     self.save()
                     self.save_error = None
                 except OSError as exc:
+                    with self._lock:
+                        self._first_unsaved = self._first_unsaved or time.monotonic()  # still to be saved
                     self.save_error = f"cannot save {self.files.target}: {exc.strerror or exc}"
                     if on_error is not None:
                         on_error(self.save_error)
@@ -205,7 +207,7 @@ class LabelSession:
             self._wake.notify_all()
         if self._saver is not None:
             self._saver.join(timeout=10)
-        if self.saved_revision != self.revision or not self.files.target.exists():
+        if self._first_unsaved is not None:
             try:
                 self.save()
             except OSError as exc:
