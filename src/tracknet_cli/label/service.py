@@ -79,11 +79,17 @@ def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:
             proposer.start()
         hooks.url(url_for(sock, options.host, token))
         hooks.info(f"labels are saved to {session.files.target} as you go; Ctrl-C stops the server")
+        ended = False
         try:
-            while not stop.is_set() and not server.wait(0.2):
-                pass
+            while not stop.is_set() and not ended:
+                ended = server.wait(0.2)
         except KeyboardInterrupt:
             pass
+        if ended:
+            from tracknet_cli.errors import RuntimeFailure
+
+            session.close()
+            raise RuntimeFailure("the web server stopped unexpectedly; the labels so far are saved (run with --debug)")
     finally:
         old_int = _ignore_sigint()
         try:

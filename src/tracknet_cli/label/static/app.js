@@ -67,7 +67,7 @@ async function go(i) {
   try {
     await bitmap(i);
   } catch (e) { message(`frame ${i}: ${e.message}`); }
-  if (S.current === i) { S.lastShowMs = performance.now() - S.shownAt; draw(); }
+  if (S.current === i) { draw(); S.lastShowMs = performance.now() - S.shownAt; }  // key to pixels on the canvas
   prefetch();
   clearTimeout(S.positionTimer);  // reopening starts where the person left off
   S.positionTimer = setTimeout(() => json("/api/labels", { method: "PUT", headers: { "Content-Type": "application/json" },
