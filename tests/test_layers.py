@@ -17,6 +17,7 @@ FORBIDDEN = {
     "inference": ("tracknet_cli.training", "tracknet_cli.predict", "tracknet_cli.cli"),
     "data": ("tracknet_cli.training", "tracknet_cli.predict", "tracknet_cli.inference", "tracknet_cli.cli"),
     "models": ("tracknet_cli.training", "tracknet_cli.predict", "tracknet_cli.inference", "tracknet_cli.cli"),
+    "label": ("tracknet_cli.training", "tracknet_cli.cli"),
     "media": ("tracknet_cli.data", "tracknet_cli.models", "tracknet_cli.training", "tracknet_cli.predict",
               "tracknet_cli.inference", "tracknet_cli.cli"),
 }

@@ -16,6 +16,7 @@ import typer
 from tracknet_cli.cli import config as config_cmd
 from tracknet_cli.cli import console
 from tracknet_cli.cli import eval as eval_cmd
+from tracknet_cli.cli import label as label_cmd
 from tracknet_cli.cli import models as models_cmd
 from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
@@ -40,6 +41,7 @@ app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.evaluate_command)
 app.command("models", epilog=models_cmd.EPILOG)(models_cmd.models_command)
 app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
+app.command("label", epilog=label_cmd.EPILOG)(label_cmd.label_command)
 app.add_typer(config_cmd.app, name="config")
 
 

@@ -213,6 +213,26 @@ def _label_file_of(folder: Path, csvs: list[Path], problems: list[Problem], scan
     return None
 
 
+def label_file_for(source: Path) -> Path | None:
+    """The label file discovery pairs with one video or frame folder, or None: NAME.csv beside
+    NAME.mp4 (flat), `Label.csv` or the one known CSV in a clip folder (tennis), `labels/NAME.csv`
+    (or `NAME_ball.csv`) for `videos/NAME.mp4` and `images/NAME/` (TrackNetV2)."""
+    source = Path(source)
+    folder, name = (source, source.name) if source.is_dir() else (source.parent, source.stem)
+    candidates = [source.with_suffix(".csv")] if source.is_file() else []
+    layout_dir = folder.parent if source.is_dir() else folder  # images/ or videos/ in a TrackNetV2 folder
+    if layout_dir.name == ("images" if source.is_dir() else "videos"):
+        labels = layout_dir.parent / "labels"
+        candidates += [labels / f"{name}.csv", labels / f"{name}_ball.csv"]
+    for path in candidates:
+        if path.is_file() and sniff_dialect(path) is not None:
+            return path
+    csvs = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv"), key=_natural_key)
+    if source.is_file() and sum(1 for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) != 1:
+        return None  # a clip folder holds one video; elsewhere only NAME.csv pairs with NAME.mp4
+    return _label_file_of(folder, csvs, [], folder) if csvs else None
+
+
 def _v2_clips(folder: Path, prefix: tuple[str, ...], scan_root: Path, problems: list[Problem]) -> list[Clip]:
     images_dir, labels_dir, videos_dir = folder / "images", folder / "labels", folder / "videos"
     clips = []

@@ -75,10 +75,13 @@ def decode_image(path: Path | str, size: tuple[int, int]) -> np.ndarray:
         raise InputError(f"cannot decode image {path}: {exc}") from exc
 
 
-def iter_video(path: Path | str, size: tuple[int, int] | None = None, limit: int | None = None) -> Iterator[np.ndarray]:
+def iter_video(path: Path | str, size: tuple[int, int] | None = None, limit: int | None = None,
+               start: int = 0) -> Iterator[np.ndarray]:
     """Yield the frames of a video in decode order as uint8 RGB (h, w, 3), resized by libswscale.
 
     Frames are counted as they come out of the decoder; timestamps and header counts are ignored.
+    ``start`` skips the first frames: they are decoded (the count is the frame number) but never
+    converted; ``limit`` counts the frames yielded.
     """
     import av
 
@@ -96,15 +99,18 @@ def iter_video(path: Path | str, size: tuple[int, int] | None = None, limit: int
         kwargs = {"format": "rgb24"}
         if size is not None:
             kwargs.update(width=size[0], height=size[1])
-        count = 0
+        count = decoded = 0
         try:
             for frame in container.decode(stream):
+                decoded += 1
+                if decoded <= start:
+                    continue
                 yield frame.to_ndarray(**kwargs)
                 count += 1
                 if limit is not None and count >= limit:
                     return
         except av.error.FFmpegError as exc:
-            if count == 0:
+            if decoded == 0:
                 raise InputError(f"cannot decode video {path}: {exc}") from exc
             # A damaged tail: keep what decoded (the caller checks the count it needs).
 

@@ -330,8 +330,11 @@ def _cell(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def write_tennis_labels(path: Path, table: LabelTable, frame_names: Sequence[str]) -> None:
-    """Write `Label.csv` in the TrackNet tennis dialect, atomically; unlabelled frames get no row.
+TRACKNETV2_HEADER = ("Frame", "Visibility", "X", "Y")
+
+
+def tennis_text(table: LabelTable, frame_names: Sequence[str]) -> str:
+    """`Label.csv` text in the TrackNet tennis dialect; unlabelled frames get no row.
 
     Unknown status is written as an empty cell, so reading the file back gives the same table.
     """
@@ -347,4 +350,25 @@ def write_tennis_labels(path: Path, table: LabelTable, frame_names: Sequence[str
         x, y = float(table.x[i]), float(table.y[i])
         s = int(table.status[i])
         writer.writerow([name, v, "" if v == 0 else _cell(x), "" if v == 0 else _cell(y), "" if s < 0 else s])
-    atomic_write_text(Path(path), buf.getvalue())
+    return buf.getvalue()
+
+
+def tracknetv2_text(table: LabelTable) -> str:
+    """`Frame,Visibility,X,Y` text (the TrackNetV2/V3 dialect, pixels); unlabelled frames get no row.
+
+    No-ball rows carry 0,0 as TrackNetV3's own files do (readers ignore coordinates at visibility 0)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TRACKNETV2_HEADER)
+    for i in range(len(table)):
+        v = int(table.visibility[i])
+        if v < 0:
+            continue
+        x, y = ("0", "0") if v == 0 else (_cell(float(table.x[i])), _cell(float(table.y[i])))
+        writer.writerow([i, v, x, y])
+    return buf.getvalue()
+
+
+def write_tennis_labels(path: Path, table: LabelTable, frame_names: Sequence[str]) -> None:
+    """Write `Label.csv` in the TrackNet tennis dialect, atomically (see `tennis_text`)."""
+    atomic_write_text(Path(path), tennis_text(table, frame_names))

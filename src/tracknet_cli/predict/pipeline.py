@@ -55,6 +55,7 @@ class Prediction:
     row: TrackRow
     name: str | None = None
     overlay: Any = None  # yuv420p av.VideoFrame or RGB array at the overlay size, when requested
+    peak: FrameResult | None = None  # the decoded heatmap peak before tracking (absolute frame number)
 
 
 # ---------------------------------------------------------------- the stream
@@ -66,6 +67,7 @@ class _Decoded:
     name: str | None
     overlay: Any
     scene_diff: float
+    peak: FrameResult | None = None  # set once the engine has decoded this frame
 
 
 class _End:
@@ -139,7 +141,8 @@ def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, fram
     def emit(rows: Sequence[TrackRow]) -> bool:
         for row in rows:
             item = waiting.pop(row.frame)
-            if not _put(out, Prediction(dataclasses.replace(row, frame=item.index), item.name, item.overlay), stop):
+            peak = dataclasses.replace(item.peak, frame=item.index) if item.peak is not None else None
+            if not _put(out, Prediction(dataclasses.replace(row, frame=item.index), item.name, item.overlay, peak), stop):
                 return False
         return True
 
@@ -148,6 +151,7 @@ def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, fram
             for k, fid in enumerate(released.frame_ids):
                 result = FrameResult(fid, float(released.xy[k, 0]), float(released.xy[k, 1]),
                                      float(released.score[k]), waiting[fid].scene_diff)
+                waiting[fid].peak = result
                 if not emit(tracker.push(result)):
                     return
         if emit(tracker.flush()):

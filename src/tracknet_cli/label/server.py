@@ -1,0 +1,225 @@
+"""The labelling page's web server: a Starlette app on uvicorn, bound to 127.0.0.1 by default.
+
+Safety (docs/scripts/label.md): every request carries the random token (`?token=` or the
+`X-Token` header) or gets 403; frames are addressed by number only, so nothing the client sends
+becomes a path; every write is validated by `state.parse_change`; any failure is a JSON
+`{"error": message}` with a 4xx (or 500) status, never a traceback.
+
+Endpoints: `GET /` the page, `GET /static/{app.js,style.css}`, `GET /api/meta`, `GET /api/labels`
+(every frame's label, proposal and state), `PUT /api/labels` `{"changes": [...], "position": i}`,
+`GET /api/status` (revision, model progress, save state), `GET /api/next?after=i`,
+`GET /api/frames/{i}` (JPEG).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import threading
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from tracknet_cli.label.state import LabelRequestError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from tracknet_cli.label.frames import FrameStore
+    from tracknet_cli.label.session import LabelSession
+
+MAX_BODY = 8 << 20  # a PUT of every frame of a long clip fits
+STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+KEYS = [
+    ("click", "place the ball (visibility class 1 unless 2 or 3 was chosen)"),
+    ("0", "no ball in this frame"), ("1 2 3", "visibility class of the ball (1 visible, 2 hard, 3 occluded)"),
+    ("← →", "previous / next frame"), ("Shift+→", "next frame that needs a person (uncertain first)"),
+    ("Enter", "confirm the proposal and go to the next frame"), ("Space", "play / pause"),
+    ("Backspace", "clear this frame's label"), ("Ctrl+Z", "undo"),
+    ("i", "interpolate between the two nearest labelled frames"), ("wheel", "zoom at the pointer"),
+]
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _static(name: str) -> str:
+    return resources.files("tracknet_cli.label").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _error(status: int, message: str) -> "Response":
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class _TokenGate:
+    """ASGI middleware: 403 for any request without the session's token."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            from urllib.parse import parse_qs
+
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = (query.get("token") or [""])[0]
+            for name, value in scope.get("headers", []):
+                if name == b"x-token":
+                    given = value.decode("latin-1")
+            if not secrets.compare_digest(given.encode(), self.token.encode()):
+                response = _error(403, "missing or wrong token: open the URL tracknet label printed")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _json_body(request: "Request") -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise LabelRequestError(f"request body over {MAX_BODY >> 20} MB")
+    try:
+        return json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LabelRequestError(f"the body is not JSON ({exc})") from exc
+
+
+def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Starlette":
+    """The ASGI app serving one session (see the module doc for the endpoints)."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.responses import HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    media = session.media
+
+    async def page(request: "Request") -> Response:
+        html = _static("index.html").replace("__TOKEN__", token)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    async def static(request: "Request") -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return _error(404, f"no such file: {name[:80]}")
+        return Response(_static(name), media_type=STATIC[name])
+
+    async def meta(request: "Request") -> Response:
+        return JSONResponse({
+            "name": media.path.name, "kind": media.kind, "width": media.width, "height": media.height,
+            "frames": media.frames, "fps": media.fps, "frame_names": media.frame_names,
+            "labels_path": str(session.files.target), "notes": session.notes, "keys": KEYS,
+        })
+
+    async def labels(request: "Request") -> Response:
+        if request.method == "GET":
+            return JSONResponse(session.snapshot())
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise LabelRequestError('the body must be an object {"changes": [...]}')
+        changed = session.apply(body.get("changes", []), body.get("position"))
+        return JSONResponse({"changed": changed, "revision": session.revision})
+
+    async def status(request: "Request") -> Response:
+        info = session.model
+        return JSONResponse({
+            "revision": session.revision, "saved_revision": session.saved_revision, "save_error": session.save_error,
+            "model": {"name": info.name, "status": info.status, "done": info.done, "total": media.frames,
+                      "message": info.message},
+            "counts": session.counts(),
+        })
+
+    async def next_frame(request: "Request") -> Response:
+        try:
+            after = int(request.query_params.get("after", "-1"))
+        except ValueError:
+            raise LabelRequestError("after must be a frame number") from None
+        return JSONResponse({"frame": session.next_needing(max(-1, min(after, media.frames - 1)))})
+
+    async def frame(request: "Request") -> Response:
+        index = request.path_params["index"]
+        if not 0 <= index < media.frames:
+            return _error(404, f"frame {index} is outside 0..{media.frames - 1}")
+        data = await run_in_threadpool(frames.jpeg, index)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    async def bad_request(request: "Request", exc: Exception) -> Response:
+        return _error(422 if isinstance(exc, LabelRequestError) else 400, str(exc))
+
+    async def http_error(request: "Request", exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        text = {404: "no such page", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, text)
+
+    async def failure(request: "Request", exc: Exception) -> Response:
+        from tracknet_cli.errors import TrackNetError, first_line
+
+        return _error(500, exc.line() if isinstance(exc, TrackNetError) else f"{type(exc).__name__}: {first_line(exc)}")
+
+    routes = [
+        Route("/", page), Route("/static/{name}", static), Route("/api/meta", meta),
+        Route("/api/labels", labels, methods=["GET", "PUT"]), Route("/api/status", status),
+        Route("/api/next", next_frame), Route("/api/frames/{index:int}", frame),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(_TokenGate, token=token)],
+                     exception_handlers={LabelRequestError: bad_request, HTTPException: http_error, Exception: failure})
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: a free one), so the URL printed is the one that answers."""
+    from tracknet_cli.errors import UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
+                         "(0 picks a free one)") from exc
+    sock.listen(128)
+    return sock
+
+
+def url_for(sock: socket.socket, host: str, token: str) -> str:
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}/?token={token}"
+
+
+class Server:
+    """uvicorn in a thread of its own, so the main thread keeps Ctrl-C (and saves on the way out)."""
+
+    def __init__(self, app: "Starlette", sock: socket.socket) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name="tracknet-label-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the server thread has ended (it failed, or `stop` was called)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop accepting, give open requests 2 s, then close what is left (uvicorn closes the socket)."""
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout=5)

@@ -1,0 +1,124 @@
+"""`tracknet label` from start to stop: session, model, frame store, server; saved on the way out.
+
+Stopping: Ctrl-C (SIGINT) or SIGTERM stop the server, wait for the last save and return normally:
+stopping is how a labelling session ends, so the command exits 0 once everything is on disk (1 if
+the last save fails). A second Ctrl-C while saving is ignored.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tracknet_cli.label.session import LabelSession
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class LabelOptions:
+    input: Path
+    labels: Path | None = None
+    checkpoint: str | None = None  # None: the default ready model
+    model: bool = True  # False: --no-model
+    host: str = "127.0.0.1"
+    port: int = 0
+    overwrite: bool = False
+    device: str = "auto"
+
+
+@dataclass
+class Hooks:
+    """How the core talks to the user (the CLI renders them): warnings, info lines, the URL."""
+
+    warn: Callable[[str], None]
+    info: Callable[[str], None]
+    url: Callable[[str], None]
+
+
+def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # -> Proposer | None
+    if not options.model:
+        return None
+    from tracknet_cli.label.proposals import Proposer, model_key
+    from tracknet_cli.predict.tracker import Tracker
+    from tracknet_cli.pretrained.resolve import default_checkpoint, default_notice, resolve_checkpoint
+
+    resolved = resolve_checkpoint(options.checkpoint) if options.checkpoint else default_checkpoint()
+    if options.checkpoint is None:
+        hooks.info(default_notice(resolved))
+    return Proposer(session, lambda: Tracker.from_checkpoint(resolved.path, device=options.device), resolved.label,
+                    model_key(resolved.path), on_failure=lambda message: hooks.warn(f"model proposals stopped: {message}"))
+
+
+def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:
+    """Serve the page until Ctrl-C or SIGTERM; returns the session after its last save."""
+    from tracknet_cli.label.frames import FrameStore
+    from tracknet_cli.label.server import Server, bind, build_app, new_token, url_for
+    from tracknet_cli.label.session import open_session
+
+    session = open_session(options.input, options.labels, overwrite=options.overwrite)
+    for note in session.notes:
+        hooks.warn(note)
+    proposer = _proposer(session, options, hooks)
+    if options.host not in LOCAL_HOSTS:
+        hooks.warn(f"--host {options.host}: the page is reachable from other machines; anyone with the URL "
+                   "(its token) can read the frames and change the labels")
+    sock = bind(options.host, options.port)
+    token = new_token()
+    frames = FrameStore(session.media)
+    server = Server(build_app(session, frames, token), sock)
+    session.start_saver(on_error=hooks.warn)
+    stop = threading.Event()
+    previous = _on_sigterm(stop)
+    try:
+        server.start()
+        if proposer is not None:
+            proposer.start()
+        hooks.url(url_for(sock, options.host, token))
+        hooks.info(f"labels are saved to {session.files.target} as you go; Ctrl-C stops the server")
+        ended = False
+        try:
+            while not stop.is_set() and not ended:
+                ended = server.wait(0.2)
+        except KeyboardInterrupt:
+            pass
+        if ended:
+            from tracknet_cli.errors import RuntimeFailure
+
+            session.close()
+            raise RuntimeFailure("the web server stopped unexpectedly; the labels so far are saved (run with --debug)")
+    finally:
+        old_int = _ignore_sigint()
+        try:
+            server.stop()
+            if proposer is not None:
+                proposer.stop()
+            frames.close()
+            session.close()
+        finally:
+            _restore(previous, old_int)
+    return session
+
+
+def _on_sigterm(stop: threading.Event):
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+
+
+def _ignore_sigint():
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _restore(sigterm, sigint) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if sigterm is not None:
+        signal.signal(signal.SIGTERM, sigterm)
+    if sigint is not None:
+        signal.signal(signal.SIGINT, sigint)

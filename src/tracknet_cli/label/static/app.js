@@ -1,0 +1,363 @@
+// tracknet label: the labelling page. Plain JS, no build step, no network beyond this server.
+// The server holds the state (labels, proposals, per-frame state) and saves it; the page draws it,
+// sends every change as a PUT /api/labels, and keeps an undo stack of what each change replaced.
+"use strict";
+
+const TOKEN = window.TRACKNET_TOKEN;
+const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8;
+const COLORS = { confirmed: "#2ecc71", proposed: "#f1c40f", uncertain: "#e67e22", empty: "#555555" };
+
+const S = {
+  meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
+  undo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 },
+  pointer: null, shownAt: 0, lastShowMs: null, ready: false,
+};
+const $ = (id) => document.getElementById(id);
+const view = $("view"), loupe = $("loupe"), timeline = $("timeline");
+
+function api(path, options = {}) {
+  const headers = Object.assign({ "X-Token": TOKEN }, options.headers || {});
+  return fetch(path, Object.assign({}, options, { headers }));
+}
+
+async function json(path, options) {
+  const response = await api(path, options);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function message(text) { $("message").textContent = text; }
+
+// ------------------------------------------------------------------ frames
+function bitmap(i) {
+  if (S.bitmaps.has(i)) return Promise.resolve(S.bitmaps.get(i));
+  if (S.pending.has(i)) return S.pending.get(i);
+  const p = api(`/api/frames/${i}`).then(async (r) => {
+    if (!r.ok) throw new Error((await r.json()).error);
+    const bmp = await createImageBitmap(await r.blob());
+    S.bitmaps.set(i, bmp);
+    S.pending.delete(i);
+    trimBitmaps();
+    return bmp;
+  }).catch((e) => { S.pending.delete(i); throw e; });
+  S.pending.set(i, p);
+  return p;
+}
+
+function trimBitmaps() {
+  if (S.bitmaps.size <= BITMAPS_KEPT) return;
+  const far = [...S.bitmaps.keys()].sort((a, b) => Math.abs(b - S.current) - Math.abs(a - S.current));
+  for (const i of far.slice(0, S.bitmaps.size - BITMAPS_KEPT)) { S.bitmaps.get(i).close(); S.bitmaps.delete(i); }
+}
+
+function prefetch() {
+  const n = S.meta.frames;
+  for (let k = 1; k <= PREFETCH_AHEAD; k++) if (S.current + k < n) bitmap(S.current + k).catch(() => {});
+  for (let k = 1; k <= PREFETCH_BEHIND; k++) if (S.current - k >= 0) bitmap(S.current - k).catch(() => {});
+}
+
+async function go(i) {
+  const n = S.meta.frames;
+  i = Math.max(0, Math.min(n - 1, i));
+  S.current = i;
+  S.shownAt = performance.now();
+  updateInfo();
+  drawTimeline();
+  try {
+    await bitmap(i);
+  } catch (e) { message(`frame ${i}: ${e.message}`); }
+  if (S.current === i) { draw(); S.lastShowMs = performance.now() - S.shownAt; }  // key to pixels on the canvas
+  prefetch();
+  clearTimeout(S.positionTimer);  // reopening starts where the person left off
+  S.positionTimer = setTimeout(() => json("/api/labels", { method: "PUT", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ changes: [], position: S.current }) }).catch(() => {}), 400);
+}
+
+// ------------------------------------------------------------------ drawing
+function fit() {
+  const w = view.clientWidth, h = view.clientHeight, m = S.meta;
+  view.width = w; view.height = h;
+  const s = Math.min(w / m.width, h / m.height);
+  S.view = { s, ox: -(w / s - m.width) / 2, oy: -(h / s - m.height) / 2 };
+}
+
+function toImage(cx, cy) {
+  const r = view.getBoundingClientRect(), v = S.view;
+  return { x: (cx - r.left) / v.s + v.ox, y: (cy - r.top) / v.s + v.oy };
+}
+
+function toClient(x, y) {
+  const r = view.getBoundingClientRect(), v = S.view;
+  return { x: r.left + (x - v.ox) * v.s, y: r.top + (y - v.oy) * v.s };
+}
+
+function pointOf(i) {  // [x, y, kind] of what frame i shows: its label, else its proposal
+  const lab = S.labels[i];
+  if (lab) return lab.visibility > 0 ? [lab.x, lab.y, "confirmed"] : null;
+  const p = S.proposals[i];
+  if (p && p[0] > 0) return [p[1], p[2], S.states[i]];
+  return null;
+}
+
+function marker(ctx, x, y, color, r, dashed) {
+  ctx.save();
+  ctx.strokeStyle = color; ctx.lineWidth = 2 / S.view.s;
+  if (dashed) ctx.setLineDash([4 / S.view.s, 3 / S.view.s]);
+  ctx.beginPath(); ctx.arc(x, y, r / S.view.s, 0, 2 * Math.PI); ctx.stroke();
+  ctx.beginPath();
+  ctx.moveTo(x - 2 * r / S.view.s, y); ctx.lineTo(x - r / 2 / S.view.s, y);
+  ctx.moveTo(x + r / 2 / S.view.s, y); ctx.lineTo(x + 2 * r / S.view.s, y);
+  ctx.moveTo(x, y - 2 * r / S.view.s); ctx.lineTo(x, y - r / 2 / S.view.s);
+  ctx.moveTo(x, y + r / 2 / S.view.s); ctx.lineTo(x, y + 2 * r / S.view.s);
+  ctx.stroke();
+  ctx.restore();
+}
+
+function drawTrail(ctx) {  // neighbouring frames' points, fading with distance
+  for (const side of [-1, 1]) {
+    let prev = pointOf(S.current);
+    for (let k = 1; k <= TRAIL; k++) {
+      const i = S.current + side * k;
+      if (i < 0 || i >= S.meta.frames) break;
+      const pt = pointOf(i);
+      if (!pt) { prev = null; continue; }
+      ctx.globalAlpha = 0.85 * (1 - (k - 1) / TRAIL);
+      ctx.fillStyle = side < 0 ? "#5dade2" : "#ec7063";
+      ctx.beginPath(); ctx.arc(pt[0], pt[1], 3 / S.view.s, 0, 2 * Math.PI); ctx.fill();
+      if (prev) {
+        ctx.strokeStyle = ctx.fillStyle; ctx.lineWidth = 1.5 / S.view.s;
+        ctx.beginPath(); ctx.moveTo(prev[0], prev[1]); ctx.lineTo(pt[0], pt[1]); ctx.stroke();
+      }
+      prev = pt;
+    }
+  }
+  ctx.globalAlpha = 1;
+}
+
+function draw() {
+  const ctx = view.getContext("2d"), v = S.view;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.fillStyle = "#000"; ctx.fillRect(0, 0, view.width, view.height);
+  const bmp = S.bitmaps.get(S.current);
+  ctx.setTransform(v.s, 0, 0, v.s, -v.ox * v.s, -v.oy * v.s);
+  ctx.imageSmoothingEnabled = v.s < 2;
+  if (bmp) ctx.drawImage(bmp, 0, 0);
+  drawTrail(ctx);
+  const pt = pointOf(S.current);
+  if (pt) marker(ctx, pt[0], pt[1], COLORS[pt[2]] || "#fff", 9, pt[2] !== "confirmed");
+  drawLoupe(bmp);
+}
+
+function drawLoupe(bmp) {
+  if (!S.pointer || !bmp) { loupe.style.display = "none"; return; }
+  const ctx = loupe.getContext("2d"), zoom = 4, size = loupe.width, half = size / zoom / 2;
+  const { x, y } = S.pointer;
+  loupe.style.display = "block";
+  ctx.imageSmoothingEnabled = false;
+  ctx.fillStyle = "#000"; ctx.fillRect(0, 0, size, size);
+  ctx.drawImage(bmp, x - half, y - half, 2 * half, 2 * half, 0, 0, size, size);
+  ctx.strokeStyle = "rgba(255,255,255,0.7)"; ctx.lineWidth = 1;
+  ctx.beginPath(); ctx.moveTo(size / 2, 0); ctx.lineTo(size / 2, size); ctx.moveTo(0, size / 2); ctx.lineTo(size, size / 2); ctx.stroke();
+}
+
+function drawTimeline() {
+  if (!S.meta) return;
+  const w = timeline.clientWidth, h = timeline.clientHeight, n = S.meta.frames;
+  timeline.width = w; timeline.height = h;
+  const ctx = timeline.getContext("2d"), step = w / n;
+  for (let i = 0; i < n; i++) {
+    ctx.fillStyle = COLORS[S.states[i]] || COLORS.empty;
+    ctx.fillRect(Math.floor(i * step), 4, Math.max(1, Math.ceil(step)), h - 8);
+  }
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(Math.floor(S.current * step), 0, Math.max(2, Math.ceil(step)), h);
+}
+
+function updateInfo() {
+  const i = S.current, n = S.meta.frames, state = S.states[i] || "empty";
+  const name = S.meta.frame_names ? ` (${S.meta.frame_names[i]})` : "";
+  $("frame-info").textContent = `frame ${i} / ${n - 1}${name}`;
+  const badge = $("state");
+  badge.textContent = state + (state === "uncertain" && S.proposals[i] ? `: ${S.proposals[i][4]}` : "");
+  badge.className = `badge ${state}`;
+  const lab = S.labels[i];
+  $("class-info").textContent = `click: visibility ${S.visClass}` + (lab ? ` · label v${lab.visibility}` : "");
+  const counts = { confirmed: 0, proposed: 0, uncertain: 0, empty: 0 };
+  for (const s of S.states) counts[s]++;
+  for (const k of Object.keys(counts)) $(`n-${k}`).textContent = counts[k];
+}
+
+// ------------------------------------------------------------------ changes
+function labelJson(frame, lab) {
+  return lab ? { frame, visibility: lab.visibility, x: lab.x, y: lab.y } : { frame, clear: true };
+}
+
+async function change(items, record = true) {  // items: [{frame, label|null}]
+  const before = items.map(({ frame }) => ({ frame, label: S.labels[frame] }));
+  const changes = items.map(({ frame, label }) => labelJson(frame, label));
+  try {
+    await json("/api/labels", { method: "PUT", headers: { "Content-Type": "application/json" },
+                                body: JSON.stringify({ changes, position: S.current }) });
+  } catch (e) { message(e.message); return false; }
+  for (const { frame, label } of items) {
+    S.labels[frame] = label;
+    S.states[frame] = label ? "confirmed" : stateOfProposal(frame);
+  }
+  if (record) S.undo.push(before);
+  $("saved").textContent = "saving…";
+  updateInfo(); drawTimeline(); draw();
+  return true;
+}
+
+function stateOfProposal(i) {
+  const p = S.proposals[i];
+  return p ? (p[4] ? "uncertain" : "proposed") : "empty";
+}
+
+function place(x, y) {
+  const { width, height } = S.meta;
+  x = Math.round(Math.min(Math.max(x, 0), width) * 1000) / 1000;
+  y = Math.round(Math.min(Math.max(y, 0), height) * 1000) / 1000;
+  return change([{ frame: S.current, label: { visibility: S.visClass, x, y } }]);
+}
+
+function setVisibility(v) {
+  const i = S.current;
+  if (v === 0) { message(`frame ${i}: no ball`); return change([{ frame: i, label: { visibility: 0, x: null, y: null } }]); }
+  S.visClass = v;
+  const pt = pointOf(i);
+  updateInfo();
+  if (pt) return change([{ frame: i, label: { visibility: v, x: pt[0], y: pt[1] } }]);
+  message(`visibility ${v}: click to place the ball`);
+}
+
+async function confirmProposal() {
+  const i = S.current, p = S.proposals[i];
+  if (S.labels[i]) { go(i + 1); return; }
+  if (!p) { message(`frame ${i} has no proposal yet: click to place the ball, 0 for none`); return; }
+  const label = p[0] > 0 ? { visibility: 1, x: p[1], y: p[2] } : { visibility: 0, x: null, y: null };
+  if (await change([{ frame: i, label }])) go(i + 1);
+}
+
+function interpolate() {
+  const i = S.current, ball = (k) => S.labels[k] && S.labels[k].visibility > 0;
+  let a = i - 1, b = i + 1;
+  while (a >= 0 && !ball(a)) a--;
+  while (b < S.meta.frames && !ball(b)) b++;
+  if (a < 0 || b >= S.meta.frames) { message("interpolation needs a labelled ball before and after this frame"); return; }
+  const A = S.labels[a], B = S.labels[b], items = [];
+  for (let k = a + 1; k < b; k++) {
+    if (S.labels[k]) continue;
+    const t = (k - a) / (b - a), r = (v) => Math.round(v * 1000) / 1000;
+    items.push({ frame: k, label: { visibility: 1, x: r(A.x + t * (B.x - A.x)), y: r(A.y + t * (B.y - A.y)) } });
+  }
+  if (!items.length) { message(`frames ${a + 1}..${b - 1} are labelled already`); return; }
+  message(`interpolated ${items.length} frames between ${a} and ${b}`);
+  return change(items);
+}
+
+function undo() {
+  const last = S.undo.pop();
+  if (!last) { message("nothing to undo"); return; }
+  message(`undone: frame${last.length > 1 ? "s" : ""} ${last.map((c) => c.frame).join(", ")}`);
+  return change(last, false);
+}
+
+async function nextNeeding() {
+  const { frame } = await json(`/api/next?after=${S.current}`);
+  if (frame === null) { message("every frame is labelled"); return; }
+  go(frame);
+}
+
+function togglePlay() {
+  if (S.playing) { clearInterval(S.playing); S.playing = null; message("paused"); return; }
+  const fps = Math.min(30, S.meta.fps || 25);
+  message("playing (Space pauses)");
+  S.playing = setInterval(() => {
+    if (S.current >= S.meta.frames - 1) { togglePlay(); return; }
+    if (S.bitmaps.has(S.current + 1)) go(S.current + 1);
+  }, 1000 / fps);
+}
+
+// ------------------------------------------------------------------ input
+function onKey(e) {
+  if (!S.ready || e.target.tagName === "INPUT") return;
+  const k = e.key;
+  let handled = true;
+  if (k === "ArrowRight" && e.shiftKey) nextNeeding();
+  else if (k === "ArrowRight") go(S.current + 1);
+  else if (k === "ArrowLeft") go(S.current - 1);
+  else if (k >= "0" && k <= "3" && !e.ctrlKey && !e.metaKey) setVisibility(Number(k));
+  else if (k === "Enter") confirmProposal();
+  else if (k === " ") togglePlay();
+  else if (k === "Backspace" || k === "Delete") change([{ frame: S.current, label: null }]);
+  else if ((k === "z" || k === "Z") && (e.ctrlKey || e.metaKey)) undo();
+  else if (k === "i") interpolate();
+  else handled = false;
+  if (handled) e.preventDefault();
+}
+
+function onWheel(e) {
+  e.preventDefault();
+  const before = toImage(e.clientX, e.clientY), v = S.view;
+  const s = Math.min(32, Math.max(0.05, v.s * Math.exp(-e.deltaY * 0.0015)));
+  const r = view.getBoundingClientRect();
+  S.view = { s, ox: before.x - (e.clientX - r.left) / s, oy: before.y - (e.clientY - r.top) / s };
+  draw();
+}
+
+function setupInput() {
+  document.addEventListener("keydown", onKey);
+  view.addEventListener("wheel", onWheel, { passive: false });
+  view.addEventListener("click", (e) => { const p = toImage(e.clientX, e.clientY); place(p.x, p.y); });
+  view.addEventListener("mousemove", (e) => { S.pointer = toImage(e.clientX, e.clientY); drawLoupe(S.bitmaps.get(S.current)); });
+  view.addEventListener("mouseleave", () => { S.pointer = null; loupe.style.display = "none"; });
+  view.addEventListener("dblclick", () => { fit(); draw(); });
+  timeline.addEventListener("click", (e) => {
+    const r = timeline.getBoundingClientRect();
+    go(Math.floor((e.clientX - r.left) / r.width * S.meta.frames));
+  });
+  window.addEventListener("resize", () => { fit(); draw(); drawTimeline(); });
+}
+
+// ------------------------------------------------------------------ server state
+async function refresh() {
+  const snap = await json("/api/labels");
+  S.labels = snap.labels; S.proposals = snap.proposals; S.states = snap.states; S.revision = snap.revision;
+  return snap;
+}
+
+async function poll() {
+  try {
+    const st = await json("/api/status");
+    const m = st.model;
+    $("model").textContent = m.status === "off" ? "no model" : m.status === "failed" ? `model failed: ${m.message}`
+      : `${m.name.split(" ")[0]}: ${m.status}${m.status === "running" || m.status === "loading" ? ` ${m.done}/${m.total}` : ""}`;
+    $("saved").textContent = st.save_error ? `not saved: ${st.save_error}`
+      : st.saved_revision >= st.revision ? "saved" : "saving…";
+    if (st.revision !== S.revision) { await refresh(); updateInfo(); drawTimeline(); draw(); }
+  } catch (e) { $("saved").textContent = `server unreachable (${e.message})`; }
+  setTimeout(poll, 1000);
+}
+
+async function main() {
+  S.meta = await json("/api/meta");
+  $("name").textContent = S.meta.name;
+  $("labels-path").textContent = `labels: ${S.meta.labels_path}`;
+  $("keys").innerHTML = "";
+  for (const [key, what] of S.meta.keys) {
+    const row = $("keys").insertRow();
+    row.insertCell().textContent = key; row.insertCell().textContent = what;
+  }
+  for (const note of S.meta.notes) { const li = document.createElement("li"); li.textContent = note; $("notes").appendChild(li); }
+  const snap = await refresh();
+  setupInput();
+  fit();
+  S.ready = true;
+  await go(snap.position || 0);
+  poll();
+}
+
+window.tracknetLabel = { state: S, toClient, go };  // for the browser tests
+main().catch((e) => message(`cannot start: ${e.message}`));

@@ -1,0 +1,167 @@
+"""End to end in a real headless browser: Debian's chromium driven by Playwright (no `playwright
+install`: the browser comes from apt, see .ci/run). A person's session on the page, checked on disk.
+
+`TRACKNET_DOCS_SCREENSHOT=1` also writes the screenshot to docs/scripts/label.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.cli.helpers import ROOT
+from tests.label.server import label_server, labels_of, wait_for
+
+pytest.importorskip("starlette", reason="the label extra (starlette, uvicorn) is not installed")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+
+CHROMIUM = next((p for p in (os.environ.get("TRACKNET_CHROMIUM"), shutil.which("chromium"),
+                             shutil.which("chromium-browser"), "/usr/bin/chromium") if p and Path(p).is_file()), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium found (apt-get install chromium, or set TRACKNET_CHROMIUM)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _open(browser: Any, url: str, size: tuple[int, int] = (1280, 720)) -> Any:
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_function("window.tracknetLabel && tracknetLabel.state.ready && tracknetLabel.state.bitmaps.has(tracknetLabel.state.current)",
+                           timeout=120_000)
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def _click_image(page: Any, x: float, y: float) -> None:
+    at = page.evaluate(f"tracknetLabel.toClient({x}, {y})")
+    page.mouse.click(at["x"], at["y"])
+
+
+def _cell(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _near(label: dict, x: float, y: float, tolerance: float = 1.0) -> bool:
+    """Clicks land on whole CSS pixels, so a label is within a CSS pixel of the point aimed at."""
+    return abs(label["x"] - x) <= tolerance and abs(label["y"] - y) <= tolerance
+
+
+def _until(page: Any, expression: str, timeout_s: float = 60) -> None:
+    page.wait_for_function(expression, timeout=timeout_s * 1000)
+
+
+def test_a_person_labels_with_the_mouse_and_the_keys(browser: Any, video: Path, tmp_path: Path) -> None:
+    target = video.with_suffix(".csv")
+    with label_server(str(video)) as srv:
+        page = _open(browser, srv.url)
+        assert "Shift+→" in page.inner_text("#keys") and "interpolate" in page.inner_text("#keys")
+        _until(page, "tracknetLabel.state.proposals.every((p) => p !== null)", 600)  # the model finished
+        S = "tracknetLabel.state"
+
+        _click_image(page, 30, 20)  # frame 0: click places the ball...
+        _until(page, f"{S}.labels[0] !== null")
+        page.keyboard.press("2")  # ...and 2 makes it hard to see (and the class of the next clicks)
+        _until(page, f"{S}.labels[0].visibility === 2")
+
+        page.keyboard.press("ArrowRight")
+        _until(page, f"{S}.current === 1")
+        proposal = page.evaluate(f"{S}.proposals[1]")
+        page.keyboard.press("Enter")  # confirm the proposal: it becomes frame 1's label, on to frame 2
+        _until(page, f"{S}.labels[1] !== null && {S}.current === 2")
+        page.keyboard.press("0")  # no ball in frame 2
+        _until(page, f"{S}.labels[2] && {S}.labels[2].visibility === 0")
+
+        for frame, (x, y) in ((5, (60, 40)), (8, (90, 50))):
+            page.evaluate(f"tracknetLabel.go({frame})")
+            _until(page, f"{S}.current === {frame}")
+            _click_image(page, x, y)
+            _until(page, f"{S}.labels[{frame}] !== null")
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowLeft")
+        _until(page, f"{S}.current === 6")
+        page.keyboard.press("i")  # 6 and 7 filled in between 5 and 8
+        _until(page, f"{S}.labels[6] && {S}.labels[7]")
+        page.keyboard.press("ArrowRight")
+        _until(page, f"{S}.current === 7")
+        page.keyboard.press("Backspace")
+        _until(page, f"{S}.labels[7] === null")
+        page.keyboard.press("Control+z")  # the clear undone
+        _until(page, f"{S}.labels[7] !== null")
+
+        page.keyboard.press("Shift+ArrowRight")  # the next frame that needs a person: uncertain ones first
+        _until(page, f"{S}.current !== 7")
+        states = page.evaluate(f"{S}.states")
+        now = page.evaluate(f"{S}.current")
+        assert states[now] == ("uncertain" if "uncertain" in states else "proposed"), (now, states)
+
+        box = page.locator("#timeline").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * (3.5 / 12), box["y"] + box["height"] / 2)  # jump to frame 3
+        _until(page, f"{S}.current === 3")
+        page.keyboard.press("Space")
+        _until(page, f"{S}.current > 3")
+        page.keyboard.press("Space")
+
+        page.evaluate("tracknetLabel.go(6)")
+        _until(page, f"{S}.current === 6 && {S}.bitmaps.has(6)")
+        page.mouse.move(10, 10)
+        shot = tmp_path / "label.png"
+        page.screenshot(path=str(shot))
+        if os.environ.get("TRACKNET_DOCS_SCREENSHOT") == "1":
+            shutil.copy(shot, ROOT / "docs" / "scripts" / "label.png")
+        assert not page.errors, page.errors  # type: ignore[attr-defined]
+        labels = page.evaluate(f"{S}.labels")
+        for frame, (x, y) in ((0, (30, 20)), (5, (60, 40)), (8, (90, 50))):
+            assert _near(labels[frame], x, y), (frame, labels[frame])
+        row1 = f"1,1,{_cell(proposal[1])},{_cell(proposal[2])}\n" if proposal[0] > 0 else "1,0,0,0\n"
+        assert labels[1]["visibility"] == proposal[0]
+        a, b = labels[5], labels[8]
+        between = [(k, a["x"] + (k - 5) / 3 * (b["x"] - a["x"]), a["y"] + (k - 5) / 3 * (b["y"] - a["y"])) for k in (6, 7)]
+        expected = ("Frame,Visibility,X,Y\n"
+                    f"0,2,{_cell(labels[0]['x'])},{_cell(labels[0]['y'])}\n" + row1 + "2,0,0,0\n"
+                    f"5,2,{_cell(a['x'])},{_cell(a['y'])}\n"
+                    + "".join(f"{k},1,{_cell(x)},{_cell(y)}\n" for k, x, y in between)
+                    + f"8,2,{_cell(b['x'])},{_cell(b['y'])}\n")
+        assert wait_for(lambda: labels_of(target) == expected, timeout=10), labels_of(target)
+        page.close()  # the browser goes away; the server keeps the session
+        code, out, err = srv.stop()
+    assert code == 0, err
+    assert labels_of(target) == expected
+
+    from tracknet_cli.data.clips import discover_clips  # the file is one training reads
+
+    (clip,) = discover_clips(video.parent)
+    assert clip.labels.visibility.tolist() == [2, int(row1[2]), 0, -1, -1, 2, 1, 1, 2, -1, -1, -1]
+
+
+def test_next_and_previous_frames_appear_within_100_ms_at_1080p(browser: Any, realdata: Path, tmp_path: Path) -> None:
+    """The 1080p rally (6 frames, 1920x1080): stepping shows a prefetched frame in under 100 ms, from
+    the key press to the frame drawn (the median: single steps can wait for a busy machine)."""
+    video = tmp_path / "rally1080.mp4"
+    shutil.copy(realdata / "badminton-1080p-example" / "videos" / "1_10_12.mp4", video)
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        S = "tracknetLabel.state"
+        assert page.evaluate(f"{S}.meta.width") == 1920
+        _until(page, f"[1, 2, 3, 4, 5].every((i) => {S}.bitmaps.has(i))")  # decoded ahead and prefetched
+        page.keyboard.press("ArrowRight")  # the first 1080p draw warms the canvas up (up to 1 s, once)
+        _until(page, f"{S}.current === 1 && {S}.lastShowMs !== null")
+        times = []
+        for key, frame in (("ArrowRight", 2), ("ArrowRight", 3), ("ArrowLeft", 2), ("ArrowLeft", 1), ("ArrowRight", 2),
+                           ("ArrowRight", 3), ("ArrowRight", 4)):
+            page.keyboard.press(key)
+            _until(page, f"{S}.current === {frame} && {S}.lastShowMs !== null")
+            times.append(page.evaluate(f"{S}.lastShowMs"))
+        page.close()
+    assert sorted(times)[len(times) // 2] < 100, times
+    assert max(times) < 500, times
