@@ -15,15 +15,13 @@ import tempfile
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
-
 import numpy as np
 
 from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
+from tracknet_cli.choices import CSV_FORMATS, CsvFormat, check
 from tracknet_cli.errors import InputError, RuntimeFailure
 from tracknet_cli.predict.tracking import TrackRow
 
-CsvFormat = Literal["default", "tracknet"]
 DEFAULT_HEADER = ("Frame", "Visibility", "X", "Y", "Score", "Interpolated")
 TRACKNET_HEADER = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
 
@@ -63,8 +61,7 @@ class CsvWriter:
     """
 
     def __init__(self, path: Path | str, *, fmt: CsvFormat = "default", overwrite: bool = False) -> None:
-        if fmt not in ("default", "tracknet"):
-            raise InputError(f"unknown CSV format {fmt!r}; choose default or tracknet")
+        check(fmt, CSV_FORMATS, "CSV format", InputError)
         self.path, self._tmp = _claim(Path(path), overwrite, ".csv.part")
         self.fmt = fmt
         self.rows = 0
