@@ -260,7 +260,9 @@ def test_bad_inputs_exit_2_with_one_line(checkpoint: Path, video: Path, tmp_path
         ([str(video), "-c", str(foreign)], "not a TrackNet checkpoint"),
         ([str(video), "-c", str(checkpoint), "--start", "9", "--end", "9"], "--end"),
         ([str(video), "-c", str(checkpoint), "--device", "tpu"], "--device"),
-        ([str(video), "-c", str(checkpoint), "--threshold", "2"], "--threshold"),
+        ([str(video), "-c", str(checkpoint), "--threshold", "2"], "threshold 2 must be between 0 and 1 (--threshold)"),
+        ([str(video), "-c", str(checkpoint), "--max-jump", "0"], "(--max-jump)"),
+        ([str(video), "-c", str(checkpoint), "--precision", "fp16"], "--precision"),
         ([str(video), "-c", str(checkpoint), "--no-video", "--out", "x.mp4"], "--no-video"),
     ]
     for args, needle in cases:

@@ -57,10 +57,10 @@ def predict(
     choice(device, DEVICES, "--device")
     choice(csv_format, CSV_FORMATS, "--csv-format")
     choice(precision, INFERENCE_PRECISIONS, "--precision")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise typer.BadParameter("must be between 0 and 1", param_hint="--threshold")
-    if max_jump is not None and max_jump <= 0:
-        raise typer.BadParameter("must be positive (source pixels per frame)", param_hint="--max-jump")
+    from tracknet_cli.predict.tracking import TrackingConfig
+
+    # --threshold, --max-gap, --max-jump are checked where they are owned, before sources or model load.
+    TrackingConfig.check_options(threshold, max_gap, max_jump)
     if not 0.0 < overlay_scale <= 4.0:
         raise typer.BadParameter("must be in (0, 4]", param_hint="--overlay-scale")
     if no_video and out is not None:
@@ -133,11 +133,9 @@ def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Pa
             used.add(stem)
             pairs.append((run_dir / f"{stem}.csv", None if no_video else run_dir / f"{stem}.mp4"))
     _refuse_inputs([p for pair in pairs for p in pair if p is not None], sources, reads or [])
-    if not overwrite:
-        for pair in pairs:
-            for path in pair:
-                if path is not None and path.exists():
-                    raise UsageError(f"{path} already exists; pass --overwrite to replace it or choose another name")
+    from tracknet_cli.predict.writers import refuse_existing
+
+    refuse_existing((p for pair in pairs for p in pair), overwrite)
     return pairs
 
 
