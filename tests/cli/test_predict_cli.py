@@ -282,9 +282,12 @@ def test_ctrl_c_keeps_valid_csv_and_video(checkpoint: Path, synth_root: Path, tm
          "--csv", str(csv_path), "--out", str(video_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
+    # Wait for the overlay's temp file (the model has loaded and writing has begun) however long a
+    # loaded machine takes to import torch and load the model; Ctrl-C before that is another test's.
+    deadline = time.monotonic() + 540
     while not list(tmp_path.glob(".o.mp4.*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert list(tmp_path.glob(".o.mp4.*")), "predict never started writing"
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
