@@ -41,12 +41,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tracknet_cli.choices import LOSS_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "realdata" / "badminton-train"
 # Fixed clip-level split of badminton-train (33 rallies): 4 to choose the threshold, 4 to score.
 VAL_CLIPS = ("00008", "00022", "00034", "00045")  # 769 frames
 TEST_CLIPS = ("00011", "00028", "00041", "00049")  # 1,114 frames
-LOSSES = ("mse", "focal", "wbce", "softmax")
+LOSSES = LOSS_NAMES  # every loss the package registers
 PROTOCOL = "v2"
 
 

@@ -42,7 +42,9 @@ def main() -> None:
     summary = json.loads(out)
     ckpt = summary["best_weights"]
     rows = []
-    for protocol in ("v2", "tracknet", "wasb"):
+    from tracknet_cli.choices import PROTOCOL_NAMES
+
+    for protocol in PROTOCOL_NAMES:
         eval_s, out = run(["eval", "--checkpoint", ckpt, "--split", "val", "--protocol", protocol, "--json"], work)
         rows.append((protocol, json.loads(out), eval_s))
 

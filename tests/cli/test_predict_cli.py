@@ -260,7 +260,9 @@ def test_bad_inputs_exit_2_with_one_line(checkpoint: Path, video: Path, tmp_path
         ([str(video), "-c", str(foreign)], "not a TrackNet checkpoint"),
         ([str(video), "-c", str(checkpoint), "--start", "9", "--end", "9"], "--end"),
         ([str(video), "-c", str(checkpoint), "--device", "tpu"], "--device"),
-        ([str(video), "-c", str(checkpoint), "--threshold", "2"], "--threshold"),
+        ([str(video), "-c", str(checkpoint), "--threshold", "2"], "threshold 2 must be between 0 and 1 (--threshold)"),
+        ([str(video), "-c", str(checkpoint), "--max-jump", "0"], "(--max-jump)"),
+        ([str(video), "-c", str(checkpoint), "--precision", "fp16"], "--precision"),
         ([str(video), "-c", str(checkpoint), "--no-video", "--out", "x.mp4"], "--no-video"),
     ]
     for args, needle in cases:
@@ -280,9 +282,12 @@ def test_ctrl_c_keeps_valid_csv_and_video(checkpoint: Path, synth_root: Path, tm
          "--csv", str(csv_path), "--out", str(video_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
+    # Wait for the overlay's temp file (the model has loaded and writing has begun) however long a
+    # loaded machine takes to import torch and load the model; Ctrl-C before that is another test's.
+    deadline = time.monotonic() + 540
     while not list(tmp_path.glob(".o.mp4.*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert list(tmp_path.glob(".o.mp4.*")), "predict never started writing"
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

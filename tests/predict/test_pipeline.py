@@ -207,8 +207,12 @@ def test_from_checkpoint_rejects_bad_settings(checkpoint: Path, tmp_path: Path) 
 
     with pytest.raises(UsageError, match="precision"):
         Tracker.from_checkpoint(checkpoint, device="cpu", precision="fp8")
-    with pytest.raises(UsageError, match="threshold"):
-        Tracker.from_checkpoint(checkpoint, device="cpu", threshold=1.5)
+    # Tracking settings are checked before anything is read: a bad one wins over a missing checkpoint.
+    for kwargs, needle in (({"threshold": 1.5}, "threshold 1.5 must be between 0 and 1"),
+                           ({"max_jump": 0.0}, "max jump 0 must be positive"),
+                           ({"max_gap": -1}, "max gap -1 must be >= 0")):
+        with pytest.raises(UsageError, match=needle):
+            Tracker.from_checkpoint(tmp_path / "missing.safetensors", device="cpu", **kwargs)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(InputError, match="not a readable"):

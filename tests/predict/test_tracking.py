@@ -168,3 +168,12 @@ def test_scene_difference_on_thumbnails() -> None:
     assert scene_difference(None, tb) == 0.0
     assert scene_difference(tb, tb) == 0.0
     assert scene_difference(tb, tw) == pytest.approx(255.0)
+
+
+def test_settings_are_checked_once_for_every_caller() -> None:
+    from tracknet_cli.errors import UsageError
+
+    for kwargs in ({"threshold": -0.1}, {"max_gap": -1}, {"max_jump": 0.0}, {"max_jump": float("nan")}):
+        with pytest.raises(UsageError):
+            TrackingConfig(**kwargs)
+

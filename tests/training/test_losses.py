@@ -213,7 +213,7 @@ def test_every_loss_has_a_probability_map() -> None:
 
 
 def test_build_loss_errors() -> None:
-    with pytest.raises(ConfigError, match="unknown loss 'focl'") as err:
+    with pytest.raises(ConfigError, match="loss 'focl' is not one of") as err:
         build_loss("focl")
     assert "focal" in err.value.line()
     with pytest.raises(ConfigError, match="bad options"):

@@ -184,7 +184,7 @@ def test_to_dict_is_json_safe() -> None:
 
 
 def test_unknown_protocol() -> None:
-    with pytest.raises(ConfigError, match="unknown protocol 'wsab'") as err:
+    with pytest.raises(ConfigError, match="protocol 'wsab' is not one of") as err:
         score_table("wsab")
     assert "wasb" in err.value.line()
 

@@ -8,7 +8,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tracknet_cli.choices import DEVICES, INFERENCE_PRECISIONS, PROTOCOL_NAMES, listed
 from tracknet_cli.cli import console
+from tracknet_cli.cli.options import choice
 from tracknet_cli.errors import InputError
 
 EPILOG = (
@@ -19,17 +21,15 @@ EPILOG = (
     "  tracknet eval --pred-csv preds/ --gt data/tracknet --protocol v2"
 )
 
-PROTOCOLS = ("tracknet", "v2", "wasb")
-
 
 def evaluate_command(
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", metavar="NAME|FILE|RUN", help="A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name.")] = None,
-    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Dataset to score on. [default: the checkpoint's data.root]")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Dataset to score on. \\[default: the checkpoint's data.root]")] = None,
     split: Annotated[str, typer.Option("--split", help="test | val | train | all (test falls back to all clips when the config has no test split).")] = "test",
-    protocol: Annotated[Optional[str], typer.Option("--protocol", help="tracknet | v2 | wasb. [default: the checkpoint's training.protocol, or v2]")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. [default: the checkpoint's]")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="auto (as predict picks it) | fp32 | bf16")] = "auto",
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help=f"{listed(PROTOCOL_NAMES)}. \\[default: the checkpoint's training.protocol, or v2]")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's]")] = None,
+    device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: as predict picks it)")] = "auto",
     batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass.")] = None,
     save_csv: Annotated[Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")] = None,
     pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
@@ -41,14 +41,11 @@ def evaluate_command(
     """Precision, recall, F1, accuracy and errors per clip and in total, under a named protocol."""
     from tracknet_cli.training.evaluate import SPLIT_CHOICES
 
-    if protocol is not None and protocol not in PROTOCOLS:
-        raise typer.BadParameter(f"{protocol!r} is not one of {', '.join(PROTOCOLS)}", param_hint="--protocol")
-    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS
-
-    if precision not in INFERENCE_PRECISIONS:
-        raise typer.BadParameter(f"{precision!r} is not one of {', '.join(INFERENCE_PRECISIONS)}", param_hint="--precision")
-    if split not in SPLIT_CHOICES:
-        raise typer.BadParameter(f"{split!r} is not one of {', '.join(SPLIT_CHOICES)}", param_hint="--split")
+    if protocol is not None:
+        choice(protocol, PROTOCOL_NAMES, "--protocol")
+    choice(device, DEVICES, "--device")
+    choice(precision, INFERENCE_PRECISIONS, "--precision")
+    choice(split, SPLIT_CHOICES, "--split")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise typer.BadParameter("must be between 0 and 1", param_hint="--threshold")
     if pred_csv is not None:

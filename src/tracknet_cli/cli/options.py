@@ -9,7 +9,7 @@ import typer
 from tracknet_cli.config.load import ResolvedConfig, resolve, selection_from
 
 ProfileOpt = Annotated[
-    Optional[str], typer.Option("--profile", "-p", help="Profile name (see profiles/) or path to a .yaml file. [default: quickstart]")
+    Optional[str], typer.Option("--profile", "-p", help="Profile name (see profiles/) or path to a .yaml file. \\[default: quickstart]")
 ]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Data piece replacing the profile's (name or .yaml).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model piece replacing the profile's (name or .yaml).")]
@@ -24,3 +24,12 @@ SetOpt = Annotated[
 
 def resolve_selection(profile, data, model, training, sets) -> ResolvedConfig:
     return resolve(selection_from(profile, data, model, training, sets))
+
+
+def choice(value: str, names: tuple[str, ...], param: str) -> str:
+    """A command-line choice checked against its one list (`tracknet_cli.choices`), with the closest name."""
+    from tracknet_cli.choices import not_one_of
+
+    if value not in names:
+        raise typer.BadParameter(not_one_of("", value, names).lstrip(), param_hint=param)
+    return value

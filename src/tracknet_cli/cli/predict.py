@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from tracknet_cli.choices import CSV_FORMATS, DEVICES, INFERENCE_PRECISIONS, listed
 from tracknet_cli.cli import console
+from tracknet_cli.cli.options import choice
 from tracknet_cli.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,8 +28,6 @@ EPILOG = (
     "  tracknet predict match.mp4 -c best.safetensors --overlay-scale 0.5 --trail 20 --max-gap 8"
 )
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-CSV_FORMATS = ("default", "tracknet")
 RUNS_ROOT = Path("runs/predict")
 
 
@@ -40,7 +40,7 @@ def predict(
     csv: Annotated[Optional[Path], typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]")] = None,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV.")] = False,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Windows per forward pass.")] = 8,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
     start: Annotated[int, typer.Option("--start", min=0, help="First frame (0-based).")] = 0,
     end: Annotated[Optional[int], typer.Option("--end", min=1, help="Stop before this frame (exclusive). \\[default: the last frame]")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's]")] = None,
@@ -49,21 +49,18 @@ def predict(
     no_track: Annotated[bool, typer.Option("--no-track", help="Raw thresholded detections: no gating, resets or gap filling.")] = False,
     trail: Annotated[int, typer.Option("--trail", min=0, help="Overlay: fading trail of the last N positions.")] = 10,
     overlay_scale: Annotated[float, typer.Option("--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode).")] = 1.0,
-    csv_format: Annotated[str, typer.Option("--csv-format", help="default (Frame,Visibility,X,Y,Score,Interpolated) | tracknet (Label.csv dialect)")] = "default",
-    precision: Annotated[str, typer.Option("--precision", help="auto (bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it) | fp32 | bf16")] = "auto",
+    csv_format: Annotated[str, typer.Option("--csv-format", help=f"{listed(CSV_FORMATS)}: default Frame,Visibility,X,Y,Score,Interpolated; tracknet the Label.csv dialect")] = "default",
+    precision: Annotated[str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it)")] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
     """Ball position for every frame: a CSV, and an overlay video with the ball and its trail."""
-    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS
+    choice(device, DEVICES, "--device")
+    choice(csv_format, CSV_FORMATS, "--csv-format")
+    choice(precision, INFERENCE_PRECISIONS, "--precision")
+    from tracknet_cli.predict.tracking import TrackingConfig
 
-    for value, choices, hint in ((device, DEVICES, "--device"), (csv_format, CSV_FORMATS, "--csv-format"),
-                                 (precision, INFERENCE_PRECISIONS, "--precision")):
-        if value not in choices:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=hint)
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise typer.BadParameter("must be between 0 and 1", param_hint="--threshold")
-    if max_jump is not None and max_jump <= 0:
-        raise typer.BadParameter("must be positive (source pixels per frame)", param_hint="--max-jump")
+    # --threshold, --max-gap, --max-jump are checked where they are owned, before sources or model load.
+    TrackingConfig.check_options(threshold, max_gap, max_jump)
     if not 0.0 < overlay_scale <= 4.0:
         raise typer.BadParameter("must be in (0, 4]", param_hint="--overlay-scale")
     if no_video and out is not None:
@@ -136,11 +133,9 @@ def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Pa
             used.add(stem)
             pairs.append((run_dir / f"{stem}.csv", None if no_video else run_dir / f"{stem}.mp4"))
     _refuse_inputs([p for pair in pairs for p in pair if p is not None], sources, reads or [])
-    if not overwrite:
-        for pair in pairs:
-            for path in pair:
-                if path is not None and path.exists():
-                    raise UsageError(f"{path} already exists; pass --overwrite to replace it or choose another name")
+    from tracknet_cli.predict.writers import refuse_existing
+
+    refuse_existing((p for pair in pairs for p in pair), overwrite)
     return pairs
 
 

@@ -32,7 +32,7 @@ def train(
     model: ModelOpt = None,
     training: TrainingOpt = None,
     set_: SetOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (new or empty). [default: runs/<profile>/expN]")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (new or empty). \\[default: runs/<profile>/expN]")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build data and model, run one batch forward and backward, write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the report as JSON.")] = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets).")] = None,
@@ -41,7 +41,7 @@ def train(
     devices: Annotated[Optional[int], typer.Option(
         "--devices", min=1,
         help="Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
-             "DistributedDataParallel under torchrun. Effective batch = batch_size x N x grad_accumulation. [default: 1]",
+             "DistributedDataParallel under torchrun. Effective batch = batch_size x N x grad_accumulation. \\[default: 1]",
     )] = None,
 ) -> None:
     """Train a heatmap model; writes runs/<profile>/expN (config, log, metrics, overlays, weights, state)."""

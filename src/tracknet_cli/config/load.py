@@ -11,11 +11,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from tracknet_cli.choices import not_one_of
 from tracknet_cli.config.schema import SECTIONS, TrackNetConfig
 from tracknet_cli.errors import ConfigError
 
@@ -302,8 +303,18 @@ def _explain(exc: ValidationError, prov: Mapping[str, str]) -> str:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown key '{key}'{src}{hint}"
     value = err.get("input")
+    if err["type"] == "literal_error":  # a choice: the names come from the field's Literal (tracknet_cli.choices)
+        return f"{not_one_of(key, value, _literal_names(loc))}{src}"
     shown = f" (got {excerpt(value)})" if not isinstance(value, dict) else ""
     return f"{key}: {err['msg'].rstrip('.')}{shown}{src}"
+
+
+def _literal_names(loc: list[str]) -> tuple[str, ...]:
+    """The names the Literal field at `loc` (e.g. training.loss) accepts."""
+    model: Any = TrackNetConfig
+    for part in loc[:-1]:
+        model = model.model_fields[part].annotation
+    return tuple(str(a) for a in get_args(model.model_fields[loc[-1]].annotation))
 
 
 def all_keys(model: type[BaseModel] = TrackNetConfig, prefix: str = "") -> list[str]:

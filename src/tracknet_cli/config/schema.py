@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tracknet_cli.choices import BackboneName, DecoderName, DeviceName, LossName, PrecisionSetting, ProtocolName
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -107,7 +109,7 @@ class DataConfig(Section):
 
 # ---------------------------------------------------------------- model
 class BackboneConfig(Section):
-    type: Literal["dinov3_vit", "convnext", "dinov3_convnext", "unet"] = Field(
+    type: BackboneName = Field(
         "dinov3_vit", description="unet: plain full-resolution conv encoder (model.unet), random init, for CPUs and small balls"
     )
     pretrained_model_name: str = Field(
@@ -137,7 +139,7 @@ class UNetConfig(Section):
 
 class ModelConfig(Section):
     backbone: BackboneConfig = BackboneConfig()
-    decoder: Literal["upsampling", "fpn", "unet"] = "upsampling"
+    decoder: DecoderName = "upsampling"
     upsampling: UpsamplingDecoderConfig = UpsamplingDecoderConfig()
     fpn: FPNConfig = FPNConfig()
     unet: UNetConfig = UNetConfig()
@@ -155,11 +157,11 @@ class TrainingConfig(Section):
     epochs: int = Field(10, ge=1, le=100000)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     time_limit: float | None = Field(None, gt=0.0, description="wall-clock seconds for the whole run, the final validation included: training stops early enough for it to fit, then validates and saves")
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    loss: Literal["mse", "focal", "wbce", "softmax"] = Field(
+    device: DeviceName = "auto"
+    loss: LossName = Field(
         "softmax", description="softmax: per-frame softmax over cells + 'no ball' (learns in minutes; docs/training/losses.md)"
     )
-    protocol: Literal["tracknet", "v2", "wasb"] = Field("v2", description="how validation scores a frame (docs/training/metrics.md)")
+    protocol: ProtocolName = Field("v2", description="how validation scores a frame (docs/training/metrics.md)")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="decode score at or above which a frame has a detection")
     best_metric: Literal["f1", "precision", "recall", "accuracy", "ap", "val_loss", "l2_median", "l2_mean", "rmse"] = Field(
         "f1", description="validation metric that picks weights/best.safetensors (losses and errors: lower is better)"
@@ -170,7 +172,7 @@ class TrainingConfig(Section):
     warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear lr warmup")
     grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient norm to this (unset: no clipping)")
     grad_accumulation: int = Field(1, ge=1, le=1024, description="batches per optimizer step")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+    precision: PrecisionSetting = Field(
         "auto", description="autocast: auto = bf16 (else fp16 with loss scaling) on CUDA; on CPU bf16 only with "
         "native bf16 and for the model families a measured table lists as faster (docs/training/losses.md)"
     )

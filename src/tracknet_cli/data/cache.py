@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.config.schema import DataConfig
     from tracknet_cli.data.clips import Clip
 
-CACHE_FORMAT = 1  # bump when resize or padding changes so old files are not reused
+CACHE_FORMAT = 2  # bump when decoding, resize or padding changes so old files are not reused (2: videos upright)
 DIRNAME = ".tracknet_cache"
 log = logging.getLogger(__name__)
 

@@ -104,23 +104,16 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def video_info(path: Path) -> tuple[int, int, int]:
-    """(width, height, frames) of a video's first video stream.
+    """(width, height, frames) of a video's first video stream, the size upright (rotation metadata
+    applied, as every decoder here applies it; `media.video.probe`).
 
     Frames are counted from the demuxed packets that carry data, not from the header (headers of
     re-muxed files are often wrong); one packet is one frame in decode order for the codecs we read.
     `count_decoded_frames` is the slow, exact check used by `data inspect --check-images`.
     """
-    import av
+    from tracknet_cli.media.video import probe
 
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            width, height = stream.codec_context.width, stream.codec_context.height
-            frames = sum(1 for packet in container.demux(stream) if packet.size > 0)
-    except av.error.FFmpegError as exc:
-        raise InputError(f"{path}: unreadable video ({exc})") from exc
+    (width, height), frames = probe(path)
     return width, height, frames
 
 
@@ -135,14 +128,10 @@ def count_decoded_frames(path: Path) -> int:
 
 
 def iter_video_frames(path: Path) -> Iterator[np.ndarray]:
-    """RGB uint8 frames (H, W, 3) in decode order; timestamps are ignored because real files break them."""
-    import av
+    """Upright RGB uint8 frames (H, W, 3) in decode order; timestamps are ignored because real files break them."""
+    from tracknet_cli.media.video import read_frames
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
+    return read_frames(path)
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -5,8 +5,9 @@ Why this module exists: decoding is what starves a CPU training run. Three rules
 - JPEGs are decoded at reduced scale (Pillow ``draft``: the JPEG decoder itself skips DCT detail)
   whenever the resized content is at most half the frame, then resized the rest of the way.
 - Videos are decoded sequentially, counting frames as they come out (timestamps in real files are
-  broken and header frame counts can be wrong), and resized inside libswscale with
-  ``frame.reformat`` (about 4x faster than PIL). A video is decoded once per clip, never once per
+  broken and header frame counts can be wrong), turned upright by their rotation metadata and
+  resized inside libswscale with ``frame.reformat`` (about 4x faster than PIL), all in
+  ``media.video``, the reader predict uses too. A video is decoded once per clip, never once per
   window: the whole clip's resized frames are kept (in memory here, or on disk by ``data.cache``).
 - Overlapping windows share decodes through one byte-bounded LRU (``FrameMemory``) per dataset.
 
@@ -77,42 +78,12 @@ def decode_image(path: Path | str, size: tuple[int, int]) -> np.ndarray:
 
 def iter_video(path: Path | str, size: tuple[int, int] | None = None, limit: int | None = None,
                start: int = 0) -> Iterator[np.ndarray]:
-    """Yield the frames of a video in decode order as uint8 RGB (h, w, 3), resized by libswscale.
+    """Yield the frames of a video in decode order as uint8 RGB (h, w, 3), upright (its rotation
+    metadata applied, as predict reads it) and resized by libswscale (`media.video.read_frames`);
+    ``start`` skips the first frames, ``limit`` counts those yielded."""
+    from tracknet_cli.media.video import read_frames
 
-    Frames are counted as they come out of the decoder; timestamps and header counts are ignored.
-    ``start`` skips the first frames: they are decoded (the count is the frame number) but never
-    converted; ``limit`` counts the frames yielded.
-    """
-    import av
-
-    if limit is not None and limit <= 0:
-        return
-    try:
-        container = av.open(str(path))
-    except (OSError, av.error.FFmpegError) as exc:
-        raise InputError(f"cannot open video {path}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise InputError(f"no video stream in {path}")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        kwargs = {"format": "rgb24"}
-        if size is not None:
-            kwargs.update(width=size[0], height=size[1])
-        count = decoded = 0
-        try:
-            for frame in container.decode(stream):
-                decoded += 1
-                if decoded <= start:
-                    continue
-                yield frame.to_ndarray(**kwargs)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
-        except av.error.FFmpegError as exc:
-            if decoded == 0:
-                raise InputError(f"cannot decode video {path}: {exc}") from exc
-            # A damaged tail: keep what decoded (the caller checks the count it needs).
+    return read_frames(path, size, limit, start=start)
 
 
 def fill(frames: Iterator[np.ndarray], input_size: tuple[int, int], count: int, what: str, out: np.ndarray | None = None) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from tracknet_cli.choices import INFERENCE_PRECISIONS, LOSS_NAMES, check
 from tracknet_cli.errors import UsageError
 from tracknet_cli.inference.windows import HeatmapAverager, WindowBatch, WindowScheduler
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Size = tuple[int, int]
 DEFAULT_STRIDE = 1  # 1: every frame is the mean of T predictions (the TrackNetV3 "ensemble"); T: one each
 DEFAULT_BATCH = 8
-LOSS_OUTPUTS = ("mse", "focal", "wbce", "softmax")  # how each training loss turns logits into probabilities
+LOSS_OUTPUTS = LOSS_NAMES  # `probabilities` maps each training loss's logits (tracknet_cli.choices.LossName)
 
 OnBatch = Callable[[WindowBatch, "torch.Tensor", "torch.Tensor | None"], None]
 
@@ -58,14 +59,7 @@ def probabilities(logits: "torch.Tensor", loss_name: str, no_ball_logit: "torch.
     """
     import torch
 
-    if loss_name not in LOSS_OUTPUTS:
-        import difflib
-
-        from tracknet_cli.errors import ConfigError
-
-        close = difflib.get_close_matches(loss_name, LOSS_OUTPUTS, n=1)
-        raise ConfigError(f"unknown loss '{loss_name}'",
-                          hint=f"did you mean '{close[0]}'?" if close else f"choose one of {', '.join(LOSS_OUTPUTS)}")
+    check(loss_name, LOSS_NAMES, "loss")
     x = logits.float()
     if loss_name == "mse":
         return x.clamp(0.0, 1.0)
@@ -202,10 +196,9 @@ def load_engine(path: str | Path, *, device: str = "auto", precision: str = "aut
     3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py)."""
     from tracknet_cli.inference.checkpoint import load_model
     from tracknet_cli.inference.rundir import resolve_checkpoint
-    from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS, pick_device, resolve_precision
+    from tracknet_cli.inference.runtime import pick_device, resolve_precision
 
-    if precision not in INFERENCE_PRECISIONS:
-        raise UsageError(f"precision {precision!r} is not one of {', '.join(INFERENCE_PRECISIONS)}")
+    check(precision, INFERENCE_PRECISIONS, "precision", UsageError)
     dev = pick_device(device)
     model, meta = load_model(resolve_checkpoint(Path(path)), device=dev)
     choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)

@@ -6,7 +6,7 @@ format) of `training.precision`, `eval --precision` and `predict --precision`.
   emulated and slow, and the reason says so.
 - `fp16`: CUDA only (a `ConfigError` elsewhere).
 - `auto`: CUDA → bf16 when the GPU supports it, else fp16; MPS → fp32; CPU → fp32 unless the CPU
-  has native bf16 *and* the model family runs faster in bf16, by the table `BF16_ON_CPU` (measured,
+  has native bf16 *and* the model family runs faster in bf16, by the table in `models.registry.BACKBONES` (measured,
   docs/training/losses.md). `tracknet train` decides by the table so that a seed repeats a run
   exactly: a timing probe answers differently under different load. `probe_speed` (and
   `resolve_precision(..., model=, sample_shape=)`) measure the model at hand for whoever wants to
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
+from tracknet_cli.choices import DEVICES, INFERENCE_PRECISIONS, PRECISIONS, check  # noqa: F401 (the precision lists, re-exported)
 from tracknet_cli.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,17 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from tracknet_cli.config.schema import TrackNetConfig
 
-PrecisionName = Literal["fp32", "bf16", "fp16"]
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # training.precision
-INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")  # eval / predict --precision (fp16 comes from `auto` on GPUs)
+PrecisionName = Literal["fp32", "bf16", "fp16"]  # what a choice resolves to
 
-# `auto` on a CPU with native bf16 when the model is not at hand. Measured (docs/training/losses.md):
-# the quickstart ConvNeXt+FPN trains 1.4-1.7x faster under bf16 autocast; FINDINGS recorded a small
-# ViT 2x slower under bf16 on this kind of CPU, so ViTs stay fp32 unless the probe says otherwise.
-BF16_ON_CPU: dict[str, bool] = {"convnext": True, "dinov3_convnext": True, "dinov3_vit": False, "unet": True}
-# ... and those that also gain from channels_last under bf16 (the unet: 35 vs 25 samples/s at 256x144).
-CHANNELS_LAST_ON_CPU = frozenset({"unet"})
-CONV_FAMILIES = frozenset({"convnext", "dinov3_convnext", "unet"})  # families whose probe also tries channels_last
 MARGIN = 0.10  # bf16 must be at least 10 % faster than fp32 (and channels_last 5 % faster than plain bf16)
 CL_MARGIN = 0.05
 PROBE_BUDGET_S = 30.0  # skip the probe (use the table) when it would take longer than this
@@ -51,6 +43,7 @@ def pick_device(name: str) -> "torch.device":
     """`auto`: CUDA, then MPS, then CPU. Asking for a device that is not there is a config error."""
     import torch
 
+    check(name, DEVICES, "device")
     mps = getattr(torch.backends, "mps", None)
     if name == "auto":
         if torch.cuda.is_available():
@@ -196,8 +189,7 @@ def resolve_precision(precision: str, device: Any, *, model_family: str | None =
         if kind != "cuda":
             raise ConfigError("training.precision=fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
         return PrecisionChoice("fp16", False, "asked for")
-    if precision not in ("auto", "bf16"):
-        raise ConfigError(f"unknown precision '{precision}'", hint=f"choose one of {', '.join(PRECISIONS)}")
+    check(precision, PRECISIONS, "precision")
     support = None
     if kind == "cpu":
         support = cpu_bf16 if isinstance(cpu_bf16, CpuBf16) else (
@@ -216,16 +208,19 @@ def resolve_precision(precision: str, device: Any, *, model_family: str | None =
     assert support is not None
     if not support.native:
         return PrecisionChoice("fp32", False, "auto: this CPU has no native bf16 (AVX512-BF16 / AMX)")
+    from tracknet_cli.models.registry import BACKBONES
+
     family = model_family or "unknown"
+    traits = BACKBONES.get(family)
     if model is not None and sample_shape is not None:
-        seconds = probe_speed(model, sample_shape, channels_last=family in CONV_FAMILIES, rounds=probe_rounds)
+        seconds = probe_speed(model, sample_shape, channels_last=traits is not None and traits.conv, rounds=probe_rounds)
         if seconds is not None:
             best = pick_fastest(seconds)
             measured = ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items())
             why = f"auto: {support.feature} CPU, probe of {family} at {tuple(sample_shape)} per pass: {measured}"
             return PrecisionChoice("fp32" if best == "fp32" else "bf16", best == "bf16+cl", why)
-    if BF16_ON_CPU.get(family, False):
-        cl = family in CHANNELS_LAST_ON_CPU
+    if traits is not None and traits.bf16_on_cpu:
+        cl = traits.channels_last_on_cpu
         return PrecisionChoice("bf16", cl, f"auto: {support.feature} CPU and {family} runs faster in bf16"
                                            f"{' + channels_last' if cl else ''} (table)")
     return PrecisionChoice("fp32", False, f"auto: {family} stays fp32 on CPU (table)")

@@ -2,7 +2,7 @@
 
 Size and frame count come from the data layer (`data.clips.video_info` counts video packets, a
 frame folder lists `media.files.image_files`), so frame i of the label file is frame i of
-`tracknet train`. Rotation metadata is not applied, as in training (a warning says so).
+`tracknet train` (upright: rotation metadata applied, as training and predict read a video).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class LabelMedia:
     frames: int
     fps: float
     frame_paths: tuple[Path, ...] | None = None  # frame folders only
-    notes: tuple[str, ...] = field(default=())  # warnings for the user (rotation ignored, ...)
+    notes: tuple[str, ...] = field(default=())  # warnings for the user about the input
 
     @property
     def frame_names(self) -> list[str] | None:
@@ -59,8 +59,4 @@ def open_media(path: Path) -> LabelMedia:
     info = VideoSource(path).info  # frame rate and rotation; raises InputError when nothing decodes
     if frames == 0:
         raise InputError(f"{path}: no video frames")
-    notes = ()
-    if info.rotation:
-        notes = (f"{path}: rotation metadata ({info.rotation} degrees) is not applied, as in training: "
-                 "frames are shown and labelled as stored",)
-    return LabelMedia(path, "video", width, height, frames, info.fps, None, notes)
+    return LabelMedia(path, "video", width, height, frames, info.fps, None)

@@ -59,21 +59,14 @@ def model_key(path: Path) -> str:
 
 
 def _source(session: "LabelSession"):  # -> FrameSource
-    """Frames in the data layer's order and orientation: a frame folder as predict reads it, a video
-    through `data.frames.iter_video` when it carries rotation metadata (which training ignores)."""
-    from tracknet_cli.predict.pipeline import ArraySource
+    """Frames in the data layer's order and orientation (both readers share `media.video`)."""
     from tracknet_cli.predict.sources import ImageFolderSource, VideoSource
 
     media = session.media
     if media.kind == "frames":
         assert media.frame_paths is not None
         return ImageFolderSource(list(media.frame_paths), media.path, "frames")
-    source = VideoSource(media.path)
-    if source.info.rotation == 0:
-        return source
-    from tracknet_cli.data.frames import iter_video
-
-    return ArraySource(iter_video(media.path), fps=media.fps, name=str(media.path))
+    return VideoSource(media.path)
 
 
 class Proposer:

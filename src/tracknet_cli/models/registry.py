@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tracknet_cli.choices import BackboneName, DecoderName, registry
 from tracknet_cli.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,12 +23,37 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BackboneEntry:
-    """Which transformers classes a backbone type uses, and its wrapper."""
+    """One backbone family: how to build it and the traits the rest of the package asks about."""
 
-    model_class: str  # attribute of `transformers`
-    config_class: str
-    wrap: Callable[..., "Backbone"]
+    build: Callable[["ModelConfig", "Mapping[str, Any] | None", "bool | None"], "Backbone"]
     description: str
+    bf16_on_cpu: bool
+    """`precision: auto` on a CPU with native bf16 picks bf16 (measured, docs/training/losses.md: the
+    ConvNeXt+FPN trains 1.4-1.7x faster; a small ViT ran 2x slower, so ViTs stay fp32)."""
+    channels_last_on_cpu: bool = False
+    """... and also channels_last (the unet: 35 vs 25 samples/s at 256x144)."""
+    conv: bool = True
+    """A conv net: the precision probe also tries channels_last."""
+
+
+def _transformers(model_class: str, config_class: str, wrap: Callable[[Any, "list[int] | None"], "Backbone"]):
+    """A builder for a backbone that `transformers` implements (`model_class`, `config_class` name its classes)."""
+    def build(model: "ModelConfig", source_config: "Mapping[str, Any] | None", verbose: "bool | None") -> "Backbone":
+        import transformers
+
+        from tracknet_cli.models import weights
+
+        spec = model.backbone
+        model_cls, config_cls = getattr(transformers, model_class), getattr(transformers, config_class)
+        if spec.pretrained and source_config is None:
+            loaded = weights.load_pretrained(model_cls, config_cls, spec.pretrained_model_name, spec.config_overrides,
+                                             verbose=verbose)
+        else:
+            loaded = weights.build_random(model_cls, config_cls, spec.pretrained_model_name, spec.config_overrides,
+                                          source_config=source_config)
+        return wrap(loaded, default_out_indices(model))
+
+    return build
 
 
 def _wrap_vit(loaded: Any, out_indices: list[int] | None) -> "Backbone":
@@ -45,14 +71,30 @@ def _wrap_convnext(family: str) -> Callable[..., "Backbone"]:
     return wrap
 
 
-BACKBONES: dict[str, BackboneEntry] = {
-    "dinov3_vit": BackboneEntry("DINOv3ViTModel", "DINOv3ViTConfig", _wrap_vit,
-                                "DINOv3 ViT, patch 16, stride-16 maps of chosen layers (default: the last)"),
-    "convnext": BackboneEntry("ConvNextModel", "ConvNextConfig", _wrap_convnext("convnext"),
-                              "ConvNeXt (open ImageNet weights), stage maps at strides 4/8/16/32"),
-    "dinov3_convnext": BackboneEntry("DINOv3ConvNextModel", "DINOv3ConvNextConfig", _wrap_convnext("dinov3_convnext"),
-                                     "DINOv3 ConvNeXt (gated weights), stage maps at strides 4/8/16/32"),
-}
+def _build_unet_backbone(model: "ModelConfig", source_config: "Mapping[str, Any] | None",
+                         verbose: "bool | None") -> "Backbone":
+    """Plain torch: no transformers import."""
+    from tracknet_cli.models.backbones.unet import UNetBackbone, unet_source_config
+
+    if model.backbone.pretrained and source_config is None:
+        raise ConfigError("model.backbone.type=unet has no pretrained weights", hint="set model.backbone.pretrained=false")
+    source = source_config or unet_source_config(model.unet.widths, model.unet.convs)
+    return UNetBackbone(source, default_out_indices(model))
+
+
+BACKBONES: dict[str, BackboneEntry] = registry({
+    "dinov3_vit": BackboneEntry(_transformers("DINOv3ViTModel", "DINOv3ViTConfig", _wrap_vit),
+                                "DINOv3 ViT, patch 16, stride-16 maps of chosen layers (default: the last)",
+                                bf16_on_cpu=False, conv=False),
+    "convnext": BackboneEntry(_transformers("ConvNextModel", "ConvNextConfig", _wrap_convnext("convnext")),
+                              "ConvNeXt (open ImageNet weights), stage maps at strides 4/8/16/32", bf16_on_cpu=True),
+    "dinov3_convnext": BackboneEntry(_transformers("DINOv3ConvNextModel", "DINOv3ConvNextConfig",
+                                                   _wrap_convnext("dinov3_convnext")),
+                                     "DINOv3 ConvNeXt (gated weights), stage maps at strides 4/8/16/32", bf16_on_cpu=True),
+    "unet": BackboneEntry(_build_unet_backbone, "plain full-resolution conv encoder (model.unet), random init, "
+                          "for CPUs and small balls", bf16_on_cpu=True, channels_last_on_cpu=True),
+}, BackboneName)
+"""Every backbone family, keyed by `choices.BackboneName` (which feeds the config schema)."""
 
 
 def _build_upsampling(model: "ModelConfig", channels: list[int]) -> "nn.Module":
@@ -73,11 +115,11 @@ def _build_unet(model: "ModelConfig", channels: list[int]) -> "nn.Module":
     return UNetDecoder(channels, model.unet.convs)
 
 
-DECODERS: dict[str, Callable[["ModelConfig", list[int]], "nn.Module"]] = {
+DECODERS: dict[str, Callable[["ModelConfig", list[int]], "nn.Module"]] = registry({
     "upsampling": _build_upsampling,
     "fpn": _build_fpn,
     "unet": _build_unet,
-}
+}, DecoderName)
 
 
 def default_out_indices(model: "ModelConfig") -> list[int] | None:
@@ -92,29 +134,7 @@ def default_out_indices(model: "ModelConfig") -> list[int] | None:
 def build_backbone(model: "ModelConfig", *, source_config: Mapping[str, Any] | None = None,
                    verbose: bool | None = None) -> "Backbone":
     """Pretrained from a folder or the hub cache, or random from a config (`source_config`: a checkpoint's)."""
-    spec = model.backbone
-    if spec.type == "unet":  # plain torch: no transformers import
-        from tracknet_cli.models.backbones.unet import UNetBackbone, unet_source_config
-
-        if spec.pretrained and source_config is None:
-            raise ConfigError("model.backbone.type=unet has no pretrained weights",
-                              hint="set model.backbone.pretrained=false")
-        source = source_config or unet_source_config(model.unet.widths, model.unet.convs)
-        return UNetBackbone(source, default_out_indices(model))
-    import transformers
-
-    from tracknet_cli.models import weights
-
-    entry = BACKBONES[spec.type]
-    model_cls = getattr(transformers, entry.model_class)
-    config_cls = getattr(transformers, entry.config_class)
-    if spec.pretrained and source_config is None:
-        loaded = weights.load_pretrained(model_cls, config_cls, spec.pretrained_model_name, spec.config_overrides,
-                                         verbose=verbose)
-    else:
-        loaded = weights.build_random(model_cls, config_cls, spec.pretrained_model_name, spec.config_overrides,
-                                      source_config=source_config)
-    return entry.wrap(loaded, default_out_indices(model))
+    return BACKBONES[model.backbone.type].build(model, source_config, verbose)
 
 
 def build_model(config: "TrackNetConfig", *, backbone_config: Mapping[str, Any] | None = None,

@@ -368,31 +368,30 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
     for overlay frames at the writer's size. Ctrl-C stops after the current frame, finalises both
     files (same number of rows and frames) and raises ``Interrupted``; any other failure removes
     the unfinished files. An existing output is refused unless ``overwrite``."""
-    from tracknet_cli.predict.writers import CsvWriter, OverlayWriter
+    from tracknet_cli.predict.writers import CsvWriter, OverlayWriter, refuse_existing
 
-    for path in (csv_path, video_path):
-        if path is not None and Path(path).exists() and not overwrite:
-            raise UsageError(f"{path} already exists; pass --overwrite to replace it or choose another name")
+    refuse_existing((csv_path, video_path), overwrite)  # both, before either writer makes a temp file
     summary = PredictionSummary()
     began = time.perf_counter()
-    with ExitStack() as setup:
-        csv_writer = CsvWriter(csv_path, fmt=csv_format, overwrite=overwrite)
-        setup.callback(csv_writer.discard)
-        video = None
-        if video_path is not None:
-            video = OverlayWriter(video_path, fps=source.info.rate, source_size=source.info.size, scale=overlay_scale,
-                                  trail=trail, overwrite=overwrite)
-            setup.callback(video.discard)
-        setup.pop_all()  # from here on the outcome decides: close (done or interrupted) or discard (failed)
-    writers = [w for w in (csv_writer, video) if w is not None]
     interrupted = False
-    # Held until both files are final and the threads joined: a second Ctrl-C is noted, never raised
-    # in the middle of the cleanup (that left PyAV/torch threads running and aborted the process).
+    # Held from before the writers claim their files until both are final and the threads joined: a
+    # Ctrl-C is noted, never raised while a writer is being set up or in the middle of the cleanup
+    # (that left temp files behind, or PyAV/torch threads running and the process aborted).
     with _DeferredInterrupt() as ctrl_c:
+        with ExitStack() as setup:
+            csv_writer = CsvWriter(csv_path, fmt=csv_format, overwrite=overwrite)
+            setup.callback(csv_writer.discard)
+            video = None
+            if video_path is not None:
+                video = OverlayWriter(video_path, fps=source.info.rate, source_size=source.info.size,
+                                      scale=overlay_scale, trail=trail, overwrite=overwrite)
+                setup.callback(video.discard)
+            setup.pop_all()  # from here on the outcome decides: close (done or interrupted) or discard (failed)
+        writers = [w for w in (csv_writer, video) if w is not None]
         try:
             gen = predictions(video.frame_size if video is not None else None)
             try:
-                for p in gen:
+                for p in gen if not ctrl_c.hit else ():
                     csv_writer.write(p.row, p.name)
                     if video is not None:
                         # Draw in place on frames nobody else holds (decoded RGB arrays are ours);

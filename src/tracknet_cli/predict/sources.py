@@ -36,6 +36,7 @@ import numpy as np
 
 from tracknet_cli.errors import InputError, UsageError
 from tracknet_cli.media.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, video_files
+from tracknet_cli.media.video import frame_rotation, rotation_steps, to_rgb
 
 DEFAULT_FPS = 30.0
 
@@ -141,14 +142,6 @@ class FrameSource:
 
 
 # ---------------------------------------------------------------- videos
-def _rotation_steps(rotation: float) -> int | None:
-    """Quarter turns counter-clockwise for np.rot90, or None for an angle we do not apply."""
-    quarter = round(rotation / 90.0)
-    if abs(rotation - quarter * 90.0) > 0.5:
-        return None
-    return quarter % 4
-
-
 class VideoSource(FrameSource):
     """A video file decoded with PyAV, frames numbered in decode order."""
 
@@ -195,7 +188,7 @@ class VideoSource(FrameSource):
             if first is None:
                 raise InputError(f"cannot decode any frame of {self.path}: the file is damaged or not a video")
             width, height = first.width, first.height
-            steps = _rotation_steps(float(getattr(first, "rotation", 0) or 0))
+            steps = rotation_steps(frame_rotation(first))
             rotation = 90 * (steps or 0)
             if steps in (1, 3):
                 width, height = height, width
@@ -223,18 +216,18 @@ class VideoSource(FrameSource):
                     return
                 if frame.is_corrupt:
                     report.corrupt += 1
-                raw = float(getattr(frame, "rotation", 0) or 0)
-                steps = _rotation_steps(raw)
+                raw = frame_rotation(frame)
+                steps = rotation_steps(raw)
                 if steps is None:
                     steps = 0
                     if not odd_angle_seen:
                         odd_angle_seen = True
                         report.notes.append(f"rotation {raw:g} degrees is not a multiple of 90; not applied")
-                images = tuple(_convert(frame, size, steps) for size in targets)
+                images = tuple(to_rgb(frame, size, steps) for size in targets)
                 overlay = None
                 if overlay_size is not None:
                     if steps:
-                        overlay = _convert(frame, overlay_size, steps)
+                        overlay = to_rgb(frame, overlay_size, steps)
                     else:
                         overlay = frame.reformat(width=overlay_size[0], height=overlay_size[1], format="yuv420p")
                 report.yielded += 1
@@ -271,20 +264,6 @@ def _decoded_frames(container, stream, report: DecodeReport) -> Iterator:
             continue
         yield from frames
     report.finished = True
-
-
-def _convert(frame, size: Size, steps: int) -> np.ndarray:
-    """One decoded frame to uint8 RGB at ``size`` (display orientation), via libswscale."""
-    width, height = size
-    if steps in (1, 3):
-        width, height = height, width
-    if (frame.width, frame.height) == (width, height) and frame.format.name == "rgb24":
-        array = frame.to_ndarray()
-    else:
-        array = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
-    if steps:
-        array = np.rot90(array, k=steps)
-    return np.ascontiguousarray(array)
 
 
 def _reason(exc: BaseException) -> str:

@@ -61,12 +61,7 @@ class Tracker:
         from tracknet_cli.inference.engine import load_engine
         from tracknet_cli.pretrained.resolve import resolve_checkpoint
 
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise UsageError(f"threshold {threshold} must be between 0 and 1")
-        if max_gap < 0:
-            raise UsageError(f"max gap {max_gap} must be >= 0")
-        if max_jump is not None and max_jump <= 0:
-            raise UsageError(f"max jump {max_jump} must be positive (source pixels per frame)")
+        TrackingConfig.check_options(threshold, max_gap, max_jump)  # before the model loads
         engine, meta = load_engine(resolve_checkpoint(path, option="checkpoint").path, device=device, precision=precision,
                                    batch_size=batch_size, stride=window_stride)
         tracking = TrackingConfig(threshold=meta.threshold if threshold is None else float(threshold),

@@ -34,6 +34,8 @@ from typing import Literal
 
 import numpy as np
 
+from tracknet_cli.errors import UsageError
+
 DEFAULT_MAX_JUMP_FRACTION = 0.1  # of the frame diagonal, per frame, when max_jump is not given
 
 
@@ -48,10 +50,20 @@ class TrackingConfig:
     enabled: bool = True  # False: raw detections (--no-track)
 
     def __post_init__(self) -> None:
-        if self.max_gap < 0 or self.confirm < 0 or self.reset_gap < 0:
-            raise ValueError("max_gap, confirm and reset_gap must be >= 0")
-        if self.max_jump is not None and self.max_jump <= 0:
-            raise ValueError("max_jump must be positive")
+        self.check_options(self.threshold, self.max_gap, self.max_jump)
+        if self.confirm < 0 or self.reset_gap < 0:
+            raise UsageError(f"confirm {self.confirm} and reset gap {self.reset_gap} must be >= 0")
+
+    @staticmethod
+    def check_options(threshold: float | None, max_gap: int, max_jump: float | None) -> None:
+        """The one check of predict's --threshold (None: the checkpoint's), --max-gap and --max-jump,
+        for the CLI, the Python API (`Tracker`) and every `TrackingConfig`: `UsageError` (exit 2)."""
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise UsageError(f"threshold {threshold:g} must be between 0 and 1 (--threshold)")
+        if max_gap < 0:
+            raise UsageError(f"max gap {max_gap} must be >= 0 (--max-gap)")
+        if max_jump is not None and not max_jump > 0:
+            raise UsageError(f"max jump {max_jump:g} must be positive, in source pixels per frame (--max-jump)")
 
     def jump_for(self, size: tuple[int, int]) -> float:
         """The gate in px/frame for frames of ``size`` = (W, H)."""

@@ -15,24 +15,33 @@ import tempfile
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
-
+from typing import Iterable
 import numpy as np
 
 from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
+from tracknet_cli.choices import CSV_FORMATS, CsvFormat, check
 from tracknet_cli.errors import InputError, RuntimeFailure
 from tracknet_cli.predict.tracking import TrackRow
 
-CsvFormat = Literal["default", "tracknet"]
 DEFAULT_HEADER = ("Frame", "Visibility", "X", "Y", "Score", "Interpolated")
 TRACKNET_HEADER = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
+
+
+def refuse_existing(paths: "Iterable[Path | str | None]", overwrite: bool) -> None:
+    """The one "output exists" check: `InputError` for the first of `paths` that exists, unless
+    `overwrite`. The writers make it when they claim their file; the CLI makes it for every output
+    before the model loads."""
+    if overwrite:
+        return
+    for path in paths:
+        if path is not None and Path(path).exists():
+            raise InputError(f"{path} already exists; pass --overwrite to replace it or choose another name")
 
 
 def _claim(path: Path, overwrite: bool, suffix: str) -> tuple[Path, str]:
     """Check the target, create its folder and a temp file beside it; returns (path, temp path)."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists; pass --overwrite to replace it or choose another name")
+    refuse_existing([path], overwrite)
     if path.is_dir():
         raise InputError(f"{path} is a folder; name a file")
     try:
@@ -63,8 +72,7 @@ class CsvWriter:
     """
 
     def __init__(self, path: Path | str, *, fmt: CsvFormat = "default", overwrite: bool = False) -> None:
-        if fmt not in ("default", "tracknet"):
-            raise InputError(f"unknown CSV format {fmt!r}; choose default or tracknet")
+        check(fmt, CSV_FORMATS, "CSV format", InputError)
         self.path, self._tmp = _claim(Path(path), overwrite, ".csv.part")
         self.fmt = fmt
         self.rows = 0

@@ -17,10 +17,11 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tracknet_cli.choices import ProtocolName
 from tracknet_cli.errors import ConfigError, InputError, first_line
 from tracknet_cli.pretrained import CATALOGUE_FILE, MODELS_DIR_ENV, PACKAGE_DIR
 
@@ -50,7 +51,7 @@ class HeldOut(_Strict):
     """Figures on footage never used to choose anything (not the validation split)."""
 
     split: str
-    protocol: Literal["tracknet", "v2", "wasb"]
+    protocol: ProtocolName
     f1: float = Field(ge=0.0, le=1.0)
     precision: Optional[float] = Field(default=None, ge=0.0, le=1.0)
     recall: Optional[float] = Field(default=None, ge=0.0, le=1.0)

@@ -7,20 +7,18 @@ contributes nothing (not even NaN); a fully masked batch gives a zero loss that 
 so the loop never needs a special case. Losses are pure functions of their inputs: anything learned
 (the "no ball" logit of the softmax loss) comes from the model as an argument.
 
-torch is imported inside functions: `tracknet --help` may import this module for `LOSSES`.
+torch is imported inside functions: importing this module for `LOSSES` costs nothing.
 """
 
 from __future__ import annotations
 
-import difflib
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from tracknet_cli.choices import LOSS_NAMES, LossName, check, registry
 from tracknet_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
-
-LossName = Literal["mse", "focal", "wbce", "softmax"]
 
 
 class LossOutput:
@@ -251,17 +249,14 @@ def _no_ball_column(no_ball_logit: "torch.Tensor | None", b: int, t: int, like: 
 
 
 # ---------------------------------------------------------------- registry
-LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (MSELoss, FocalLoss, WeightedBCELoss, SpatialSoftmaxLoss)}
-"""Every loss by name: feeds `build_loss`, the config Literal and `--help`."""
+LOSSES: dict[str, type[Loss]] = registry({cls.name: cls for cls in (MSELoss, FocalLoss, WeightedBCELoss, SpatialSoftmaxLoss)},
+                                         LossName)
+"""Every loss by name, keyed by `choices.LossName` (which feeds the config schema)."""
 
 
 def build_loss(name: str, **opts: Any) -> Loss:
     """The loss called `name`, with its options (focal: alpha, beta)."""
-    cls = LOSSES.get(name)
-    if cls is None:
-        close = difflib.get_close_matches(name, list(LOSSES), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"choose one of {', '.join(LOSSES)}"
-        raise ConfigError(f"unknown loss '{name}'", hint=hint)
+    cls = LOSSES[check(name, LOSS_NAMES, "loss")]
     try:
         return cls(**opts)
     except TypeError as exc:

@@ -12,15 +12,13 @@ count as "ball" (docs/training/metrics.md gives each one's source).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tracknet_cli.errors import ConfigError
+from tracknet_cli.choices import PROTOCOL_NAMES, ProtocolName, check, registry
 
-ProtocolName = Literal["tracknet", "v2", "wasb"]
 DEFAULT_PCK_RADII: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0)
 OUTCOMES: tuple[str, ...] = ("tp", "fp1", "fp2", "fn", "tn")
 
@@ -64,7 +62,7 @@ class ScoringProtocol:
         return f"{self.tolerance_px:g} px at {at}; ball = visibility {self.positive_min}{hi}{plus}"
 
 
-PROTOCOLS: dict[str, ScoringProtocol] = {
+PROTOCOLS: dict[str, ScoringProtocol] = registry({
     "tracknet": ScoringProtocol(
         name="tracknet", tolerance_px=5.0, reference_width=None, positive_min=1, positive_max=3,
         negative=frozenset({0}), strict=False,
@@ -80,17 +78,13 @@ PROTOCOLS: dict[str, ScoringProtocol] = {
         negative=frozenset({0, 3}), strict=True,
         source="WASB-SBDT (Tarashima et al., BMVC 2023; src/utils/evaluator.py, dist_threshold 4, visible_flags [1,2])",
     ),
-}
-"""Every scoring protocol by name: feeds `--protocol`, the config Literal and the tests."""
+}, ProtocolName)
+"""Every scoring protocol by name, keyed by `choices.ProtocolName` (which feeds the config schema and `--protocol`)."""
 
 
 def get_protocol(name: str) -> ScoringProtocol:
-    protocol = PROTOCOLS.get(name)
-    if protocol is None:
-        close = difflib.get_close_matches(name, list(PROTOCOLS), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"choose one of {', '.join(PROTOCOLS)}"
-        raise ConfigError(f"unknown protocol '{name}'", hint=hint)
-    return protocol
+    """The protocol called `name`; a `ConfigError` with the closest name otherwise."""
+    return PROTOCOLS[check(name, PROTOCOL_NAMES, "protocol")]
 
 
 @dataclass
