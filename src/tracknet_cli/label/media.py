@@ -7,7 +7,7 @@ frame folder lists `media.files.image_files`), so frame i of the label file is f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +26,6 @@ class LabelMedia:
     frames: int
     fps: float
     frame_paths: tuple[Path, ...] | None = None  # frame folders only
-    notes: tuple[str, ...] = field(default=())  # warnings for the user about the input
 
     @property
     def frame_names(self) -> list[str] | None:
@@ -56,7 +55,7 @@ def open_media(path: Path) -> LabelMedia:
     from tracknet_cli.predict.sources import VideoSource
 
     width, height, frames = video_info(path)
-    info = VideoSource(path).info  # frame rate and rotation; raises InputError when nothing decodes
+    info = VideoSource(path).info  # the frame rate; raises InputError when nothing decodes
     if frames == 0:
         raise InputError(f"{path}: no video frames")
     return LabelMedia(path, "video", width, height, frames, info.fps, None)

@@ -233,7 +233,6 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
         confirmed = {i for i in confirmed if i in here}
     elif files.load_from is not None:
         confirmed = set()  # labels from someone else's file: nobody confirmed them here
-    notes = list(media.notes) + notes
     if files.notice:
         notes.insert(0, files.notice)
     session = LabelSession(media, files, rows, confirmed, proposals, position, notes)
