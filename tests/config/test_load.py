@@ -92,6 +92,7 @@ def test_profile_from_a_path(tmp_path: Path) -> None:
         (Selection(sets=("training.lr",)), "--set expects dotted.key=VALUE"),
         (Selection(sets=("training.lr=[1,",)), "training.lr: cannot parse"),
         (Selection(sets=("data.split.val_ratio=0.6", "data.split.test_ratio=0.5")), "data.split"),
+        (Selection(sets=("data.split.val=[00001]",)), "data.split.val: Value error, 1 was read as a number"),
     ],
 )
 def test_errors_name_the_key(selection: Selection, fragment: str) -> None:
@@ -99,6 +100,16 @@ def test_errors_name_the_key(selection: Selection, fragment: str) -> None:
         resolve(selection, environ={})
     assert fragment in info.value.line()
     assert "\n" not in info.value.line()
+
+
+def test_numeric_clip_names_in_a_profile_say_to_quote_them(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("overrides:\n  data:\n    split:\n      test: [00031, 00032]\n")
+    with pytest.raises(ConfigError) as info:
+        resolve(Selection(profile=str(path)), environ={})
+    assert "quote each name, e.g. ['00001']" in info.value.line()
+    path.write_text("overrides:\n  data:\n    split:\n      test: ['00031', '00032']\n")
+    assert resolve(Selection(profile=str(path)), environ={}).config.data.split.test == ["00031", "00032"]
 
 
 def test_env_error_names_the_variable() -> None:

@@ -7,7 +7,9 @@ take learns nothing yet, so these tests compare with an independent reference in
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -140,6 +142,24 @@ def test_breaking_out_stops_the_threads(checkpoint: Path, clip: Path) -> None:
     while any(t.name.startswith("tracknet-") for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("tracknet-")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+def test_with_the_model_on_the_cpu_decoding_runs_at_the_lowest_priority(checkpoint: Path) -> None:
+    """The decode thread yields the cores to the forward pass's OpenMP team (docs/scripts/predict.md);
+    the caller's own thread keeps its priority."""
+    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=1)
+    seen: list[int] = []
+
+    def frames():
+        for _ in range(4):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            yield np.zeros((72, 128, 3), np.uint8)
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert len(list(tracker.track_frames(frames()))) == 4
+    assert seen[1:] == [19] * 3  # the first frame is taken in the caller's thread, for the source's size
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
 
 
 def test_an_error_in_the_decode_thread_reaches_the_caller(checkpoint: Path) -> None:

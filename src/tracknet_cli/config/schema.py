@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tracknet_cli.choices import BackboneName, DecoderName, DeviceName, LossName, PrecisionSetting, ProtocolName
@@ -28,6 +28,16 @@ class SplitConfig(Section):
     val_ratio: float = Field(0.2, ge=0.0, lt=1.0, description="share of clips for validation when val is not listed")
     test_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of clips for test when test is not listed")
     seed: int = Field(0, description="seed of the clip-level ratio split (independent of training.seed)")
+
+    @field_validator("train", "val", "test", mode="before")
+    @classmethod
+    def _names_are_text(cls, value: Any) -> Any:
+        """YAML reads `val: [00001]` as the number 1, losing the zeros that the clip's name has."""
+        for item in value if isinstance(value, list) else []:
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                raise ValueError(f"{item!r} was read as a number, but clip names are text (YAML drops the leading "
+                                 f"zeros of names like 00001): quote each name, e.g. ['00001']")
+        return value
 
     @model_validator(mode="after")
     def _ratios_leave_training_clips(self) -> "SplitConfig":

@@ -2,7 +2,8 @@
 codec decode → tracking → CSV + overlay.
 
 Three threads overlap the work, joined by bounded queues (PyAV decoding, swscale resizing, torch
-and libx264 all release the GIL, so on two cores the model is not kept waiting for I/O):
+and libx264 all release the GIL, so on two cores the model is not kept waiting for I/O; with the
+model on the CPU the decode thread yields to it, see ``_yield_to_model``):
 
 - *decode*: ``FrameSource.frames`` at the model's resized size (plus the overlay frame), and the
   scene-cut thumbnail difference;
@@ -24,9 +25,11 @@ from __future__ import annotations
 import dataclasses
 import errno
 import itertools
+import os
 import queue
 import shutil
 import signal
+import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -96,12 +99,31 @@ def _get(q: "queue.Queue[Any]", stop: threading.Event) -> Any:
                 return _End()
 
 
+def _yield_to_model() -> None:
+    """Lower this thread's scheduling priority (Linux: nice is per thread, and FFmpeg's threads
+    started from here inherit it).
+
+    When the forward pass runs on the CPU it uses every core in an OpenMP team; a decode thread
+    that preempts one member stalls the others at the next barrier, so decoding cost the model
+    about twice its own CPU time. At the lowest priority it runs in the gaps the team leaves
+    (between batches, while the queue is short) and the bounded queue keeps it from falling behind
+    (benchmarks/predict_speed.py, docs/scripts/predict.md)."""
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError:  # not permitted in some sandboxes: the default priority only costs speed
+        pass
+
+
 def _decode_worker(source: FrameSource, size: Size, overlay_size: Size | None, out: "queue.Queue[Any]",
-                   stop: threading.Event) -> None:
+                   stop: threading.Event, shares_cpu: bool) -> None:
     previous: np.ndarray | None = None
     seq = 0
     try:
-        for frame in source.frames(sizes=[size], overlay_size=overlay_size):
+        if shares_cpu:
+            _yield_to_model()
+        for frame in source.frames(sizes=[size], overlay_size=overlay_size, decoder_threads=not shares_cpu):
             thumb = gray_thumbnail(frame.images[0])
             item = _Decoded(seq, frame.index, frame.images[0], frame.name, frame.overlay, scene_difference(previous, thumb))
             previous = thumb
@@ -176,7 +198,7 @@ def stream(source: FrameSource, engine: Engine, tracking: TrackingConfig, *,
     stop = threading.Event()
     threads = [
         threading.Thread(target=_decode_worker, name="tracknet-decode", daemon=True,
-                         args=(source, codec.resized_size, overlay_size, decoded, stop)),
+                         args=(source, codec.resized_size, overlay_size, decoded, stop, engine.device.type == "cpu")),
         threading.Thread(target=_infer_worker, name="tracknet-infer", daemon=True,
                          args=(engine, codec, tracking, source.info.size, decoded, results, stop)),
     ]
@@ -219,7 +241,8 @@ class ArraySource(FrameSource):
         self.info = SourceInfo(Path(name), "frames", (w, h), float(fps), rate, None)
         self.report = DecodeReport(Path(name))
 
-    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None) -> Iterator[SourceFrame]:
+    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *,
+               decoder_threads: bool = True) -> Iterator[SourceFrame]:
         full = self.info.size
         targets = [full if s is None else (int(s[0]), int(s[1])) for s in sizes]
         index = self._first

@@ -128,11 +128,14 @@ class FrameSource:
         stop = total if self.end is None else min(total, self.end)
         return max(0, stop - self.start)
 
-    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None) -> Iterator[SourceFrame]:
+    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *,
+               decoder_threads: bool = True) -> Iterator[SourceFrame]:
         """Frames of the slice, each at every size in ``sizes`` (None: the source size). With
         ``overlay_size`` (even numbers, e.g. ``OverlayWriter.frame_size``) each frame also carries
         ``overlay``: for unrotated videos the decoded frame itself as yuv420p, which the overlay
-        writer draws on and encodes with no RGB round trip; an RGB array otherwise."""
+        writer draws on and encodes with no RGB round trip; an RGB array otherwise.
+        ``decoder_threads``: let FFmpeg decode a video in threads of its own (faster when cores are
+        free; the pipeline turns it off when the model's forward already uses every core)."""
         raise NotImplementedError
 
     def _check_not_past_end(self) -> None:
@@ -145,10 +148,9 @@ class FrameSource:
 class VideoSource(FrameSource):
     """A video file decoded with PyAV, frames numbered in decode order."""
 
-    def __init__(self, path: Path | str, start: int = 0, end: int | None = None, *, threads: bool = True) -> None:
+    def __init__(self, path: Path | str, start: int = 0, end: int | None = None) -> None:
         super().__init__(start, end)
         self.path = Path(path)
-        self.threads = threads
         self.info = self._probe()
         self.report = DecodeReport(self.path, header_frames=self.info.frame_count)
 
@@ -196,14 +198,15 @@ class VideoSource(FrameSource):
         finally:
             container.close()
 
-    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None) -> Iterator[SourceFrame]:
+    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *,
+               decoder_threads: bool = True) -> Iterator[SourceFrame]:
         """Decode lazily; stop at ``end``; count errors in ``report`` instead of raising."""
         report = self.report = DecodeReport(self.path, header_frames=self.info.frame_count)
         full = self.info.size
         targets = [full if s is None else (int(s[0]), int(s[1])) for s in sizes]
         container = self._open()
         stream = container.streams.video[0]
-        if self.threads:
+        if decoder_threads:
             stream.thread_type = "AUTO"
         odd_angle_seen = False
         try:
@@ -289,7 +292,8 @@ class ImageFolderSource(FrameSource):
         if start >= len(self.paths):
             raise UsageError(f"--start {start} is past the end of {root} ({len(self.paths)} frames)")
 
-    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None) -> Iterator[SourceFrame]:
+    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *,
+               decoder_threads: bool = True) -> Iterator[SourceFrame]:
         report = self.report = DecodeReport(self.info.path, header_frames=len(self.paths))
         full = self.info.size
         targets = [full if s is None else (int(s[0]), int(s[1])) for s in sizes]
