@@ -183,7 +183,8 @@ class Session:
             from tracknet_cli.training.validate import estimate_validation_seconds
 
             self.val_seconds = estimate_validation_seconds(self)
-            self.log(f"time limit {limit:g} s: about {self.val_seconds:.0f} s kept for the final validation")
+            if self.dist.is_main:  # the others do not validate (their estimate is 0)
+                self.log(f"time limit {limit:g} s: about {self.val_seconds:.0f} s kept for the final validation")
         return max(limit - self.val_seconds, 0.5 * limit)
 
     def budget_spent(self, synced: bool = True) -> str | None:
