@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from tracknet_cli.choices import DEVICES, listed
 from tracknet_cli.cli import console
+from tracknet_cli.cli.options import choice
 from tracknet_cli.errors import UsageError
 
 EPILOG = (
@@ -18,7 +20,6 @@ EPILOG = (
     "Then: tracknet train --init-from tennis --set data.root=FOLDER (see docs/scripts/label.md).\n\n"
     "Ctrl-C saves and stops the server (exit 0)."
 )
-DEVICES = ("auto", "cpu", "cuda", "mps")
 EXTRA_HINT = "tracknet label needs the label extra: pip install 'tracknet-cli[label]'"
 
 
@@ -39,12 +40,11 @@ def label_command(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: a free one).")] = 0,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a label file tracknet label did not write (default: write beside it).")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps (for the proposals)")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=f"{listed(DEVICES)} (for the proposals)")] = "auto",
 ) -> None:
     """Label ball positions in the browser: a local page with the model's proposals, saved as you go."""
     _require_extra()
-    if device not in DEVICES:
-        raise typer.BadParameter(f"{device!r} is not one of {', '.join(DEVICES)}", param_hint="--device")
+    choice(device, DEVICES, "--device")
     if no_model and checkpoint is not None:
         raise typer.BadParameter("--no-model turns the model off; leave out one of them", param_hint="--checkpoint")
     from tracknet_cli.label.service import Hooks, LabelOptions, serve
