@@ -216,9 +216,9 @@ def label_file_for(source: Path) -> Path | None:
     for path in candidates:
         if path.is_file() and sniff_dialect(path) is not None:
             return path
-    csvs = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv"), key=_natural_key)
     if source.is_file() and sum(1 for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) != 1:
         return None  # a clip folder holds one video; elsewhere only NAME.csv pairs with NAME.mp4
+    csvs = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv"), key=_natural_key)
     return _label_file_of(folder, csvs, [], folder) if csvs else None
 
 
