@@ -58,6 +58,7 @@ class LabelSession:
     _last_change: float = field(default=0.0, repr=False)
     _saver: threading.Thread | None = field(default=None, repr=False)
     _closing: bool = field(default=False, repr=False)
+    _written_sha: str | None = field(default=None, repr=False)  # of the label file this session last wrote
     save_error: str | None = None
 
     def __post_init__(self) -> None:
@@ -154,12 +155,15 @@ class LabelSession:
             revision = self.revision
             text = self.label_text().encode("utf-8")
             target = self.files.target
-            previous = sha256(target.read_bytes()) if target.exists() and read_sidecar(target) is not None else None
+            previous = self._written_sha  # read from disk only before this session's first save
+            if previous is None and target.exists() and read_sidecar(target) is not None:
+                previous = sha256(target.read_bytes())
+            written = sha256(text)
             side = {
                 "format": SIDECAR_FORMAT,
                 "input": str(self.media.path.resolve()),
                 "frames": self.frames, "width": self.media.width, "height": self.media.height,
-                "labels_sha256": sha256(text), "previous_sha256": previous,
+                "labels_sha256": written, "previous_sha256": previous,
                 "confirmed": sorted(self.confirmed),
                 "position": self.position,
                 "model": {"name": self.model.name, "key": self.model.key,
@@ -170,6 +174,7 @@ class LabelSession:
         atomic_write_bytes(sidecar_path(target), json.dumps(side, separators=(",", ":")).encode("utf-8"))
         atomic_write_bytes(target, text)
         with self._lock:
+            self._written_sha = written
             self.saved_revision = max(self.saved_revision, revision)
 
     def start_saver(self, on_error: Callable[[str], None] | None = None) -> None:
