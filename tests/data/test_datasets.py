@@ -338,3 +338,27 @@ def test_videos_too_big_for_memory_spill_to_a_private_folder_and_pickle(tmp_path
 
     gc.collect()
     assert not spill.exists()
+
+
+def test_still_windows_repeat_one_frame_and_its_label(tennis_root: Path) -> None:
+    moving = data_config(tennis_root, augment={"hflip": 0.0})
+    still = data_config(tennis_root, augment={"hflip": 0.0, "still": 0.5})
+    ds = SequenceDataset(discover_clips(tennis_root), still, train=True, seed=2)
+    plain = SequenceDataset(discover_clips(tennis_root), moving, train=True, seed=2)
+    repeated = 0
+    for epoch in range(2):
+        for i in range(len(ds)):
+            s, p = ds[(epoch, i)], plain[(epoch, i)]
+            if len(set(s.frame_ids.tolist())) == 1:
+                repeated += 1
+                k = int(s.frame_ids[0])
+                assert k in p.frame_ids.tolist()  # one frame of the window it replaces
+                t = p.frame_ids.tolist().index(k)
+                for j in range(3):  # every frame, target and label is that frame's
+                    assert np.array_equal(s.frames[j], p.frames[t])
+                    assert np.array_equal(s.heatmaps[j], p.heatmaps[t])
+                    assert np.array_equal(s.xy[j], p.xy[t], equal_nan=True)
+            else:
+                assert np.array_equal(s.frames, p.frames) and np.array_equal(s.frame_ids, p.frame_ids)
+    windows = 2 * len(ds)
+    assert 0.25 * windows < repeated < 0.75 * windows

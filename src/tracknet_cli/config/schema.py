@@ -68,6 +68,9 @@ class AugmentConfig(Section):
     crop_height: int | None = Field(None, ge=8, le=8192, description="crop height in input pixels (set with crop_width)")
     crop_ball: float = Field(0.75, ge=0.0, le=1.0, description="share of crops placed around a labelled ball; the rest are "
                              "anywhere in the frame (background the model must learn to ignore)")
+    still: float = Field(0.0, ge=0.0, le=1.0, description="share of windows that show one frame T times: a ball that does "
+                         "not move (held before a serve, lying on the floor), which a model that finds the ball by its "
+                         "motion misses")
 
     @model_validator(mode="after")
     def _crop_both_or_neither(self) -> "AugmentConfig":

@@ -232,6 +232,8 @@ class SequenceDataset:
         ci = int(self._clip_index[index])
         clip, codec = self.clips[ci], self.codecs[ci]
         idx = window_indices(int(self._starts[index]), self.length, len(clip))
+        if self.train and self.data.augment.still > 0:
+            idx = self._still(idx, epoch, index)
         frames = self.frames(ci).get(idx)
         labels = clip.labels
         state = labels.state[idx].astype(np.int8)
@@ -254,6 +256,15 @@ class SequenceDataset:
             frame_ids=idx,
             source_size=(clip.width, clip.height),
         )
+
+    def _still(self, idx: np.ndarray, epoch: int, index: int) -> np.ndarray:
+        """With probability ``augment.still``, one frame of the window repeated T times (its label with it).
+
+        Its own random stream, so runs without it draw the same augmentations as before it existed."""
+        rng = np.random.default_rng([self.seed, epoch, index, 1])
+        if rng.random() >= self.data.augment.still:
+            return idx
+        return np.full_like(idx, idx[rng.integers(len(idx))])
 
     def _augment(self, frames: np.ndarray, xy: np.ndarray, state: np.ndarray, codec: "Codec", epoch: int, index: int):
         from tracknet_cli.data.augment import augment_crop_window, augment_window
