@@ -39,6 +39,8 @@ def _link(target: Path, link: Path) -> None:
 
 
 def _usable_video(path: Path) -> bool:
+    if not path.is_file():
+        return False
     with path.open("rb") as f:
         head = f.read(64)
     return len(head) == 64 and not head.startswith(b"version https://git-lfs")
@@ -52,7 +54,7 @@ def _link_rallies(folder: Path, dest: Path, skipped: list[str]) -> int:
     linked = 0
     for csv in rallies:
         video = csv.with_suffix(".mp4")
-        if not video.is_file() or not _usable_video(video):
+        if not _usable_video(video):
             skipped.append(f"{folder.name}/{video.name}")
             continue
         _link(csv, dest / csv.name)
@@ -76,7 +78,7 @@ def main() -> None:
             video = csv.with_suffix(".mp4")
             if csv.stem in taken:
                 continue
-            if not video.is_file() or not _usable_video(video):
+            if not _usable_video(video):
                 skipped.append(f"{folder}/{video.name}")
                 continue
             taken[csv.stem] = csv
