@@ -270,3 +270,19 @@ def test_pred_csv_scores_other_trackers_in_two_dialects(tmp_path: Path, dialect:
     m = json.loads(result.stdout)
     assert (m["tp"], m["fp1"], m["fp2"], m["fn"], m["tn"]) == (2, 1, 1, 1, 0)
     assert m["precision"] == pytest.approx(2 / 4) and m["recall"] == pytest.approx(2 / 3)
+
+
+def test_pred_csv_counts_every_row_predict_wrote_visible(tmp_path: Path) -> None:
+    # A predict CSV holds the tracker's decisions: a detection kept at a model threshold below 0.5
+    # (frame 0, Score 0.3) and a gap-filled row (frame 3, Score 0, Interpolated 1) are detections by
+    # default. Hand-counted under v2: frames 0, 1, 3, 4 TP, frame 2 TN. --threshold 0.5 drops both.
+    gt, preds = tmp_path / "gt", tmp_path / "preds"
+    _gt_clip(gt)
+    out = preds / "game1" / "Clip1"
+    out.mkdir(parents=True)
+    (out / "Label.csv").write_text("Frame,Visibility,X,Y,Score,Interpolated\n"
+                                   "0,1,101,50,0.3,0\n1,1,100,50,0.9,0\n2,0,0,0,0,0\n3,1,100,51,0,1\n4,1,100,50,0.8,0\n")
+    every = json.loads(invoke("eval", "--pred-csv", str(preds), "--gt", str(gt), "--json").stdout)
+    assert (every["tp"], every["fp1"], every["fp2"], every["fn"], every["tn"]) == (4, 0, 0, 0, 1)
+    cut = json.loads(invoke("eval", "--pred-csv", str(preds), "--gt", str(gt), "--threshold", "0.5", "--json").stdout)
+    assert (cut["tp"], cut["fn"], cut["tn"]) == (2, 2, 1)

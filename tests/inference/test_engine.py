@@ -76,3 +76,23 @@ def test_bad_settings_are_usage_errors() -> None:
         engine(4)
     with pytest.raises(UsageError, match="--batch 0"):
         engine(1, batch=0)
+
+
+def test_default_batch_keeps_a_cpu_pass_within_its_pixel_budget() -> None:
+    from types import SimpleNamespace
+
+    from tracknet_cli.inference.engine import CPU_PIXELS_PER_PASS, default_batch
+
+    cpu = torch.device("cpu")
+    assert CPU_PIXELS_PER_PASS == 73_728
+    assert default_batch(cpu, (256, 144)) == 2  # the quickstart and cpu_small input
+    assert default_batch(cpu, (512, 288)) == 1  # the bundled models
+    assert default_batch(cpu, (1280, 720)) == 1  # never 0
+    assert default_batch(cpu, (128, 128)) == 4
+    assert default_batch(torch.device("cuda"), (512, 288)) == 8
+    assert default_batch("cuda:1", (512, 288), accelerator=32) == 32  # validation on a GPU: the training batch
+    # An engine built without a batch takes the rule for its device and canvas.
+    data = SimpleNamespace(input_width=512, input_height=288, heatmap_width=512, heatmap_height=288, sigma=1.0,
+                           sequence_length=3)
+    assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu).batch_size == 1
+    assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, batch_size=5).batch_size == 5

@@ -64,9 +64,12 @@ def test_auto_on_cpu_follows_capability_then_family_table() -> None:
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
     support = cpu_bf16_support()
     assert support.feature in ("amx_bf16", "avx512_bf16", "none") and support.native == (support.feature != "none")
-    if not support.native:  # torch found nothing, so the flags decide
-        info = tmp_path / "cpuinfo"
-        info.write_text("flags\t\t: fpu sse avx512f avx512_bf16\n")
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu sse avx512f avx512_bf16\n")
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if capability in ("AVX2", "DEFAULT", "AVX", "SSE"):  # kernels below AVX-512 (an AVX2 CPU, or emulated): flags do not count
+        assert cpu_bf16_support(info) == CpuBf16(False, "none")
+    elif not support.native:  # torch found nothing, so the flags decide
         assert cpu_bf16_support(info) == CpuBf16(True, "avx512_bf16")
 
 

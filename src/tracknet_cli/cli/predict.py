@@ -39,7 +39,7 @@ def predict(
     out: Annotated[Optional[Path], typer.Option("--out", help="Overlay video path (single input). \\[default: runs/predict/expN/<stem>.mp4]")] = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]")] = None,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV.")] = False,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Windows per forward pass.")] = 8,
+    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass. \\[default: 8 on a GPU; on a CPU 2 at 256x144, 1 at 512x288]")] = None,
     device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
     start: Annotated[int, typer.Option("--start", min=0, help="First frame (0-based).")] = 0,
     end: Annotated[Optional[int], typer.Option("--end", min=1, help="Stop before this frame (exclusive). \\[default: the last frame]")] = None,

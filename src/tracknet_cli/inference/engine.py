@@ -31,10 +31,25 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Size = tuple[int, int]
 DEFAULT_STRIDE = 1  # 1: every frame is the mean of T predictions (the TrackNetV3 "ensemble"); T: one each
-DEFAULT_BATCH = 8
+DEFAULT_BATCH = 8  # windows per forward pass on a GPU (and MPS)
+# On a CPU, as many windows per pass as fit in this many input pixels (2 at 256x144, 1 at 512x288):
+# larger batches allocate activations above glibc's mmap threshold, which come back from the kernel as
+# fresh zeroed pages on every pass; at 512x288, batch 8 ran at 0.48x the frames/s of batch 1 on a
+# 2-core AVX2 CPU, at 256x144 batch 2 was fastest (benchmarks/cpu_batch.py, docs/scripts/predict.md).
+CPU_PIXELS_PER_PASS = 2 * 256 * 144
 LOSS_OUTPUTS = LOSS_NAMES  # `probabilities` maps each training loss's logits (tracknet_cli.choices.LossName)
 
 OnBatch = Callable[[WindowBatch, "torch.Tensor", "torch.Tensor | None"], None]
+
+
+def default_batch(device: Any, input_size: Size, accelerator: int = DEFAULT_BATCH) -> int:
+    """Windows per forward pass when none is asked for: ``accelerator`` on a GPU, on a CPU the most
+    that keep one pass within ``CPU_PIXELS_PER_PASS`` input pixels (at least 1)."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return accelerator
+    return max(1, CPU_PIXELS_PER_PASS // (input_size[0] * input_size[1]))
 
 
 def forward_logits(model: Any, frames: Any) -> tuple[Any, Any]:
@@ -115,10 +130,13 @@ class Engine:
 
     @classmethod
     def for_model(cls, model: Any, data: "DataConfig", *, loss: str, device: Any, amp: Any = None,
-                  batch_size: int = DEFAULT_BATCH, stride: int = DEFAULT_STRIDE) -> "Engine":
-        """An engine for a model built from ``data`` (canvas, heatmap size, sigma, T)."""
+                  batch_size: int | None = None, stride: int = DEFAULT_STRIDE) -> "Engine":
+        """An engine for a model built from ``data`` (canvas, heatmap size, sigma, T); ``batch_size``
+        None: ``default_batch`` for ``device``."""
         core = getattr(model, "module", model)
-        return cls(model=model, loss=loss, input_size=(data.input_width, data.input_height),
+        size = (data.input_width, data.input_height)
+        batch_size = batch_size or default_batch(device, size)
+        return cls(model=model, loss=loss, input_size=size,
                    heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma,
                    window=int(getattr(core, "frames", data.sequence_length)), device=device, amp=amp,
                    batch_size=batch_size, stride=stride, no_ball=getattr(core, "no_ball", None) is not None)
@@ -188,7 +206,7 @@ class Engine:
         return Released([fid for fid, _ in done], maps, xy.double().cpu().numpy(), score.double().cpu().numpy())
 
 
-def load_engine(path: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int = DEFAULT_BATCH,
+def load_engine(path: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int | None = None,
                 stride: int = DEFAULT_STRIDE) -> tuple[Engine, "CheckpointMeta"]:
     """A checkpoint (file, run directory or runs folder) on ``device`` under ``precision``, ready to run.
 
