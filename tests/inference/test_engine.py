@@ -96,3 +96,5 @@ def test_default_batch_keeps_a_cpu_pass_within_its_pixel_budget() -> None:
                            sequence_length=3)
     assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu).batch_size == 1
     assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, batch_size=5).batch_size == 5
+    with pytest.raises(UsageError, match="--batch 0"):  # 0 is refused, not taken for "the default"
+        Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, batch_size=0)

@@ -14,6 +14,7 @@ from tracknet_cli.training.losses import build_loss
 from tracknet_cli.inference.runtime import (
     CpuBf16,
     cpu_bf16_support,
+    kernels_below_avx512,
     pick_fastest,
     prepare_model_precision,
     probe_speed,
@@ -66,8 +67,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
     assert support.feature in ("amx_bf16", "avx512_bf16", "none") and support.native == (support.feature != "none")
     info = tmp_path / "cpuinfo"
     info.write_text("flags\t\t: fpu sse avx512f avx512_bf16\n")
-    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
-    if capability in ("AVX2", "DEFAULT", "AVX", "SSE"):  # kernels below AVX-512 (an AVX2 CPU, or emulated): flags do not count
+    if kernels_below_avx512():  # an AVX2 CPU, or emulated: the flags do not count
         assert cpu_bf16_support(info) == CpuBf16(False, "none")
     elif not support.native:  # torch found nothing, so the flags decide
         assert cpu_bf16_support(info) == CpuBf16(True, "avx512_bf16")

@@ -130,12 +130,14 @@ class Engine:
 
     @classmethod
     def for_model(cls, model: Any, data: "DataConfig", *, loss: str, device: Any, amp: Any = None,
-                  batch_size: int | None = None, stride: int = DEFAULT_STRIDE) -> "Engine":
+                  batch_size: int | None = None, accelerator_batch: int = DEFAULT_BATCH,
+                  stride: int = DEFAULT_STRIDE) -> "Engine":
         """An engine for a model built from ``data`` (canvas, heatmap size, sigma, T); ``batch_size``
-        None: ``default_batch`` for ``device``."""
+        None: ``default_batch`` for ``device``, ``accelerator_batch`` on a GPU."""
         core = getattr(model, "module", model)
         size = (data.input_width, data.input_height)
-        batch_size = batch_size or default_batch(device, size)
+        if batch_size is None:
+            batch_size = default_batch(device, size, accelerator_batch)
         return cls(model=model, loss=loss, input_size=size,
                    heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma,
                    window=int(getattr(core, "frames", data.sequence_length)), device=device, amp=amp,

@@ -85,6 +85,13 @@ class PrecisionChoice:
         return f"{self.name}{' + channels_last' if self.channels_last else ''} ({self.reason})"
 
 
+def kernels_below_avx512() -> bool:
+    """torch's CPU kernels stop below AVX-512: an AVX2 CPU, or ``ATEN_CPU_CAPABILITY=avx2``."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability()).upper() in ("AVX2", "DEFAULT", "AVX", "SSE")
+
+
 def cpu_bf16_support(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuBf16:
     """Native bf16 from torch's CPU feature checks, else the kernel's CPU flags (Linux).
 
@@ -92,8 +99,7 @@ def cpu_bf16_support(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuBf16:
     without native bf16 is emulated): the hardware has bf16, but the kernels torch runs do not use it."""
     import torch
 
-    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
-    if capability in ("AVX2", "DEFAULT", "AVX", "SSE"):
+    if kernels_below_avx512():
         return CpuBf16(False, "none")
     checks = (("amx_bf16", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported"))
     for feature, fn in checks:

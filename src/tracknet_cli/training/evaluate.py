@@ -132,11 +132,10 @@ def evaluate(
     One clip at a time, streamed: memory holds a few windows of frames and maps, not a clip.
     `loss` (validation) is averaged over the engine's windows, padded slots masked out.
     """
-    from tracknet_cli.inference.engine import Engine, default_batch
+    from tracknet_cli.inference.engine import Engine
 
-    size = (config.data.input_width, config.data.input_height)
-    engine = Engine.for_model(model, config.data, loss=loss_name, device=device, amp=amp, stride=stride,
-                              batch_size=batch_size or default_batch(device, size, accelerator=config.training.batch_size))
+    engine = Engine.for_model(model, config.data, loss=loss_name, device=device, amp=amp, batch_size=batch_size,
+                              accelerator_batch=config.training.batch_size, stride=stride)
     picks = _overlay_picks(dataset, overlay_frames)
     negative = config.data.no_ball_frames == "negative"
     predictions: list[ClipPredictions] = []

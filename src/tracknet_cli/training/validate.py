@@ -39,13 +39,12 @@ def estimate_validation_seconds(s: "Session") -> float:
     one per frame) plus a quarter for decoding, the loss and the overlay. Rank 0 alone validates."""
     import numpy as np
 
-    from tracknet_cli.inference.engine import Engine, default_batch
+    from tracknet_cli.inference.engine import Engine
 
     if not s.dist.is_main:
         return 0.0
-    size = (s.config.data.input_width, s.config.data.input_height)
     engine = Engine.for_model(s.model, s.config.data, loss=s.tc.loss, device=s.device, amp=s.amp,
-                              batch_size=default_batch(s.device, size, accelerator=s.tc.batch_size))  # as evaluate()
+                              accelerator_batch=s.tc.batch_size)  # the batch evaluate() will run
     wi, hi = engine.input_size
     windows = np.zeros((engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8)
     was_training = s.model.training
