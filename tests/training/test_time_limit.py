@@ -20,7 +20,11 @@ SMALL = ("data.input_width=128", "data.input_height=72", "data.heatmap_width=64"
 
 @pytest.fixture
 def session(synth_root: Path, tmp_path: Path):
-    config = resolve(Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL)), environ={}).config
+    yield from _session(synth_root, tmp_path)
+
+
+def _session(synth_root: Path, tmp_path: Path, *sets: str):
+    config = resolve(Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL, *sets)), environ={}).config
     s = open_session(config, tmp_path / "run", Hooks(), resume=None, init_from=None, dist=SINGLE)
     yield s
     if s.loggers is not None:
@@ -57,3 +61,11 @@ def test_the_schedule_decays_over_the_training_part(session) -> None:
     session.val_seconds = 40.0
     session.t0 = time.monotonic() - 30  # half of the 60 s left for training
     assert session.schedule_step() == pytest.approx(session.total_steps / 2, abs=session.total_steps * 0.02)
+
+
+def test_a_validation_longer_than_half_the_limit_says_the_run_will_overrun(synth_root: Path, tmp_path: Path) -> None:
+    for s in _session(synth_root, tmp_path, "training.time_limit=0.002"):  # any timed validation is longer
+        assert s.training_seconds() == 0.001
+        line = next(x for x in (s.run_dir / "train.log").read_text().splitlines() if "time limit" in x)
+        assert "more than half of it; training keeps 0 s and the run will take about" in line
+        assert "data.split.val_ratio" in line

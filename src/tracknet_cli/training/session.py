@@ -184,8 +184,17 @@ class Session:
 
             self.val_seconds = estimate_validation_seconds(self)
             if self.dist.is_main:  # the others do not validate (their estimate is 0)
-                self.log(f"time limit {limit:g} s: about {self.val_seconds:.0f} s kept for the final validation")
+                self.log(self._time_limit_line(limit, self.val_seconds))
         return max(limit - self.val_seconds, 0.5 * limit)
+
+    @staticmethod
+    def _time_limit_line(limit: float, val_seconds: float) -> str:
+        """What the log says of the split; a validation longer than half the limit makes the run overrun it."""
+        if val_seconds <= 0.5 * limit:
+            return f"time limit {limit:g} s: about {val_seconds:.0f} s kept for the final validation"
+        return (f"time limit {limit:g} s: the final validation takes about {val_seconds:.0f} s, more than half of it; "
+                f"training keeps {0.5 * limit:.0f} s and the run will take about {0.5 * limit + val_seconds:.0f} s "
+                "(validate on fewer frames: data.split.val_ratio, data.split.val)")
 
     def budget_spent(self, synced: bool = True) -> str | None:
         """Every rank stops at the same step: the wall clock is rank 0's, checked where the ranks sync anyway."""
