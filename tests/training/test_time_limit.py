@@ -4,6 +4,7 @@ fit, whose length is the last validation's, or before the first an estimate time
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,19 @@ SMALL = ("data.input_width=128", "data.input_height=72", "data.heatmap_width=64"
 
 @pytest.fixture
 def session(synth_root: Path, tmp_path: Path):
-    yield from _session(synth_root, tmp_path)
+    with _session(synth_root, tmp_path) as s:
+        yield s
 
 
+@contextmanager
 def _session(synth_root: Path, tmp_path: Path, *sets: str):
     config = resolve(Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL, *sets)), environ={}).config
     s = open_session(config, tmp_path / "run", Hooks(), resume=None, init_from=None, dist=SINGLE)
-    yield s
-    if s.loggers is not None:
-        s.loggers.close()
+    try:
+        yield s
+    finally:
+        if s.loggers is not None:
+            s.loggers.close()
 
 
 def test_the_first_estimate_is_timed_once_and_logged(session) -> None:
@@ -64,7 +69,7 @@ def test_the_schedule_decays_over_the_training_part(session) -> None:
 
 
 def test_a_validation_longer_than_half_the_limit_says_the_run_will_overrun(synth_root: Path, tmp_path: Path) -> None:
-    for s in _session(synth_root, tmp_path, "training.time_limit=0.002"):  # any timed validation is longer
+    with _session(synth_root, tmp_path, "training.time_limit=0.002") as s:  # any timed validation is longer
         assert s.training_seconds() == 0.001
         line = next(x for x in (s.run_dir / "train.log").read_text().splitlines() if "time limit" in x)
         assert "more than half of it; training keeps 0 s and the run will take about" in line

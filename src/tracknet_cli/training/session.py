@@ -179,22 +179,15 @@ class Session:
         limit = self.tc.time_limit
         if not self.has_val:
             return limit
-        if self.val_seconds is None:
+        estimated = self.val_seconds is None
+        if estimated:
             from tracknet_cli.training.validate import estimate_validation_seconds
 
             self.val_seconds = estimate_validation_seconds(self)
-            if self.dist.is_main:  # the others do not validate (their estimate is 0)
-                self.log(self._time_limit_line(limit, self.val_seconds))
-        return max(limit - self.val_seconds, 0.5 * limit)
-
-    @staticmethod
-    def _time_limit_line(limit: float, val_seconds: float) -> str:
-        """What the log says of the split; a validation longer than half the limit makes the run overrun it."""
-        if val_seconds <= 0.5 * limit:
-            return f"time limit {limit:g} s: about {val_seconds:.0f} s kept for the final validation"
-        return (f"time limit {limit:g} s: the final validation takes about {val_seconds:.0f} s, more than half of it; "
-                f"training keeps {0.5 * limit:.0f} s and the run will take about {0.5 * limit + val_seconds:.0f} s "
-                "(validate on fewer frames: data.split.val_ratio, data.split.val)")
+        training = max(limit - self.val_seconds, 0.5 * limit)
+        if estimated and self.dist.is_main:  # the others do not validate (their estimate is 0)
+            self.log(_time_limit_line(limit, self.val_seconds, training))
+        return training
 
     def budget_spent(self, synced: bool = True) -> str | None:
         """Every rank stops at the same step: the wall clock is rank 0's, checked where the ranks sync anyway."""
@@ -326,3 +319,12 @@ def _start(s: Session) -> None:
     s.hooks.on_start(info)
     s.t0 = time.monotonic() - state.elapsed
     s.t_local = time.monotonic()
+
+
+def _time_limit_line(limit: float, val_seconds: float, training: float) -> str:
+    """What train.log says of the split: a validation longer than the limit leaves makes the run overrun it."""
+    if training <= limit - val_seconds:  # the same expression the split took, so no rounding decides it
+        return f"time limit {limit:g} s: about {val_seconds:.0f} s kept for the final validation"
+    return (f"time limit {limit:g} s: the final validation takes about {val_seconds:.0f} s, more than half of it; "
+            f"training keeps {training:.0f} s and the run will take about {training + val_seconds:.0f} s "
+            "(validate on fewer frames: data.split.val_ratio, data.split.val)")
