@@ -146,7 +146,9 @@ def test_unet_trains_evaluates_and_predicts(synth_root: Path, tmp_path: Path) ->
         assert len(list(csv.DictReader(fh))) == len(list((synth_root / "game1" / "Clip3").glob("*.jpg")))
 
 
-def test_sigint_saves_a_loadable_state(synth_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_saves_a_loadable_state(stop: signal.Signals, synth_root: Path, tmp_path: Path) -> None:
+    """Ctrl-C, and SIGTERM (`kill PID`: how a `nohup ... &` run, a container or a scheduler is stopped)."""
     import torch
 
     run_dir = tmp_path / "interrupted"
@@ -165,7 +167,7 @@ def test_sigint_saves_a_loadable_state(synth_root: Path, tmp_path: Path) -> None
         if line.startswith("step "):
             break
     assert "step " in seen, seen
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err

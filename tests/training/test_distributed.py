@@ -162,7 +162,9 @@ def test_a_usage_error_on_every_rank_is_said_once_with_its_exit_code(tmp_path: P
     assert len(errors) == 1 and "no labelled clips" in errors[0], proc.stderr
 
 
-def test_ctrl_c_stops_every_rank_then_resume_finishes(synth_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_stops_every_rank_then_resume_finishes(stop: signal.Signals, synth_root: Path, tmp_path: Path) -> None:
+    """Ctrl-C, or SIGTERM to the launcher (`kill PID`, a scheduler): rank 0 saves the state, exit 130."""
     import torch
 
     run_dir = tmp_path / "interrupted"
@@ -180,7 +182,7 @@ def test_ctrl_c_stops_every_rank_then_resume_finishes(synth_root: Path, tmp_path
         if line.startswith("step ") or not line:
             break
     assert "step " in seen, seen
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, seen + err
     assert "interrupted at step" in err and "Traceback" not in err

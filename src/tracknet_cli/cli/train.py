@@ -210,6 +210,30 @@ def _state_problem(exc: Exception) -> str:
     return f"{first_line(exc)} (a damaged or foreign file; the run's weights/*.safetensors are kept)"
 
 
+@contextmanager
+def _sigterm_stops_like_ctrl_c():
+    """`kill PID`, `docker stop`, a scheduler's preemption: stop as Ctrl-C does (state and last weights
+    saved, exit 130). Python's default ends the process at once, losing every step since the last
+    checkpoint, and a run started with `nohup ... &` ignores SIGINT, so SIGTERM is how it is stopped.
+    Further SIGTERMs are ignored while the state is written (SIGKILL still ends it; writes are atomic)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(config, run_dir: Path, **kwargs) -> None:
     from tracknet_cli.cli.progress import TrainProgress
     from tracknet_cli.training.loop import fit
@@ -217,7 +241,7 @@ def _run(config, run_dir: Path, **kwargs) -> None:
     dist = kwargs.get("dist")
     main = dist is None or dist.is_main
     console.info(f"run directory: {run_dir}")
-    with TrainProgress() as progress:
+    with _sigterm_stops_like_ctrl_c(), TrainProgress() as progress:
         result = fit(config, run_dir, progress.hooks(), **kwargs)
     if not main:
         return

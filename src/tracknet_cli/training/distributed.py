@@ -237,7 +237,7 @@ def launch_local(devices: int, worker_args: list[str], *, verbose: bool = False)
 
     Equivalent to `python -m torch.distributed.run --standalone --nproc-per-node N -m tracknet_cli ARGS`.
     The workers print their own errors (rank 0 only for usage errors); this returns the exit code to
-    end with: the first worker's own non-zero code, 130 after Ctrl-C, 1 when a worker died by a signal.
+    end with: the first worker's own non-zero code, 130 after Ctrl-C or SIGTERM, 1 when a worker died by a signal.
     """
     import signal
 
@@ -255,7 +255,7 @@ def launch_local(devices: int, worker_args: list[str], *, verbose: bool = False)
     try:
         run(args)
     except SignalException as exc:
-        return LaunchResult(EXIT_INTERRUPTED if exc.sigval == signal.SIGINT else 128 + int(exc.sigval))
+        return LaunchResult(EXIT_INTERRUPTED if exc.sigval in (signal.SIGINT, signal.SIGTERM) else 128 + int(exc.sigval))
     except ChildFailedError as exc:
         return _failure_result(exc)
     return LaunchResult(0)
