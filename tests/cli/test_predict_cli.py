@@ -273,7 +273,10 @@ def test_bad_inputs_exit_2_with_one_line(checkpoint: Path, video: Path, tmp_path
     assert not (tmp_path / "never.csv").exists()
 
 
-def test_ctrl_c_keeps_valid_csv_and_video(checkpoint: Path, synth_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_keeps_valid_csv_and_video(stop: signal.Signals, checkpoint: Path, synth_root: Path,
+                                            tmp_path: Path) -> None:
+    """Ctrl-C, or SIGTERM (`kill PID`, `timeout 600 tracknet predict ...`): both files kept, whole."""
     frames = synth_frames(synth_root)
     path = write_mp4(tmp_path / "long.mp4", [frames[i % 40] for i in range(600)], size=(128, 72))
     csv_path, video_path = tmp_path / "o.csv", tmp_path / "o.mp4"
@@ -289,7 +292,7 @@ def test_ctrl_c_keeps_valid_csv_and_video(checkpoint: Path, synth_root: Path, tm
         time.sleep(0.05)
     assert list(tmp_path.glob(".o.mp4.*")), "predict never started writing"
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted after" in err and "Traceback" not in err

@@ -306,27 +306,28 @@ class PredictionSummary:
 
 
 class _DeferredInterrupt:
-    """Ctrl-C sets a flag the loop checks between frames (so the CSV and the overlay end on the same
-    frame); further ones only set it again, so nothing is raised while threads in native code
-    (PyAV, torch) are being stopped and the files finalised. Only in the main thread (where
-    signals arrive)."""
+    """Ctrl-C, or SIGTERM (`kill PID`, `timeout 600 tracknet predict ...`), sets a flag the loop checks
+    between frames (so the CSV and the overlay end on the same frame and both are kept); further ones
+    only set it again, so nothing is raised while threads in native code (PyAV, torch) are being
+    stopped and the files finalised. Only in the main thread (where signals arrive)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.hit = False
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "_DeferredInterrupt":
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.hit = True
 
     def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
