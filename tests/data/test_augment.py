@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,32 @@ def test_colour_jitter_changes_colours_only_and_identically() -> None:
     # Brightness alone is a plain scaling: 50 * 1.2 = 60.
     flat = np.full((1, 4, 4, 3), 50, np.uint8)
     assert apply(flat, np.full((1, 2), np.nan), AugmentParams(brightness=1.2)).frames.max() == 60
+
+
+def test_hue_turns_colours_about_the_grey_axis_and_keeps_white_and_grey() -> None:
+    window = np.zeros((T, 2, 3, 3), np.uint8)
+    window[:, 0, 0] = (200, 0, 0)  # red
+    window[:, 0, 1] = (255, 255, 255)  # a white shuttle
+    window[:, 0, 2] = (90, 90, 90)
+    window[:, 1, 0] = (0, 0, 200)  # blue
+    none = np.full((T, 2), np.nan)
+    turned = apply(window, none, AugmentParams(hue_degrees=120.0)).frames
+    assert turned[0, 0, 0].tolist() == [0, 200, 0]  # red -> green
+    assert turned[0, 1, 0].tolist() == [200, 0, 0]  # blue -> red
+    assert turned[0, 0, 1].tolist() == [255, 255, 255] and turned[0, 0, 2].tolist() == [90, 90, 90]
+    assert all(np.array_equal(turned[0], f) for f in turned)
+    assert apply(window, none, AugmentParams(hue_degrees=240.0)).frames[0, 0, 0].tolist() == [0, 0, 200]
+
+
+def test_hue_draws_within_its_range_and_leaves_the_other_draws_as_they_were() -> None:
+    plain = AugmentConfig(hflip=0.5, scale=0.2, color_jitter=0.2)
+    hued = plain.model_copy(update={"hue": 0.5})
+    a = [sample_params(plain, (W, H), rng) for rng in [np.random.default_rng(5)] for _ in range(50)]
+    b = [sample_params(hued, (W, H), rng) for rng in [np.random.default_rng(5)] for _ in range(50)]
+    assert all(p.hue_degrees == 0.0 for p in a)
+    assert a[0] == replace(b[0], hue_degrees=0.0)  # the first draw's other randoms are unchanged
+    degrees = [p.hue_degrees for p in b]
+    assert max(abs(d) for d in degrees) <= 90.0 and min(degrees) < -30 < 30 < max(degrees)
 
 
 def test_disabled_config_is_the_identity() -> None:

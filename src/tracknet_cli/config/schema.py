@@ -60,6 +60,9 @@ class AugmentConfig(Section):
     scale: float = Field(0.0, ge=0.0, le=0.5, description="largest zoom-in as a fraction (0.2: crop down to 80%)")
     translate: float = Field(0.0, ge=0.0, le=0.5, description="largest shift as a fraction of the size")
     color_jitter: float = Field(0.0, ge=0.0, le=1.0, description="strength of brightness/contrast/saturation jitter")
+    hue: float = Field(0.0, ge=0.0, le=1.0, description="largest hue rotation as a fraction of half a turn (1.0: up to "
+                       "±180°), about the grey axis so white and grey stay as they are: red boards and floors of one "
+                       "hall look like the blue or green of another")
     zoom_out: float = Field(0.0, ge=0.0, le=0.75, description="largest zoom-out as a fraction (0.5: shrink down to 50%, black borders), "
                             "so a model also sees balls smaller than the footage shows them")
     crop_width: int | None = Field(None, ge=8, le=8192, description="train on crops this wide (input pixels, at most the input "

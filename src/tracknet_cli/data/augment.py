@@ -2,7 +2,7 @@
 
 Works on input-canvas frames (uint8 (T, Hi, Wi, 3)) and input-canvas points ((T, 2), NaN for
 none). The geometric part is one `geometry.Affine` used for both pixels (PIL) and points, so a
-ball stays under its label; colour jitter is a fixed per-pixel function of the whole window.
+ball stays under its label; colour jitter and hue are a fixed per-pixel function of the whole window.
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ _LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
 
 @dataclass(frozen=True)
 class AugmentParams:
-    """One draw: the geometric mapping and the colour factors (1.0 = unchanged)."""
+    """One draw: the geometric mapping, the colour factors (1.0 = unchanged) and a hue rotation."""
 
     affine: Affine = Affine()
     brightness: float = 1.0
     contrast: float = 1.0
     saturation: float = 1.0
+    hue_degrees: float = 0.0
 
     @property
     def changes_colour(self) -> bool:
-        return (self.brightness, self.contrast, self.saturation) != (1.0, 1.0, 1.0)
+        return (self.brightness, self.contrast, self.saturation, self.hue_degrees) != (1.0, 1.0, 1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def sample_params(config: AugmentConfig, size: Size, rng: np.random.Generator) -
     """Draw one augmentation for a canvas of `size` (Wi, Hi). Always consumes the same randoms.
 
     Zoom: in by up to `scale`, or (with `zoom_out`; half the draws when both are set) out by up to
-    `zoom_out`, the shrunken frame centred on a black canvas.
+    `zoom_out`, the shrunken frame centred on a black canvas. A hue rotation draws one more random,
+    only when `hue` is set, so runs without it repeat exactly.
     """
     w, h = size
     u = rng.random(8)  # the first 7 as before zoom_out existed, so older runs repeat exactly
@@ -59,11 +61,13 @@ def sample_params(config: AugmentConfig, size: Size, rng: np.random.Generator) -
     if u[3] < config.hflip:
         affine = affine.then(Affine.hflip(w))
     j = config.color_jitter
+    hue = 180.0 * config.hue * (2 * rng.random() - 1) if config.hue > 0 else 0.0
     return AugmentParams(
         affine=affine,
         brightness=1.0 + j * (2 * u[4] - 1),
         contrast=1.0 + j * (2 * u[5] - 1),
         saturation=1.0 + j * (2 * u[6] - 1),
+        hue_degrees=hue,
     )
 
 
@@ -121,8 +125,11 @@ def _warp(frames: np.ndarray, affine: Affine, size: tuple[int, int] | None = Non
 
 
 def _jitter(frames: np.ndarray, params: AugmentParams) -> np.ndarray:
-    """Brightness, then contrast about the window's mean grey, then saturation about each pixel's grey."""
+    """Hue, brightness, then contrast about the window's mean grey, then saturation about each pixel's grey."""
     x = frames.astype(np.float32)
+    if params.hue_degrees:
+        m = _hue_rotation(params.hue_degrees)
+        x = np.stack([x[..., 0] * m[i, 0] + x[..., 1] * m[i, 1] + x[..., 2] * m[i, 2] for i in range(3)], axis=-1)
     x *= params.brightness
     if params.contrast != 1.0:
         mean = float(_grey(x).mean())
@@ -131,6 +138,15 @@ def _jitter(frames: np.ndarray, params: AugmentParams) -> np.ndarray:
         grey = _grey(x)[..., None]
         x = (x - grey) * params.saturation + grey
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+
+
+def _hue_rotation(degrees: float) -> np.ndarray:
+    """The 3x3 RGB matrix turning colours by `degrees` about the grey axis (1, 1, 1): greys, the white
+    of a ball or shuttle among them, are fixed points; red goes to green at 120° and to blue at 240°."""
+    a = np.deg2rad(degrees)
+    cross = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]]) / np.sqrt(3.0)
+    m = np.cos(a) * np.eye(3) + (1.0 - np.cos(a)) / 3.0 * np.ones((3, 3)) + np.sin(a) * cross
+    return m.astype(np.float32)
 
 
 def _grey(x: np.ndarray) -> np.ndarray:
