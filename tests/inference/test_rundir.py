@@ -45,8 +45,19 @@ def test_resolve_checkpoint_from_file_run_or_runs_folder(tmp_path: Path) -> None
     assert resolve_checkpoint(tmp_path / "quickstart") == newest
     assert resolve_checkpoint(tmp_path / "quickstart" / "exp1") == tmp_path / "quickstart" / "exp1" / "weights" / "best.safetensors"
     assert resolve_checkpoint(newest) == newest
-    with pytest.raises(InputError, match="no weights/best.safetensors"):
+    with pytest.raises(InputError, match="no weights/best.safetensors or last.safetensors"):
         resolve_checkpoint(tmp_path)
+    # A run without validation has only last weights: used for that run, never over another run's best.
+    last = tmp_path / "quickstart" / "exp3" / "weights" / "last.safetensors"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"x")
+    assert resolve_checkpoint(tmp_path / "quickstart" / "exp3") == last
+    assert resolve_checkpoint(tmp_path / "quickstart") == newest
+    only_last = tmp_path / "nobest"
+    for n in (1, 2):
+        (only_last / f"exp{n}" / "weights").mkdir(parents=True)
+        (only_last / f"exp{n}" / "weights" / "last.safetensors").write_bytes(b"x")
+    assert resolve_checkpoint(only_last) == only_last / "exp2" / "weights" / "last.safetensors"
     with pytest.raises(InputError, match="not found"):
         resolve_checkpoint(tmp_path / "nope")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from tracknet_cli.errors import InputError
 
 _EXP = re.compile(r"^exp(\d+)$")
+_WEIGHTS = ("best.safetensors", "last.safetensors")  # any run's best before any run's last
 
 
 def next_run_dir(base: Path) -> Path:
@@ -34,19 +35,21 @@ def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path =
     return out
 
 
-def resolve_checkpoint(path: Path, which: str = "best") -> Path:
-    """A checkpoint given as a file, a run directory (its weights/<which>.safetensors), or a folder of
-    runs such as `runs/quickstart` (the newest expN that has weights)."""
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint given as a file, a run directory, or a folder of runs such as `runs/quickstart`.
+    A run's `weights/best.safetensors`, or where it has none (it never validated, or was stopped before
+    its first validation) its `last.safetensors`; in a folder of runs the newest expN with best weights,
+    else the newest with last ones, so a run still before its first validation does not hide a finished one."""
     if path.is_file():
         return path
     if not path.is_dir():
         raise InputError(f"checkpoint not found: {path}")
-    direct = path / "weights" / f"{which}.safetensors"
-    if direct.is_file():
-        return direct
-    runs = sorted(
-        (int(m.group(1)), p) for p in path.iterdir() if (m := _EXP.match(p.name)) and (p / "weights" / f"{which}.safetensors").is_file()
-    )
-    if runs:
-        return runs[-1][1] / "weights" / f"{which}.safetensors"
-    raise InputError(f"no weights/{which}.safetensors in {path} or in an expN folder under it (train first, or pass the .safetensors file)")
+    numbered = [(int(m.group(1)), p) for p in path.iterdir() if (m := _EXP.match(p.name))]
+    runs = [path] if (path / "weights").is_dir() else [p for _, p in sorted(numbered, reverse=True)]
+    for which in _WEIGHTS:
+        for run in runs:
+            if (run / "weights" / which).is_file():
+                return run / "weights" / which
+    raise InputError(f"no weights/best.safetensors or last.safetensors in {path} or in an expN folder under it "
+                     "(train first, or pass the .safetensors file)")
+

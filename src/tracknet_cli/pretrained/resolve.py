@@ -87,7 +87,7 @@ def parse_hub_id(text: str) -> Optional[HubRef]:
     return HubRef(repo, filename or None, rev or None)
 
 
-def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--checkpoint", which: str = "best",
+def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--checkpoint",
                        environ: Mapping[str, str] | None = None) -> ResolvedCheckpoint:
     """The checkpoint file `spec` stands for (see the module docstring); `option` names the flag in errors."""
     text = os.fspath(spec)
@@ -102,7 +102,7 @@ def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--check
             from tracknet_cli.inference.rundir import resolve_checkpoint as resolve_run_folder
 
             try:
-                return ResolvedCheckpoint(resolve_run_folder(path, which), "run", text)
+                return ResolvedCheckpoint(resolve_run_folder(path), "run", text)
             except InputError:
                 # a folder that happens to share a model's name (`tennis/` of clips): the model
                 if not _is_name(text) or load_catalogue(environ).get(text.lower()) is None:
