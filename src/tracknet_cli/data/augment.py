@@ -128,8 +128,7 @@ def _jitter(frames: np.ndarray, params: AugmentParams) -> np.ndarray:
     """Hue, brightness, then contrast about the window's mean grey, then saturation about each pixel's grey."""
     x = frames.astype(np.float32)
     if params.hue_degrees:
-        m = _hue_rotation(params.hue_degrees)
-        x = np.stack([x[..., 0] * m[i, 0] + x[..., 1] * m[i, 1] + x[..., 2] * m[i, 2] for i in range(3)], axis=-1)
+        x = np.stack([_mix(x, row) for row in _hue_rotation(params.hue_degrees)], axis=-1)
     x *= params.brightness
     if params.contrast != 1.0:
         mean = float(_grey(x).mean())
@@ -150,8 +149,13 @@ def _hue_rotation(degrees: float) -> np.ndarray:
 
 
 def _grey(x: np.ndarray) -> np.ndarray:
-    # three multiply-adds: numpy's matmul with an inner size of 3 is several times slower
-    return x[..., 0] * _LUMA[0] + x[..., 1] * _LUMA[1] + x[..., 2] * _LUMA[2]
+    return _mix(x, _LUMA)
+
+
+def _mix(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """One channel as a weighted sum of the three: three multiply-adds, since numpy's matmul with an
+    inner size of 3 is several times slower."""
+    return x[..., 0] * weights[0] + x[..., 1] * weights[1] + x[..., 2] * weights[2]
 
 
 def augment_crop_window(frames: np.ndarray, xy: np.ndarray, state: np.ndarray, config: AugmentConfig,

@@ -44,8 +44,11 @@ def resolve_checkpoint(path: Path) -> Path:
         return path
     if not path.is_dir():
         raise InputError(f"checkpoint not found: {path}")
-    numbered = [(int(m.group(1)), p) for p in path.iterdir() if (m := _EXP.match(p.name))]
-    runs = [path] if (path / "weights").is_dir() else [p for _, p in sorted(numbered, reverse=True)]
+    if (path / "weights").is_dir():
+        runs = [path]
+    else:  # a folder of runs, newest first
+        numbered = [(int(m.group(1)), p) for p in path.iterdir() if (m := _EXP.match(p.name))]
+        runs = [p for _, p in sorted(numbered, reverse=True)]
     for which in _WEIGHTS:
         for run in runs:
             if (run / "weights" / which).is_file():
