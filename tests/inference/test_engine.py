@@ -93,8 +93,20 @@ def test_default_batch_keeps_a_cpu_pass_within_its_pixel_budget() -> None:
     assert default_batch("cuda:1", (512, 288), accelerator=32) == 32  # validation on a GPU: the training batch
     # An engine built without a batch takes the rule for its device and canvas.
     data = SimpleNamespace(input_width=512, input_height=288, heatmap_width=512, heatmap_height=288, sigma=1.0,
-                           sequence_length=3)
+                           sequence_length=3, inference_stride=1)
     assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu).batch_size == 1
     assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, batch_size=5).batch_size == 5
     with pytest.raises(UsageError, match="--batch 0"):  # 0 is refused, not taken for "the default"
         Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, batch_size=0)
+
+
+def test_the_engine_places_windows_as_the_model_was_configured() -> None:
+    """``data.inference_stride`` travels in the checkpoint's config: a model trained for non-overlapping
+    windows is validated, evaluated and run that way unless a caller asks otherwise."""
+    from types import SimpleNamespace
+
+    cpu = torch.device("cpu")
+    data = SimpleNamespace(input_width=64, input_height=48, heatmap_width=32, heatmap_height=24, sigma=1.0,
+                           sequence_length=3, inference_stride=3)
+    assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu).stride == 3
+    assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, stride=1).stride == 1

@@ -17,9 +17,9 @@ WIDTHS = [4, 8, 12, 16]
 
 
 def unet_config(*, frames: int = 3, fusion: str = "early", size: tuple[int, int] = (48, 64),
-                heatmap: tuple[int, int] = (48, 64), **model):
+                heatmap: tuple[int, int] = (48, 64), input_stride: int = 1, **model):
     return make_config("unet", "unused", frames=frames, fusion=fusion, size=size, heatmap=heatmap, pretrained=False,
-                       decoder="unet", unet={"widths": WIDTHS, "convs": 2}, **model)
+                       decoder="unet", unet={"widths": WIDTHS, "convs": 2, "input_stride": input_stride}, **model)
 
 
 @pytest.mark.parametrize("fusion,frames", [("early", 1), ("early", 3), ("late", 3)])
@@ -92,7 +92,38 @@ def test_checkpoint_rebuilds_the_same_model(tmp_path: Path) -> None:
     x = torch.rand(1, 3, 3, 40, 72)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
-    assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": WIDTHS, "convs": 2}
+    assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": WIDTHS, "convs": 2, "input_stride": 1}
+
+
+def test_input_stride_2_halves_every_map_and_keeps_the_shapes_of_the_parameters() -> None:
+    """The real-time family: the first convolution strided, every stage at half resolution, the heatmap
+    at the decoder's finest map; the parameters are those of the stride-1 model, one for one."""
+    full = build_model(unet_config(size=(48, 80), heatmap=(48, 80))).eval()
+    fast = build_model(unet_config(size=(48, 80), heatmap=(24, 40), input_stride=2)).eval()
+    assert fast.backbone.strides == [2, 4, 8, 16] and fast.backbone.pad_multiple == 16
+    assert {k: v.shape for k, v in fast.state_dict().items()} == {k: v.shape for k, v in full.state_dict().items()}
+    seen = []
+    hook = fast.decoder.register_forward_pre_hook(lambda _m, args: seen.append(args))
+    with torch.no_grad():
+        out = fast(torch.rand(1, 3, 3, 48, 80))
+    hook.remove()
+    assert [tuple(f.shape[-2:]) for f in seen[0][0]] == [(24, 40), (12, 20), (6, 10), (3, 5)]
+    assert out.shape == (1, 3, 24, 40)
+    fast.load_state_dict(full.state_dict())  # a full-resolution model's weights start a stride-2 one
+
+
+def test_input_stride_2_survives_a_checkpoint_and_old_checkpoints_mean_stride_1(tmp_path: Path) -> None:
+    config = unet_config(size=(48, 80), heatmap=(24, 40), input_stride=2)
+    model = build_model(config).eval()
+    path = save_checkpoint(tmp_path / "fast.safetensors", model, config, threshold=0.5, loss="softmax", metrics={})
+    loaded, meta = load_model(path)
+    assert meta.backbone_config["input_stride"] == 2 and loaded.backbone.strides[0] == 2
+    x = torch.rand(1, 3, 3, 48, 80)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    from tracknet_cli.models.backbones.unet import UNetBackbone
+
+    assert UNetBackbone({"widths": WIDTHS, "convs": 2}).strides == [1, 2, 4, 8]  # written before input_stride
 
 
 def test_pretrained_unet_is_refused_with_the_fix() -> None:

@@ -91,6 +91,9 @@ class DataConfig(Section):
     sigma: float = Field(1.5, gt=0.0, le=64.0, description="Gaussian target radius in heatmap cells")
     sequence_length: int = Field(3, ge=1, le=32, description="frames per window (T)")
     window_stride: int = Field(1, ge=1, le=1024, description="frames between the starts of training windows")
+    inference_stride: int = Field(1, ge=1, le=32, description="frames between the starts of the windows that "
+                                  "validation, eval, predict and label run: 1 averages every frame over the T windows "
+                                  "that cover it; T (sequence_length) runs each frame once, T times faster")
     no_ball_frames: Literal["negative", "mask"] = Field(
         "negative", description="negative: keep frames without a ball with an empty target; mask: drop them from the loss"
     )
@@ -109,6 +112,13 @@ class DataConfig(Section):
             return None
         size = (min(a.crop_width, self.input_width), min(a.crop_height, self.input_height))
         return None if size == (self.input_width, self.input_height) else size
+
+    @model_validator(mode="after")
+    def _inference_stride_within_window(self) -> "DataConfig":
+        if self.inference_stride > self.sequence_length:
+            raise ValueError(f"inference_stride {self.inference_stride} must be at most sequence_length "
+                             f"{self.sequence_length}, or frames between the windows would never be seen")
+        return self
 
     @model_validator(mode="after")
     def _crop_fits_the_cells(self) -> "DataConfig":
@@ -151,6 +161,8 @@ class UNetConfig(Section):
     widths: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1,
                               description="channels of the unet encoder's stages (strides 1, 2, 4, ...)")
     convs: int = Field(2, ge=1, le=8, description="3x3 conv + BatchNorm + ReLU layers per stage (encoder and decoder)")
+    input_stride: Literal[1, 2] = Field(1, description="stride of the first convolution: 2 computes every stage, and the "
+                                        "heatmap, at half resolution, for a quarter of the FLOPs (the real-time family)")
 
 
 class ModelConfig(Section):

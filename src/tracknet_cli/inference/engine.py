@@ -6,8 +6,8 @@ frame's maps averaged over the windows that covered it (``HeatmapAverager``) →
 
 Training's validation (which calibrates the threshold stored in a checkpoint), ``tracknet eval``,
 ``tracknet predict`` and the Python API all run this code with the same defaults
-(``DEFAULT_STRIDE``: every frame averaged over the T windows that cover it), so the threshold and
-the F1 a checkpoint reports are those of what predict writes.
+(the model's ``data.inference_stride``: 1 averages every frame over the T windows that cover it, T
+runs each frame once), so the threshold and the F1 a checkpoint reports are those of what predict writes.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.inference.checkpoint import CheckpointMeta
 
 Size = tuple[int, int]
-DEFAULT_STRIDE = 1  # 1: every frame is the mean of T predictions (the TrackNetV3 "ensemble"); T: one each
 DEFAULT_BATCH = 8  # windows per forward pass on a GPU (and MPS)
 # On a CPU, as many windows per pass as fit in this many input pixels (2 at 256x144, 1 at 512x288):
 # larger batches allocate activations above glibc's mmap threshold, which come back from the kernel as
@@ -119,7 +118,7 @@ class Engine:
     device: Any
     amp: Any = None  # autocast dtype or None (fp32)
     batch_size: int = DEFAULT_BATCH
-    stride: int = DEFAULT_STRIDE  # frames between window starts
+    stride: int = 1  # frames between window starts
     no_ball: bool = False  # the model has a "no ball" logit (used by the softmax probabilities)
 
     def __post_init__(self) -> None:
@@ -131,9 +130,10 @@ class Engine:
     @classmethod
     def for_model(cls, model: Any, data: "DataConfig", *, loss: str, device: Any, amp: Any = None,
                   batch_size: int | None = None, accelerator_batch: int = DEFAULT_BATCH,
-                  stride: int = DEFAULT_STRIDE) -> "Engine":
+                  stride: int | None = None) -> "Engine":
         """An engine for a model built from ``data`` (canvas, heatmap size, sigma, T); ``batch_size``
-        None: ``default_batch`` for ``device``, ``accelerator_batch`` on a GPU."""
+        None: ``default_batch`` for ``device``, ``accelerator_batch`` on a GPU; ``stride`` None: the
+        model's ``data.inference_stride``."""
         core = getattr(model, "module", model)
         size = (data.input_width, data.input_height)
         if batch_size is None:
@@ -141,7 +141,7 @@ class Engine:
         return cls(model=model, loss=loss, input_size=size,
                    heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma,
                    window=int(getattr(core, "frames", data.sequence_length)), device=device, amp=amp,
-                   batch_size=batch_size, stride=stride, no_ball=getattr(core, "no_ball", None) is not None)
+                   batch_size=batch_size, stride=data.inference_stride if stride is None else stride, no_ball=getattr(core, "no_ball", None) is not None)
 
     def codec(self, source_size: Size) -> "Codec":
         """The geometry between a source of ``source_size`` and this model's canvas and heatmaps."""
@@ -209,7 +209,7 @@ class Engine:
 
 
 def load_engine(path: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int | None = None,
-                stride: int = DEFAULT_STRIDE) -> tuple[Engine, "CheckpointMeta"]:
+                stride: int | None = None) -> tuple[Engine, "CheckpointMeta"]:
     """A checkpoint (file, run directory or runs folder) on ``device`` under ``precision``, ready to run.
 
     ``auto`` follows the family table, as training does: on a CPU with native bf16 the U-Net runs

@@ -78,7 +78,7 @@ def _build_unet_backbone(model: "ModelConfig", source_config: "Mapping[str, Any]
 
     if model.backbone.pretrained and source_config is None:
         raise ConfigError("model.backbone.type=unet has no pretrained weights", hint="set model.backbone.pretrained=false")
-    source = source_config or unet_source_config(model.unet.widths, model.unet.convs)
+    source = source_config or unet_source_config(model.unet.widths, model.unet.convs, model.unet.input_stride)
     return UNetBackbone(source, default_out_indices(model))
 
 

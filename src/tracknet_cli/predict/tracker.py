@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import numpy as np
 
 from tracknet_cli.errors import UsageError
-from tracknet_cli.inference.engine import DEFAULT_STRIDE, Engine
+from tracknet_cli.inference.engine import Engine
 from tracknet_cli.predict.pipeline import ArraySource, Prediction, stream
 from tracknet_cli.predict.sources import DEFAULT_FPS, FrameSource, Size, open_source
 from tracknet_cli.predict.tracking import TrackingConfig, TrackRow
@@ -42,7 +42,7 @@ class Tracker:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_size: int | None = None,
                         threshold: float | None = None, *, max_gap: int = 5, max_jump: float | None = None,
-                        track: bool = True, precision: str = "auto", window_stride: int = DEFAULT_STRIDE) -> "Tracker":
+                        track: bool = True, precision: str = "auto", window_stride: int | None = None) -> "Tracker":
         """Rebuild the model from the checkpoint alone (config, normalisation and threshold embedded).
 
         ``path``: a .safetensors file, a run directory (its best weights), a runs folder (the newest
@@ -54,8 +54,8 @@ class Tracker:
         detections; ``max_jump``: gate in source px per frame (default 10 % of the diagonal);
         ``track=False``: raw thresholded peaks. ``precision``: auto (bf16/fp16 on GPUs; on CPUs with
         native bf16 the family table training uses, e.g. bf16 + channels_last for the unet), fp32 or
-        bf16. ``window_stride``: 1 averages every frame over the T windows that cover it (best), T
-        predicts each frame once (T times cheaper for temporal models).
+        bf16. ``window_stride``: None follows the model (its ``data.inference_stride``); 1 averages
+        every frame over the T windows that cover it, T predicts each frame once (T times cheaper).
 
         A missing, corrupt or incompatible checkpoint raises ``InputError``; an unavailable device
         ``ConfigError``."""

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from tracknet_cli.inference.engine import DEFAULT_STRIDE
 from tracknet_cli.training.artifacts import Overlay
 from tracknet_cli.training.metrics import Metrics, score_frames
 
@@ -123,7 +122,7 @@ def evaluate(
     amp: Any = None,
     overlay_frames: int = 0,
     batch_size: int | None = None,
-    stride: int = DEFAULT_STRIDE,
+    stride: int | None = None,
     keep_predictions: bool = False,
     progress: Any = None,
 ) -> EvalReport:

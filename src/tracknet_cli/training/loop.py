@@ -54,6 +54,9 @@ def architecture_differences(ours: TrackNetConfig, theirs: TrackNetConfig) -> li
         flat = {f"model.{k}": v for k, v in flatten(config.model.model_dump(mode="json")).items()}
         flat.pop("model.backbone.pretrained", None)  # where the weights came from, not their shapes
         flat.pop("model.backbone.freeze", None)
+        # The scale the first convolution samples at, not a shape: a full-resolution model's weights
+        # start a stride-2 one (how the real-time models were trained, docs/models/pretrained.md).
+        flat.pop("model.unet.input_stride", None)
         flat.update({key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in ARCHITECTURE_KEYS})
         return flat
 

@@ -35,8 +35,8 @@ def calibrate_threshold(predictions: list[Any], protocol: str, default: float) -
 
 def estimate_validation_seconds(s: "Session") -> float:
     """Seconds one validation will take: the second of two timed forward passes of a batch of black
-    windows (the first pays for kernel selection), scaled to the validation frames (stride-1 windows,
-    one per frame) plus a quarter for decoding, the loss and the overlay. Rank 0 alone validates."""
+    windows (the first pays for kernel selection), scaled to the validation frames (one window every
+    ``engine.stride`` frames) plus a quarter for decoding, the loss and the overlay. Rank 0 alone validates."""
     import numpy as np
 
     from tracknet_cli.inference.engine import Engine
@@ -58,7 +58,7 @@ def estimate_validation_seconds(s: "Session") -> float:
     finally:
         s.model.train(was_training)
     frames = sum(len(clip) for clip in s.val_ds.clips)
-    return 1.25 * seconds * -(-frames // engine.batch_size)
+    return 1.25 * seconds * -(-frames // (engine.batch_size * engine.stride))
 
 
 def validate(s: "Session") -> bool:
