@@ -34,6 +34,10 @@ DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 """training.device, eval / predict --device (inference.runtime.pick_device)."""
 CsvFormat = Literal["default", "tracknet"]
 """predict --csv-format (predict.writers.CsvWriter)."""
+RuntimeName = Literal["auto", "torch", "onnxruntime", "openvino"]
+"""predict / eval / label --runtime: what runs the model's forward (inference.onnx.choose_runtime)."""
+ExportFormat = Literal["onnx"]
+"""export --format (inference.onnx.export_checkpoint)."""
 
 PROTOCOL_NAMES: tuple[str, ...] = get_args(ProtocolName)
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
@@ -43,6 +47,8 @@ PRECISIONS: tuple[str, ...] = get_args(PrecisionSetting)
 INFERENCE_PRECISIONS: tuple[str, ...] = get_args(InferencePrecision)
 DEVICES: tuple[str, ...] = get_args(DeviceName)
 CSV_FORMATS: tuple[str, ...] = get_args(CsvFormat)
+RUNTIMES: tuple[str, ...] = get_args(RuntimeName)
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 
 V = TypeVar("V")
 

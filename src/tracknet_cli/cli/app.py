@@ -16,6 +16,7 @@ import typer
 from tracknet_cli.cli import config as config_cmd
 from tracknet_cli.cli import console
 from tracknet_cli.cli import eval as eval_cmd
+from tracknet_cli.cli import export as export_cmd
 from tracknet_cli.cli import label as label_cmd
 from tracknet_cli.cli import models as models_cmd
 from tracknet_cli.cli import predict as predict_cmd
@@ -35,12 +36,13 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
 )
-# In the order of the workflow: data, train, eval, then the ready models and predict; then config.
+# In the order of the workflow: data, train, eval, then the ready models, predict and export; then config.
 app.add_typer(data_cmd.app, name="data")
 app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
 app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.evaluate_command)
 app.command("models", epilog=models_cmd.EPILOG)(models_cmd.models_command)
 app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
+app.command("export", epilog=export_cmd.EPILOG)(export_cmd.export_command)
 app.command("label", epilog=label_cmd.EPILOG)(label_cmd.label_command)
 app.add_typer(config_cmd.app, name="config")
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tracknet_cli.choices import DEVICES, INFERENCE_PRECISIONS, PROTOCOL_NAMES, listed
+from tracknet_cli.choices import DEVICES, INFERENCE_PRECISIONS, PROTOCOL_NAMES, RUNTIMES, listed
 from tracknet_cli.cli import console
 from tracknet_cli.cli.options import choice
 from tracknet_cli.errors import InputError
@@ -23,13 +23,14 @@ EPILOG = (
 
 
 def evaluate_command(
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", metavar="NAME|FILE|RUN", help="A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name.")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", metavar="NAME|FILE|RUN", help="A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name.")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Dataset to score on. \\[default: the checkpoint's data.root]")] = None,
     split: Annotated[str, typer.Option("--split", help="test | val | train | all (test falls back to all clips when the config has no test split).")] = "test",
     protocol: Annotated[Optional[str], typer.Option("--protocol", help=f"{listed(PROTOCOL_NAMES)}. \\[default: the checkpoint's training.protocol, or v2]")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's; with --pred-csv 0: every visible row counts]")] = None,
     device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
     precision: Annotated[str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: as predict picks it)")] = "auto",
+    runtime: Annotated[str, typer.Option("--runtime", help=f"{listed(RUNTIMES)}: what runs the model's forward (auto: onnxruntime when installed and on the CPU, else torch; a .onnx checkpoint runs in onnxruntime or openvino)")] = "auto",
     batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass. \\[default: the training batch on a GPU; on a CPU 2 at 256x144, 1 at 512x288]")] = None,
     save_csv: Annotated[Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")] = None,
     pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
@@ -45,6 +46,7 @@ def evaluate_command(
         choice(protocol, PROTOCOL_NAMES, "--protocol")
     choice(device, DEVICES, "--device")
     choice(precision, INFERENCE_PRECISIONS, "--precision")
+    choice(runtime, RUNTIMES, "--runtime")
     choice(split, SPLIT_CHOICES, "--split")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise typer.BadParameter("must be between 0 and 1", param_hint="--threshold")
@@ -56,20 +58,22 @@ def evaluate_command(
         raise typer.BadParameter("give --checkpoint NAME|FILE|RUN, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
     else:
         payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, precision, batch, save_csv,
-                                    overwrite)
+                                    overwrite, runtime)
     _render(payload, as_json)
 
 
 def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, protocol: Optional[str],
                       threshold: Optional[float], device_name: str, precision: str, batch: Optional[int],
-                      save_csv: Optional[Path], overwrite: bool = False) -> dict[str, Any]:
+                      save_csv: Optional[Path], overwrite: bool = False, runtime: str = "auto") -> dict[str, Any]:
     from tracknet_cli.data.datasets import eval_dataset
     from tracknet_cli.inference.engine import load_engine
     from tracknet_cli.pretrained.resolve import resolve_checkpoint
     from tracknet_cli.training.evaluate import evaluate, prediction_csv_targets, select_clips, write_prediction_csvs
 
     checkpoint = resolve_checkpoint(checkpoint).path
-    engine, meta = load_engine(checkpoint, device=device_name, precision=precision)
+    engine, meta = load_engine(checkpoint, device=device_name, precision=precision, runtime=runtime)
+    if engine.runtime_note:
+        console.warn(engine.runtime_note)
     config = meta.config
     root = data_root or config.data.root
     if not Path(root).is_dir():
@@ -83,7 +87,7 @@ def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, pr
         prediction_csv_targets(save_csv, clips, overwrite=overwrite, reads=[checkpoint])
     dataset = eval_dataset(clips, config.data)
     console.info(f"scoring {len(clips)} clips ({sum(len(c) for c in clips)} frames) of {root}, split {split}, "
-                 f"protocol {protocol}, threshold {threshold:.3f}")
+                 f"protocol {protocol}, threshold {threshold:.3f}, runtime {engine.runtime}")
     report = evaluate(engine.model, dataset, config, device=engine.device, amp=engine.amp, protocol=protocol,
                       threshold=threshold, loss_name=meta.loss, batch_size=batch, keep_predictions=save_csv is not None)
     if save_csv is not None:

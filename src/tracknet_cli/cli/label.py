@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tracknet_cli.choices import DEVICES, listed
+from tracknet_cli.choices import DEVICES, RUNTIMES, listed
 from tracknet_cli.cli import console
 from tracknet_cli.cli.options import choice
 from tracknet_cli.errors import UsageError
@@ -41,10 +41,16 @@ def label_command(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a label file tracknet label did not write (default: write beside it).")] = False,
     device: Annotated[str, typer.Option("--device", help=f"{listed(DEVICES)} (for the proposals)")] = "auto",
+    runtime: Annotated[str, typer.Option("--runtime", help=f"{listed(RUNTIMES)}: what runs the model's forward (auto: onnxruntime when installed and on the CPU, else torch; a .onnx checkpoint runs in onnxruntime or openvino)")] = "auto",
 ) -> None:
     """Label ball positions in the browser: a local page with the model's proposals, saved as you go."""
     _require_extra()
     choice(device, DEVICES, "--device")
+    choice(runtime, RUNTIMES, "--runtime")
+    if runtime in ("onnxruntime", "openvino") and not no_model:  # the model loads later, in the background
+        from tracknet_cli.inference.onnx import require
+
+        require(runtime, f"--runtime {runtime}")
     if no_model and checkpoint is not None:
         raise typer.BadParameter("--no-model turns the model off; leave out one of them", param_hint="--checkpoint")
     from tracknet_cli.label.service import Hooks, LabelOptions, serve
@@ -57,7 +63,7 @@ def label_command(
 
             webbrowser.open(url)
 
-    options = LabelOptions(input, labels, checkpoint, not no_model, host, port, overwrite, device)
+    options = LabelOptions(input, labels, checkpoint, not no_model, host, port, overwrite, device, runtime)
     session = serve(options, Hooks(warn=console.warn, info=console.info, url=show_url))
     counts = session.counts()
     console.out.print(f"{session.files.target}: {counts['confirmed']} of {session.frames} frames labelled "

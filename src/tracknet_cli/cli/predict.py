@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from tracknet_cli.choices import CSV_FORMATS, DEVICES, INFERENCE_PRECISIONS, listed
+from tracknet_cli.choices import CSV_FORMATS, DEVICES, INFERENCE_PRECISIONS, RUNTIMES, listed
 from tracknet_cli.cli import console
 from tracknet_cli.cli.options import choice
 from tracknet_cli.errors import UsageError
@@ -25,7 +25,8 @@ EPILOG = (
     "  tracknet predict match.mp4 -c best.safetensors --out match_ball.mp4 --csv match_ball.csv\n\n"
     "  tracknet predict videos/ -c best.safetensors --no-video --device cuda --batch 32\n\n"
     "  tracknet predict rally/frames/ -c best.safetensors --start 100 --end 400 --csv-format tracknet\n\n"
-    "  tracknet predict match.mp4 -c best.safetensors --overlay-scale 0.5 --trail 20 --max-gap 8"
+    "  tracknet predict match.mp4 -c best.safetensors --overlay-scale 0.5 --trail 20 --max-gap 8\n\n"
+    "  tracknet predict match.mp4 -c model.onnx --no-video   # exported with tracknet export; runs in onnxruntime"
 )
 
 RUNS_ROOT = Path("runs/predict")
@@ -35,7 +36,7 @@ def predict(
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...", show_default=False,
                                                  help="Videos, folders of frames, folders of videos, or images.")],
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", show_default=False, metavar="NAME|FILE|RUN",
-                                                      help="A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name. \\[default: the default ready model]")] = None,
+                                                      help="A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name. \\[default: the default ready model]")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Overlay video path (single input). \\[default: runs/predict/expN/<stem>.mp4]")] = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]")] = None,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV.")] = False,
@@ -51,10 +52,12 @@ def predict(
     overlay_scale: Annotated[float, typer.Option("--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode).")] = 1.0,
     csv_format: Annotated[str, typer.Option("--csv-format", help=f"{listed(CSV_FORMATS)}: default Frame,Visibility,X,Y,Score,Interpolated; tracknet the Label.csv dialect")] = "default",
     precision: Annotated[str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it)")] = "auto",
+    runtime: Annotated[str, typer.Option("--runtime", help=f"{listed(RUNTIMES)}: what runs the model's forward (auto: onnxruntime when installed and on the CPU, else torch; a .onnx checkpoint runs in onnxruntime or openvino)")] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
     """Ball position for every frame: a CSV, and an overlay video with the ball and its trail."""
     choice(device, DEVICES, "--device")
+    choice(runtime, RUNTIMES, "--runtime")
     choice(csv_format, CSV_FORMATS, "--csv-format")
     choice(precision, INFERENCE_PRECISIONS, "--precision")
     from tracknet_cli.predict.tracking import TrackingConfig
@@ -81,10 +84,14 @@ def predict(
     # Named outputs are checked before the model loads; the default runs/predict/expN is made after.
     named = _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path]) if out or csv else None
     tracker = Tracker.from_checkpoint(resolved.path, device=device, batch_size=batch, threshold=threshold,
-                                      max_gap=max_gap, max_jump=max_jump, track=not no_track, precision=precision)
+                                      max_gap=max_gap, max_jump=max_jump, track=not no_track, precision=precision,
+                                      runtime=runtime)
     targets = named or _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path])
     engine = tracker.engine
-    console.info(f"model {resolved.label} on {engine.device} ({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}), "
+    if engine.runtime_note:
+        console.warn(engine.runtime_note)
+    console.info(f"model {resolved.label} on {engine.device} ({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}, "
+                 f"{engine.runtime}), "
                  f"input {engine.input_size[0]}x{engine.input_size[1]}, {engine.window}-frame windows, batch {engine.batch_size}, "
                  f"threshold {tracker.threshold:.3f}{'' if tracker.tracking.enabled else ', no tracking'}")
 

@@ -11,6 +11,9 @@ Metadata (all strings, safetensors only stores strings):
   tracknet.loss           name of the loss that trained it (decides logits → probabilities)
   tracknet.metrics        validation metrics as JSON
   tracknet.extra          caller's extra strings as JSON
+
+`tracknet export` copies these `tracknet.*` strings unchanged into an ONNX model's metadata_props, so
+`read_metadata` reads a `.onnx` file too (`load_model` refuses one: it holds an ONNX graph, no torch weights).
 """
 
 from __future__ import annotations
@@ -77,11 +80,25 @@ def save_checkpoint(path: str | Path, model: "HeatmapModel", config: "TrackNetCo
     return path
 
 
+def is_onnx(path: str | Path) -> bool:
+    """An ONNX model (`tracknet export`), run by an ONNX runtime, rather than a .safetensors checkpoint."""
+    return Path(path).suffix.lower() == ".onnx"
+
+
+def raw_metadata(path: str | Path) -> dict[str, str]:
+    """The checkpoint's `tracknet.*` strings as written: what `tracknet export` copies into an ONNX model."""
+    return {k: v for k, v in _raw_metadata(Path(path)).items() if k.startswith(_PREFIX)}
+
+
 def _raw_metadata(path: Path) -> dict[str, str]:
     from safetensors import safe_open
 
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
+    if is_onnx(path):  # the same strings, in the ONNX model's metadata_props
+        from tracknet_cli.inference.onnx import onnx_metadata
+
+        return onnx_metadata(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
@@ -97,7 +114,8 @@ def read_metadata(path: str | Path) -> CheckpointMeta:
     path = Path(path)
     raw = _raw_metadata(path)
     if f"{_PREFIX}format" not in raw:
-        raise InputError(f"{path} is a safetensors file but not a TrackNet checkpoint (no tracknet metadata)")
+        kind = "an ONNX model" if is_onnx(path) else "a safetensors file"
+        raise InputError(f"{path} is {kind} but not a TrackNet checkpoint (no tracknet metadata)")
     try:
         fmt = int(raw[f"{_PREFIX}format"])
     except ValueError as exc:
@@ -135,6 +153,9 @@ def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple[
     from tracknet_cli.models.registry import build_model
 
     path = Path(path)
+    if is_onnx(path):
+        raise InputError(f"{path} is an ONNX model: it holds no torch weights (run it with --runtime onnxruntime "
+                         "or openvino, or give the .safetensors checkpoint it was exported from)")
     meta = read_metadata(path)
     config = meta.config.model_copy(deep=True)
     config.model.backbone.pretrained = False

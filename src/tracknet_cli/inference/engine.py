@@ -8,6 +8,8 @@ Training's validation (which calibrates the threshold stored in a checkpoint), `
 ``tracknet predict`` and the Python API all run this code with the same defaults
 (the model's ``data.inference_stride``: 1 averages every frame over the T windows that cover it, T
 runs each frame once), so the threshold and the F1 a checkpoint reports are those of what predict writes.
+``--runtime onnxruntime|openvino`` (and ``auto`` on a CPU, `inference.onnx`) swaps only the model's forward
+for an ONNX runtime session; validation always runs torch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from tracknet_cli.choices import INFERENCE_PRECISIONS, LOSS_NAMES, check
+from tracknet_cli.choices import INFERENCE_PRECISIONS, LOSS_NAMES, RUNTIMES, check
 from tracknet_cli.errors import UsageError
 from tracknet_cli.inference.windows import HeatmapAverager, WindowBatch, WindowScheduler
 
@@ -120,6 +122,8 @@ class Engine:
     batch_size: int = DEFAULT_BATCH
     stride: int = 1  # frames between window starts
     no_ball: bool = False  # the model has a "no ball" logit (used by the softmax probabilities)
+    runtime: str = "torch"  # what runs the forward: torch, or an ONNX runtime (`inference.onnx.OnnxModel`)
+    runtime_note: str = ""  # why, when the user should know (auto fell back to torch)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -141,7 +145,8 @@ class Engine:
         return cls(model=model, loss=loss, input_size=size,
                    heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma,
                    window=int(getattr(core, "frames", data.sequence_length)), device=device, amp=amp,
-                   batch_size=batch_size, stride=data.inference_stride if stride is None else stride, no_ball=getattr(core, "no_ball", None) is not None)
+                   batch_size=batch_size, stride=data.inference_stride if stride is None else stride, no_ball=getattr(core, "no_ball", None) is not None,
+                   runtime=getattr(core, "runtime", "torch"))
 
     def codec(self, source_size: Size) -> "Codec":
         """The geometry between a source of ``source_size`` and this model's canvas and heatmaps."""
@@ -151,10 +156,18 @@ class Engine:
 
     def forward(self, windows: np.ndarray) -> tuple["torch.Tensor", "torch.Tensor | None"]:
         """uint8 (B, T, h, w, 3) frames no larger than the canvas (padded right/bottom with black, as
-        in training) → float32 (logits, no-ball logit or None) on ``device``."""
+        in training) → float32 (logits, no-ball logit or None) on ``device``. An ONNX runtime's model
+        (``run_uint8``) takes the padded uint8 windows as they are: its graph does the /255 and the permute."""
         import torch
         import torch.nn.functional as F
 
+        run_uint8 = getattr(self.model, "run_uint8", None)
+        if run_uint8 is not None:
+            h, w = windows.shape[2:4]
+            wi, hi = self.input_size
+            if (w, h) != (wi, hi):
+                windows = np.pad(windows, ((0, 0), (0, 0), (0, hi - h), (0, wi - w), (0, 0)))
+            return run_uint8(windows)
         x = torch.from_numpy(np.ascontiguousarray(windows)).to(self.device, non_blocking=True)
         x = x.permute(0, 1, 4, 2, 3).float().div_(255.0).contiguous()
         h, w = x.shape[-2:]
@@ -209,21 +222,44 @@ class Engine:
 
 
 def load_engine(path: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int | None = None,
-                stride: int | None = None) -> tuple[Engine, "CheckpointMeta"]:
-    """A checkpoint (file, run directory or runs folder) on ``device`` under ``precision``, ready to run.
+                stride: int | None = None, runtime: str = "auto") -> tuple[Engine, "CheckpointMeta"]:
+    """A checkpoint (.safetensors or .onnx file, run directory or runs folder) on ``device`` under ``precision``
+    in ``runtime``, ready to run.
 
-    ``auto`` follows the family table, as training does: on a CPU with native bf16 the U-Net runs
-    3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py)."""
-    from tracknet_cli.inference.checkpoint import load_model
+    ``precision`` ``auto`` follows the family table, as training does: on a CPU with native bf16 the U-Net runs
+    3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py). ``runtime``: torch,
+    onnxruntime, openvino or auto (`inference.onnx.choose_runtime`); only the model's forward changes."""
+    from tracknet_cli.inference.checkpoint import load_model, read_metadata
+    from tracknet_cli.inference.onnx import choose_runtime
     from tracknet_cli.inference.rundir import resolve_checkpoint
     from tracknet_cli.inference.runtime import pick_device, resolve_precision
 
     check(precision, INFERENCE_PRECISIONS, "precision", UsageError)
+    check(runtime, RUNTIMES, "runtime", UsageError)
+    path = resolve_checkpoint(Path(path))
+    meta = read_metadata(path)
     dev = pick_device(device)
-    model, meta = load_model(resolve_checkpoint(Path(path)), device=dev)
     choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)
+    plan = choose_runtime(runtime, path, device=device, precision=precision, device_type=dev.type,
+                          torch_precision=choice.name)
+    settings = dict(loss=meta.loss, batch_size=batch_size, stride=stride)
+    note = ""
+    if plan.name != "torch":
+        from tracknet_cli.inference.onnx import ExportFailed, load_onnx_model
+
+        try:
+            onnx_model = load_onnx_model(path, meta, plan.name)
+        except ExportFailed as exc:
+            if runtime != "auto":
+                raise ExportFailed(f"{exc.message}; run it with --runtime torch") from exc
+            note = f"runtime auto: {exc.message}; running it in torch"
+        else:
+            import torch
+
+            return Engine.for_model(onnx_model, meta.config.data, device=torch.device("cpu"), **settings), meta
+    model, meta = load_model(path, device=dev)
     if choice.channels_last:
         model.to_channels_last()
-    engine = Engine.for_model(model, meta.config.data, loss=meta.loss, device=dev, amp=choice.dtype,
-                              batch_size=batch_size, stride=stride)
+    engine = Engine.for_model(model, meta.config.data, device=dev, amp=choice.dtype, **settings)
+    engine.runtime_note = note
     return engine, meta

@@ -28,6 +28,7 @@ class LabelOptions:
     port: int = 0
     overwrite: bool = False
     device: str = "auto"
+    runtime: str = "auto"  # torch | onnxruntime | openvino | auto (inference.onnx.choose_runtime)
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # ->
     resolved = resolve_checkpoint(options.checkpoint) if options.checkpoint else default_checkpoint()
     if options.checkpoint is None:
         hooks.info(default_notice(resolved))
-    return Proposer(session, lambda: Tracker.from_checkpoint(resolved.path, device=options.device), resolved.label,
+    return Proposer(session, lambda: Tracker.from_checkpoint(resolved.path, device=options.device, runtime=options.runtime), resolved.label,
                     model_key(resolved.path), on_failure=lambda message: hooks.warn(f"model proposals stopped: {message}"))
 
 

@@ -42,10 +42,11 @@ class Tracker:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_size: int | None = None,
                         threshold: float | None = None, *, max_gap: int = 5, max_jump: float | None = None,
-                        track: bool = True, precision: str = "auto", window_stride: int | None = None) -> "Tracker":
+                        track: bool = True, precision: str = "auto", window_stride: int | None = None,
+                        runtime: str = "auto") -> "Tracker":
         """Rebuild the model from the checkpoint alone (config, normalisation and threshold embedded).
 
-        ``path``: a .safetensors file, a run directory (its best weights), a runs folder (the newest
+        ``path``: a .safetensors (or exported .onnx) file, a run directory (its best weights), a runs folder (the newest
         run), a ready model's name or a Hugging Face repo id (as ``from_pretrained``).
 
         ``device``: auto | cpu | cuda | mps. ``batch_size``: windows per forward pass (None: 8 on a
@@ -56,15 +57,18 @@ class Tracker:
         native bf16 the family table training uses, e.g. bf16 + channels_last for the unet), fp32 or
         bf16. ``window_stride``: None follows the model (its ``data.inference_stride``); 1 averages
         every frame over the T windows that cover it, T predicts each frame once (T times cheaper).
+        ``runtime``: torch, onnxruntime, openvino or auto (onnxruntime when installed, on a CPU where torch
+        would run fp32; a ``.onnx`` file from ``tracknet export`` runs in an ONNX runtime): only the model's
+        forward changes (docs/scripts/predict.md, "Runtimes and export").
 
         A missing, corrupt or incompatible checkpoint raises ``InputError``; an unavailable device
-        ``ConfigError``."""
+        ``ConfigError``; a runtime that is not installed ``UsageError``."""
         from tracknet_cli.inference.engine import load_engine
         from tracknet_cli.pretrained.resolve import resolve_checkpoint
 
         TrackingConfig.check_options(threshold, max_gap, max_jump)  # before the model loads
         engine, meta = load_engine(resolve_checkpoint(path, option="checkpoint").path, device=device, precision=precision,
-                                   batch_size=batch_size, stride=window_stride)
+                                   batch_size=batch_size, stride=window_stride, runtime=runtime)
         tracking = TrackingConfig(threshold=meta.threshold if threshold is None else float(threshold),
                                   max_gap=max_gap, max_jump=max_jump, enabled=track)
         return cls(engine, tracking, meta)

@@ -140,7 +140,7 @@ def default_notice(resolved: ResolvedCheckpoint) -> str:
 
 
 def _is_name(text: str) -> bool:
-    return bool(_BARE_WORD.match(text)) and not text.endswith((".safetensors", ".pt", ".pth"))
+    return bool(_BARE_WORD.match(text)) and not text.endswith((".safetensors", ".onnx", ".pt", ".pth"))
 
 
 def _from_catalogue(name: str, option: str, catalogue: Catalogue) -> ResolvedCheckpoint:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from tracknet_cli.config.schema import TrackNetConfig
-from tracknet_cli.errors import ConfigError, Interrupted, RuntimeFailure
+from tracknet_cli.errors import ConfigError, InputError, Interrupted, RuntimeFailure
 from tracknet_cli.training.artifacts import ValidationRow
 from tracknet_cli.training.session import StepInfo
 
@@ -66,8 +66,11 @@ def architecture_differences(ours: TrackNetConfig, theirs: TrackNetConfig) -> li
 
 def check_init_from(config: TrackNetConfig, path: Path) -> None:
     """Refuse `--init-from` weights of another architecture before a run directory is made."""
-    from tracknet_cli.inference.checkpoint import read_metadata
+    from tracknet_cli.inference.checkpoint import is_onnx, read_metadata
 
+    if is_onnx(path):
+        raise InputError(f"--init-from {path} is an ONNX model: it holds no torch weights "
+                         "(give the .safetensors checkpoint it was exported from)")
     diffs = architecture_differences(config, read_metadata(path).config)
     if diffs:
         raise ConfigError(
