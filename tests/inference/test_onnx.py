@@ -25,9 +25,9 @@ from tracknet_cli.models import build_model
 
 XY_TOL = 0.05  # source pixels
 needs_ort = pytest.mark.skipif(missing("onnxruntime") is not None,
-                               reason="onnx and onnxruntime are not installed (pip install 'tracknet-cli[onnx]'; the dev extra has them)")
+                               reason="onnxruntime is not installed (pip install 'tracknet-cli[onnxruntime]'; the dev extra has it)")
 RUNTIMES = ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(
-    missing("openvino") is not None, reason="openvino is not installed (pip install 'tracknet-cli[openvino]'; the dev extra has it)"))]
+    missing("openvino") is not None, reason="openvino is not installed (a dependency: pip install openvino)"))]
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def exported(checkpoint: Path) -> Path:
     if missing("export") is not None:
-        pytest.skip("onnx is not installed (pip install 'tracknet-cli[onnx]')")
+        pytest.skip("onnx is not installed (a dependency: pip install onnx)")
     return export_checkpoint(checkpoint, checkpoint.with_suffix(".onnx")).path
 
 
@@ -182,8 +182,13 @@ def _choose(runtime: str, path: str = "m.safetensors", *, device: str = "auto", 
 
 
 @needs_ort
-def test_how_the_runtime_is_chosen() -> None:
-    assert _choose("auto").name == "onnxruntime"  # installed, CPU, torch would run fp32
+def test_how_the_runtime_is_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    if missing("openvino") is None:
+        assert _choose("auto").name == "openvino"  # a dependency: the fastest on CPUs with and without native bf16
+        assert _choose("auto", torch_precision="bf16").name == "openvino"
+        assert _choose("auto", "m.onnx", device_type="cuda", torch_precision="bf16").name == "openvino"
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed: onnxruntime, where torch runs fp32
+    assert _choose("auto").name == "onnxruntime"
     assert _choose("auto", torch_precision="bf16").name == "torch"  # native bf16 torch, by the family table
     assert _choose("auto", device_type="cuda").name == "torch"
     assert _choose("torch").name == "torch"
@@ -203,14 +208,14 @@ def test_a_runtime_that_is_not_installed_names_its_extra(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     monkeypatch.setitem(sys.modules, "openvino", None)
     choice = _choose("auto")
-    assert (choice.name, choice.reason) == ("torch", "auto: onnxruntime is not installed")
+    assert (choice.name, choice.reason) == ("torch", "auto: neither openvino nor onnxruntime is installed")
     with pytest.raises(UsageError) as err:
         _choose("onnxruntime")
     assert err.value.line() == ("--runtime onnxruntime needs onnxruntime, which is not installed: "
-                                "pip install 'tracknet-cli[onnx]'") and err.value.exit_code == 2
-    with pytest.raises(UsageError, match=r"pip install 'tracknet-cli\[openvino\]'"):
+                                "pip install 'tracknet-cli[onnxruntime]'") and err.value.exit_code == 2
+    with pytest.raises(UsageError, match=r"needs openvino, which is not installed: pip install openvino$"):
         _choose("openvino")
-    with pytest.raises(UsageError, match=r"the ONNX model m.onnx needs onnxruntime.*tracknet-cli\[onnx\]"):
+    with pytest.raises(UsageError, match=r"the ONNX model m.onnx needs openvino, which is not installed: pip install openvino$"):
         _choose("auto", "m.onnx")
 
 
@@ -219,7 +224,7 @@ def test_export_without_the_onnx_package_names_the_extra(checkpoint: Path, tmp_p
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(UsageError) as err:
         export_checkpoint(checkpoint, tmp_path / "m.onnx")
-    assert err.value.line() == "tracknet export needs onnx, which is not installed: pip install 'tracknet-cli[onnx]'"
+    assert err.value.line() == "tracknet export needs onnx, which is not installed: pip install onnx"
     assert not (tmp_path / "m.onnx").exists()
 
 

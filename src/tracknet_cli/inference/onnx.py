@@ -12,10 +12,11 @@ Only the forward moves: the engine keeps the windows, padding, probabilities and
 an `OnnxModel` the uint8 windows as they are (`Engine.forward`). The runtimes run fp32 on the CPU.
 
 `--runtime` (`choose_runtime`): ``torch``; ``onnxruntime`` or ``openvino`` (a ``.safetensors`` checkpoint is
-exported in memory first, about a second for the quickstart model); ``auto``: onnxruntime when it is
-installed, the device is the CPU and torch would run fp32 there (benchmarks/predict_speed.py measured it
-faster than torch on CPU), else torch; a ``.onnx`` file under ``auto`` runs in onnxruntime, or openvino when
-only that is installed. Training's validation always runs torch.
+exported in memory first, about a second for the quickstart model); ``auto`` on the CPU: openvino (a
+dependency: benchmarks/predict_speed.py measured it fastest, 1.5x torch fp32 on a plain AVX2 CPU and ahead
+of torch bf16 where bf16 is native), else onnxruntime when it is installed and torch would run fp32, else
+torch; on a GPU torch. A ``.onnx`` file under ``auto`` runs in openvino, else onnxruntime. Training's
+validation always runs torch.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ OPSET = 17
 INPUT = "frames"
 LOGITS, NO_BALL = "logits", "no_ball"
 ONNX_RUNTIMES = ("onnxruntime", "openvino")
-# What each ONNX runtime imports (`onnx` reads the metadata and lets torch export) and the pip extra holding it.
+# What each ONNX runtime imports (`onnx` reads the metadata and lets torch export).
 _NEEDS = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx"), "export": ("onnx",)}
-_EXTRA = {"onnxruntime": "onnx", "openvino": "openvino", "export": "onnx"}
+# How to install each module: openvino and onnx are dependencies, onnxruntime the `onnxruntime` extra.
+_INSTALL = {"onnxruntime": "pip install 'tracknet-cli[onnxruntime]'", "openvino": "pip install openvino",
+            "onnx": "pip install onnx"}
 
 
 class ExportFailed(RuntimeFailure):
@@ -59,10 +62,10 @@ def missing(what: str) -> str | None:
 
 
 def require(what: str, who: str) -> None:
-    """`UsageError` (exit 2, one line naming the pip extra) when ``what`` is not installed."""
+    """`UsageError` (exit 2, one line saying what to pip install) when ``what`` is not installed."""
     module = missing(what)
     if module is not None:
-        raise UsageError(f"{who} needs {module}, which is not installed: pip install 'tracknet-cli[{_EXTRA[what]}]'")
+        raise UsageError(f"{who} needs {module}, which is not installed: {_INSTALL[module]}")
 
 
 # ---------------------------------------------------------------- export
@@ -188,13 +191,15 @@ def choose_runtime(runtime: str, checkpoint: Path, *, device: str, precision: st
     if runtime == "auto" and not onnx_file:
         if device_type != "cpu":
             return RuntimeChoice("torch", f"auto: torch on {device_type}")
+        if missing("openvino") is None:
+            return RuntimeChoice("openvino", "auto: openvino on the CPU")
         if torch_precision != "fp32":
             return RuntimeChoice("torch", f"auto: torch runs {torch_precision} on this CPU")
         if missing("onnxruntime") is not None:
-            return RuntimeChoice("torch", f"auto: {missing('onnxruntime')} is not installed")
+            return RuntimeChoice("torch", f"auto: neither openvino nor {missing('onnxruntime')} is installed")
         return RuntimeChoice("onnxruntime", "auto: onnxruntime on the CPU")
     if runtime == "auto":
-        name = "openvino" if missing("onnxruntime") is not None and missing("openvino") is None else "onnxruntime"
+        name = "openvino" if missing("openvino") is None or missing("onnxruntime") is not None else "onnxruntime"
         require(name, f"the ONNX model {checkpoint}")
     else:
         name = runtime
