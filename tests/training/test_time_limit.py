@@ -68,6 +68,29 @@ def test_the_schedule_decays_over_the_training_part(session) -> None:
     assert session.schedule_step() == pytest.approx(session.total_steps / 2, abs=session.total_steps * 0.02)
 
 
+def test_data_preparation_does_not_eat_the_schedule(session) -> None:
+    """Minutes of decoding and caching before the first batch are not schedule: the learning rate
+    decays over the time left for training once the data is ready."""
+    session.val_seconds = 40.0
+    session.prep_s = 20.0  # the first batch came 20 s in: 40 s of the 60 left for training remain
+    session.t0 = time.monotonic() - 20.5
+    assert session.schedule_step() == pytest.approx(0, abs=session.total_steps * 0.02)
+    session.t0 = time.monotonic() - 40  # half of those 40 s
+    assert session.schedule_step() == pytest.approx(session.total_steps / 2, abs=session.total_steps * 0.02)
+
+
+def test_train_log_says_where_the_time_went(synth_root: Path, tmp_path: Path) -> None:
+    from tracknet_cli.training.loop import fit
+
+    config = resolve(Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL, "training.max_steps=2")),
+                     environ={}).config
+    fit(config, tmp_path / "run")
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "s of data preparation (opening clips, decoding, caching); the learning-rate schedule runs over" in log
+    last = log.strip().splitlines()[-1]
+    assert " s in all: " in last and " s data preparation, " in last and " s validation, " in last and " s training" in last
+
+
 def test_a_validation_longer_than_half_the_limit_says_the_run_will_overrun(synth_root: Path, tmp_path: Path) -> None:
     with _session(synth_root, tmp_path, "training.time_limit=0.002") as s:  # any timed validation is longer
         assert s.training_seconds() == 0.001

@@ -157,6 +157,7 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
             s.loggers.close()
         s.rundir.write_curves()
     s.log(f"done: {state.step} steps, stopped by {stopped}")
+    s.log(s.budget_line())
     rows = s.rundir.rows
     return TrainResult(run_dir=run_dir, steps=state.step, epochs_done=state.epoch, stopped_because=stopped,
                        best=s.best_row or _best_of(rows, state.best), last=rows[-1] if rows else None, rows=rows)

@@ -71,6 +71,8 @@ class Session:
     last_validated: int = -1
     best_row: ValidationRow | None = None
     val_seconds: float | None = None  # how long the last validation took (or the estimate before the first)
+    val_total_s: float = 0.0  # every validation of this process
+    prep_s: float | None = None  # from the start of this process to its first batch (decoding, caching)
     _t_got: float = 0.0
 
     @property
@@ -100,6 +102,8 @@ class Session:
         for batch in self.loader:
             self._t_got = time.monotonic()
             self.wait_s += self._t_got - t_fetch
+            if self.prep_s is None:
+                self._first_batch()
             group.append(batch.to(self.device, non_blocking=True))
             if len(group) == tc.grad_accumulation:
                 yield group
@@ -162,15 +166,34 @@ class Session:
         return synced
 
     # ------------------------------------------------------------ budgets
+    def _first_batch(self) -> None:
+        """The data is ready: what it cost is preparation, which the time-based schedule leaves out."""
+        self.prep_s = self._t_got - self.t_local
+        if self.tc.time_limit is not None and self.dist.is_main:
+            self.log(f"first batch after {self.prep_s:.1f} s of data preparation (opening clips, decoding, caching); "
+                     f"the learning-rate schedule runs over the {max(self.training_seconds() - self.prep_s, 0):.0f} s "
+                     "left for training")
+
     def schedule_step(self) -> int:
         """The step the lr schedule sees. With a time limit (one process), whichever budget is nearer
-        its end, so a run cut by the clock has still decayed its learning rate. Ranks of a distributed
-        run keep to steps: their clocks differ and their learning rates must not."""
+        its end, so a run cut by the clock has still decayed its learning rate. The clock starts at this
+        process's first batch: minutes of decoding and caching before it are not schedule (a fine-tune
+        of footage never cached used to reach its last learning rates within a few steps). Ranks of a
+        distributed run keep to steps: their clocks differ and their learning rates must not."""
         tc, step = self.tc, self.state.step
         if tc.time_limit is None or self.dist.enabled:
             return step
-        by_time = int((time.monotonic() - self.t0) / self.training_seconds() * self.total_steps)
+        prep = self.prep_s or 0.0
+        span = max(self.training_seconds() - prep, 1e-9)
+        by_time = int((time.monotonic() - self.t0 - prep) / span * self.total_steps)
         return min(max(step, by_time), self.total_steps)
+
+    def budget_line(self) -> str:
+        """Where this process's time went, for train.log's last lines."""
+        total = time.monotonic() - self.t_local
+        prep = self.prep_s or 0.0
+        return (f"time: {total:.0f} s in all: {prep:.0f} s data preparation, {self.val_total_s:.0f} s validation, "
+                f"{max(total - prep - self.val_total_s, 0):.0f} s training")
 
     def training_seconds(self) -> float:
         """The part of `time_limit` left for training steps: the final validation must fit in the rest,

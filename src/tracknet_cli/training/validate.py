@@ -73,6 +73,7 @@ def validate(s: "Session") -> bool:
     started = time.monotonic()
     row, stop, is_best = _score_and_record(s)
     s.val_seconds = time.monotonic() - started
+    s.val_total_s += s.val_seconds
     s.state.window_loss, s.state.window_n, s.wait_s, s.busy_s = 0.0, 0, 0.0, 0.0
     s.last_validated = s.saved_step = s.state.step
     s.save_state()
