@@ -37,7 +37,7 @@ def main() -> None:
     from tracknet_cli.training.validate import calibrate_threshold
 
     source = resolve_checkpoint(opts.run)
-    engine, meta = load_engine(source, device="cpu", precision=opts.precision)
+    engine, meta = load_engine(source, device="cpu", precision=opts.precision, runtime="torch")
     config = meta.config
     protocol = config.training.protocol
     clips = select_clips(config, opts.data_root, "val")

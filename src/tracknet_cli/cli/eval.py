@@ -10,7 +10,7 @@ import typer
 
 from tracknet_cli.choices import DEVICES, INFERENCE_PRECISIONS, PROTOCOL_NAMES, RUNTIMES, listed
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import choice
+from tracknet_cli.cli.options import RuntimeOpt, choice
 from tracknet_cli.errors import InputError
 
 EPILOG = (
@@ -30,7 +30,7 @@ def evaluate_command(
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's; with --pred-csv 0: every visible row counts]")] = None,
     device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
     precision: Annotated[str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: as predict picks it)")] = "auto",
-    runtime: Annotated[str, typer.Option("--runtime", help=f"{listed(RUNTIMES)}: what runs the model's forward (auto: onnxruntime when installed and on the CPU, else torch; a .onnx checkpoint runs in onnxruntime or openvino)")] = "auto",
+    runtime: RuntimeOpt = "auto",
     batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass. \\[default: the training batch on a GPU; on a CPU 2 at 256x144, 1 at 512x288]")] = None,
     save_csv: Annotated[Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")] = None,
     pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,

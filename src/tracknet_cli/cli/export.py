@@ -15,7 +15,7 @@ EPILOG = (
     "Examples:\n\n"
     "  tracknet export -c badminton -o badminton.onnx\n\n"
     "  tracknet export -c runs/quickstart/exp1 --format onnx -o quickstart.onnx --overwrite\n\n"
-    "  tracknet predict match.mp4 -c badminton.onnx --no-video    # runs in onnxruntime\n\n"
+    "  tracknet predict match.mp4 -c badminton.onnx --no-video    # runs in openvino\n\n"
     "The graph takes uint8 RGB frames (B, T, H, W, 3) at the model canvas and returns the heatmap logits "
     "(and the no-ball logits); the checkpoint's metadata (config, threshold, ...) travel in the file."
 )

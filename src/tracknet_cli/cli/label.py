@@ -9,7 +9,7 @@ import typer
 
 from tracknet_cli.choices import DEVICES, RUNTIMES, listed
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import choice
+from tracknet_cli.cli.options import RuntimeOpt, choice
 from tracknet_cli.errors import UsageError
 
 EPILOG = (
@@ -41,7 +41,7 @@ def label_command(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a label file tracknet label did not write (default: write beside it).")] = False,
     device: Annotated[str, typer.Option("--device", help=f"{listed(DEVICES)} (for the proposals)")] = "auto",
-    runtime: Annotated[str, typer.Option("--runtime", help=f"{listed(RUNTIMES)}: what runs the model's forward (auto: onnxruntime when installed and on the CPU, else torch; a .onnx checkpoint runs in onnxruntime or openvino)")] = "auto",
+    runtime: RuntimeOpt = "auto",
 ) -> None:
     """Label ball positions in the browser: a local page with the model's proposals, saved as you go."""
     _require_extra()

@@ -10,7 +10,7 @@ import typer
 
 from tracknet_cli.choices import CSV_FORMATS, DEVICES, INFERENCE_PRECISIONS, RUNTIMES, listed
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import choice
+from tracknet_cli.cli.options import RuntimeOpt, choice
 from tracknet_cli.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,7 +26,7 @@ EPILOG = (
     "  tracknet predict videos/ -c best.safetensors --no-video --device cuda --batch 32\n\n"
     "  tracknet predict rally/frames/ -c best.safetensors --start 100 --end 400 --csv-format tracknet\n\n"
     "  tracknet predict match.mp4 -c best.safetensors --overlay-scale 0.5 --trail 20 --max-gap 8\n\n"
-    "  tracknet predict match.mp4 -c model.onnx --no-video   # exported with tracknet export; runs in onnxruntime"
+    "  tracknet predict match.mp4 -c model.onnx --no-video   # exported with tracknet export; runs in openvino"
 )
 
 RUNS_ROOT = Path("runs/predict")
@@ -52,7 +52,7 @@ def predict(
     overlay_scale: Annotated[float, typer.Option("--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode).")] = 1.0,
     csv_format: Annotated[str, typer.Option("--csv-format", help=f"{listed(CSV_FORMATS)}: default Frame,Visibility,X,Y,Score,Interpolated; tracknet the Label.csv dialect")] = "default",
     precision: Annotated[str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it)")] = "auto",
-    runtime: Annotated[str, typer.Option("--runtime", help=f"{listed(RUNTIMES)}: what runs the model's forward (auto: onnxruntime when installed and on the CPU, else torch; a .onnx checkpoint runs in onnxruntime or openvino)")] = "auto",
+    runtime: RuntimeOpt = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
     """Ball position for every frame: a CSV, and an overlay video with the ball and its trail."""

@@ -57,8 +57,8 @@ class Tracker:
         native bf16 the family table training uses, e.g. bf16 + channels_last for the unet), fp32 or
         bf16. ``window_stride``: None follows the model (its ``data.inference_stride``); 1 averages
         every frame over the T windows that cover it, T predicts each frame once (T times cheaper).
-        ``runtime``: torch, onnxruntime, openvino or auto (onnxruntime when installed, on a CPU where torch
-        would run fp32; a ``.onnx`` file from ``tracknet export`` runs in an ONNX runtime): only the model's
+        ``runtime``: torch, onnxruntime, openvino or auto (openvino on a CPU, torch on a GPU; a ``.onnx``
+        file from ``tracknet export`` runs in an ONNX runtime): only the model's
         forward changes (docs/scripts/predict.md, "Runtimes and export").
 
         A missing, corrupt or incompatible checkpoint raises ``InputError``; an unavailable device
