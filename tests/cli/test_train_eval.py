@@ -134,7 +134,8 @@ def test_unet_trains_evaluates_and_predicts(synth_root: Path, tmp_path: Path) ->
     from tracknet_cli.inference.checkpoint import read_metadata
 
     meta = read_metadata(run_dir / "weights" / "best.safetensors")
-    assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": [4, 8, 16], "convs": 2}
+    assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": [4, 8, 16], "convs": 2,
+                                  "input_stride": 1}
     result = invoke("eval", "--checkpoint", str(run_dir), "--split", "val", "--json")
     assert result.exit_code == 0, result.stderr
     assert [c["clip"] for c in json.loads(result.stdout)["clips"]] == ["game1/Clip3"]

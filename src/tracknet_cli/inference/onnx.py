@@ -21,6 +21,7 @@ validation always runs torch.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import warnings
@@ -286,10 +287,17 @@ def _onnxruntime(source: bytes | Path, threads: int) -> tuple[Callable[[np.ndarr
     return (lambda x: session.run(outputs, {INPUT: x})), list(session.get_inputs()[0].shape), outputs
 
 
-def _openvino(source: bytes | Path, threads: int) -> tuple[Callable[[np.ndarray], list[np.ndarray]], list[Any], list[str]]:
+@functools.lru_cache(maxsize=1)
+def _openvino_core() -> Any:
+    """One OpenVINO Core per process, as OpenVINO recommends: a process that made one per model (the
+    tests, a script loading many trackers) crashed with SIGSEGV at a later fork."""
     import openvino as ov
 
-    core = ov.Core()
+    return ov.Core()
+
+
+def _openvino(source: bytes | Path, threads: int) -> tuple[Callable[[np.ndarray], list[np.ndarray]], list[Any], list[str]]:
+    core = _openvino_core()
     model = core.read_model(source if isinstance(source, bytes) else str(source))
     # f32: OpenVINO would otherwise pick bf16 on CPUs that have it, and differ from torch's fp32.
     compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
