@@ -191,6 +191,7 @@ def test_how_the_runtime_is_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _choose("auto").name == "onnxruntime"
     assert _choose("auto", torch_precision="bf16").name == "torch"  # native bf16 torch, by the family table
     assert _choose("auto", device_type="cuda").name == "torch"
+    assert _choose("auto", precision="bf16").name == "torch"  # only torch runs bf16
     assert _choose("torch").name == "torch"
     assert _choose("auto", "m.onnx", device_type="cuda", torch_precision="bf16").name == "onnxruntime"
     assert _choose("onnxruntime", "m.onnx", device="cpu").reason == "asked for"

@@ -192,6 +192,8 @@ def choose_runtime(runtime: str, checkpoint: Path, *, device: str, precision: st
     if runtime == "auto" and not onnx_file:
         if device_type != "cpu":
             return RuntimeChoice("torch", f"auto: torch on {device_type}")
+        if precision == "bf16":
+            return RuntimeChoice("torch", "auto: --precision bf16 runs in torch")
         if missing("openvino") is None:
             return RuntimeChoice("openvino", "auto: openvino on the CPU")
         if torch_precision != "fp32":
