@@ -145,8 +145,8 @@ class Engine:
         return cls(model=model, loss=loss, input_size=size,
                    heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma,
                    window=int(getattr(core, "frames", data.sequence_length)), device=device, amp=amp,
-                   batch_size=batch_size, stride=data.inference_stride if stride is None else stride, no_ball=getattr(core, "no_ball", None) is not None,
-                   runtime=getattr(core, "runtime", "torch"))
+                   batch_size=batch_size, stride=data.inference_stride if stride is None else stride,
+                   no_ball=getattr(core, "no_ball", None) is not None, runtime=getattr(core, "runtime", "torch"))
 
     def codec(self, source_size: Size) -> "Codec":
         """The geometry between a source of ``source_size`` and this model's canvas and heatmaps."""

@@ -7,6 +7,7 @@ the last save fails). A second Ctrl-C while saving is ignored.
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # ->
     resolved = resolve_checkpoint(options.checkpoint) if options.checkpoint else default_checkpoint()
     if options.checkpoint is None:
         hooks.info(default_notice(resolved))
-    return Proposer(session, lambda: Tracker.from_checkpoint(resolved.path, device=options.device, runtime=options.runtime), resolved.label,
+    load = functools.partial(Tracker.from_checkpoint, resolved.path, device=options.device, runtime=options.runtime)
+    return Proposer(session, load, resolved.label,
                     model_key(resolved.path), on_failure=lambda message: hooks.warn(f"model proposals stopped: {message}"))
 
 
