@@ -159,21 +159,16 @@ class Engine:
         in training) → float32 (logits, no-ball logit or None) on ``device``. An ONNX runtime's model
         (``run_uint8``) takes the padded uint8 windows as they are: its graph does the /255 and the permute."""
         import torch
-        import torch.nn.functional as F
 
+        h, w = windows.shape[2:4]
+        wi, hi = self.input_size
+        if (w, h) != (wi, hi):  # black, as training pads: 0 after /255, for torch and the ONNX graph alike
+            windows = np.pad(windows, ((0, 0), (0, 0), (0, hi - h), (0, wi - w), (0, 0)))
         run_uint8 = getattr(self.model, "run_uint8", None)
         if run_uint8 is not None:
-            h, w = windows.shape[2:4]
-            wi, hi = self.input_size
-            if (w, h) != (wi, hi):
-                windows = np.pad(windows, ((0, 0), (0, 0), (0, hi - h), (0, wi - w), (0, 0)))
             return run_uint8(windows)
         x = torch.from_numpy(np.ascontiguousarray(windows)).to(self.device, non_blocking=True)
         x = x.permute(0, 1, 4, 2, 3).float().div_(255.0).contiguous()
-        h, w = x.shape[-2:]
-        wi, hi = self.input_size
-        if (w, h) != (wi, hi):
-            x = F.pad(x, (0, wi - w, 0, hi - h))
         with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=self.amp,
                                                       enabled=self.amp is not None):
             return forward_logits(self.model, x)
