@@ -40,7 +40,8 @@ class UpsamplingDecoder(nn.Module):
             elif k > 0:
                 t = k / last
                 # float(): plain numbers also while tracing for ONNX export (shapes are then 0-d tensors)
-                size = (max(1, round(float(grid[0] * (full_h / grid[0]) ** t))), max(1, round(float(grid[1] * (full_w / grid[1]) ** t))))
+                size = (max(1, round(float(grid[0] * (full_h / grid[0]) ** t))),
+                        max(1, round(float(grid[1] * (full_w / grid[1]) ** t))))
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             x = block(x)
         return x
