@@ -20,8 +20,12 @@ class Section(BaseModel):
 
 # ---------------------------------------------------------------- data
 class SplitConfig(Section):
-    """Which clips train, validate and test. Lists win over ratios; a clip is never in two splits."""
+    """Which clips (or, by time, which stretches of every clip) train, validate and test."""
 
+    by: Literal["clip", "time"] = Field(
+        "clip", description="clip: whole clips per split (lists win over ratios); time: every clip's labelled "
+        "frames in time order, the first train, then val_ratio for validation, then test_ratio for test "
+        "(for a few labelled clips, where a clip-level split leaves nothing)")
     train: list[str] | None = Field(None, description="game names or game/clip paths relative to data.root")
     val: list[str] | None = None
     test: list[str] | None = None
@@ -43,6 +47,10 @@ class SplitConfig(Section):
     def _ratios_leave_training_clips(self) -> "SplitConfig":
         if self.val_ratio + self.test_ratio >= 1.0:
             raise ValueError("val_ratio + test_ratio must be below 1 so that some clips remain for training")
+        listed = [name for name in ("train", "val", "test") if getattr(self, name) is not None]
+        if self.by == "time" and listed:
+            raise ValueError(f"by: time cuts every clip by val_ratio and test_ratio, so lists of clips "
+                             f"({', '.join(listed)}) do not apply: remove them or use by: clip")
         return self
 
 

@@ -45,6 +45,8 @@ class Clip:
     width: int
     height: int
     label_path: Path | None
+    start: int = 0  # index of the first frame in its source video or label file (a piece of a clip: `span`)
+    whole: "Clip | None" = None  # the clip this piece was cut from (None: a whole clip)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -68,6 +70,17 @@ class Clip:
             return self
         paths = self.frame_paths[:n] if self.frame_paths is not None else None
         return replace(self, frame_paths=paths, labels=self.labels.head(n))
+
+    def span(self, begin: int, end: int) -> "Clip":
+        """Frames begin..end-1 as a clip of their own (`data.split.by: time`), named `ID[begin:end]`.
+
+        The piece keeps its place in the source (`start`, `whole`), so its video is decoded from
+        the right frame and its rows are written with their true frame numbers."""
+        whole = self.whole or self
+        start = self.start + begin
+        paths = self.frame_paths[begin:end] if self.frame_paths is not None else None
+        return replace(self, id=f"{whole.id}[{start}:{self.start + end}]", frame_paths=paths,
+                       labels=self.labels.slice(begin, end), start=start, whole=whole)
 
 
 @dataclass

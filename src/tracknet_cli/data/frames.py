@@ -175,8 +175,9 @@ class ImageFrames:
 class VideoFrames:
     """A clip stored as a video: decoded once, sequentially, into an array held in ``FrameMemory``."""
 
-    def __init__(self, key: str, path: Path, count: int, codec: "Codec", memory: FrameMemory) -> None:
+    def __init__(self, key: str, path: Path, count: int, codec: "Codec", memory: FrameMemory, start: int = 0) -> None:
         self.key, self.path, self.count, self.codec, self.memory = key, path, count, codec, memory
+        self.start = start  # frames of the video before the clip's first (a piece of a clip)
         self.decodes = 0
 
     def __len__(self) -> int:
@@ -184,7 +185,7 @@ class VideoFrames:
 
     def iter_all(self) -> Iterator[np.ndarray]:
         """The clip's frames in decode order, in the canvas; one sequential pass over the video."""
-        for frame in iter_video(self.path, content_size(self.codec), limit=self.count):
+        for frame in iter_video(self.path, content_size(self.codec), limit=self.count, start=self.start):
             self.decodes += 1
             yield to_canvas(self.codec, frame)
 
@@ -219,5 +220,5 @@ def source_frames(clip: "Clip", codec: "Codec", memory: FrameMemory, count: int 
     if clip.frame_paths is not None:
         return ImageFrames(clip.id, clip.frame_paths[:n], codec, memory)
     if clip.video is not None:
-        return VideoFrames(clip.id, Path(clip.video), n, codec, memory)
+        return VideoFrames(clip.id, Path(clip.video), n, codec, memory, start=clip.start)
     raise InputError(f"clip {clip.id} has neither frame images nor a video")

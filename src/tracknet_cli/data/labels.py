@@ -198,9 +198,14 @@ class LabelTable:
 
     def head(self, n: int) -> "LabelTable":
         """The first n frames (problems about later frames are dropped)."""
-        keep = [p for p in self.problems if p.frame is None or p.frame < n]
-        return replace(self, visibility=self.visibility[:n], x=self.x[:n], y=self.y[:n], status=self.status[:n],
-                       state=self.state[:n], problems=keep)
+        return self.slice(0, n)
+
+    def slice(self, begin: int, end: int) -> "LabelTable":
+        """Frames begin..end-1 (problems about other frames are dropped)."""
+        keep = [p for p in self.problems if p.frame is None or begin <= p.frame < end]
+        cut = slice(begin, end)
+        return replace(self, visibility=self.visibility[cut], x=self.x[cut], y=self.y[cut], status=self.status[cut],
+                       state=self.state[cut], problems=keep)
 
     @classmethod
     def from_arrays(cls, visibility: Iterable[int], x: Iterable[float], y: Iterable[float], *, width: int, height: int,

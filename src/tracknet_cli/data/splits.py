@@ -2,6 +2,8 @@
 
 Frames of one clip are strongly correlated, so splitting below the clip would leak the test set
 into training. A listed name is a game (all its clips), a game/clip id, or a clip name that is unique.
+A few labelled clips (a fine-tune on new footage) have no clips to spare: `by: time` cuts every clip
+instead, in time order, so validation and test are later stretches of play than training saw.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
+
 from tracknet_cli.config.schema import SplitConfig, SubsetConfig
 from tracknet_cli.data.clips import Clip
 from tracknet_cli.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
+MIN_PIECE = 3  # frames: a time-split piece shorter than one 3-frame window is dropped
 
 
 @dataclass
@@ -56,6 +61,40 @@ def _count(ratio: float, total: int) -> int:
 
 
 def split_clips(clips: Sequence[Clip], split: SplitConfig) -> Splits:
+    """The clip-level split, or with `split.by == "time"` the time split (`split_by_time`)."""
+    if split.by == "time":
+        return split_by_time(clips, split)
+    return _split_by_clip(clips, split)
+
+
+def _cut(clip: Clip, val_ratio: float, test_ratio: float) -> tuple[int, int]:
+    """Frame indices where validation and test begin: at the labelled frames' quantiles, so each
+    split gets its share of labels also when only some frames are labelled."""
+    labelled = np.flatnonzero(clip.labels.state >= 0)
+    if len(labelled) == 0:
+        return len(clip), len(clip)
+    n = len(labelled)
+    n_test = round(test_ratio * n)
+    n_val = round(val_ratio * n)
+    val_at = int(labelled[n - n_test - n_val]) if n_val + n_test < n else len(clip)
+    test_at = int(labelled[n - n_test]) if 0 < n_test < n else len(clip)
+    return (val_at if n_val else test_at), test_at
+
+
+def split_by_time(clips: Sequence[Clip], split: SplitConfig) -> Splits:
+    """Every clip cut in time order: its first labelled frames train, the next `val_ratio` of them
+    validate, the last `test_ratio` test (pieces `ID[begin:end]`, see `Clip.span`). A piece shorter
+    than a few frames is dropped rather than given a split it cannot fill."""
+    out = Splits()
+    for clip in sorted(clips, key=lambda c: c.id):
+        val_at, test_at = _cut(clip, split.val_ratio, split.test_ratio)
+        for name, begin, end in (("train", 0, val_at), ("val", val_at, test_at), ("test", test_at, len(clip))):
+            if end - begin >= MIN_PIECE:
+                getattr(out, name).append(clip if (begin, end) == (0, len(clip)) else clip.span(begin, end))
+    return out
+
+
+def _split_by_clip(clips: Sequence[Clip], split: SplitConfig) -> Splits:
     """Assign every clip to at most one split (see module docstring for how names match).
 
     Listed splits take their clips. The rest are shuffled with `split.seed` (order independent of

@@ -210,7 +210,7 @@ def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: 
     from tracknet_cli.atomic import first_overwritten_input
     from tracknet_cli.errors import InputError
 
-    targets = [Path(out_dir) / clip.id / "Label.csv" for clip in clips]
+    targets = [Path(out_dir) / (clip.whole or clip).id / "Label.csv" for clip in clips]
     inputs = [*reads, *(p for c in clips for p in (c.label_path, c.video, *(c.frame_paths or ())))]
     target = first_overwritten_input(targets, inputs)
     if target is not None:
@@ -224,7 +224,8 @@ def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: 
 
 def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], threshold: float) -> list[Any]:
     """Per-clip predictions in the tennis `Label.csv` dialect, mirroring the layout: DIR/<clip id>/Label.csv
-    (`prediction_csv_targets` checks these paths before the evaluation starts).
+    (`prediction_csv_targets` checks these paths before the evaluation starts). A piece of a time split
+    writes its rows, named by their frames in the whole clip, to its whole clip's file.
 
     A frame whose score reaches the threshold is written visible (1) with its coordinates, others 0.
     """
@@ -240,8 +241,9 @@ def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], 
             detected.astype(int), np.where(detected, pred.xy[:, 0], np.nan), np.where(detected, pred.xy[:, 1], np.nan),
             width=clip.width, height=clip.height,
         )
-        names = [p.name for p in clip.frame_paths] if clip.frame_paths is not None else [f"{i:04d}.jpg" for i in range(len(clip))]
-        path = Path(out_dir) / clip.id / "Label.csv"
+        names = ([p.name for p in clip.frame_paths] if clip.frame_paths is not None
+                 else [f"{clip.start + i:04d}.jpg" for i in range(len(clip))])
+        path = Path(out_dir) / (clip.whole or clip).id / "Label.csv"  # a time-split piece: its rows only
         path.parent.mkdir(parents=True, exist_ok=True)
         write_tennis_labels(path, table, names)
         written.append(path)
