@@ -21,8 +21,8 @@ from tracknet_cli.atomic import atomic_write_bytes
 from tracknet_cli.errors import RuntimeFailure
 from tracknet_cli.label.files import SIDECAR_FORMAT, LabelFiles, plan, read_sidecar, sha256, sidecar_path
 from tracknet_cli.label.media import LabelMedia, open_media
-from tracknet_cli.label.state import (Label, LabelRequestError, Proposal, State, frame_state, next_needing,
-                                      parse_change, rounded)
+from tracknet_cli.label.state import (Label, LabelRequestError, Proposal, Reason, State, frame_state, next_needing,
+                                      parse_change, reasons, rounded)
 
 QUIET_S = 0.25  # save once no change came for this long...
 LATEST_S = 0.8  # ...or this long after the first unsaved change, whichever is first
@@ -69,9 +69,13 @@ class LabelSession:
     def frames(self) -> int:
         return self.media.frames
 
+    def reasons(self) -> list[Reason]:
+        with self._lock:
+            return reasons(self.labels, self.proposals, self.media.width, self.media.height)
+
     def states(self) -> list[State]:
         with self._lock:
-            return [frame_state(lab, prop) for lab, prop in zip(self.labels, self.proposals)]
+            return [frame_state(lab, prop, why) for lab, prop, why in zip(self.labels, self.proposals, self.reasons())]
 
     def next_needing(self, after: int) -> int | None:
         return next_needing(self.states(), after)
@@ -79,11 +83,12 @@ class LabelSession:
     def snapshot(self) -> dict[str, Any]:
         """Everything the page draws, as JSON: one entry per frame."""
         with self._lock:
+            why = self.reasons()
             return {
                 "revision": self.revision,
                 "position": self.position,
                 "labels": [lab.to_json() if lab is not None else None for lab in self.labels],
-                "proposals": [p.to_json() if p is not None else None for p in self.proposals],
+                "proposals": [p.to_json(why[i]) if p is not None else None for i, p in enumerate(self.proposals)],
                 "states": self.states(),
                 "confirmed_here": sorted(self.confirmed),
             }
