@@ -316,3 +316,23 @@ def test_enter_stops_at_a_proposal_that_jumps_off_the_track(browser: Any, video:
         _until(page, f"{S}.current === 7")
         _settled(page, srv, target, "Frame,Visibility,X,Y\n4,1,42,36\n5,1,50,36\n6,1,58,51\n")
         page.close()
+
+
+def test_at_1024x640_every_message_is_visible_and_goes_with_its_frame(browser: Any, video: Path, tmp_path: Path) -> None:
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url, size=(1024, 640))
+        page.keyboard.press("Control+z")
+        _until(page, "document.getElementById('message').textContent === 'nothing to undo'")
+        aside = page.locator("aside").bounding_box()
+        for what in ("#message", "#labels-path"):
+            box = page.locator(what).bounding_box()
+            assert box["height"] > 10 and aside["y"] <= box["y"] and box["y"] + box["height"] <= aside["y"] + aside["height"], \
+                (what, box, aside)
+        page.screenshot(path=str(tmp_path / "1024x640.png"))
+        page.keyboard.press("ArrowRight")  # another frame: the message was about frame 0
+        _until(page, f"{S}.current === 1 && document.getElementById('message').textContent === ''")
+        keys = page.inner_text("#keys")
+        for gesture in ("double-click", "wheel", "loupe", "Ctrl+Shift+Z", "Ctrl+Y", "timeline", "Backspace", "Space"):
+            assert gesture in keys, gesture
+        assert not page.errors, page.errors  # type: ignore[attr-defined]
+        page.close()

@@ -32,18 +32,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAX_BODY = 8 << 20  # a PUT of every frame of a long clip fits
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
-KEYS = [
-    ("click", "place the ball in the picture (in the class chosen with 1 2 3; outside the picture: nothing)"),
-    ("double-click", "fit the picture to the window (places nothing)"), ("wheel", "zoom at the pointer"),
-    ("pointer", "the loupe (top right) magnifies 4x around it"),
+KEYS = [  # every key and gesture the page reacts to (docs/scripts/label.md has the details)
+    ("click", "place the ball (class: 1 2 3); nothing outside the picture"),
+    ("double-click", "fit the picture (places nothing)"), ("wheel", "zoom at the pointer"),
+    ("pointer", "loupe: 4x around it, top right"),
     ("0", "no ball in this frame"),
-    ("1 2 3", "visibility class of the next click (1 visible, 2 hard, 3 occluded); a ball labelled here "
-              "takes it too; a proposal is never confirmed by these"),
+    ("1 2 3", "class of the next click (visible, hard, occluded), and of a ball labelled here; "
+              "never confirms a proposal"),
     ("← →", "previous / next frame"), ("Shift+→", "next frame that needs a person (uncertain first)"),
-    ("Enter", "confirm the proposal and go to the next frame; at an uncertain one it stops: Enter again to confirm"),
+    ("Enter", "confirm the proposal, next frame; stops at an uncertain one (Enter again confirms)"),
     ("Space", "play / pause"), ("Backspace", "clear this frame's label"), ("Ctrl+Z", "undo"),
-    ("Ctrl+Shift+Z Ctrl+Y", "redo"),
-    ("i", "interpolate the unlabelled frames between the labelled balls before and after (not across a no-ball frame)"),
+    ("Ctrl+Shift+Z", "redo (also Ctrl+Y)"),
+    ("i", "interpolate the unlabelled frames between two labelled balls (never across no ball)"),
     ("timeline", "click to jump to a frame"),
 ]
 
