@@ -318,7 +318,8 @@ def test_enter_stops_at_a_proposal_that_jumps_off_the_track(browser: Any, video:
         page.close()
 
 
-def test_at_1024x640_every_message_is_visible_and_goes_with_its_frame(browser: Any, video: Path, tmp_path: Path) -> None:
+def test_at_1024x640_every_message_is_visible_and_goes_with_its_frame(browser: Any, video: Path,
+                                                                       tmp_path: Path) -> None:
     with label_server(str(video), "--no-model") as srv:
         page = _open(browser, srv.url, size=(1024, 640))
         page.keyboard.press("Control+z")
@@ -326,8 +327,8 @@ def test_at_1024x640_every_message_is_visible_and_goes_with_its_frame(browser: A
         aside = page.locator("aside").bounding_box()
         for what in ("#message", "#labels-path"):
             box = page.locator(what).bounding_box()
-            assert box["height"] > 10 and aside["y"] <= box["y"] and box["y"] + box["height"] <= aside["y"] + aside["height"], \
-                (what, box, aside)
+            inside = aside["y"] <= box["y"] and box["y"] + box["height"] <= aside["y"] + aside["height"]
+            assert box["height"] > 10 and inside, (what, box, aside)
         page.screenshot(path=str(tmp_path / "1024x640.png"))
         page.keyboard.press("ArrowRight")  # another frame: the message was about frame 0
         _until(page, f"{S}.current === 1 && document.getElementById('message').textContent === ''")
@@ -336,3 +337,33 @@ def test_at_1024x640_every_message_is_visible_and_goes_with_its_frame(browser: A
             assert gesture in keys, gesture
         assert not page.errors, page.errors  # type: ignore[attr-defined]
         page.close()
+
+
+def test_interpolated_frames_are_drawn_apart_from_hand_placed_ones_also_after_reopening(browser: Any,
+                                                                                        video: Path) -> None:
+    target = video.with_suffix(".csv")
+    _seed(video, {2: (1, 20, 20), 6: (1, 60, 40), 8: (0, None, None)}, position=4)
+    colour = ("(i) => { const c = document.getElementById('timeline'), n = tracknetLabel.state.meta.frames,"
+              " x = Math.floor((i + 0.5) * c.width / n);"
+              " return Array.from(c.getContext('2d').getImageData(x, 6, 1, 1).data.slice(0, 3)); }")
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        page.keyboard.press("i")
+        _until(page, f"{S}.labels[3] && {S}.labels[4] && {S}.labels[5]")
+        assert [page.evaluate(f"{S}.labels[{k}].interpolated") for k in (3, 4, 5)] == [True] * 3
+        assert page.evaluate(colour, 4) != page.evaluate(colour, 2)  # pale green on the timeline, not green
+        assert "interpolated" in page.inner_text("#state") and page.inner_text("#n-interpolated") == "3"
+        page.evaluate("tracknetLabel.go(8)")
+        _until(page, f"{S}.current === 8")
+        page.evaluate("tracknetLabel.go(5)")
+        _until(page, f"{S}.current === 5 && {S}.bitmaps.has(5)")
+        _click_image(page, 52, 36)  # a person moves frame 5's ball: hand-placed from now on
+        _until(page, f"{S}.labels[5] && !{S}.labels[5].interpolated")
+        _settled(page, srv, target, "Frame,Visibility,X,Y\n2,1,20,20\n3,1,30,25\n4,1,40,30\n"
+                 + f"5,1,{_cell(page.evaluate(f'{S}.labels[5].x'))},{_cell(page.evaluate(f'{S}.labels[5].y'))}\n"
+                 + "6,1,60,40\n8,0,0,0\n")
+        page.close()
+        assert srv.stop()[0] == 0
+    with label_server(str(video), "--no-model") as srv:  # reopened: still told apart
+        labels = _server_labels(srv)
+        assert [bool(labels[k].get("interpolated")) for k in (2, 3, 4, 5, 6)] == [False, True, True, False, False]

@@ -108,7 +108,9 @@ def reasons(labels: Sequence[Label | None], proposals: Sequence[Proposal | None]
             return None
         lab, prop = labels[i], proposals[i]
         ball = lab if lab is not None else prop
-        return (ball.x, ball.y) if ball is not None and ball.visibility > 0 and ball.x is not None else None  # type: ignore[return-value]
+        if ball is None or ball.visibility == 0 or ball.x is None or ball.y is None:
+            return None
+        return ball.x, ball.y
 
     out: list[Reason] = [""] * n
     for i, prop in enumerate(proposals):

@@ -7,7 +7,8 @@ const TOKEN = window.TRACKNET_TOKEN;
 const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8;
 const DOUBLE_CLICK_MS = 300;  // a click places the ball this long after it, unless it was half of a double-click
 const LOOK_MS = 500;  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
-const COLORS = { confirmed: "#2ecc71", proposed: "#f1c40f", uncertain: "#e67e22", empty: "#555555" };
+const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c40f", uncertain: "#e67e22",
+                 empty: "#555555" };
 
 const S = {
   meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
@@ -98,7 +99,7 @@ function toClient(x, y) {
 
 function pointOf(i) {  // [x, y, kind] of what frame i shows: its label, else its proposal
   const lab = S.labels[i];
-  if (lab) return lab.visibility > 0 ? [lab.x, lab.y, "confirmed"] : null;
+  if (lab) return lab.visibility > 0 ? [lab.x, lab.y, lab.interpolated ? "interpolated" : "confirmed"] : null;
   const p = S.proposals[i];
   if (p && p[0] > 0) return [p[1], p[2], S.states[i]];
   return null;
@@ -149,7 +150,14 @@ function draw() {
   if (bmp) ctx.drawImage(bmp, 0, 0);
   drawTrail(ctx);
   const pt = pointOf(S.current);
-  if (pt) marker(ctx, pt[0], pt[1], COLORS[pt[2]] || "#fff", 9, pt[2] !== "confirmed");
+  if (pt) marker(ctx, pt[0], pt[1], COLORS[pt[2]] || "#fff", pt[2] === "interpolated" ? 6 : 9, !S.labels[S.current]);
+  const lab = S.labels[S.current], p = S.proposals[S.current];
+  const none = lab ? lab.visibility === 0 && "no ball" : p && p[0] === 0 && "proposed: no ball";
+  if (none) {  // a frame without a ball says so on the picture too
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.font = "bold 15px system-ui, sans-serif"; ctx.fillStyle = lab ? COLORS.confirmed : COLORS[S.states[S.current]];
+    ctx.fillText(none, 10, 22);
+  }
   drawLoupe(bmp);
 }
 
@@ -171,7 +179,8 @@ function drawTimeline() {
   timeline.width = w; timeline.height = h;
   const ctx = timeline.getContext("2d"), step = w / n;
   for (let i = 0; i < n; i++) {
-    ctx.fillStyle = COLORS[S.states[i]] || COLORS.empty;
+    const interpolated = S.labels[i] && S.labels[i].interpolated;
+    ctx.fillStyle = (interpolated ? COLORS.interpolated : COLORS[S.states[i]]) || COLORS.empty;
     ctx.fillRect(Math.floor(i * step), 4, Math.max(1, Math.ceil(step)), h - 8);
   }
   ctx.fillStyle = "#fff";
@@ -183,18 +192,21 @@ function updateInfo() {
   const name = S.meta.frame_names ? ` (${S.meta.frame_names[i]})` : "";
   $("frame-info").textContent = `frame ${i} / ${n - 1}${name}`;
   const badge = $("state");
-  badge.textContent = state + (state === "uncertain" && S.proposals[i] ? `: ${S.proposals[i][4]}` : "");
+  badge.textContent = state + (state === "uncertain" && S.proposals[i] ? `: ${S.proposals[i][4]}` : "")
+    + (S.labels[i] && S.labels[i].interpolated ? " (interpolated)" : "");
   badge.className = `badge ${state}`;
   const lab = S.labels[i];
   $("class-info").textContent = `click: visibility ${S.visClass}` + (lab ? ` · label v${lab.visibility}` : "");
   const counts = { confirmed: 0, proposed: 0, uncertain: 0, empty: 0 };
   for (const s of S.states) counts[s]++;
   for (const k of Object.keys(counts)) $(`n-${k}`).textContent = counts[k];
+  $("n-interpolated").textContent = S.labels.filter((lab) => lab && lab.interpolated).length;
 }
 
 // ------------------------------------------------------------------ changes
 function labelJson(frame, lab) {
-  return lab ? { frame, visibility: lab.visibility, x: lab.x, y: lab.y } : { frame, clear: true };
+  if (!lab) return { frame, clear: true };
+  return { frame, visibility: lab.visibility, x: lab.x, y: lab.y, interpolated: !!lab.interpolated };
 }
 
 function newChange(before) { S.undo.push(before); S.redo = []; }
@@ -280,17 +292,18 @@ async function confirmProposal(e) {  // an uncertain proposal: stop at it first,
 
 function interpolate() {  // fill the unlabelled frames around this one, between a labelled ball on each side
   const i = S.current, n = S.meta.frames;
-  if (S.labels[i]) { message(`frame ${i} is labelled: press i on an unlabelled frame between two labelled balls`); return; }
+  if (S.labels[i]) { message(`frame ${i} is labelled: press i on an unlabelled frame between two balls`); return; }
   let a = i - 1, b = i + 1;
   while (a >= 0 && !S.labels[a]) a--;
   while (b < n && !S.labels[b]) b++;
   if (a < 0 || b >= n) { message("interpolation needs a labelled ball before and after this frame"); return; }
   const A = S.labels[a], B = S.labels[b];
-  if (!A.visibility || !B.visibility) { message(`no ball in frame ${A.visibility ? b : a}: nothing to interpolate`); return; }
+  if (!A.visibility || !B.visibility) { message(`no ball in frame ${A.visibility ? b : a}: nothing filled`); return; }
   const items = [], r = (v) => Math.round(v * 1000) / 1000;
   for (let k = a + 1; k < b; k++) {
     const t = (k - a) / (b - a);
-    items.push({ frame: k, label: { visibility: 1, x: r(A.x + t * (B.x - A.x)), y: r(A.y + t * (B.y - A.y)) } });
+    const x = r(A.x + t * (B.x - A.x)), y = r(A.y + t * (B.y - A.y));
+    items.push({ frame: k, label: { visibility: 1, x, y, interpolated: true } });
   }
   message(`interpolated ${items.length} frames between ${a} and ${b}`);
   return change(items);
@@ -322,7 +335,7 @@ function togglePlay() {
 // ------------------------------------------------------------------ input
 function onKey(e) {
   if (!S.ready || e.target.tagName === "INPUT") return;
-  const k = e.key, ctrl = e.ctrlKey || e.metaKey;
+  const k = e.key, lower = k.toLowerCase(), ctrl = e.ctrlKey || e.metaKey;
   let handled = true;
   if (k === "ArrowRight" && e.shiftKey) nextNeeding();
   else if (k === "ArrowRight") go(S.current + 1);
@@ -331,8 +344,8 @@ function onKey(e) {
   else if (k === "Enter") confirmProposal(e);
   else if (k === " ") togglePlay();
   else if (k === "Backspace" || k === "Delete") change([{ frame: S.current, label: null }]);
-  else if (ctrl && (k.toLowerCase() === "y" || (k.toLowerCase() === "z" && e.shiftKey))) history(S.redo, S.undo, "redo");
-  else if (ctrl && k.toLowerCase() === "z") history(S.undo, S.redo, "undo");
+  else if (ctrl && (lower === "y" || (lower === "z" && e.shiftKey))) history(S.redo, S.undo, "redo");
+  else if (ctrl && lower === "z") history(S.undo, S.redo, "undo");
   else if (k === "i") interpolate();
   else handled = false;
   if (handled) e.preventDefault();
