@@ -215,6 +215,11 @@ def test_double_click_fits_the_view_and_leaves_the_label_alone(browser: Any, vid
         at = page.evaluate("tracknetLabel.toClient(50, 40)")
         page.mouse.dblclick(at["x"], at["y"])
         _until(page, f"Math.abs({S}.view.s - {fitted}) < 1e-9")  # fitted again
+        page.mouse.click(at["x"], at["y"])  # a slow double-click: its first click has placed the ball...
+        _until(page, f"{S}.labels[3].x !== 40")
+        page.mouse.down(click_count=2)  # ...which its second click takes back
+        page.mouse.up(click_count=2)
+        _until(page, f"{S}.labels[3].x === 40")
         _settled(page, srv, target, "Frame,Visibility,X,Y\n3,1,40,30\n")
         assert page.evaluate(f"{S}.undo.length") == 0  # nothing to undo: nothing happened to the labels
         page.close()

@@ -65,6 +65,7 @@ async function go(i) {
   const n = S.meta.frames;
   i = Math.max(0, Math.min(n - 1, i));
   if (i !== S.messageFrame) $("message").textContent = "";  // a message is about the frame it was given on
+  if (S.stopped && S.stopped.frame !== i) S.stopped = null;  // back at an uncertain proposal later: stop again
   S.current = i;
   S.shownAt = performance.now();
   updateInfo();
