@@ -164,3 +164,19 @@ def test_the_saver_writes_within_a_second_of_a_change(video: Path) -> None:
         assert target.read_text() == "Frame,Visibility,X,Y\n0,1,10.5,20.25\n"
     finally:
         session.close()
+
+
+def test_a_proposal_off_the_track_of_its_neighbours_is_uncertain() -> None:
+    from tracknet_cli.label.state import Proposal, reasons, track_limit
+
+    assert track_limit(128, 72) == 10.0 and round(track_limit(1920, 1080), 1) == 44.1
+    line = [Proposal(1, 10.0 + 8 * k, 36.0, 0.9) for k in range(8)]
+    line[4] = Proposal(1, 42.0, 51.0, 0.9)  # 15 px below the line: only frame 4 itself is flagged
+    labels: list = [None] * 8
+    assert reasons(labels, line, 128, 72) == ["", "", "", "", "track", "", "", ""]
+    labels[4] = Label(1, 42.0, 36.0)  # a person put frame 4 on the line: nothing left to flag
+    assert reasons(labels, line, 128, 72) == [""] * 8
+    labels[4] = Label(0)  # no ball in 4: 3 and 5 are checked along the line of their own side
+    line[5] = Proposal(1, 50.0, 50.0, 0.9)  # 14 px off the line through 6 and 7
+    line[7] = Proposal(1, 66.0, 36.0, 0.9, "score")  # the model's own reason comes first
+    assert reasons(labels, line, 128, 72)[3:] == ["", "", "track", "", "score"]

@@ -3,10 +3,10 @@
 - The label file: `--labels`, or by default beside the input: `NAME.csv` (the TrackNetV2/V3
   dialect `Frame,Visibility,X,Y`) for `NAME.mp4`, `Label.csv` (the tennis dialect) inside a frame
   folder. These are the names `tracknet train` pairs with the frames.
-- The sidecar `LABELS.label.json`: which frames a person confirmed here, the model's proposals
-  (so reopening shows them without running the model again), the frame last shown, and the
-  SHA-256 of the label file it belongs to. A label file is *ours* when its sidecar names its
-  content; anything else (a dataset's own labels, a file edited by hand) is *foreign*.
+- The sidecar `LABELS.label.json`: which frames a person confirmed here (and which of them were
+  interpolated), the model's proposals (so reopening shows them without running the model again),
+  the frame last shown, and the SHA-256 of the label file it belongs to. A label file is *ours*
+  when its sidecar names its content; anything else (a dataset's own labels, a file edited by hand) is *foreign*.
 - A foreign file is read (its labels are loaded) but never replaced without `--overwrite`: the
   labels go to `NAME.tracknet.csv` beside it instead, and the user is told where.
 """

@@ -8,6 +8,8 @@ Shift+→) when:
 - `jump`: the peak passed the threshold but tracking rejected it (a jump beyond the gate that no
   later detections confirmed);
 - `gap`: tracking filled the frame in between two detections (no detection of its own).
+
+The session adds `track` (`state.reasons`): a ball far from where the frames around it put the ball.
 """
 
 from __future__ import annotations

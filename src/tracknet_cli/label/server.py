@@ -32,13 +32,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAX_BODY = 8 << 20  # a PUT of every frame of a long clip fits
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
-KEYS = [
-    ("click", "place the ball (visibility class 1 unless 2 or 3 was chosen)"),
-    ("0", "no ball in this frame"), ("1 2 3", "visibility class of the ball (1 visible, 2 hard, 3 occluded)"),
+KEYS = [  # every key and gesture the page reacts to (docs/scripts/label.md has the details)
+    ("click", "place the ball (class: 1 2 3); nothing outside the picture"),
+    ("double-click", "fit the picture (places nothing)"), ("wheel", "zoom at the pointer"),
+    ("pointer", "loupe: 4x around it, top right"),
+    ("0", "no ball in this frame"),
+    ("1 2 3", "class of the next click (visible, hard, occluded), and of a ball labelled here; "
+              "never confirms a proposal"),
     ("← →", "previous / next frame"), ("Shift+→", "next frame that needs a person (uncertain first)"),
-    ("Enter", "confirm the proposal and go to the next frame"), ("Space", "play / pause"),
-    ("Backspace", "clear this frame's label"), ("Ctrl+Z", "undo"),
-    ("i", "interpolate between the two nearest labelled frames"), ("wheel", "zoom at the pointer"),
+    ("Enter", "confirm the proposal, next frame; stops at an uncertain one (Enter again confirms)"),
+    ("Space", "play / pause"), ("Backspace", "clear this frame's label"), ("Ctrl+Z", "undo"),
+    ("Ctrl+Shift+Z", "redo (also Ctrl+Y)"),
+    ("i", "interpolate the unlabelled frames between two labelled balls (never across no ball)"),
+    ("timeline", "click to jump to a frame"),
 ]
 
 

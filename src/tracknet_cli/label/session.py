@@ -21,8 +21,8 @@ from tracknet_cli.atomic import atomic_write_bytes
 from tracknet_cli.errors import RuntimeFailure
 from tracknet_cli.label.files import SIDECAR_FORMAT, LabelFiles, plan, read_sidecar, sha256, sidecar_path
 from tracknet_cli.label.media import LabelMedia, open_media
-from tracknet_cli.label.state import (Label, LabelRequestError, Proposal, State, frame_state, next_needing,
-                                      parse_change, rounded)
+from tracknet_cli.label.state import (Label, LabelRequestError, Proposal, Reason, State, frame_state, next_needing,
+                                      parse_change, reasons, rounded)
 
 QUIET_S = 0.25  # save once no change came for this long...
 LATEST_S = 0.8  # ...or this long after the first unsaved change, whichever is first
@@ -50,6 +50,7 @@ class LabelSession:
     position: int = 0
     notes: list[str] = field(default_factory=list)  # warnings about what was loaded
     model: ModelInfo = field(default_factory=ModelInfo)
+    interpolated: set[int] = field(default_factory=set)  # balls placed by `i`, not by hand (drawn apart)
     revision: int = 0  # bumped by every change (labels or proposals): the page polls it
     saved_revision: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -69,9 +70,13 @@ class LabelSession:
     def frames(self) -> int:
         return self.media.frames
 
+    def reasons(self) -> list[Reason]:
+        with self._lock:
+            return reasons(self.labels, self.proposals, self.media.width, self.media.height)
+
     def states(self) -> list[State]:
         with self._lock:
-            return [frame_state(lab, prop) for lab, prop in zip(self.labels, self.proposals)]
+            return [frame_state(lab, prop, why) for lab, prop, why in zip(self.labels, self.proposals, self.reasons())]
 
     def next_needing(self, after: int) -> int | None:
         return next_needing(self.states(), after)
@@ -79,14 +84,20 @@ class LabelSession:
     def snapshot(self) -> dict[str, Any]:
         """Everything the page draws, as JSON: one entry per frame."""
         with self._lock:
+            why = self.reasons()
             return {
                 "revision": self.revision,
                 "position": self.position,
-                "labels": [lab.to_json() if lab is not None else None for lab in self.labels],
-                "proposals": [p.to_json() if p is not None else None for p in self.proposals],
+                "labels": [self._label_json(i, lab) for i, lab in enumerate(self.labels)],
+                "proposals": [p.to_json(why[i]) if p is not None else None for i, p in enumerate(self.proposals)],
                 "states": self.states(),
                 "confirmed_here": sorted(self.confirmed),
             }
+
+    def _label_json(self, frame: int, label: Label | None) -> dict[str, Any] | None:
+        if label is None:
+            return None
+        return {**label.to_json(), "interpolated": True} if frame in self.interpolated else label.to_json()
 
     def counts(self) -> dict[str, int]:
         states = self.states()
@@ -100,6 +111,8 @@ class LabelSession:
         if len(changes) > MAX_CHANGES:
             raise LabelRequestError(f"at most {MAX_CHANGES} changes per request")
         parsed = [parse_change(c, self.frames, self.media.width, self.media.height) for c in changes]
+        interpolated = {f for (f, lab), c in zip(parsed, changes) if lab is not None and lab.visibility > 0
+                        and c.get("interpolated") is True}
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)
                                      or not 0 <= position < self.frames):
             raise LabelRequestError(f"position must be a frame number 0..{self.frames - 1}, got {position!r}"[:200])
@@ -113,6 +126,10 @@ class LabelSession:
                     self.confirmed.discard(frame)
                 else:
                     self.confirmed.add(frame)
+                if frame in interpolated:
+                    self.interpolated.add(frame)
+                else:
+                    self.interpolated.discard(frame)
             if position is not None:
                 self.position = position
             self._changed(bump=bool(parsed))  # a new position alone is saved, but the page need not refetch
@@ -165,6 +182,7 @@ class LabelSession:
                 "frames": self.frames, "width": self.media.width, "height": self.media.height,
                 "labels_sha256": written, "previous_sha256": previous,
                 "confirmed": sorted(self.confirmed),
+                "interpolated": sorted(self.interpolated),
                 "position": self.position,
                 "model": {"name": self.model.name, "key": self.model.key,
                           "complete": self.model.status == "done"},
@@ -241,6 +259,9 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
     if files.notice:
         notes.insert(0, files.notice)
     session = LabelSession(media, files, rows, confirmed, proposals, position, notes)
+    if side is not None and side.get("frames") == n:
+        session.interpolated = {i for i in side.get("interpolated") or [] if isinstance(i, int) and i in confirmed
+                                and rows[i] is not None and rows[i].visibility > 0}  # type: ignore[union-attr]
     if side is not None:
         session.model.key = str((side.get("model") or {}).get("key") or "")
         session.model.status = "cached" if (side.get("model") or {}).get("complete") else "off"

@@ -5,6 +5,12 @@ file), *uncertain* when it only has a proposal the model is unsure of, *proposed
 confident proposal, and *empty* otherwise. Only labels are written to the label file: proposals
 stay proposals (in the sidecar) until a person confirms them, so training never learns from
 model output nobody looked at.
+
+A proposal is uncertain for the model's own reasons (`proposals.classify`: `score`, `jump`, `gap`)
+or, here, for `track`: its ball is more than `track_limit` (10 px, or 2% of the image diagonal when
+that is more) from where the frames around it put the ball: the midpoint of the frames just before
+and after, or, when one of them has no ball, the line through the two frames on the other side.
+A frame's point is its label, else its proposal; a no-ball label or proposal has none.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from typing import Any, Literal, Sequence
 
 State = Literal["confirmed", "proposed", "uncertain", "empty"]
 STATES: tuple[State, ...] = ("confirmed", "proposed", "uncertain", "empty")
-Reason = Literal["", "score", "jump", "gap"]
+Reason = Literal["", "score", "jump", "gap", "track"]
+TRACK_MIN_PX, TRACK_FRACTION = 10.0, 0.02
 
 
 class LabelRequestError(ValueError):
@@ -46,8 +53,8 @@ class Proposal:
     score: float
     reason: Reason = ""
 
-    def to_json(self) -> list[Any]:
-        return [self.visibility, self.x, self.y, round(self.score, 4), self.reason]
+    def to_json(self, reason: Reason | None = None) -> list[Any]:
+        return [self.visibility, self.x, self.y, round(self.score, 4), self.reason if reason is None else reason]
 
     @classmethod
     def from_json(cls, item: Sequence[Any]) -> "Proposal":
@@ -86,12 +93,54 @@ def parse_change(item: Any, frames: int, width: int, height: int) -> tuple[int, 
     return frame, Label(vis, rounded(float(x)), rounded(float(y)))  # type: ignore[arg-type]
 
 
-def frame_state(label: Label | None, proposal: Proposal | None) -> State:
+def track_limit(width: int, height: int) -> float:
+    return max(TRACK_MIN_PX, TRACK_FRACTION * math.hypot(width, height))
+
+
+def reasons(labels: Sequence[Label | None], proposals: Sequence[Proposal | None], width: int,
+            height: int) -> list[Reason]:
+    """Why each frame's proposal is uncertain: the model's reason, else `track` (see the module doc;
+    checked only for frames without a label); '' for a confident proposal and for no proposal."""
+    n, limit = len(labels), track_limit(width, height)
+
+    def point(i: int) -> tuple[float, float] | None:
+        if not 0 <= i < n:
+            return None
+        lab, prop = labels[i], proposals[i]
+        ball = lab if lab is not None else prop
+        if ball is None or ball.visibility == 0 or ball.x is None or ball.y is None:
+            return None
+        return ball.x, ball.y
+
+    out: list[Reason] = [""] * n
+    for i, prop in enumerate(proposals):
+        if prop is None:
+            continue
+        out[i] = prop.reason
+        here = point(i)
+        if prop.reason or labels[i] is not None or here is None:
+            continue
+        before, after = point(i - 1), point(i + 1)
+        if before and after:
+            expected = ((before[0] + after[0]) / 2, (before[1] + after[1]) / 2)
+        elif before and (earlier := point(i - 2)):
+            expected = (2 * before[0] - earlier[0], 2 * before[1] - earlier[1])
+        elif after and (later := point(i + 2)):
+            expected = (2 * after[0] - later[0], 2 * after[1] - later[1])
+        else:
+            continue
+        if math.hypot(here[0] - expected[0], here[1] - expected[1]) > limit:
+            out[i] = "track"
+    return out
+
+
+def frame_state(label: Label | None, proposal: Proposal | None, reason: Reason | None = None) -> State:
+    """reason: the proposal's uncertainty as `reasons` sees it (None: the model's own)."""
     if label is not None:
         return "confirmed"
     if proposal is None:
         return "empty"
-    return "uncertain" if proposal.reason else "proposed"
+    return "uncertain" if (proposal.reason if reason is None else reason) else "proposed"
 
 
 def next_needing(states: Sequence[State], after: int) -> int | None:

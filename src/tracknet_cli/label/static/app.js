@@ -1,16 +1,20 @@
 // tracknet label: the labelling page. Plain JS, no build step, no network beyond this server.
 // The server holds the state (labels, proposals, per-frame state) and saves it; the page draws it,
-// sends every change as a PUT /api/labels, and keeps an undo stack of what each change replaced.
+// sends every change as a PUT /api/labels, and keeps undo and redo stacks of what each change replaced.
 "use strict";
 
 const TOKEN = window.TRACKNET_TOKEN;
 const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8;
-const COLORS = { confirmed: "#2ecc71", proposed: "#f1c40f", uncertain: "#e67e22", empty: "#555555" };
+const DOUBLE_CLICK_MS = 300;  // a click places the ball this long after it, unless it was half of a double-click
+const LOOK_MS = 500;  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
+const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c40f", uncertain: "#e67e22",
+                 empty: "#555555" };
 
 const S = {
   meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
-  undo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 },
-  pointer: null, shownAt: 0, lastShowMs: null, ready: false,
+  undo: [], redo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 },
+  pointer: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null, clicked: null,
+  stopped: null, modelStatus: "off",
 };
 const $ = (id) => document.getElementById(id);
 const view = $("view"), loupe = $("loupe"), timeline = $("timeline");
@@ -27,7 +31,7 @@ async function json(path, options) {
   return body;
 }
 
-function message(text) { $("message").textContent = text; }
+function message(text) { $("message").textContent = text; S.messageFrame = S.current; }
 
 // ------------------------------------------------------------------ frames
 function bitmap(i) {
@@ -60,6 +64,8 @@ function prefetch() {
 async function go(i) {
   const n = S.meta.frames;
   i = Math.max(0, Math.min(n - 1, i));
+  if (i !== S.messageFrame) $("message").textContent = "";  // a message is about the frame it was given on
+  if (S.stopped && S.stopped.frame !== i) S.stopped = null;  // back at an uncertain proposal later: stop again
   S.current = i;
   S.shownAt = performance.now();
   updateInfo();
@@ -94,7 +100,7 @@ function toClient(x, y) {
 
 function pointOf(i) {  // [x, y, kind] of what frame i shows: its label, else its proposal
   const lab = S.labels[i];
-  if (lab) return lab.visibility > 0 ? [lab.x, lab.y, "confirmed"] : null;
+  if (lab) return lab.visibility > 0 ? [lab.x, lab.y, lab.interpolated ? "interpolated" : "confirmed"] : null;
   const p = S.proposals[i];
   if (p && p[0] > 0) return [p[1], p[2], S.states[i]];
   return null;
@@ -145,7 +151,14 @@ function draw() {
   if (bmp) ctx.drawImage(bmp, 0, 0);
   drawTrail(ctx);
   const pt = pointOf(S.current);
-  if (pt) marker(ctx, pt[0], pt[1], COLORS[pt[2]] || "#fff", 9, pt[2] !== "confirmed");
+  if (pt) marker(ctx, pt[0], pt[1], COLORS[pt[2]] || "#fff", pt[2] === "interpolated" ? 6 : 9, !S.labels[S.current]);
+  const lab = S.labels[S.current], p = S.proposals[S.current];
+  const none = lab ? lab.visibility === 0 && "no ball" : p && p[0] === 0 && "proposed: no ball";
+  if (none) {  // a frame without a ball says so on the picture too
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.font = "bold 15px system-ui, sans-serif"; ctx.fillStyle = lab ? COLORS.confirmed : COLORS[S.states[S.current]];
+    ctx.fillText(none, 10, 22);
+  }
   drawLoupe(bmp);
 }
 
@@ -167,7 +180,8 @@ function drawTimeline() {
   timeline.width = w; timeline.height = h;
   const ctx = timeline.getContext("2d"), step = w / n;
   for (let i = 0; i < n; i++) {
-    ctx.fillStyle = COLORS[S.states[i]] || COLORS.empty;
+    const interpolated = S.labels[i] && S.labels[i].interpolated;
+    ctx.fillStyle = (interpolated ? COLORS.interpolated : COLORS[S.states[i]]) || COLORS.empty;
     ctx.fillRect(Math.floor(i * step), 4, Math.max(1, Math.ceil(step)), h - 8);
   }
   ctx.fillStyle = "#fff";
@@ -179,21 +193,26 @@ function updateInfo() {
   const name = S.meta.frame_names ? ` (${S.meta.frame_names[i]})` : "";
   $("frame-info").textContent = `frame ${i} / ${n - 1}${name}`;
   const badge = $("state");
-  badge.textContent = state + (state === "uncertain" && S.proposals[i] ? `: ${S.proposals[i][4]}` : "");
+  badge.textContent = state + (state === "uncertain" && S.proposals[i] ? `: ${S.proposals[i][4]}` : "")
+    + (S.labels[i] && S.labels[i].interpolated ? " (interpolated)" : "");
   badge.className = `badge ${state}`;
   const lab = S.labels[i];
   $("class-info").textContent = `click: visibility ${S.visClass}` + (lab ? ` · label v${lab.visibility}` : "");
   const counts = { confirmed: 0, proposed: 0, uncertain: 0, empty: 0 };
   for (const s of S.states) counts[s]++;
   for (const k of Object.keys(counts)) $(`n-${k}`).textContent = counts[k];
+  $("n-interpolated").textContent = S.labels.filter((lab) => lab && lab.interpolated).length;
 }
 
 // ------------------------------------------------------------------ changes
 function labelJson(frame, lab) {
-  return lab ? { frame, visibility: lab.visibility, x: lab.x, y: lab.y } : { frame, clear: true };
+  if (!lab) return { frame, clear: true };
+  return { frame, visibility: lab.visibility, x: lab.x, y: lab.y, interpolated: !!lab.interpolated };
 }
 
-async function change(items, record = true) {  // items: [{frame, label|null}]
+function newChange(before) { S.undo.push(before); S.redo = []; }
+
+async function change(items, push = newChange) {  // items: [{frame, label|null}]; push(what they replace)
   const before = items.map(({ frame }) => ({ frame, label: S.labels[frame] }));
   const changes = items.map(({ frame, label }) => labelJson(frame, label));
   try {
@@ -204,7 +223,7 @@ async function change(items, record = true) {  // items: [{frame, label|null}]
     S.labels[frame] = label;
     S.states[frame] = label ? "confirmed" : stateOfProposal(frame);
   }
-  if (record) S.undo.push(before);
+  if (push) push(before);
   $("saved").textContent = "saving…";
   updateInfo(); drawTimeline(); draw();
   return true;
@@ -215,53 +234,87 @@ function stateOfProposal(i) {
   return p ? (p[4] ? "uncertain" : "proposed") : "empty";
 }
 
-function place(x, y) {
-  const { width, height } = S.meta;
-  x = Math.round(Math.min(Math.max(x, 0), width) * 1000) / 1000;
-  y = Math.round(Math.min(Math.max(y, 0), height) * 1000) / 1000;
-  return change([{ frame: S.current, label: { visibility: S.visClass, x, y } }]);
+function onClick(e) {  // placed DOUBLE_CLICK_MS later, so that a double-click (fit) places nothing
+  clearTimeout(S.clickTimer);
+  if (e.detail > 1) { takeBackClick(); return; }
+  const { x, y } = toImage(e.clientX, e.clientY), frame = S.current, { width, height } = S.meta;
+  if (x < 0 || y < 0 || x > width || y > height) { message("outside the picture: no ball placed"); return; }
+  S.clickTimer = setTimeout(() => place(frame, x, y), DOUBLE_CLICK_MS);
 }
 
-function setVisibility(v) {
-  const i = S.current;
+function place(frame, x, y) {
+  const r = (v) => Math.round(v * 1000) / 1000;
+  return change([{ frame, label: { visibility: S.visClass, x: r(x), y: r(y) } }],
+                (before) => { newChange(before); S.clicked = { at: performance.now(), before }; });
+}
+
+function takeBackClick() {  // a slow double-click: its first click placed the ball already
+  const c = S.clicked;
+  S.clicked = null;
+  if (!c || performance.now() - c.at > 1000 || S.undo[S.undo.length - 1] !== c.before) return;
+  S.undo.pop();
+  change(c.before, null);
+}
+
+function setVisibility(v) {  // 0: no ball here; 1-3: the class of the next clicks, and of this frame's ball label
+  const i = S.current, lab = S.labels[i];
   if (v === 0) { message(`frame ${i}: no ball`); return change([{ frame: i, label: { visibility: 0, x: null, y: null } }]); }
   S.visClass = v;
-  const pt = pointOf(i);
   updateInfo();
-  if (pt) return change([{ frame: i, label: { visibility: v, x: pt[0], y: pt[1] } }]);
-  message(`visibility ${v}: click to place the ball`);
+  if (lab && lab.visibility > 0) {
+    message(`frame ${i}: visibility ${v} (and the next clicks)`);
+    return change([{ frame: i, label: { visibility: v, x: lab.x, y: lab.y } }]);
+  }
+  message(`visibility ${v} for the next clicks`);
 }
 
-async function confirmProposal() {
+const WHY = { score: "a score near the threshold", jump: "tracking rejected this jump", gap: "tracking filled a gap",
+              track: "off the track of the frames around it" };
+
+async function confirmProposal(e) {  // an uncertain proposal: stop at it first, confirm on a later Enter
   const i = S.current, p = S.proposals[i];
   if (S.labels[i]) { go(i + 1); return; }
-  if (!p) { message(`frame ${i} has no proposal yet: click to place the ball, 0 for none`); return; }
+  if (!p) {
+    message(S.modelStatus === "off" ? "no model: click to place the ball, 0 for none"
+      : `frame ${i} has no proposal yet: click to place the ball, 0 for none`);
+    return;
+  }
+  if (p[4]) {
+    const looked = S.stopped && S.stopped.frame === i && performance.now() - S.stopped.at > LOOK_MS && !e.repeat;
+    if (!looked) {
+      if (!S.stopped || S.stopped.frame !== i) S.stopped = { frame: i, at: performance.now() };
+      message(`frame ${i}: uncertain (${WHY[p[4]] || p[4]}): look, then Enter again to confirm, or click the ball`);
+      return;
+    }
+  }
   const label = p[0] > 0 ? { visibility: 1, x: p[1], y: p[2] } : { visibility: 0, x: null, y: null };
   if (await change([{ frame: i, label }])) go(i + 1);
 }
 
-function interpolate() {
-  const i = S.current, ball = (k) => S.labels[k] && S.labels[k].visibility > 0;
+function interpolate() {  // fill the unlabelled frames around this one, between a labelled ball on each side
+  const i = S.current, n = S.meta.frames;
+  if (S.labels[i]) { message(`frame ${i} is labelled: press i on an unlabelled frame between two balls`); return; }
   let a = i - 1, b = i + 1;
-  while (a >= 0 && !ball(a)) a--;
-  while (b < S.meta.frames && !ball(b)) b++;
-  if (a < 0 || b >= S.meta.frames) { message("interpolation needs a labelled ball before and after this frame"); return; }
-  const A = S.labels[a], B = S.labels[b], items = [];
+  while (a >= 0 && !S.labels[a]) a--;
+  while (b < n && !S.labels[b]) b++;
+  if (a < 0 || b >= n) { message("interpolation needs a labelled ball before and after this frame"); return; }
+  const A = S.labels[a], B = S.labels[b];
+  if (!A.visibility || !B.visibility) { message(`no ball in frame ${A.visibility ? b : a}: nothing filled`); return; }
+  const items = [], r = (v) => Math.round(v * 1000) / 1000;
   for (let k = a + 1; k < b; k++) {
-    if (S.labels[k]) continue;
-    const t = (k - a) / (b - a), r = (v) => Math.round(v * 1000) / 1000;
-    items.push({ frame: k, label: { visibility: 1, x: r(A.x + t * (B.x - A.x)), y: r(A.y + t * (B.y - A.y)) } });
+    const t = (k - a) / (b - a);
+    const x = r(A.x + t * (B.x - A.x)), y = r(A.y + t * (B.y - A.y));
+    items.push({ frame: k, label: { visibility: 1, x, y, interpolated: true } });
   }
-  if (!items.length) { message(`frames ${a + 1}..${b - 1} are labelled already`); return; }
   message(`interpolated ${items.length} frames between ${a} and ${b}`);
   return change(items);
 }
 
-function undo() {
-  const last = S.undo.pop();
-  if (!last) { message("nothing to undo"); return; }
-  message(`undone: frame${last.length > 1 ? "s" : ""} ${last.map((c) => c.frame).join(", ")}`);
-  return change(last, false);
+async function history(from, to, verb) {  // undo: from S.undo to S.redo; redo: the other way
+  const last = from.pop();
+  if (!last) { message(`nothing to ${verb}`); return; }
+  message(`${verb}: frame${last.length > 1 ? "s" : ""} ${last.map((c) => c.frame).join(", ")}`);
+  if (!(await change(last, (before) => to.push(before)))) from.push(last);
 }
 
 async function nextNeeding() {
@@ -283,16 +336,17 @@ function togglePlay() {
 // ------------------------------------------------------------------ input
 function onKey(e) {
   if (!S.ready || e.target.tagName === "INPUT") return;
-  const k = e.key;
+  const k = e.key, lower = k.toLowerCase(), ctrl = e.ctrlKey || e.metaKey;
   let handled = true;
   if (k === "ArrowRight" && e.shiftKey) nextNeeding();
   else if (k === "ArrowRight") go(S.current + 1);
   else if (k === "ArrowLeft") go(S.current - 1);
-  else if (k >= "0" && k <= "3" && !e.ctrlKey && !e.metaKey) setVisibility(Number(k));
-  else if (k === "Enter") confirmProposal();
+  else if (k >= "0" && k <= "3" && !ctrl) setVisibility(Number(k));
+  else if (k === "Enter") confirmProposal(e);
   else if (k === " ") togglePlay();
   else if (k === "Backspace" || k === "Delete") change([{ frame: S.current, label: null }]);
-  else if ((k === "z" || k === "Z") && (e.ctrlKey || e.metaKey)) undo();
+  else if (ctrl && (lower === "y" || (lower === "z" && e.shiftKey))) history(S.redo, S.undo, "redo");
+  else if (ctrl && lower === "z") history(S.undo, S.redo, "undo");
   else if (k === "i") interpolate();
   else handled = false;
   if (handled) e.preventDefault();
@@ -310,10 +364,10 @@ function onWheel(e) {
 function setupInput() {
   document.addEventListener("keydown", onKey);
   view.addEventListener("wheel", onWheel, { passive: false });
-  view.addEventListener("click", (e) => { const p = toImage(e.clientX, e.clientY); place(p.x, p.y); });
+  view.addEventListener("click", onClick);
   view.addEventListener("mousemove", (e) => { S.pointer = toImage(e.clientX, e.clientY); drawLoupe(S.bitmaps.get(S.current)); });
   view.addEventListener("mouseleave", () => { S.pointer = null; loupe.style.display = "none"; });
-  view.addEventListener("dblclick", () => { fit(); draw(); });
+  view.addEventListener("dblclick", () => { clearTimeout(S.clickTimer); fit(); draw(); });
   timeline.addEventListener("click", (e) => {
     const r = timeline.getBoundingClientRect();
     go(Math.floor((e.clientX - r.left) / r.width * S.meta.frames));
@@ -332,6 +386,7 @@ async function poll() {
   try {
     const st = await json("/api/status");
     const m = st.model;
+    S.modelStatus = m.status;
     $("model").textContent = m.status === "off" ? "no model" : m.status === "failed" ? `model failed: ${m.message}`
       : `${m.name.split(" ")[0]}: ${m.status}${m.status === "running" || m.status === "loading" ? ` ${m.done}/${m.total}` : ""}`;
     $("saved").textContent = st.save_error ? `not saved: ${st.save_error}`
