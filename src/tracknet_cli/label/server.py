@@ -3,7 +3,7 @@
 Safety (docs/scripts/label.md): every request carries the random token (`?token=` or the
 `X-Token` header) or gets 403; frames are addressed by number only, so nothing the client sends
 becomes a path; every write is validated by `state.parse_change`; any failure is a JSON
-`{"error": message}` with a 4xx (or 500) status, never a traceback.
+`{"error": message}` with a 4xx (or 500) status (413 for a body over MAX_BODY, refused unread), never a traceback.
 
 Endpoints: `GET /` the page, `GET /static/{app.js,style.css}`, `GET /api/meta`, `GET /api/labels`
 (every frame's label, proposal and state), `PUT /api/labels` `{"changes": [...], "position": i}`,
@@ -78,14 +78,27 @@ class _TokenGate:
         await self.app(scope, receive, send)
 
 
+class BodyTooLarge(LabelRequestError):
+    """A request body over MAX_BODY: refused (413) before more than MAX_BODY bytes of it are read."""
+
+
 async def _json_body(request: "Request") -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise LabelRequestError(f"request body over {MAX_BODY >> 20} MB")
+    too_large = BodyTooLarge(f"request body over {MAX_BODY >> 20} MB")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():  # counted as it comes: a chunked body has no length up front
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
     try:
-        return json.loads(body or b"null")
+        return json.loads(b"".join(chunks) or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise LabelRequestError(f"the body is not JSON ({exc})") from exc
+    except RecursionError:
+        raise LabelRequestError("the body is not JSON this server reads: it is nested too deeply") from None
 
 
 def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Starlette":
@@ -149,7 +162,8 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     async def bad_request(request: "Request", exc: Exception) -> Response:
-        return _error(422 if isinstance(exc, LabelRequestError) else 400, str(exc))
+        status = 413 if isinstance(exc, BodyTooLarge) else 422 if isinstance(exc, LabelRequestError) else 400
+        return _error(status, str(exc))
 
     async def http_error(request: "Request", exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
