@@ -27,10 +27,12 @@ def models_command(
 ) -> None:
     """Ready models: name, sport, input size, parameters, held-out F1 and its protocol, data source."""
     from tracknet_cli.pretrained.catalogue import load_catalogue
+    from tracknet_cli.pretrained.resolve import require_file
 
     catalogue = load_catalogue()
     rows = []
     for entry in catalogue.entries.values():
+        require_file(entry)  # a catalogue naming a missing file is the catalogue's error: fix it
         try:
             rows.append(model_row(entry, entry.name == catalogue.default))
         except InputError as exc:  # one bad file in a shared folder must not hide the other models

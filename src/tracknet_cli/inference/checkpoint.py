@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +78,13 @@ def save_checkpoint(path: str | Path, model: "HeatmapModel", config: "TrackNetCo
         f"{_PREFIX}extra": json.dumps({str(k): str(v) for k, v in (extra or {}).items()}),
     }
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except Exception as exc:  # safetensors' own error type: the OS error is only in its text
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from exc
     return path
 
 
@@ -150,8 +158,9 @@ def read_metadata(path: str | Path) -> CheckpointMeta:
         raise InputError(f"{path}: its embedded config does not fit this version of tracknet ({exc.line()})") from exc
     except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise InputError(f"{path}: incomplete or garbled TrackNet metadata ({type(exc).__name__}: {exc})") from exc
-    if not math.isfinite(meta.threshold):
-        raise InputError(f"{path}: threshold {meta.threshold} is not a finite number")
+    if not 0.0 <= meta.threshold <= 1.0:  # NaN too: its own line, not one blaming a --threshold nobody passed
+        raise InputError(f"{path}: the threshold in its metadata, {meta.threshold}, is not between 0 and 1 "
+                         "(the file is damaged or was edited)")
     return meta
 
 
@@ -190,7 +199,7 @@ def check_architecture(path: Path, config: "TrackNetConfig", backbone_config: di
     if expected == stored:
         return
     name = next(n for n in [*expected, *stored] if expected.get(n) != stored.get(n))
-    raise InputError(f"{path}: the architecture in its metadata does not match its weights (it asks for "
+    raise InputError(f"{path}: the weights do not match the architecture in its own metadata (that asks for "
                      f"{_fp32_size(expected.values())} of weights, the file holds {_fp32_size(stored.values())}; "
                      f"first difference: {name} {expected.get(name, 'absent')} in the metadata, "
                      f"{stored.get(name, 'absent')} in the file): it was not written by tracknet, or was edited")

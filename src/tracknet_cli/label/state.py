@@ -89,8 +89,8 @@ def parse_change(item: Any, frames: int, width: int, height: int) -> tuple[int, 
     for name, value, limit in (("x", x, width), ("y", y, height)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise LabelRequestError(f"frame {frame}: {name} must be a number for visibility {vis}, got {value!r}"[:200])
-        if not 0 <= value < limit:
-            raise LabelRequestError(f"frame {frame}: {name}={value} is outside the image (0 to less than {limit})")
+        if not 0 <= value <= limit:
+            raise LabelRequestError(f"frame {frame}: {name}={value} is outside the image (0..{limit})")
     return frame, Label(vis, rounded(float(x)), rounded(float(y)))  # type: ignore[arg-type]
 
 

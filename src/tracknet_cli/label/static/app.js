@@ -217,9 +217,8 @@ function stateOfProposal(i) {
 
 function place(x, y) {
   const { width, height } = S.meta;
-  // on the picture: 0 <= x < width (the server refuses the far edge itself)
-  x = Math.round(Math.min(Math.max(x, 0), width - 0.001) * 1000) / 1000;
-  y = Math.round(Math.min(Math.max(y, 0), height - 0.001) * 1000) / 1000;
+  x = Math.round(Math.min(Math.max(x, 0), width) * 1000) / 1000;
+  y = Math.round(Math.min(Math.max(y, 0), height) * 1000) / 1000;
   return change([{ frame: S.current, label: { visibility: S.visClass, x, y } }]);
 }
 
