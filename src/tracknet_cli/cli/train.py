@@ -79,7 +79,7 @@ def train(
         from tracknet_cli.training.loop import check_init_from
 
         init_path = resolve_checkpoint(init_from, option="--init-from").path
-        check_init_from(resolved.config, init_path)
+        check_init_from(resolved.config, init_path, init_from)
     from tracknet_cli.training.loggers import require_trackers
     from tracknet_cli.inference.rundir import create_run_dir
 

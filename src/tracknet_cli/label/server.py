@@ -13,6 +13,8 @@ Endpoints: `GET /` the page, `GET /static/{app.js,style.css}`, `GET /api/meta`, 
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import secrets
 import socket
@@ -190,11 +192,19 @@ def bind(host: str, port: int) -> socket.socket:
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, _, _, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # socket.gaierror: not an address, and no name that resolves
+        raise UsageError(f"--host {host}: not an address or a name this machine can resolve ({exc.strerror or exc}); "
+                         "use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from exc
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise UsageError(f"--host {host}: not an address of this machine ({exc.strerror}); use one of its "
+                             "addresses, 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from exc
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
                          "(0 picks a free one)") from exc
     sock.listen(128)
@@ -202,9 +212,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_for(sock: socket.socket, host: str, token: str) -> str:
-    port = sock.getsockname()[1]
+    """The URL to open: the host as given, or 127.0.0.1 when it stands for every interface (`0.0.0.0`, `::`,
+    `0`: the address the socket is bound to says so, whatever the spelling)."""
+    address, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    if host in ("0.0.0.0", "::"):
+    if ipaddress.ip_address(address.split("%")[0]).is_unspecified:
         shown = "127.0.0.1"
     return f"http://{shown}:{port}/?token={token}"
 
