@@ -55,7 +55,7 @@ def test_checkpoint_whose_metadata_asks_for_a_huge_model_is_refused_before_alloc
                            "-c", str(crafted), "--csv", str(tmp_path / "o.csv"), "--no-video"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
                           preexec_fn=four_gib)
-    one_error_line(proc, 2, str(crafted), "does not match its weights", "GB", "backbone.stages.0.0.0.weight")
+    one_error_line(proc, 2, str(crafted), "do not match the architecture in its own metadata", "GB", "backbone.stages.0.0.0.weight")
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -131,14 +131,13 @@ def test_label_server_answers_4xx_for_huge_numbers_and_deep_json(video: Path) ->
     with label_server(str(video), "--no-model") as srv:
         huge = json.dumps({"changes": [{"frame": 1, "visibility": 1, "x": 10 ** 400, "y": 5}]}).encode()
         deep = b'{"changes": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
-        edge = json.dumps({"changes": [{"frame": 1, "visibility": 1, "x": 128, "y": 5}]}).encode()  # width 128
-        for name, raw in (("400 digits", huge), ("200,000 deep", deep), ("x = width", edge)):
+        for name, raw in (("400 digits", huge), ("200,000 deep", deep)):
             status, data, kind = srv.request("PUT", "/api/labels", raw=raw)
             assert 400 <= status < 500 and kind.startswith("application/json"), (name, status, data[:200])
             assert "error" in json.loads(data), (name, data[:200])
         status, data = srv.json("GET", "/api/labels")
         assert status == 200 and data["labels"][1] is None  # nothing applied
-        ok = json.dumps({"changes": [{"frame": 1, "visibility": 1, "x": 127.999, "y": 5}]}).encode()
+        ok = json.dumps({"changes": [{"frame": 1, "visibility": 1, "x": 128, "y": 5}]}).encode()
         assert srv.request("PUT", "/api/labels", raw=ok)[0] == 200
 
 
@@ -248,3 +247,56 @@ def test_read_only_output_folder_is_one_line_naming_it(rel_data: Path, tmp_path:
         line = one_error_line(proc, 2, f"cannot write {ro / 'ds'}: {ro} is on a read-only file system")
         assert ".ds." not in line and ".tmp" not in line, line
     assert list(ro.iterdir()) == []
+
+
+# ---------------------------------------------------------------- the smaller ones (issue 32's last paragraph)
+def test_label_host_errors_blame_the_host_and_host_0_prints_a_url_that_opens(video: Path) -> None:
+    proc = tracknet("label", str(video), "--no-model", "--host", "10.255.255.1", "--port", "0")
+    line = one_error_line(proc, 2, "--host 10.255.255.1", "not an address of this machine")
+    assert "--port" not in line and "reachable" not in proc.stderr
+    one_error_line(tracknet("label", str(video), "--no-model", "--host", "no.such.host.invalid"), 2,
+                   "--host no.such.host.invalid")
+    with label_server(str(video), "--no-model", "--host", "0", "--port", "0") as srv:
+        assert srv.url.startswith("http://127.0.0.1:"), srv.url
+        assert srv.json("GET", "/api/meta")[0] == 200
+
+
+def test_checkpoint_threshold_out_of_range_blames_the_file(rel_data: Path, tmp_path: Path) -> None:
+    bad = _rewrite_metadata(BUNDLED, tmp_path / "t.safetensors", lambda m: m.update({"tracknet.threshold": "1.5"}))
+    proc = tracknet("predict", str(rel_data / "game1" / "Clip1"), "-c", str(bad), "--csv", str(tmp_path / "o.csv"),
+                    "--no-video")
+    line = one_error_line(proc, 2, str(bad), "threshold in its metadata, 1.5")
+    assert "(--threshold)" not in line
+
+
+def test_init_from_a_model_name_is_named_as_given(rel_data: Path) -> None:
+    proc = tracknet("train", "--profile", "quickstart", "--set", f"data.root={rel_data}", "--init-from", "tennis")
+    line = one_error_line(proc, 2, "--init-from tennis was trained with other model settings")
+    assert ".safetensors" not in line
+
+
+def test_negative_normalised_coordinates_are_outside_the_frame(rel_data: Path, tmp_path: Path) -> None:
+    from tests.reliability.conftest import write_mp4
+
+    write_mp4(tmp_path / "ds" / "rally.mp4", rel_data / "game1" / "Clip1")
+    (tmp_path / "ds" / "rally.csv").write_text("frame,ball,x,y\n0,1,-0.2,0.5\n1,1,-1,-1\n2,0,-1,-1\n")
+    proc = tracknet("data", "inspect", str(tmp_path / "ds"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    problems = {p["frame"]: p["message"] for p in json.loads(proc.stdout)["problems"] if p["frame"] in (0, 1)}
+    assert "outside" in problems[0] and "no coordinates" in problems[1], problems
+
+
+def test_training_out_of_file_space_names_the_file(rel_data: Path, tmp_path: Path) -> None:
+    import signal
+
+    from tests.reliability.conftest import TINY, one_error_line_after_info
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "tracknet_cli", "train", *TINY, "--set", f"data.root={rel_data}",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL, preexec_fn=limit)
+    one_error_line_after_info(proc, 1, "File too large while writing", f"{out}/weights/", ".safetensors")
