@@ -19,6 +19,8 @@ from typing import Iterator
 import tempfile
 from pathlib import Path
 
+from tracknet_cli.errors import InputError
+
 
 def umask() -> int:
     """The process umask, read without changing it where /proc allows (os.umask sets it to read it)."""
@@ -117,6 +119,24 @@ def first_overwritten_input(outputs, inputs) -> Path | None:
         if (st.st_dev, st.st_ino) in identities:
             return path
     return None
+
+
+def require_writable(out: Path, *, replaced: bool = False) -> None:
+    """Before any work: the folder that will hold the output `out` (the first that exists on its way), and
+    `out` itself when it exists and is written in or `replaced`, can be written by this user. Otherwise one
+    line naming the user's path (never a temp name deep inside the work), exit 2."""
+    out = Path(out)
+    holder = out.parent if not out.is_dir() or replaced else out
+    while not holder.exists() and holder != holder.parent:
+        holder = holder.parent
+    for folder in dict.fromkeys([holder, out] if out.is_dir() else [holder]):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            try:
+                read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+            except OSError:
+                read_only = False
+            why = "is on a read-only file system" if read_only else "is not writable for you"
+            raise InputError(f"cannot write {out}: {folder} {why}; choose a folder you can write to")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

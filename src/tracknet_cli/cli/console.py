@@ -7,17 +7,45 @@ silences the stderr console (errors are printed by the entry point regardless).
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterable
 
 from rich.console import Console
+from rich.segment import Segment
+
+# C0 controls but tab and newline, DEL and C1: a file named `\x1b]0;x` or `\x1b[2J` must not retitle or
+# clear the user's terminal when an error, a warning, a summary or a table names it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters written as escapes (`\x1b`), as Python's repr writes them."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class _EscapingConsole(Console):
+    """Every text segment goes out through `printable` (user text reaches the screen in tables, summaries and
+    warnings, never only in error lines); rich's own styling and cursor moves are not text segments."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(seg if seg.control else Segment(printable(seg.text), seg.style)
+                                      for seg in buffer)
 
 from tracknet_cli.errors import DEBUG_ENV, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
 
 # markup=False: paths, clip names and messages are user text, never rich markup (a folder named
 # `mk[/b]` must print as itself); styling is added with Text objects. soft_wrap=True: a log line
 # stays one line however long (rich would wrap it at 80 columns when stderr is not a terminal).
-out = Console(soft_wrap=True, highlight=False, markup=False)
-err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+out = _EscapingConsole(soft_wrap=True, highlight=False, markup=False)
+err = _EscapingConsole(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+
+
+def wide_console(width: int) -> Console:
+    """A stdout console of a fixed width (whole tables on pipes and logs), escaping as `out` does."""
+    return _EscapingConsole(width=width, highlight=False, markup=False)
+
 
 _state = {"quiet": False}
 
@@ -37,8 +65,9 @@ ERROR_LINE_MAX = 2000  # characters: a message quoting huge user input is cut, n
 
 
 def one_line(message: object) -> str:
-    """Newlines folded, at most ERROR_LINE_MAX characters: a log line stays one line."""
-    text = " ".join(str(message).splitlines())
+    """Newlines folded, control characters escaped, at most ERROR_LINE_MAX characters: a log line stays one
+    line, and a name in it cannot drive the terminal."""
+    text = printable(" ".join(str(message).splitlines()))
     if len(text) > ERROR_LINE_MAX:
         text = f"{text[:ERROR_LINE_MAX]}... ({len(text) - ERROR_LINE_MAX:,} more characters cut)"
     return text

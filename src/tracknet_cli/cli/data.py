@@ -55,9 +55,7 @@ def _render(report: "InspectReport") -> None:
     if console.out.is_terminal:
         console.out.print(table)
     else:  # pipes and logs get the whole table, not one squeezed to 80 columns
-        from rich.console import Console
-
-        Console(width=200, highlight=False, markup=False).print(table)
+        console.wide_console(200).print(table)
     t = report.totals
     console.out.print(f"visible (visibility > 0): {t.visible} of {t.frames} frames")
     if report.problems:
@@ -127,10 +125,10 @@ def import_(
 
     report = import_dataset(src, out, on_clip=progress)
     n = len(report.clips)
-    print(f"imported {n} clip{'' if n == 1 else 's'}, {report.frames} frames into {report.out}")
+    print(console.printable(f"imported {n} clip{'' if n == 1 else 's'}, {report.frames} frames into {report.out}"))
     if report.problems and not console.quiet():  # plain write: a long path must not be wrapped mid-command
-        sys.stderr.write(f"warning: {len(report.problems)} problems in the source were carried over "
-                         f"(list them: tracknet data inspect {out})\n")
+        sys.stderr.write(console.printable(f"warning: {len(report.problems)} problems in the source were carried "
+                                           f"over (list them: tracknet data inspect {out})") + "\n")
     return 0
 
 
@@ -159,8 +157,8 @@ def synth(
     from tracknet_cli.data.synth import synthesize
 
     report = synthesize(out, games=games, clips=clips, frames=frames, size=(width, height), seed=seed)
-    print(f"wrote {report.clips} clips, {report.frames} frames ({width}x{height}) to {report.out} "
-          f"in {report.seconds:.1f} s; next: tracknet data inspect {report.out}")
+    print(console.printable(f"wrote {report.clips} clips, {report.frames} frames ({width}x{height}) to {report.out} "
+                            f"in {report.seconds:.1f} s; next: tracknet data inspect {report.out}"))
     return 0
 
 

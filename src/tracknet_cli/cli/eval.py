@@ -34,7 +34,7 @@ def evaluate_command(
     batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass. \\[default: the training batch on a GPU; on a CPU 2 at 256x144, 1 at 512x288]")] = None,
     save_csv: Annotated[Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")] = None,
     pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
-    gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth dataset for --pred-csv.")] = None,
+    gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth dataset: for --pred-csv, or with --checkpoint the dataset to score on (as --data-root).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="With --pred-csv: refuse CSVs with unreadable rows (exit 2) instead of scoring them as no detection.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="With --save-csv: replace existing CSVs (never the dataset's own labels).")] = False,
@@ -57,6 +57,11 @@ def evaluate_command(
     elif checkpoint is None:
         raise typer.BadParameter("give --checkpoint NAME|FILE|RUN, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
     else:
+        if gt is not None:  # what a user means by it: score the checkpoint on that dataset (as --data-root)
+            if data_root is not None and data_root.resolve() != gt.resolve():
+                raise typer.BadParameter(f"with --checkpoint, --gt is the dataset to score on, as --data-root: "
+                                         f"give one of them, not {gt} and {data_root}", param_hint="--gt")
+            data_root = gt
         payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, precision, batch, save_csv,
                                     overwrite, runtime)
     _render(payload, as_json)

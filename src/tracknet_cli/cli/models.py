@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tracknet_cli.cli import console
+from tracknet_cli.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.pretrained.catalogue import CatalogueEntry
@@ -26,9 +27,16 @@ def models_command(
 ) -> None:
     """Ready models: name, sport, input size, parameters, held-out F1 and its protocol, data source."""
     from tracknet_cli.pretrained.catalogue import load_catalogue
+    from tracknet_cli.pretrained.resolve import require_file
 
     catalogue = load_catalogue()
-    rows = [model_row(entry, entry.name == catalogue.default) for entry in catalogue.entries.values()]
+    rows = []
+    for entry in catalogue.entries.values():
+        require_file(entry)  # a catalogue naming a missing file is the catalogue's error: fix it
+        try:
+            rows.append(model_row(entry, entry.name == catalogue.default))
+        except InputError as exc:  # one bad file in a shared folder must not hide the other models
+            console.warn(f"model {entry.name} left out: {exc.line()}")
     if as_json:
         print(json.dumps({"default": catalogue.default, "models": rows}))
         return

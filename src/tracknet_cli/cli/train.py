@@ -79,7 +79,7 @@ def train(
         from tracknet_cli.training.loop import check_init_from
 
         init_path = resolve_checkpoint(init_from, option="--init-from").path
-        check_init_from(resolved.config, init_path)
+        check_init_from(resolved.config, init_path, init_from)
     from tracknet_cli.training.loggers import require_trackers
     from tracknet_cli.inference.rundir import create_run_dir
 
@@ -254,7 +254,7 @@ def _run(config, run_dir: Path, **kwargs) -> None:
         "best_step": best.step if best else None,
         "best_f1": round(best.f1, 4) if best else None,
     }
-    print(json.dumps(summary) if not console.out.is_terminal else _summary_text(summary))
+    print(json.dumps(summary) if not console.out.is_terminal else console.printable(_summary_text(summary)))
 
 
 def _summary_text(summary: dict) -> str:

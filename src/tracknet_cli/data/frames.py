@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 import numpy as np
 
 from tracknet_cli.errors import InputError
+from tracknet_cli.media.images import image_rgb
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.config.schema import DataConfig
@@ -68,7 +69,7 @@ def decode_image(path: Path | str, size: tuple[int, int]) -> np.ndarray:
         with Image.open(path) as img:
             if img.format == "JPEG" and width * 2 <= img.width and height * 2 <= img.height:
                 img.draft("RGB", (width, height))
-            img = img.convert("RGB")
+            img = image_rgb(img)
             if img.size != (width, height):
                 img = img.resize((width, height), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)

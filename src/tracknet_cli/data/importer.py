@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
+from tracknet_cli.atomic import publish_mode, remove_stale_temps, require_writable, temp_prefix
 from tracknet_cli.data.clips import Clip, iter_video_frames, scan
 from tracknet_cli.data.labels import Problem, write_tennis_labels
 from tracknet_cli.errors import InputError, Interrupted
+from tracknet_cli.media.images import image_rgb
 
 JPEG_QUALITY = 95
 
@@ -72,7 +73,7 @@ def _write_clip(clip: Clip, folder: Path) -> int:
                 shutil.copyfile(path, folder / name)
             else:
                 with Image.open(path) as img:
-                    img.convert("RGB").save(folder / name, quality=JPEG_QUALITY)
+                    image_rgb(img).save(folder / name, quality=JPEG_QUALITY)
             written += 1
     else:
         assert clip.video is not None
@@ -94,6 +95,7 @@ def import_dataset(src: Path, out: Path, *, on_clip: Callable[[int, int, str], N
     if out_abs == src_abs or src_abs in out_abs.parents:
         raise InputError(f"{out}: OUT is inside SRC {src}; choose a folder outside the source dataset")
     default_game = _safe(src_abs.name)
+    require_writable(out, replaced=True)
     out_abs.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_abs)  # what an import killed earlier (SIGKILL) left beside OUT
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_abs, "importing"), dir=out_abs.parent))

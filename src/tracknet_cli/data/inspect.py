@@ -15,6 +15,7 @@ import numpy as np
 from tracknet_cli.atomic import atomic_path
 from tracknet_cli.data.clips import Clip, Scan, count_decoded_frames, iter_video_frames, scan
 from tracknet_cli.data.labels import Problem
+from tracknet_cli.media.images import image_rgb
 
 UNREADABLE_IMAGE = "unreadable_image"
 UNREADABLE_VIDEO = "unreadable_video"
@@ -199,7 +200,7 @@ def _load_frames(samples: list[tuple[Clip, int]]) -> list[Any]:
     for clip, idx in samples:
         if clip.frame_paths is not None:
             with Image.open(clip.frame_paths[idx]) as img:
-                images.append(img.convert("RGB"))
+                images.append(image_rgb(img))
         else:
             images.append(video_cache.get((clip.id, idx)) or Image.new("RGB", (clip.width, clip.height)))
     return images

@@ -295,8 +295,8 @@ def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: in
         if row.visibility is None:  # unreadable row, already reported
             continue
         v, x, y = row.visibility, row.x, row.y
-        if dialect.name == "frame-ball" and ((x is not None and x < 0) or (y is not None and y < 0)):
-            x = y = None  # -1 is this dialect's "no ball"
+        if dialect.name == "frame-ball" and (x == -1 or y == -1):
+            x = y = None  # -1 is this dialect's "no ball"; other negative values are outside the frame
         if v < 0 or v > 3:
             problems.append(Problem(BAD_VALUE, shown, row.line, idx, f"{row.key}: visibility {v} is not 0-3"))
             continue

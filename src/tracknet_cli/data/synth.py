@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
+from tracknet_cli.atomic import publish_mode, remove_stale_temps, require_writable, temp_prefix
 from tracknet_cli.errors import InputError, UsageError
 
 LABEL_HEADER = "file name,visibility,x-coordinate,y-coordinate,status"
@@ -475,6 +475,7 @@ def synthesize(
         raise InputError(f"{out} exists and is not a folder; choose another output path")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise InputError(f"{out} is not empty and was not written by `tracknet data synth`; choose an empty or new folder")
+    require_writable(out, replaced=True)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +78,13 @@ def save_checkpoint(path: str | Path, model: "HeatmapModel", config: "TrackNetCo
         f"{_PREFIX}extra": json.dumps({str(k): str(v) for k, v in (extra or {}).items()}),
     }
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except Exception as exc:  # safetensors' own error type: the OS error is only in its text
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from exc
     return path
 
 
@@ -106,6 +114,15 @@ def _raw_metadata(path: Path) -> dict[str, str]:
         raise InputError(f"{path} is not a readable .safetensors checkpoint ({first_line(exc)})") from exc
 
 
+def _json_object(raw: dict[str, str], name: str, default: str | None = "{}") -> dict[str, Any]:
+    """`tracknet.NAME` as the JSON object it must be (TypeError for a list, a number, ...)."""
+    text = raw[f"{_PREFIX}{name}"] if default is None else raw.get(f"{_PREFIX}{name}", default)
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise TypeError(f"{_PREFIX}{name} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
 def read_metadata(path: str | Path) -> CheckpointMeta:
     """Parse and check a checkpoint's metadata; a missing, corrupt or incompatible file is an `InputError`."""
     from tracknet_cli.config.load import from_mapping
@@ -131,19 +148,61 @@ def read_metadata(path: str | Path) -> CheckpointMeta:
             normalization=Normalization.from_json(raw[f"{_PREFIX}normalization"]),
             threshold=float(raw[f"{_PREFIX}threshold"]),
             loss=raw[f"{_PREFIX}loss"],
-            metrics={k: float(v) for k, v in json.loads(raw.get(f"{_PREFIX}metrics", "{}")).items()},
+            metrics={k: float(v) for k, v in _json_object(raw, "metrics").items()},
             version=version,
             format_version=fmt,
-            backbone_config=json.loads(raw[f"{_PREFIX}backbone_config"]),
-            extra=json.loads(raw.get(f"{_PREFIX}extra", "{}")),
+            backbone_config=_json_object(raw, "backbone_config", None),
+            extra=_json_object(raw, "extra"),
         )
     except ConfigError as exc:
         raise InputError(f"{path}: its embedded config does not fit this version of tracknet ({exc.line()})") from exc
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise InputError(f"{path}: incomplete or garbled TrackNet metadata ({type(exc).__name__}: {exc})") from exc
-    if not math.isfinite(meta.threshold):
-        raise InputError(f"{path}: threshold {meta.threshold} is not a finite number")
+    if not 0.0 <= meta.threshold <= 1.0:  # NaN too: its own line, not one blaming a --threshold nobody passed
+        raise InputError(f"{path}: the threshold in its metadata, {meta.threshold}, is not between 0 and 1 "
+                         "(the file is damaged or was edited)")
     return meta
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape as the safetensors header states it (no tensor data is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read the weights ({first_line(exc)})") from exc
+
+
+def _fp32_size(shapes: "Any") -> str:
+    size = sum(math.prod(s) for s in shapes) * 4
+    return f"{size / 1e9:,.1f} GB" if size >= 1e9 else f"{size / 1e6:,.1f} MB"
+
+
+def check_architecture(path: Path, config: "TrackNetConfig", backbone_config: dict[str, Any]) -> None:
+    """The architecture the metadata describes, built on torch's meta device (shapes, no memory), against
+    the tensors the header holds: a file whose metadata asks for a bigger (or another) model than its
+    weights is refused before anything is allocated, so what a checkpoint can ask for is its own size."""
+    import torch
+
+    from tracknet_cli.models.registry import build_model
+
+    try:
+        with torch.device("meta"):
+            built = build_model(config, backbone_config=backbone_config)
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
+        raise InputError(f"{path}: its metadata describes no model this version can build "
+                         f"({type(exc).__name__}: {first_line(exc)})") from exc
+    expected = {name: tuple(t.shape) for name, t in built.state_dict().items()}
+    stored = _header_shapes(path)
+    if expected == stored:
+        return
+    name = next(n for n in [*expected, *stored] if expected.get(n) != stored.get(n))
+    raise InputError(f"{path}: the weights do not match the architecture in its own metadata (that asks for "
+                     f"{_fp32_size(expected.values())} of weights, the file holds {_fp32_size(stored.values())}; "
+                     f"first difference: {name} {expected.get(name, 'absent')} in the metadata, "
+                     f"{stored.get(name, 'absent')} in the file): it was not written by tracknet, or was edited")
 
 
 def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple["HeatmapModel", CheckpointMeta]:
@@ -159,6 +218,7 @@ def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple[
     meta = read_metadata(path)
     config = meta.config.model_copy(deep=True)
     config.model.backbone.pretrained = False
+    check_architecture(path, config, meta.backbone_config)
     model = build_model(config, backbone_config=meta.backbone_config)
     try:
         state = load_file(str(path), device="cpu")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tracknet_cli.atomic import require_writable
 from tracknet_cli.errors import InputError
 
 _EXP = re.compile(r"^exp(\d+)$")
@@ -28,9 +29,11 @@ def next_run_dir(base: Path) -> Path:
 def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path = Path("runs")) -> Path:
     """`--out DIR` names the directory (must be new or empty); otherwise `runs/<profile>/expN`."""
     if out is None:
+        require_writable(runs_root / profile_name)
         return next_run_dir(runs_root / profile_name)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)")
+    require_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 

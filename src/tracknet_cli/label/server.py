@@ -3,7 +3,7 @@
 Safety (docs/scripts/label.md): every request carries the random token (`?token=` or the
 `X-Token` header) or gets 403; frames are addressed by number only, so nothing the client sends
 becomes a path; every write is validated by `state.parse_change`; any failure is a JSON
-`{"error": message}` with a 4xx (or 500) status, never a traceback.
+`{"error": message}` with a 4xx (or 500) status (413 for a body over MAX_BODY, refused unread), never a traceback.
 
 Endpoints: `GET /` the page, `GET /static/{app.js,style.css}`, `GET /api/meta`, `GET /api/labels`
 (every frame's label, proposal and state), `PUT /api/labels` `{"changes": [...], "position": i}`,
@@ -13,6 +13,8 @@ Endpoints: `GET /` the page, `GET /static/{app.js,style.css}`, `GET /api/meta`, 
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import secrets
 import socket
@@ -84,14 +86,27 @@ class _TokenGate:
         await self.app(scope, receive, send)
 
 
+class BodyTooLarge(LabelRequestError):
+    """A request body over MAX_BODY: refused (413) before more than MAX_BODY bytes of it are read."""
+
+
 async def _json_body(request: "Request") -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise LabelRequestError(f"request body over {MAX_BODY >> 20} MB")
+    too_large = BodyTooLarge(f"request body over {MAX_BODY >> 20} MB")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():  # counted as it comes: a chunked body has no length up front
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
     try:
-        return json.loads(body or b"null")
+        return json.loads(b"".join(chunks) or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise LabelRequestError(f"the body is not JSON ({exc})") from exc
+    except RecursionError:
+        raise LabelRequestError("the body is not JSON this server reads: it is nested too deeply") from None
 
 
 def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Starlette":
@@ -155,7 +170,8 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     async def bad_request(request: "Request", exc: Exception) -> Response:
-        return _error(422 if isinstance(exc, LabelRequestError) else 400, str(exc))
+        status = 413 if isinstance(exc, BodyTooLarge) else 422 if isinstance(exc, LabelRequestError) else 400
+        return _error(status, str(exc))
 
     async def http_error(request: "Request", exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -182,11 +198,19 @@ def bind(host: str, port: int) -> socket.socket:
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, _, _, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # socket.gaierror: not an address, and no name that resolves
+        raise UsageError(f"--host {host}: not an address or a name this machine can resolve ({exc.strerror or exc}); "
+                         "use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from exc
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise UsageError(f"--host {host}: not an address of this machine ({exc.strerror}); use one of its "
+                             "addresses, 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from exc
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
                          "(0 picks a free one)") from exc
     sock.listen(128)
@@ -194,9 +218,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_for(sock: socket.socket, host: str, token: str) -> str:
-    port = sock.getsockname()[1]
+    """The URL to open: the host as given, or 127.0.0.1 when it stands for every interface (`0.0.0.0`, `::`,
+    `0`: the address the socket is bound to says so, whatever the spelling)."""
+    address, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    if host in ("0.0.0.0", "::"):
+    if ipaddress.ip_address(address.split("%")[0]).is_unspecified:
         shown = "127.0.0.1"
     return f"http://{shown}:{port}/?token={token}"
 

@@ -66,10 +66,10 @@ def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:
     for note in session.notes:
         hooks.warn(note)
     proposer = _proposer(session, options, hooks)
+    sock = bind(options.host, options.port)  # a bad --host is refused before any warning about it
     if options.host not in LOCAL_HOSTS:
         hooks.warn(f"--host {options.host}: the page is reachable from other machines; anyone with the URL "
                    "(its token) can read the frames and change the labels")
-    sock = bind(options.host, options.port)
     token = new_token()
     frames = FrameStore(session.media)
     server = Server(build_app(session, frames, token), sock)

@@ -248,11 +248,19 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
     confirmed = {i for i, lab in enumerate(rows) if lab is not None}
     proposals: list[Proposal | None] = [None] * n
     position = 0
-    side = files.sidecar
+    side, model_key, model_complete = files.sidecar, "", False
     if side is not None and side.get("frames") == n:
-        position = int(side.get("position") or 0) if 0 <= int(side.get("position") or 0) < n else 0
-        proposals = _proposals_from(side.get("proposals"), n)
-        here = {int(i) for i in side.get("confirmed") or [] if isinstance(i, int)}
+        try:
+            position = int(side.get("position") or 0)
+            position = position if 0 <= position < n else 0
+            proposals = _proposals_from(side.get("proposals"), n)
+            here = {int(i) for i in side.get("confirmed") or [] if isinstance(i, int)}
+            model = side.get("model") or {}
+            model_key, model_complete = str(model.get("key") or ""), bool(model.get("complete"))
+        except (TypeError, ValueError, AttributeError) as exc:  # a sidecar edited by hand: the labels still count
+            notes.append(f"{sidecar_path(files.target)} is garbled ({type(exc).__name__}: {exc}), so it is ignored: "
+                         f"the labels in {files.target} are kept, the model's proposals and the position are not")
+            position, proposals, here, model_key, model_complete = 0, [None] * n, set(), "", False
         confirmed = {i for i in confirmed if i in here}
     elif files.load_from is not None:
         confirmed = set()  # labels from someone else's file: nobody confirmed them here
@@ -263,8 +271,8 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
         session.interpolated = {i for i in side.get("interpolated") or [] if isinstance(i, int) and i in confirmed
                                 and rows[i] is not None and rows[i].visibility > 0}  # type: ignore[union-attr]
     if side is not None:
-        session.model.key = str((side.get("model") or {}).get("key") or "")
-        session.model.status = "cached" if (side.get("model") or {}).get("complete") else "off"
+        session.model.key = model_key
+        session.model.status = "cached" if model_complete else "off"
     return session
 
 

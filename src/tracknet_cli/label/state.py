@@ -67,6 +67,14 @@ def rounded(value: float) -> float:
     return float(f"{value:.3f}")
 
 
+def _finite(value: int | float) -> bool:
+    """A JSON integer of 400 digits is a Python int that no float holds (math.isfinite raises OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def parse_change(item: Any, frames: int, width: int, height: int) -> tuple[int, Label | None]:
     """One change from the page: `{"frame": i, "visibility": 0-3, "x": .., "y": ..}`, or
     `{"frame": i, "clear": true}`. Raises LabelRequestError naming what is wrong."""
@@ -86,7 +94,7 @@ def parse_change(item: Any, frames: int, width: int, height: int) -> tuple[int, 
         return frame, Label(0)
     x, y = item.get("x"), item.get("y")
     for name, value, limit in (("x", x, width), ("y", y, height)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise LabelRequestError(f"frame {frame}: {name} must be a number for visibility {vis}, got {value!r}"[:200])
         if not 0 <= value <= limit:
             raise LabelRequestError(f"frame {frame}: {name}={value} is outside the image (0..{limit})")

@@ -36,6 +36,7 @@ import numpy as np
 
 from tracknet_cli.errors import InputError, UsageError
 from tracknet_cli.media.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, video_files
+from tracknet_cli.media.images import image_rgb
 from tracknet_cli.media.video import frame_rotation, rotation_steps, to_rgb
 
 DEFAULT_FPS = 30.0
@@ -337,7 +338,7 @@ def _read_image(path: Path, targets: Sequence[Size], full: Size, report: DecodeR
         biggest = (max(t[0] for t in targets), max(t[1] for t in targets))
         if img.format == "JPEG" and biggest[0] * 2 <= img.width and biggest[1] * 2 <= img.height:
             img.draft("RGB", biggest)
-        img = img.convert("RGB")
+        img = image_rgb(img)
         # The draft image may be smaller than the stored one: scale relative to the first image's size.
         out = []
         for width, height in targets:

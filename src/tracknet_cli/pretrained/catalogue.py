@@ -204,12 +204,16 @@ def weights_info(path: Path) -> WeightsInfo:
             if not 0 < length <= min(size - 8, 100_000_000):
                 raise ValueError("bad header length")
             header: dict[str, Any] = json.loads(fh.read(length))
+        if not isinstance(header, dict):
+            raise ValueError(f"its header is a JSON {type(header).__name__}, not an object")
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
+    except RecursionError:
+        raise InputError(f"{path} is not a readable .safetensors checkpoint (its header is nested too deeply)") from None
     except (OSError, ValueError, struct.error) as exc:
         raise InputError(f"{path} is not a readable .safetensors checkpoint ({first_line(exc)})") from exc
     meta = header.pop("__metadata__", None) or {}
-    if "tracknet.config" not in meta:
+    if not isinstance(meta, dict) or "tracknet.config" not in meta:
         raise InputError(f"{path} is a safetensors file but not a TrackNet checkpoint (no tracknet metadata)")
     try:
         config = json.loads(meta["tracknet.config"])
@@ -224,5 +228,5 @@ def weights_info(path: Path) -> WeightsInfo:
         return WeightsInfo(params, int(data["input_width"]), int(data["input_height"]),
                            int(data.get("sequence_length", 1)), str(config["model"]["backbone"]["type"]),
                            float(meta["tracknet.threshold"]), size)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise InputError(f"{path}: incomplete or garbled TrackNet metadata ({type(exc).__name__}: {exc})") from exc

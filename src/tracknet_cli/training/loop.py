@@ -64,17 +64,19 @@ def architecture_differences(ours: TrackNetConfig, theirs: TrackNetConfig) -> li
     return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def check_init_from(config: TrackNetConfig, path: Path) -> None:
-    """Refuse `--init-from` weights of another architecture before a run directory is made."""
+def check_init_from(config: TrackNetConfig, path: Path, given: str | None = None) -> None:
+    """Refuse `--init-from` weights of another architecture before a run directory is made. `given`: what
+    the user typed (a model name such as `tennis`), named in the messages rather than the file it resolved to."""
     from tracknet_cli.inference.checkpoint import is_onnx, read_metadata
 
+    shown = given or path
     if is_onnx(path):
-        raise InputError(f"--init-from {path} is an ONNX model: it holds no torch weights "
+        raise InputError(f"--init-from {shown} is an ONNX model: it holds no torch weights "
                          "(give the .safetensors checkpoint it was exported from)")
     diffs = architecture_differences(config, read_metadata(path).config)
     if diffs:
         raise ConfigError(
-            f"--init-from {path} was trained with other model settings ({'; '.join(diffs[:3])}): "
+            f"--init-from {shown} was trained with other model settings ({'; '.join(diffs[:3])}): "
             f"use the same settings (e.g. --set {diffs[0].split(':')[0]}=...) or train from scratch"
         )
 
