@@ -79,13 +79,17 @@ class LabelFiles:
 
 
 def plan(media: LabelMedia, labels: Path | None, overwrite: bool) -> LabelFiles:
-    """Decide target and source (see the module doc); refuses an input as the target and folders."""
-    from tracknet_cli.atomic import first_overwritten_input
+    """Decide target and source (see the module doc); refuses an input as the target, folders, and
+    what is not a regular file (a FIFO, a device; a link as the target)."""
+    from tracknet_cli.atomic import first_overwritten_input, refuse_special, special_kind
     from tracknet_cli.data.clips import label_file_for
 
     wanted = Path(labels).expanduser() if labels is not None else default_labels(media)
     if wanted.is_dir():
         raise UsageError(f"--labels {wanted} is a folder; name a .csv file")
+    kind = special_kind(wanted, follow=True)
+    if kind is not None:  # reading a FIFO would wait for a writer forever
+        raise UsageError(f"{wanted} is {kind}, not a regular file; name a .csv file (--labels)")
     inputs = [media.path, *(media.frame_paths or ())]
     if first_overwritten_input([wanted], inputs) is not None:
         raise UsageError(f"--labels {wanted} is one of the inputs; name a .csv file that is not a frame or the video")
@@ -96,6 +100,7 @@ def plan(media: LabelMedia, labels: Path | None, overwrite: bool) -> LabelFiles:
                   f"saved to {target} (--overwrite replaces {wanted.name} instead)")
     else:
         target, notice = wanted, None
+    refuse_special(target)  # a link would be replaced by the first save
     side = read_sidecar(target) if target.exists() else None
     if side is not None:
         return LabelFiles(target, target, side, notice)

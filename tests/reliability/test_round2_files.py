@@ -1,0 +1,71 @@
+"""Issue 32, cases 1-4 and the file-related small ones: special files as outputs, one label server
+per label file, a label file edited under a running server, two `train --out SAME` at once
+(docs/reliability.md). Real CLI in subprocesses, real files, the label server over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import ROOT, tracknet
+from tests.label.server import label_server, wait_for
+from tests.reliability.conftest import TINY, one_error_line, write_mp4
+
+
+@pytest.fixture()
+def clip_video(rel_data: Path, tmp_path: Path) -> Path:
+    """A 30-frame mp4 alone in a writable folder."""
+    return write_mp4(tmp_path / "clip" / "rally.mp4", rel_data / "game1" / "Clip1")
+
+
+# ---------------------------------------------------------------- case 1: special files as outputs
+def test_overwrite_never_replaces_a_fifo_a_socket_or_a_link(clip_video: Path, rel_data: Path, rel_checkpoint: Path,
+                                                             tmp_path: Path) -> None:
+    fifo = tmp_path / "f.csv"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "s.csv"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    kept = tmp_path / "kept.csv"
+    kept.write_text("mine\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(kept)
+    predict = ["predict", str(clip_video), "-c", str(rel_checkpoint), "--no-video", "--overwrite", "--csv"]
+    try:
+        one_error_line(tracknet(*predict, str(fifo)), 2, str(fifo), "named pipe (FIFO)", "not a regular file")
+        one_error_line(tracknet(*predict, str(sock_path)), 2, "a socket")
+        one_error_line(tracknet(*predict, str(link)), 2, "symbolic link", str(kept))
+        # the same check guards eval --save-csv (a FIFO where a clip's CSV goes), with or without --overwrite
+        preds = tmp_path / "preds" / "game1" / "Clip1"
+        preds.mkdir(parents=True)
+        os.mkfifo(preds / "Label.csv")
+        for extra in ([], ["--overwrite"]):
+            proc = tracknet("eval", "--checkpoint", str(rel_checkpoint), "--data-root", str(rel_data), "--split", "all",
+                            "--save-csv", str(tmp_path / "preds"), *extra)
+            one_error_line(proc, 2, "named pipe (FIFO)")
+    finally:
+        server.close()
+    assert fifo.is_fifo() and sock_path.is_socket() and (preds / "Label.csv").is_fifo()
+    assert link.is_symlink() and kept.read_text() == "mine\n"
+
+
+def test_csv_dash_is_refused_not_written_as_a_file(clip_video: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+    proc = tracknet("predict", str(clip_video), "-c", str(rel_checkpoint), "--no-video", "--csv", "-", cwd=tmp_path)
+    one_error_line(proc, 2, "- would be a file named '-'", "not to stdout")
+    assert not (tmp_path / "-").exists()
+
+
+def test_label_refuses_a_fifo_as_its_label_file(clip_video: Path, tmp_path: Path) -> None:
+    """`--labels FIFO` used to hang silently (reading a FIFO waits for a writer)."""
+    fifo = tmp_path / "labels.csv"
+    os.mkfifo(fifo)
+    proc = tracknet("label", str(clip_video), "--no-model", "--labels", str(fifo), timeout=120)
+    one_error_line(proc, 2, str(fifo), "named pipe (FIFO)", "not a regular file")
