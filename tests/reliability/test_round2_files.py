@@ -69,3 +69,51 @@ def test_label_refuses_a_fifo_as_its_label_file(clip_video: Path, tmp_path: Path
     os.mkfifo(fifo)
     proc = tracknet("label", str(clip_video), "--no-model", "--labels", str(fifo), timeout=120)
     one_error_line(proc, 2, str(fifo), "named pipe (FIFO)", "not a regular file")
+
+
+# ---------------------------------------------------------------- case 2: two label servers, one file
+def test_a_second_label_server_on_the_same_file_is_refused(clip_video: Path) -> None:
+    labels = clip_video.with_suffix(".csv")
+    with label_server(str(clip_video), "--no-model") as first:
+        assert first.json("PUT", "/api/labels", {"changes": [{"frame": 10, "visibility": 1, "x": 40, "y": 20}]})[0] == 200
+        second = subprocess.Popen([sys.executable, "-m", "tracknet_cli", "label", str(clip_video), "--no-model"],
+                                  cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL)
+        try:
+            out, err = second.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # it served: the bug
+            second.send_signal(signal.SIGINT)
+            out, err = second.communicate(timeout=60)
+            pytest.fail(f"the second server started: {out!r} {err!r}")
+        one_error_line(subprocess.CompletedProcess([], second.returncode, out, err), 2,
+                       str(labels), "another tracknet label", f"pid {first.proc.pid}")
+        assert out == ""
+        code, _, _ = first.stop()
+    assert code == 0
+    assert "10,1,40,20" in labels.read_text().splitlines()  # the first's label was kept
+
+
+def test_a_killed_servers_lock_does_not_block(clip_video: Path) -> None:
+    labels = clip_video.with_suffix(".csv")
+    with label_server(str(clip_video), "--no-model") as first:
+        first.json("PUT", "/api/labels", {"changes": [{"frame": 3, "visibility": 1, "x": 40, "y": 20}]})
+        assert wait_for(lambda: first.json("GET", "/api/status")[1]["saved_revision"] >= 1)
+        first.proc.kill()
+        first.proc.communicate()
+    assert (labels.parent / ".rally.csv.lock").exists()  # left by SIGKILL, released by the OS
+    with label_server(str(clip_video), "--no-model") as second:
+        assert second.json("GET", "/api/labels")[1]["labels"][3] == {"visibility": 1, "x": 40.0, "y": 20.0}
+        code, _, err = second.stop()
+    assert code == 0, err
+    assert not (labels.parent / ".rally.csv.lock").exists()  # a normal stop removes it
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_label_checks_it_can_write_before_serving(clip_video: Path) -> None:
+    folder = clip_video.parent
+    folder.chmod(0o555)
+    try:
+        proc = tracknet("label", str(clip_video), "--no-model", timeout=300)
+    finally:
+        folder.chmod(0o755)
+    one_error_line(proc, 2, "cannot save labels in", str(folder))

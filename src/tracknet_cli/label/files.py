@@ -9,6 +9,9 @@
   content; anything else (a dataset's own labels, a file edited by hand) is *foreign*.
 - A foreign file is read (its labels are loaded) but never replaced without `--overwrite`: the
   labels go to `NAME.tracknet.csv` beside it instead, and the user is told where.
+- One session per label file: it holds `.NAME.lock` beside it (`locks.hold`) while it runs, so a
+  second `tracknet label` on the same file is refused naming the first; taking it also proves the
+  folder can be written before the page is served.
 """
 
 from __future__ import annotations
@@ -48,6 +51,21 @@ def read_sidecar(labels: Path) -> dict[str, Any] | None:
     if sha256(content) not in (side.get("labels_sha256"), side.get("previous_sha256")):
         return None
     return side
+
+
+def claim(target: Path):  # -> locks.Lock
+    """Hold the lock of the label file `target` for this session (see the module doc)."""
+    from tracknet_cli.locks import Busy, hold
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return hold(target.with_name(f".{target.name}.lock"))
+    except Busy as exc:
+        raise UsageError(f"{target} is being labelled by another tracknet label ({exc}); stop that one "
+                         "(Ctrl-C) or label into another file with --labels") from None
+    except OSError as exc:
+        raise UsageError(f"cannot save labels in {target.parent}: {exc.strerror or exc}; make the folder "
+                         "writable or choose another file with --labels") from exc
 
 
 def default_labels(media: LabelMedia) -> Path:

@@ -19,7 +19,7 @@ import numpy as np
 
 from tracknet_cli.atomic import atomic_write_bytes
 from tracknet_cli.errors import RuntimeFailure
-from tracknet_cli.label.files import SIDECAR_FORMAT, LabelFiles, plan, read_sidecar, sha256, sidecar_path
+from tracknet_cli.label.files import SIDECAR_FORMAT, LabelFiles, claim, plan, read_sidecar, sha256, sidecar_path
 from tracknet_cli.label.media import LabelMedia, open_media
 from tracknet_cli.label.state import (Label, LabelRequestError, Proposal, State, frame_state, next_needing,
                                       parse_change, rounded)
@@ -59,6 +59,7 @@ class LabelSession:
     _saver: threading.Thread | None = field(default=None, repr=False)
     _closing: bool = field(default=False, repr=False)
     _written_sha: str | None = field(default=None, repr=False)  # of the label file this session last wrote
+    _held: Any = field(default=None, repr=False)  # the label file's lock (files.claim)
     save_error: str | None = None
 
     def __post_init__(self) -> None:
@@ -212,12 +213,15 @@ class LabelSession:
             self._wake.notify_all()
         if self._saver is not None:
             self._saver.join(timeout=10)
-        if self._first_unsaved is not None:
-            try:
+        try:
+            if self._first_unsaved is not None:
                 self.save()
-            except OSError as exc:
-                raise RuntimeFailure(f"cannot save the labels to {self.files.target}: {exc.strerror or exc}; "
-                                     "the last save that worked is kept") from exc
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot save the labels to {self.files.target}: {exc.strerror or exc}; "
+                                 "the last save that worked is kept") from exc
+        finally:
+            if self._held is not None:
+                self._held.release()
 
 
 # ---------------------------------------------------------------- opening
@@ -225,7 +229,12 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
     """The session for INPUT: existing labels loaded (any dialect), resumed from our own sidecar."""
     media = open_media(input_path)
     files = plan(media, labels, overwrite)
-    rows, notes = _load_labels(media, files.load_from)
+    held = claim(files.target)  # before reading it: a second session is refused here
+    try:
+        rows, notes = _load_labels(media, files.load_from)
+    except BaseException:
+        held.release()
+        raise
     n = media.frames
     confirmed = {i for i, lab in enumerate(rows) if lab is not None}
     proposals: list[Proposal | None] = [None] * n
@@ -240,7 +249,7 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
         confirmed = set()  # labels from someone else's file: nobody confirmed them here
     if files.notice:
         notes.insert(0, files.notice)
-    session = LabelSession(media, files, rows, confirmed, proposals, position, notes)
+    session = LabelSession(media, files, rows, confirmed, proposals, position, notes, _held=held)
     if side is not None:
         session.model.key = str((side.get("model") or {}).get("key") or "")
         session.model.status = "cached" if (side.get("model") or {}).get("complete") else "off"
