@@ -117,3 +117,46 @@ def test_label_checks_it_can_write_before_serving(clip_video: Path) -> None:
     finally:
         folder.chmod(0o755)
     one_error_line(proc, 2, "cannot save labels in", str(folder))
+
+
+# ---------------------------------------------------------------- case 3: label file edited under the server
+def test_a_label_file_changed_by_another_program_is_kept(clip_video: Path) -> None:
+    labels = clip_video.with_suffix(".csv")
+    with label_server(str(clip_video), "--no-model") as srv:
+        srv.json("PUT", "/api/labels", {"changes": [{"frame": 3, "visibility": 1, "x": 40, "y": 20}]})
+        assert wait_for(lambda: srv.json("GET", "/api/status")[1]["saved_revision"] >= 1)
+        with labels.open("a") as fh:  # a script appends a row
+            fh.write("29,1,99.5,11.5\n")
+        theirs = labels.read_text()
+        srv.json("PUT", "/api/labels", {"changes": [{"frame": 5, "visibility": 1, "x": 41, "y": 21}]})
+        assert wait_for(lambda: srv.json("GET", "/api/status")[1]["save_error"] is not None)
+        message = srv.json("GET", "/api/status")[1]["save_error"]
+        assert "changed by another program" in message and ".conflict-" in message
+        status, body = srv.json("PUT", "/api/labels", {"changes": [{"frame": 6, "visibility": 0}]})
+        assert status == 409 and body["error"] == message
+        time.sleep(2.5)  # the saver goes on waking: the warning must not repeat
+        code, _, err = srv.stop()
+    assert code == 0, err
+    assert labels.read_text() == theirs  # their version, untouched
+    copies = list(labels.parent.glob("rally.conflict-*.csv"))
+    assert len(copies) == 1
+    assert copies[0].read_text().splitlines() == ["Frame,Visibility,X,Y", "3,1,40,20", "5,1,41,21"]
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "changed by another program" in warnings[0] and str(copies[0]) in warnings[0], err
+
+
+def test_a_save_failure_is_reported_once(clip_video: Path) -> None:
+    """A save that keeps failing (here a folder where the sidecar goes) warns once, not every second."""
+    sidecar = clip_video.parent / "rally.csv.label.json"
+    with label_server(str(clip_video), "--no-model") as srv:
+        sidecar.mkdir()
+        srv.json("PUT", "/api/labels", {"changes": [{"frame": 3, "visibility": 1, "x": 40, "y": 20}]})
+        assert wait_for(lambda: srv.json("GET", "/api/status")[1]["save_error"] is not None)
+        time.sleep(3.5)
+        sidecar.rmdir()
+        assert wait_for(lambda: srv.json("GET", "/api/status")[1]["save_error"] is None)
+        code, _, err = srv.stop()
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cannot save" in warnings[0], err
+    assert "3,1,40,20" in clip_video.with_suffix(".csv").read_text().splitlines()

@@ -20,7 +20,7 @@ import threading
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from tracknet_cli.label.state import LabelRequestError
+from tracknet_cli.label.state import LabelConflict, LabelRequestError
 
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.applications import Starlette
@@ -149,7 +149,8 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     async def bad_request(request: "Request", exc: Exception) -> Response:
-        return _error(422 if isinstance(exc, LabelRequestError) else 400, str(exc))
+        code = 409 if isinstance(exc, LabelConflict) else 422 if isinstance(exc, LabelRequestError) else 400
+        return _error(code, str(exc))
 
     async def http_error(request: "Request", exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
