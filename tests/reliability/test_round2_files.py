@@ -160,3 +160,40 @@ def test_a_save_failure_is_reported_once(clip_video: Path) -> None:
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "cannot save" in warnings[0], err
     assert "3,1,40,20" in clip_video.with_suffix(".csv").read_text().splitlines()
+
+
+# ---------------------------------------------------------------- case 4: two train --out SAME at once
+def test_two_trains_into_one_out_directory(rel_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "tracknet_cli", "train", *TINY, "--set", f"data.root={rel_data}", "--out", str(out)]
+    procs = [subprocess.Popen(args, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL) for _ in range(2)]
+    results = [subprocess.CompletedProcess(args, p.wait(600), *p.communicate()) for p in procs]
+    codes = sorted(r.returncode for r in results)
+    assert codes == [0, 2], [(r.returncode, r.stderr[-500:]) for r in results]
+    loser = next(r for r in results if r.returncode == 2)
+    line = one_error_line(loser, 2, f"--out {out}")
+    assert "in use by another tracknet train (pid" in line or "already exists and is not empty" in line
+    assert not (out / ".tracknet.lock").exists()  # released when the run ended
+    resumed = tracknet("train", "--resume", str(out), "--set", "training.max_steps=2")
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_resume_is_refused_while_the_run_trains(rel_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = tracknet("train", *TINY, "--set", f"data.root={rel_data}", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    # A process holding the run's lock as a running `train` does (an OS lock and its pid).
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid())\n"
+                               "print('held', flush=True); time.sleep(120)", str(out / ".tracknet.lock")],
+                              text=True, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        proc = tracknet("train", "--resume", str(out), "--set", "training.max_steps=2")
+        one_error_line(proc, 2, f"--resume {out}", f"in use by another tracknet train (pid {holder.pid})")
+    finally:
+        holder.kill()
+        holder.wait()
+    shutil.rmtree(out)
