@@ -75,7 +75,8 @@ def test_label_refuses_a_fifo_as_its_label_file(clip_video: Path, tmp_path: Path
 def test_a_second_label_server_on_the_same_file_is_refused(clip_video: Path) -> None:
     labels = clip_video.with_suffix(".csv")
     with label_server(str(clip_video), "--no-model") as first:
-        assert first.json("PUT", "/api/labels", {"changes": [{"frame": 10, "visibility": 1, "x": 40, "y": 20}]})[0] == 200
+        change = {"changes": [{"frame": 10, "visibility": 1, "x": 40, "y": 20}]}
+        assert first.json("PUT", "/api/labels", change)[0] == 200
         second = subprocess.Popen([sys.executable, "-m", "tracknet_cli", "label", str(clip_video), "--no-model"],
                                   cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   stdin=subprocess.DEVNULL)

@@ -30,6 +30,10 @@ def _used(out: Path) -> bool:
     return out.exists() and (not out.is_dir() or any(p.name != LOCK for p in out.iterdir()))
 
 
+def _not_empty(out: Path) -> InputError:
+    return InputError(f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)")
+
+
 def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path = Path("runs"), *,
                    claim: bool = True) -> Path:
     """`--out DIR` names the directory (must be new or empty); otherwise `runs/<profile>/expN`.
@@ -39,7 +43,7 @@ def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path =
         run_dir = next_run_dir(runs_root / profile_name)
     else:
         if _used(out):
-            raise InputError(f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)")
+            raise _not_empty(out)
         out.mkdir(parents=True, exist_ok=True)
         run_dir = out
     if claim:
@@ -65,7 +69,7 @@ def claim_run_dir(run_dir: Path, *, new: bool = False) -> None:
         raise InputError(f"{flag} {run_dir}: cannot write there: {exc.strerror or exc}") from exc
     if new and _used(run_dir):
         lock.release()
-        raise InputError(f"--out {run_dir} already exists and is not empty: choose a new directory (runs are never overwritten)")
+        raise _not_empty(run_dir)
     atexit.register(lock.release)
 
 
