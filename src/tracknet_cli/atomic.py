@@ -6,7 +6,12 @@ before it is renamed into place.
 
 Temp names carry the writer's process id (`.NAME.PID.xxxxxxxx...`, `.NAME.importing-PID-xxxxxxxx`):
 a later write of the same NAME removes what a process that is no longer alive left behind (SIGKILL,
-power loss), and never touches a live writer's files."""
+power loss), and never touches a live writer's files.
+
+Renaming a new file over a name replaces whatever had it: `refuse_special` is the check every
+output goes through (the writers here, predict's, eval's and export's), so a FIFO, a device such as
+/dev/null, a socket or a symbolic link given as an output is refused, `--overwrite` or not, and `-`
+(not stdout here: results go to files) too."""
 
 from __future__ import annotations
 
@@ -20,6 +25,36 @@ import tempfile
 from pathlib import Path
 
 from tracknet_cli.errors import InputError
+
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def special_kind(path: Path | str, *, follow: bool = False) -> str | None:
+    """What `path` is when it exists but is not a regular file ("a named pipe (FIFO)", "a symbolic
+    link (to X)", ...), else None. `follow`: what a link points to (for reading) instead of the link."""
+    try:
+        mode = (os.stat if follow else os.lstat)(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link (to {os.readlink(path)})"
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def refuse_special(path: Path | str) -> None:
+    """`InputError` (exit 2) unless the output `path` is absent or a regular file (see the module doc)."""
+    if str(path) == "-":
+        raise InputError("- would be a file named '-': tracknet writes its results to files, not to stdout; "
+                         "name a file (e.g. --csv out.csv)")
+    kind = special_kind(path)
+    if kind == "a folder":
+        raise InputError(f"{path} is a folder; name a file")
+    if kind is not None:
+        raise InputError(f"{path} is {kind}, not a regular file: an output is written to a new file renamed over "
+                         "its name, which would replace it; name a regular file (--overwrite replaces only those)")
 
 
 def umask() -> int:
@@ -141,6 +176,7 @@ def require_writable(out: Path, *, replaced: bool = False) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory and rename, so readers never see half a file."""
+    refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
@@ -163,6 +199,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside `path` for a library to write to; renamed over `path` on success."""
+    refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=path.suffix or ".tmp", dir=path.parent)

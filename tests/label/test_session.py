@@ -36,6 +36,7 @@ def test_video_labels_go_beside_it_in_the_tracknetv2_dialect_and_resume_exactly(
     assert table.visibility.tolist() == [1, 0, 3, -1, -1, 2] + [-1] * 6
     assert table.state.tolist() == [1, 0, 1, -1, -1, 1] + [-1] * 6
 
+    session.close()  # one session per label file at a time (its lock)
     again = open_session(video)
     assert again.files.resuming and again.files.target == session.files.target
     assert again.labels == session.labels and again.confirmed == {0, 1, 2, 5} and again.position == 5
@@ -68,6 +69,7 @@ def test_a_foreign_label_file_is_loaded_but_never_overwritten(video: Path) -> No
     assert foreign.read_bytes() == before
     assert video.with_name("rally.tracknet.csv").read_text() == (
         "Frame,Visibility,X,Y\n0,1,64,18\n1,0,0,0\n2,1,1,2\n3,1,32,36\n")
+    session.close()
     again = open_session(video)  # reopening finds our file beside the foreign one
     assert again.files.target == video.with_name("rally.tracknet.csv") and again.files.resuming
     assert again.confirmed == {2} and again.labels == session.labels

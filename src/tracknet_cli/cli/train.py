@@ -89,7 +89,7 @@ def train(
     _report_skipped(check_training_data(resolved.config), strict)
     if launch:
         _check_devices(devices, resolved.config)
-        run_dir = create_run_dir(resolved.profile_name, out).resolve()  # created once, here, for every rank
+        run_dir = create_run_dir(resolved.profile_name, out, claim=False).resolve()  # created once, for every rank
         picked = [(flag, v) for flag, v in (("--profile", profile), ("--data", data), ("--model", model),
                                             ("--training", training), ("--init-from", init_path)) if v is not None]
         worker = [a for flag, v in picked for a in (flag, str(v))] + _set_args(set_) + ["--out", str(run_dir)]
@@ -180,7 +180,7 @@ def _resume_config(run_dir: Path, sets: list[str]):
 def _resume(run_dir: Path, sets: list[str]) -> None:
     import torch
 
-    from tracknet_cli.training.distributed import context_from_env, process_group
+    from tracknet_cli.training.distributed import context_from_env, main_only, process_group
 
     config = _resume_config(run_dir, sets)
     state_path = run_dir / "state" / "last.pt"
@@ -193,6 +193,9 @@ def _resume(run_dir: Path, sets: list[str]) -> None:
         except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one line
             raise InputError(f"{state_path} cannot be loaded: {_state_problem(exc)}") from exc
         with process_group(ctx, config.training.device):
+            from tracknet_cli.inference.rundir import claim_run_dir
+
+            main_only(ctx, lambda: claim_run_dir(run_dir))
             _run(config, run_dir, resume=state, dist=ctx)
 
 

@@ -143,7 +143,7 @@ class Exported:
 def export_checkpoint(checkpoint: str | Path, out: str | Path, *, fmt: str = "onnx", overwrite: bool = False) -> Exported:
     """Export a `.safetensors` checkpoint to ``out`` (atomically). Refused before any work, exit 2: an unknown
     format, an output not named .onnx, an existing output without ``overwrite``, the input itself (always)."""
-    from tracknet_cli.atomic import atomic_write_bytes, first_overwritten_input
+    from tracknet_cli.atomic import atomic_write_bytes, first_overwritten_input, refuse_special
     from tracknet_cli.inference.checkpoint import is_onnx, load_model, raw_metadata
 
     check(fmt, EXPORT_FORMATS, "format", UsageError)
@@ -154,10 +154,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, fmt: str = "on
         raise UsageError(f"-o {out}: name the ONNX model NAME.onnx (tracknet runs a .onnx file in an ONNX runtime)")
     if first_overwritten_input([out], [checkpoint]) is not None:
         raise UsageError(f"{out} is the checkpoint being exported; name another output (--overwrite never replaces an input)")
-    if out.exists() and not overwrite:
-        raise UsageError(f"{out} already exists; pass --overwrite to replace it or choose another name")
     if out.is_dir():
         raise UsageError(f"{out} is a folder; name the .onnx file to write")
+    refuse_special(out)  # a FIFO, a device, a link: never replaced
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} already exists; pass --overwrite to replace it or choose another name")
     require("export", "tracknet export")
     model, meta = load_model(checkpoint, device="cpu")
     data = export_onnx(model, raw_metadata(checkpoint))

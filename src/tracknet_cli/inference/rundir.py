@@ -10,6 +10,7 @@ from tracknet_cli.errors import InputError
 
 _EXP = re.compile(r"^exp(\d+)$")
 _WEIGHTS = ("best.safetensors", "last.safetensors")  # any run's best before any run's last
+LOCK = ".tracknet.lock"  # held by the process training into the run (claim_run_dir)
 
 
 def next_run_dir(base: Path) -> Path:
@@ -26,16 +27,53 @@ def next_run_dir(base: Path) -> Path:
             n += 1
 
 
-def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path = Path("runs")) -> Path:
-    """`--out DIR` names the directory (must be new or empty); otherwise `runs/<profile>/expN`."""
+def _used(out: Path) -> bool:
+    return out.exists() and (not out.is_dir() or any(p.name != LOCK for p in out.iterdir()))
+
+
+def _not_empty(out: Path) -> InputError:
+    return InputError(f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)")
+
+
+def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path = Path("runs"), *,
+                   claim: bool = True) -> Path:
+    """`--out DIR` names the directory (must be new or empty); otherwise `runs/<profile>/expN`.
+    `claim`: hold its lock for this process (`claim_run_dir`; the `--devices` launcher leaves that to
+    the rank-0 worker, which trains)."""
     if out is None:
         require_writable(runs_root / profile_name)
-        return next_run_dir(runs_root / profile_name)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)")
-    require_writable(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+        run_dir = next_run_dir(runs_root / profile_name)
+    else:
+        if _used(out):
+            raise _not_empty(out)
+        require_writable(out)
+        out.mkdir(parents=True, exist_ok=True)
+        run_dir = out
+    if claim:
+        claim_run_dir(run_dir, new=True)
+    return run_dir
+
+
+def claim_run_dir(run_dir: Path, *, new: bool = False) -> None:
+    """Hold RUN/.tracknet.lock until this process ends, so a second `train --out RUN` (or `--resume RUN`)
+    started while this one runs is refused naming it. `new`: refused too if another run wrote into
+    RUN after our emptiness check (two `--out RUN` at once: exactly one of them trains)."""
+    import atexit
+
+    from tracknet_cli.locks import Busy, hold
+
+    flag = "--out" if new else "--resume"
+    try:
+        lock = hold(run_dir / LOCK)
+    except Busy as exc:
+        raise InputError(f"{flag} {run_dir} is in use by another tracknet train ({exc}): "
+                         f"{'choose a new directory' if new else 'wait for it to end, or stop it'}") from None
+    except OSError as exc:
+        raise InputError(f"{flag} {run_dir}: cannot write there: {exc.strerror or exc}") from exc
+    if new and _used(run_dir):
+        lock.release()
+        raise _not_empty(run_dir)
+    atexit.register(lock.release)
 
 
 def resolve_checkpoint(path: Path) -> Path:

@@ -9,6 +9,9 @@
   when its sidecar names its content; anything else (a dataset's own labels, a file edited by hand) is *foreign*.
 - A foreign file is read (its labels are loaded) but never replaced without `--overwrite`: the
   labels go to `NAME.tracknet.csv` beside it instead, and the user is told where.
+- One session per label file: it holds `.NAME.lock` beside it (`locks.hold`) while it runs, so a
+  second `tracknet label` on the same file is refused naming the first; taking it also proves the
+  folder can be written before the page is served.
 """
 
 from __future__ import annotations
@@ -50,6 +53,21 @@ def read_sidecar(labels: Path) -> dict[str, Any] | None:
     return side
 
 
+def claim(target: Path):  # -> locks.Lock
+    """Hold the lock of the label file `target` for this session (see the module doc)."""
+    from tracknet_cli.locks import Busy, hold
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return hold(target.with_name(f".{target.name}.lock"))
+    except Busy as exc:
+        raise UsageError(f"{target} is being labelled by another tracknet label ({exc}); stop that one "
+                         "(Ctrl-C) or label into another file with --labels") from None
+    except OSError as exc:
+        raise UsageError(f"cannot save labels in {target.parent}: {exc.strerror or exc}; make the folder "
+                         "writable or choose another file with --labels") from exc
+
+
 def default_labels(media: LabelMedia) -> Path:
     return media.path / "Label.csv" if media.kind == "frames" else media.path.with_suffix(".csv")
 
@@ -79,13 +97,17 @@ class LabelFiles:
 
 
 def plan(media: LabelMedia, labels: Path | None, overwrite: bool) -> LabelFiles:
-    """Decide target and source (see the module doc); refuses an input as the target and folders."""
-    from tracknet_cli.atomic import first_overwritten_input
+    """Decide target and source (see the module doc); refuses an input as the target, folders, and
+    what is not a regular file (a FIFO, a device; a link as the target)."""
+    from tracknet_cli.atomic import first_overwritten_input, refuse_special, special_kind
     from tracknet_cli.data.clips import label_file_for
 
     wanted = Path(labels).expanduser() if labels is not None else default_labels(media)
     if wanted.is_dir():
         raise UsageError(f"--labels {wanted} is a folder; name a .csv file")
+    kind = special_kind(wanted, follow=True)
+    if kind is not None:  # reading a FIFO would wait for a writer forever
+        raise UsageError(f"{wanted} is {kind}, not a regular file; name a .csv file (--labels)")
     inputs = [media.path, *(media.frame_paths or ())]
     if first_overwritten_input([wanted], inputs) is not None:
         raise UsageError(f"--labels {wanted} is one of the inputs; name a .csv file that is not a frame or the video")
@@ -96,6 +118,7 @@ def plan(media: LabelMedia, labels: Path | None, overwrite: bool) -> LabelFiles:
                   f"saved to {target} (--overwrite replaces {wanted.name} instead)")
     else:
         target, notice = wanted, None
+    refuse_special(target)  # a link would be replaced by the first save
     side = read_sidecar(target) if target.exists() else None
     if side is not None:
         return LabelFiles(target, target, side, notice)

@@ -22,7 +22,7 @@ import threading
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from tracknet_cli.label.state import LabelRequestError
+from tracknet_cli.label.state import LabelConflict, LabelRequestError
 
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.applications import Starlette
@@ -170,7 +170,8 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     async def bad_request(request: "Request", exc: Exception) -> Response:
-        status = 413 if isinstance(exc, BodyTooLarge) else 422 if isinstance(exc, LabelRequestError) else 400
+        status = (413 if isinstance(exc, BodyTooLarge) else 409 if isinstance(exc, LabelConflict)
+                  else 422 if isinstance(exc, LabelRequestError) else 400)
         return _error(status, str(exc))
 
     async def http_error(request: "Request", exc: Exception) -> Response:

@@ -4,6 +4,12 @@
 the saver), so every read and write of the state holds one lock. Saving is debounced: a change
 wakes the saver, which writes once the page has been quiet for `QUIET_S` or `LATEST_S` after the
 first unsaved change, so labels reach the disk within a second however fast a person works.
+
+A label file changed by another program while the session runs (rows a script appended) is never
+written over: the next save finds it differs from what the session last read or wrote, keeps it,
+writes the session's labels beside it as `NAME.conflict-TIME.csv`, and stops saving; from then on
+a change from the page is answered 409 with that message, and the warning is given once. A save
+that fails (a full disk) is retried every second and reported once per distinct failure.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tracknet_cli.atomic import atomic_write_bytes
-from tracknet_cli.errors import RuntimeFailure
-from tracknet_cli.label.files import SIDECAR_FORMAT, LabelFiles, plan, read_sidecar, sha256, sidecar_path
+from tracknet_cli.errors import RuntimeFailure, TrackNetError
+from tracknet_cli.label.files import SIDECAR_FORMAT, LabelFiles, claim, plan, read_sidecar, sha256, sidecar_path
 from tracknet_cli.label.media import LabelMedia, open_media
-from tracknet_cli.label.state import (Label, LabelRequestError, Proposal, Reason, State, frame_state, next_needing,
-                                      parse_change, reasons, rounded)
+from tracknet_cli.label.state import (Label, LabelConflict, LabelRequestError, Proposal, Reason, State, frame_state,
+                                      next_needing, parse_change, reasons, rounded)
 
 QUIET_S = 0.25  # save once no change came for this long...
 LATEST_S = 0.8  # ...or this long after the first unsaved change, whichever is first
@@ -60,7 +66,12 @@ class LabelSession:
     _saver: threading.Thread | None = field(default=None, repr=False)
     _closing: bool = field(default=False, repr=False)
     _written_sha: str | None = field(default=None, repr=False)  # of the label file this session last wrote
+    _disk_sha: str | None = field(default=None, repr=False)  # of the label file as this session last read or wrote it
+    _held: Any = field(default=None, repr=False)  # the label file's lock (files.claim)
+    _on_error: Callable[[str], None] | None = field(default=None, repr=False)
+    _reported: str | None = field(default=None, repr=False)
     save_error: str | None = None
+    conflict: str | None = None  # set when another program changed the label file: saving stopped
 
     def __post_init__(self) -> None:
         self._wake = threading.Condition(self._lock)
@@ -110,6 +121,8 @@ class LabelSession:
             raise LabelRequestError("changes must be a list")
         if len(changes) > MAX_CHANGES:
             raise LabelRequestError(f"at most {MAX_CHANGES} changes per request")
+        if self.conflict is not None:
+            raise LabelConflict(self.conflict)
         parsed = [parse_change(c, self.frames, self.media.width, self.media.height) for c in changes]
         interpolated = {f for (f, lab), c in zip(parsed, changes) if lab is not None and lab.visibility > 0
                         and c.get("interpolated") is True}
@@ -167,14 +180,22 @@ class LabelSession:
 
     def save(self) -> None:
         """Write the sidecar, then the label file (both atomically). The sidecar names the new and
-        the previous content, so a crash between the two renames still resumes."""
+        the previous content, so a crash between the two renames still resumes. A label file changed
+        by another program is kept: `LabelConflict` (see the module doc)."""
         with self._lock:
+            if self.conflict is not None:
+                self._first_unsaved = None
+                return
             revision = self.revision
             text = self.label_text().encode("utf-8")
             target = self.files.target
+            on_disk = _sha_of(target)
+            if on_disk is not None and on_disk != self._disk_sha:
+                self._first_unsaved = None
+                self._keep_both(target, text)
             previous = self._written_sha  # read from disk only before this session's first save
-            if previous is None and target.exists() and read_sidecar(target) is not None:
-                previous = sha256(target.read_bytes())
+            if previous is None and on_disk is not None and read_sidecar(target) is not None:
+                previous = on_disk
             written = sha256(text)
             side = {
                 "format": SIDECAR_FORMAT,
@@ -192,11 +213,29 @@ class LabelSession:
         atomic_write_bytes(sidecar_path(target), json.dumps(side, separators=(",", ":")).encode("utf-8"))
         atomic_write_bytes(target, text)
         with self._lock:
-            self._written_sha = written
+            self._written_sha = self._disk_sha = written
             self.saved_revision = max(self.saved_revision, revision)
+
+    def _keep_both(self, target: Path, text: bytes) -> None:
+        """Another program changed `target`: leave it, write ours beside it, stop saving."""
+        copy = target.with_name(f"{target.stem}.conflict-{time.strftime('%Y%m%d-%H%M%S')}{target.suffix or '.csv'}")
+        atomic_write_bytes(copy, text)
+        self.conflict = self.save_error = (
+            f"{target} was changed by another program while tracknet label had it open: it is left as it is, and "
+            f"this session's labels were saved to {copy}; saving has stopped (stop the server, merge the two "
+            "files, then label again)")
+        raise LabelConflict(self.conflict)
+
+    def _report(self, message: str) -> None:
+        """Tell the user about a save problem once, not at every retry."""
+        if message != self._reported and self._on_error is not None:
+            self._on_error(message)
+        self._reported = message
 
     def start_saver(self, on_error: Callable[[str], None] | None = None) -> None:
         """A daemon thread that saves within a second of each change (see the module doc)."""
+        self._on_error = on_error
+
         def loop() -> None:
             while True:
                 with self._lock:
@@ -211,13 +250,15 @@ class LabelSession:
                         continue
                 try:
                     self.save()
-                    self.save_error = None
-                except OSError as exc:
+                    if self.conflict is None:
+                        self.save_error = self._reported = None
+                except LabelConflict as exc:
+                    self._report(str(exc))
+                except (OSError, TrackNetError) as exc:  # a full disk; a link or folder put where we write
                     with self._lock:
                         self._first_unsaved = self._first_unsaved or time.monotonic()  # still to be saved
-                    self.save_error = f"cannot save {self.files.target}: {exc.strerror or exc}"
-                    if on_error is not None:
-                        on_error(self.save_error)
+                    self.save_error = f"cannot save {self.files.target}: {_why(exc)}"
+                    self._report(self.save_error)
                     time.sleep(1.0)
 
         self._saver = threading.Thread(target=loop, name="tracknet-label-saver", daemon=True)
@@ -230,12 +271,17 @@ class LabelSession:
             self._wake.notify_all()
         if self._saver is not None:
             self._saver.join(timeout=10)
-        if self._first_unsaved is not None:
-            try:
+        try:
+            if self._first_unsaved is not None:
                 self.save()
-            except OSError as exc:
-                raise RuntimeFailure(f"cannot save the labels to {self.files.target}: {exc.strerror or exc}; "
-                                     "the last save that worked is kept") from exc
+        except LabelConflict as exc:
+            self._report(str(exc))
+        except (OSError, TrackNetError) as exc:
+            raise RuntimeFailure(f"cannot save the labels to {self.files.target}: {_why(exc)}; "
+                                 "the last save that worked is kept") from exc
+        finally:
+            if self._held is not None:
+                self._held.release()
 
 
 # ---------------------------------------------------------------- opening
@@ -243,7 +289,13 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
     """The session for INPUT: existing labels loaded (any dialect), resumed from our own sidecar."""
     media = open_media(input_path)
     files = plan(media, labels, overwrite)
-    rows, notes = _load_labels(media, files.load_from)
+    held = claim(files.target)  # before reading it: a second session is refused here
+    try:
+        rows, notes = _load_labels(media, files.load_from)
+        disk_sha = _sha_of(files.target)
+    except BaseException:
+        held.release()
+        raise
     n = media.frames
     confirmed = {i for i, lab in enumerate(rows) if lab is not None}
     proposals: list[Proposal | None] = [None] * n
@@ -266,7 +318,7 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
         confirmed = set()  # labels from someone else's file: nobody confirmed them here
     if files.notice:
         notes.insert(0, files.notice)
-    session = LabelSession(media, files, rows, confirmed, proposals, position, notes)
+    session = LabelSession(media, files, rows, confirmed, proposals, position, notes, _disk_sha=disk_sha, _held=held)
     if side is not None and side.get("frames") == n:
         session.interpolated = {i for i in side.get("interpolated") or [] if isinstance(i, int) and i in confirmed
                                 and rows[i] is not None and rows[i].visibility > 0}  # type: ignore[union-attr]
@@ -274,6 +326,17 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
         session.model.key = model_key
         session.model.status = "cached" if model_complete else "off"
     return session
+
+
+def _why(exc: Exception) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _sha_of(path: Path) -> str | None:
+    try:
+        return sha256(path.read_bytes())
+    except FileNotFoundError:
+        return None
 
 
 def _load_labels(media: LabelMedia, path: Path | None) -> tuple[list[Label | None], list[str]]:

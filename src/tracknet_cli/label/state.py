@@ -29,6 +29,10 @@ class LabelRequestError(ValueError):
     """A change the page sent that cannot be applied: the server answers 4xx with this message."""
 
 
+class LabelConflict(LabelRequestError):
+    """Another program changed the label file: saving stopped, changes are refused (409)."""
+
+
 @dataclass(frozen=True)
 class Label:
     """One frame's label in source pixels (x, y None at visibility 0); status -1 unknown."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable
 import numpy as np
 
-from tracknet_cli.atomic import publish_mode, remove_stale_temps, temp_prefix
+from tracknet_cli.atomic import publish_mode, refuse_special, remove_stale_temps, temp_prefix
 from tracknet_cli.choices import CSV_FORMATS, CsvFormat, check
 from tracknet_cli.errors import InputError, RuntimeFailure
 from tracknet_cli.predict.tracking import TrackRow
@@ -29,21 +29,21 @@ TRACKNET_HEADER = ("file name", "visibility", "x-coordinate", "y-coordinate", "s
 
 def refuse_existing(paths: "Iterable[Path | str | None]", overwrite: bool) -> None:
     """The one "output exists" check: `InputError` for the first of `paths` that exists, unless
-    `overwrite`. The writers make it when they claim their file; the CLI makes it for every output
-    before the model loads."""
-    if overwrite:
-        return
+    `overwrite`, and for one that is not a regular file (a FIFO, a device, a link), `-` included,
+    always (`atomic.refuse_special`). The writers make it when they claim their file; the CLI makes
+    it for every output before the model loads."""
     for path in paths:
-        if path is not None and Path(path).exists():
+        if path is None:
+            continue
+        refuse_special(path)
+        if not overwrite and Path(path).exists():
             raise InputError(f"{path} already exists; pass --overwrite to replace it or choose another name")
 
 
 def _claim(path: Path, overwrite: bool, suffix: str) -> tuple[Path, str]:
     """Check the target, create its folder and a temp file beside it; returns (path, temp path)."""
     path = Path(path)
-    refuse_existing([path], overwrite)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; name a file")
+    refuse_existing([path], overwrite)  # also a folder, a FIFO, a device or a link there
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(path)  # what a killed run (SIGKILL) left beside this output

@@ -204,10 +204,10 @@ def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: 
 
     A target that is a file the evaluation reads (a clip's labels, frames or video, or any path in
     `reads` such as the checkpoint) is refused always, `overwrite` or not; any other existing file
-    is refused unless `overwrite`. Both raise `InputError` (exit 2)."""
+    is refused unless `overwrite`, one that is not a regular file always. All raise `InputError` (exit 2)."""
     from pathlib import Path
 
-    from tracknet_cli.atomic import first_overwritten_input
+    from tracknet_cli.atomic import first_overwritten_input, refuse_special
     from tracknet_cli.errors import InputError
 
     targets = [Path(out_dir) / (clip.whole or clip).id / "Label.csv" for clip in clips]
@@ -217,6 +217,7 @@ def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: 
         raise InputError(f"--save-csv {out_dir} would write over {target}, which this evaluation reads; "
                          "choose a folder outside the dataset")
     for target in targets:
+        refuse_special(target)
         if target.exists() and not overwrite:
             raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --save-csv folder")
     return targets
