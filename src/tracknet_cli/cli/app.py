@@ -22,6 +22,7 @@ from tracknet_cli.cli import models as models_cmd
 from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
 from tracknet_cli.cli import data as data_cmd
+from tracknet_cli.cli.signals import ignore_stop_signals, stop_on_sigterm
 from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, TrackNetError
 
 app = typer.Typer(
@@ -87,14 +88,27 @@ def _global(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app and map every failure to one line and an exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    # `--debug` is honoured anywhere on the line, not only before the subcommand.
-    if "--debug" in args[1:]:
-        args = ["--debug"] + [a for a in args if a != "--debug"]
-    if "--debug" in args:
-        console.configure(debug=True, quiet=False)
-    sys.exit(run(args))
+    """Run the app and map every failure to one line and an exit code (the console script and
+    `python -m tracknet_cli` start at ``tracknet_cli.__main__``, which installs the signal policy
+    before this module is imported)."""
+    stop_on_sigterm()
+    try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        # `--debug` is honoured anywhere on the line, not only before the subcommand.
+        if "--debug" in args[1:]:
+            args = ["--debug"] + [a for a in args if a != "--debug"]
+        if "--debug" in args:
+            console.configure(debug=True, quiet=False)
+        code = run(args)
+    except KeyboardInterrupt:  # before the command began, or as it returned
+        ignore_stop_signals()
+        console.error_line("interrupted")
+        code = EXIT_INTERRUPTED
+    ignore_stop_signals()  # the outcome is decided: a late signal must not change it during the exit
+    sys.exit(code)
+
+
+INTERRUPTED_BEFORE_START = "interrupted before tracknet started; nothing was written"
 
 
 def _is_a(exc: BaseException, name: str) -> bool:
@@ -115,6 +129,9 @@ def _ignore_further_interrupts() -> None:
 def run(args: list[str]) -> int:
     try:
         rv = app(args=args, prog_name="tracknet", standalone_mode=False)
+        if rv == EXIT_INTERRUPTED:  # typer's own: a Ctrl-C while it parsed the line, before the command ran
+            _ignore_further_interrupts()
+            console.error_line(INTERRUPTED_BEFORE_START)
         return rv if isinstance(rv, int) else 0
     except TrackNetError as exc:
         if isinstance(exc, Interrupted):
@@ -123,9 +140,9 @@ def run(args: list[str]) -> int:
             raise
         console.error_line(exc.line())
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # every command handles its own: this one came while typer set the app up
         _ignore_further_interrupts()
-        console.error_line("interrupted")
+        console.error_line(INTERRUPTED_BEFORE_START)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0

@@ -7,16 +7,19 @@ requested size (``None`` = the source size), resized inside libswscale for video
 (``frame.reformat``, ~4x faster than PIL) and with Pillow (JPEG ``draft``) for images.
 
 What the video reader supports and why:
-- Frame numbers count frames as the decoder outputs them; timestamps are never used, so broken or
-  missing timestamps and variable frame rate do not shift rows. ``info.fps`` is the stream's
-  average rate (the overlay is written at that constant rate); 30 when the file does not say.
+- Frame numbers count frames as the decoder outputs them, so broken or missing timestamps and
+  variable frame rate do not shift rows; after damage (a packet that does not decode) frames are
+  numbered by their timestamps, so the rows after it keep their true frame numbers and the frames
+  lost have no row (``media.video.decode``). ``info.fps`` is the stream's average rate (the overlay
+  is written at that constant rate); 30 when the file does not say.
 - Rotation metadata (the display matrix, e.g. phone videos): rotations by multiples of 90 degrees
   are applied, so frames, sizes and coordinates are in the upright display orientation. Flips and
   other angles are ignored (counted as one warning).
-- A damaged or truncated file yields every frame that decodes; decode errors, corrupt frames and
-  a header frame count the decode did not reach are counted in ``source.report`` and summarised
-  by ``report.warning()`` at the end instead of raising. A file that cannot be opened, has no
-  video stream or decodes no frame at all raises ``InputError`` (exit 2) before any work.
+- A damaged or truncated file yields every frame that decodes, also past a corrupt start; decode
+  errors, the frames lost (where), corrupt frames and a header frame count the decode did not reach
+  are counted in ``source.report`` and summarised by ``report.warning()`` at the end instead of
+  raising. A file that cannot be opened, has no video stream or decodes no frame at all raises
+  ``InputError`` (exit 2) before any work.
 - ``start``/``end`` are 0-based frame numbers, ``end`` exclusive (Python slicing: ``start=10,
   end=20`` gives frames 10..19). Video frames before ``start`` are decoded (decode order is the
   only reliable frame number) but never converted or kept; decoding stops at ``end``. Frame
@@ -37,7 +40,7 @@ import numpy as np
 from tracknet_cli.errors import InputError, UsageError
 from tracknet_cli.media.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, video_files
 from tracknet_cli.media.images import image_rgb
-from tracknet_cli.media.video import frame_rotation, rotation_steps, to_rgb
+from tracknet_cli.media.video import DecodeLog, decode, frame_rotation, frame_span, lost_regions, rotation_steps, to_rgb
 
 DEFAULT_FPS = 30.0
 
@@ -66,24 +69,24 @@ class SourceInfo:
 class SourceFrame:
     """One decoded frame, at every size the caller asked for (same order as ``sizes``)."""
 
-    index: int  # absolute 0-based frame number in decode order
+    index: int  # absolute 0-based frame number (decode order; after damage from the timestamp)
     images: tuple[np.ndarray, ...]  # uint8 (h, w, 3) RGB, C-contiguous
     name: str | None = None  # the image file name for frame folders and images
     overlay: Any = None  # with overlay_size: a yuv420p av.VideoFrame (videos) or an RGB array
 
 
 @dataclass
-class DecodeReport:
-    """Counts gathered while decoding, turned into one warning line at the end."""
+class DecodeReport(DecodeLog):
+    """Counts gathered while decoding, turned into one warning line at the end. From ``DecodeLog``:
+    ``errors`` (decode/demux errors or unreadable images), ``lost`` (frame numbers that did not
+    decode), ``finished`` (the end of the input was reached, not --end), ``through``."""
 
     path: Path
     decoded: int = 0  # frames that came out of the decoder (or images read), including skipped ones
     yielded: int = 0
-    errors: int = 0  # decode/demux errors or unreadable images
     corrupt: int = 0  # frames the decoder flagged corrupt (still yielded)
     resized: int = 0  # images whose size differed from the first one
     header_frames: int | None = None
-    finished: bool = False  # the decoder reached the end of the input (not stopped at --end)
     notes: list[str] = field(default_factory=list)
 
     def warning(self) -> str | None:
@@ -91,9 +94,15 @@ class DecodeReport:
         parts: list[str] = []
         if self.errors:
             parts.append(f"{self.errors} decode error{'s' if self.errors != 1 else ''}")
+        if self.lost:
+            regions = lost_regions(self.lost)
+            n = sum(r[2] for r in regions)
+            where = ", ".join(frame_span(a, b) for a, b, _ in regions[:3]) + (" and more" if len(regions) > 3 else "")
+            parts.append(f"{n} frame{'s' if n != 1 else ''} did not decode ({where}; no rows for them, "
+                         "the later rows keep their frame numbers)")
         if self.corrupt:
             parts.append(f"{self.corrupt} corrupt frame{'s' if self.corrupt != 1 else ''}")
-        if self.finished and self.header_frames and self.decoded < self.header_frames:
+        if self.finished and self.header_frames and max(self.through, self.decoded) < self.header_frames:
             parts.append(f"{self.decoded} of the {self.header_frames} frames the header claims decoded (truncated?)")
         if self.resized:
             parts.append(f"{self.resized} image{'s' if self.resized != 1 else ''} resized to the first image's size")
@@ -140,14 +149,15 @@ class FrameSource:
         raise NotImplementedError
 
     def _check_not_past_end(self) -> None:
-        if self.report.yielded == 0 and self.report.decoded > 0 and self.start >= self.report.decoded:
+        if self.report.yielded == 0 and self.report.through > 0 and self.start >= self.report.through:
             raise UsageError(f"--start {self.start} is past the end of {self.info.path} "
-                             f"({self.report.decoded} frames decoded)")
+                             f"({self.report.through} frames decoded)")
 
 
 # ---------------------------------------------------------------- videos
 class VideoSource(FrameSource):
-    """A video file decoded with PyAV, frames numbered in decode order."""
+    """A video file decoded with PyAV (``media.video.decode``: frames numbered in decode order, by
+    timestamp after damage)."""
 
     def __init__(self, path: Path | str, start: int = 0, end: int | None = None) -> None:
         super().__init__(start, end)
@@ -172,22 +182,15 @@ class VideoSource(FrameSource):
         return container
 
     def _probe(self) -> SourceInfo:
-        """Open the file and decode its first frame: size, rotation, rate; fail early if unreadable."""
-        import av
-
+        """Open the file and decode its first frame (past a damaged start): size, rotation, rate;
+        fail early if no frame decodes."""
         container = self._open()
         try:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             rate = Fraction(rate) if rate and 0 < float(rate) < 1000 else Fraction(int(DEFAULT_FPS))
             count = int(stream.frames) if stream.frames and stream.frames > 0 else None
-            first = None
-            try:
-                for frame in container.decode(stream):
-                    first = frame
-                    break
-            except av.error.FFmpegError:
-                first = None
+            first = next((frame for _, frame in decode(container, stream, DecodeLog())), None)
             if first is None:
                 raise InputError(f"cannot decode any frame of {self.path}: the file is damaged or not a video")
             width, height = first.width, first.height
@@ -211,8 +214,7 @@ class VideoSource(FrameSource):
             stream.thread_type = "AUTO"
         odd_angle_seen = False
         try:
-            for frame in _decoded_frames(container, stream, report):
-                index = report.decoded
+            for index, frame in decode(container, stream, report):
                 report.decoded += 1
                 if index < self.start:
                     continue
@@ -241,33 +243,6 @@ class VideoSource(FrameSource):
         if report.decoded == 0:
             raise InputError(f"cannot decode any frame of {self.path}: the file is damaged or not a video")
         self._check_not_past_end()
-
-
-def _decoded_frames(container, stream, report: DecodeReport) -> Iterator:
-    """Frames in decode order. A packet that fails to decode is counted and skipped; a demuxer error
-    (a cut file) is counted, the decoder is drained of the frames it still holds, and decoding ends."""
-    import av
-
-    demux = container.demux(stream)
-    while True:
-        try:
-            packet = next(demux)
-        except StopIteration:
-            break
-        except av.error.FFmpegError:
-            report.errors += 1
-            try:
-                yield from stream.codec_context.decode(None)
-            except av.error.FFmpegError:
-                pass
-            break
-        try:
-            frames = packet.decode()
-        except av.error.FFmpegError:
-            report.errors += 1
-            continue
-        yield from frames
-    report.finished = True
 
 
 def _reason(exc: BaseException) -> str:
