@@ -186,6 +186,7 @@ def _seed(video: Path, labels: dict[int, tuple], proposals: dict[int, tuple] | N
     session.apply([{"frame": f, "visibility": v, "x": x, "y": y} for f, (v, x, y) in labels.items()], position)
     session.set_proposals([(f, Proposal(*p)) for f, p in (proposals or {}).items()])
     session.save()
+    session.close()  # releases the label file's lock for the server the test starts next
 
 
 def _server_labels(srv: Any) -> list:
