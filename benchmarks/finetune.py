@@ -1,21 +1,29 @@
-"""Fine-tuning a bundled model vs training from scratch, on footage no bundled model saw.
+"""Fine-tuning bundled models vs training from scratch, on footage no bundled model saw.
 
-Trains the same profile twice per budget, side by side (one from random weights, one `--init-from`
-a bundled model), each process on one CPU thread so the two arms share the machine equally, then
-scores both on the held-out clips with `tracknet eval`. Prints one table: minutes, F1 (and steps)
-of each arm. Training emulates a CPU without native bf16 (AVX2 kernels, fp32) unless `--native`;
-each budget is the whole run, its final validation included (`training.time_limit`). Scoring is not
-timed: it runs in fp32 on this CPU's own kernels.
+Trains the same profile once per arm and budget (from random weights, and `--init-from` each model
+named), two processes at a time, each on one CPU thread, then scores every arm's test clips with
+`tracknet eval`. Prints one table: minutes x labelled frames, F1 (P/R, steps) of each arm, with the
+untouched models' F1 (0 minutes) first. Training emulates a CPU without native bf16 (AVX2 kernels,
+fp32) unless `--native`; each budget is the whole run, its final validation included
+(`training.time_limit`). Scoring is not timed: it runs in fp32 on this CPU's own kernels.
 
-    .venv/bin/python benchmarks/finetune.py [--data handball] [--init-from tennis] [--minutes 2 5 10]
+    .venv/bin/python benchmarks/finetune.py [--data handball] [--init-from tennis badminton] [--minutes 2 5 10]
+        [--labels 50 100 300] [--no-scratch]
 
 `--data handball` (default) splits the handball clip of ../shared/realdata (or $TRACKNET_REALDATA) by
 time into train (frames 0-159), validation (160-199, for the threshold) and test (200-275) clips, as
-a user who labelled the start of a video would. `--data tennis --tennis-test DIR` uses the bundled
+a user who labelled the start of a video would. `--data padel --padel DIR` (DIR: `raw_data/points/clean`
+of github.com/VictorUceda/TrackNet-Padel: broadcast padel points named MATCH_ROUND_PAIRS_SET_GAMES_POINT)
+splits by match and set: train on the Roma semi-final's sets 0-1, validate on its set 2, test on its
+set 3 and on the other match (the Roma round of 16). `--data tennis --tennis-test DIR` uses the bundled
 model's held-out tennis games (DIR: the `tennis-test` folder of scripts/pretrained/build_data.py,
 gameN_ClipM.mp4 + .csv) as a user's own match footage: train on game 9 (9 clips, 1,573 frames),
-validate on two clips of game 10 and test on five others (574 frames). Any other value is a dataset folder whose profile split (data.split) is
-used. The first row (0 minutes) scores the `--init-from` model as it is on the test clips.
+validate on two clips of game 10 and test on five others (574 frames). Any other value is a dataset
+folder whose profile split (data.split) is used.
+
+`--labels N` trains on the first N labelled frames of the training clips only (clips in name order,
+the last one cut: the frames a person labels first), as a user with N labels would; validation and
+test stay whole.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from pathlib import Path
 
 PLAIN_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "TRACKNET_TRAINING__PRECISION": "fp32"}
 HANDBALL_PARTS = {"Clip1": (0, 160), "Clip2": (160, 200), "Clip3": (200, 276)}  # train, val, test
-HANDBALL_SPLIT = ["data.split.train=[game1/Clip1]", "data.split.val=[game1/Clip2]", "data.split.test=[game1/Clip3]"]
+HANDBALL_SPLIT = ["data.split.by=clip", "data.split.train=[game1/Clip1]", "data.split.val=[game1/Clip2]",
+                  "data.split.test=[game1/Clip3]"]
 TENNIS_VAL = ["game10_Clip8", "game10_Clip9"]  # 130 frames, for the threshold
 TENNIS_TEST = ["game10_Clip2", "game10_Clip3", "game10_Clip4", "game10_Clip5", "game10_Clip7"]  # 574 frames
 
@@ -73,8 +82,62 @@ def tennis_split(src: Path, out: Path) -> list[str]:
             if not (out / f"{stem}{suffix}").exists():
                 (out / f"{stem}{suffix}").symlink_to((src / f"{stem}{suffix}").resolve())
     train = [s for s in stems if s.startswith("game9_")]
-    return [f"data.split.train=[{','.join(train)}]", f"data.split.val=[{','.join(TENNIS_VAL)}]",
+    return ["data.split.by=clip", f"data.split.train=[{','.join(train)}]", f"data.split.val=[{','.join(TENNIS_VAL)}]",
             f"data.split.test=[{','.join(TENNIS_TEST)}]"]
+
+
+def padel_split(src: Path, out: Path) -> list[str]:
+    """Links to the padel points in three folders by match and set (see the module doc): train/, val/, test/."""
+    videos = sorted(p for p in src.glob("*.mp4") if p.with_suffix(".csv").is_file() and p.stat().st_size > 0)
+    if not videos:
+        sys.exit(f"{src}: expected the padel points (NAME.mp4 + NAME.csv) of VictorUceda/TrackNet-Padel raw_data/points/clean")
+    for video in videos:
+        parts = video.stem.split("_")  # MATCH_ROUND_PAIRS_SET_GAMES_POINT
+        folder = "test" if parts[1] != "Semis" or parts[3] == "3" else "val" if parts[3] == "2" else "train"
+        for path in (video, video.with_suffix(".csv")):
+            dest = out / folder / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                dest.symlink_to(path.resolve())
+    return ["data.split.by=clip", "data.split.train=[train]", "data.split.val=[val]", "data.split.test=[test]"]
+
+
+def first_labels(root: Path, sets: list[str], n: int, out: Path) -> list[str]:
+    """The data folder with its training clips cut to their first `n` labelled frames (links for the
+    frames, a shortened label file for the clip where the count runs out; later clips left out), and
+    the split overrides that name them. Validation and test clips are linked whole."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from tracknet_cli.data.clips import discover_clips
+    from tracknet_cli.data.splits import split_clips
+    from tracknet_cli.config.schema import SplitConfig
+
+    keys = {s.split("=", 1)[0].rsplit(".", 1)[1]: s.split("=", 1)[1] for s in sets if s.startswith("data.split.")}
+    lists = {k: v.strip("[]").split(",") for k, v in keys.items() if k in ("train", "val", "test")}
+    splits = split_clips(discover_clips(root), SplitConfig(by="clip", **lists))
+    left, train = n, []
+    training = {c.id for c in splits.train}
+    for clip in [*splits.train, *splits.val, *splits.test]:
+        if clip.id in training and left <= 0:
+            continue
+        for path in (p for p in [clip.video, *(clip.frame_paths or [])] if p is not None):
+            dest = out / "data" / Path(path).relative_to(root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                dest.symlink_to(Path(path).resolve())
+        with clip.label_path.open(newline="") as f:
+            rows = list(csv.reader(f))  # a header, then one row per frame in order (the sets used here)
+        if clip.id in training:
+            train.append(clip.id)
+            labelled = [i for i, state in enumerate(clip.labels.state) if state >= 0]
+            if len(labelled) > left:  # keep the frames up to the n-th labelled one
+                rows = rows[: labelled[left - 1] + 2]
+            left -= min(len(labelled), left)
+        dest = out / "data" / clip.label_path.relative_to(root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("w", newline="") as f:
+            csv.writer(f).writerows(rows)
+    return [f"data.root={out / 'data'}", "data.split.by=clip", f"data.split.train=[{','.join(train)}]",
+            *(f"data.split.{k}={keys[k]}" for k in ("val", "test") if k in keys)]
 
 
 def test_only(root: Path, sets: list[str], out: Path) -> Path:
@@ -103,22 +166,31 @@ def finish(proc: subprocess.Popen, what: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="handball", help="'handball', 'tennis' (with --tennis-test) or a dataset folder")
+    parser.add_argument("--data", default="handball", help="'handball', 'padel' (with --padel), 'tennis' (with --tennis-test) or a dataset folder")
     parser.add_argument("--tennis-test", type=Path, help="the held-out tennis folder (games 9-10) for --data tennis")
+    parser.add_argument("--padel", type=Path, help="VictorUceda/TrackNet-Padel's raw_data/points/clean folder for --data padel")
     parser.add_argument("--profile", default="finetune")
-    parser.add_argument("--init-from", default="tennis", help="bundled model name or checkpoint")
+    parser.add_argument("--init-from", nargs="+", default=["tennis"], help="bundled model names or checkpoints")
+    parser.add_argument("--no-scratch", action="store_true", help="leave out the arm trained from random weights")
     parser.add_argument("--minutes", type=float, nargs="+", default=[2, 5, 10])
+    parser.add_argument("--labels", type=int, nargs="+", default=[0], help="labelled training frames (0: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="training processes at a time (one thread each)")
     parser.add_argument("--protocol", default="v2")
     parser.add_argument("--native", action="store_true", help="use this CPU as it is (default: emulate plain AVX2, fp32)")
-    parser.add_argument("--set", action="append", default=[], help="extra overrides for both arms")
+    parser.add_argument("--set", action="append", default=[], help="extra overrides for every arm")
     parser.add_argument("--work", type=Path, help="folder for data and runs (default: a temp dir)")
     opts = parser.parse_args()
-    work = opts.work or Path(tempfile.mkdtemp(prefix="tracknet-finetune-"))
+    work = (opts.work or Path(tempfile.mkdtemp(prefix="tracknet-finetune-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     if opts.data == "handball":
         root, sets = work / "handball", HANDBALL_SPLIT
         if not root.exists():
             handball_split(root)
+    elif opts.data == "padel":
+        if opts.padel is None:
+            sys.exit("--data padel needs --padel DIR (raw_data/points/clean of VictorUceda/TrackNet-Padel)")
+        root = work / "padel"
+        sets = padel_split(opts.padel, root)
     elif opts.data == "tennis":
         if opts.tennis_test is None:
             sys.exit("--data tennis needs --tennis-test DIR (the tennis-test folder of scripts/pretrained/build_data.py)")
@@ -130,42 +202,51 @@ def main() -> None:
     # Scoring is not what is timed: it runs on this CPU's own kernels, in fp32 unless --native.
     score_env = {**os.environ, "OMP_NUM_THREADS": "1"}
     score = [] if opts.native else ["--precision", "fp32"]
-    sets = [f"data.root={root}", *sets, *opts.set]
-    base = [a for s in sets for a in ("--set", s)]
-    rows = []
-    zero_shot = None  # the `--init-from` model as it is, scored beside the first budget's arms
+    arms = ([] if opts.no_scratch else [("scratch", [])]) + [(name, ["--init-from", name]) for name in opts.init_from]
+
+    # The untouched models on the test clips (0 minutes).
+    zero = {}
     if any(s.startswith("data.split.test=") for s in sets):
-        zero_shot = ["eval", "--checkpoint", opts.init_from, "--data-root", str(test_only(root, sets, work / "test-only")),
-                     "--split", "all", "--protocol", opts.protocol, "--json", *score]
-    for minutes in opts.minutes:
-        procs = {}
-        for arm, extra in (("scratch", []), ("fine-tuned", ["--init-from", opts.init_from])):
-            out_dir = work / "runs" / f"{arm}-{minutes:g}min"
-            procs[arm] = tracknet(["train", "--profile", opts.profile, *base, "--set",
-                                   f"training.time_limit={minutes * 60:g}", *extra, "--out", str(out_dir)], work, env)
-        summaries = {arm: json.loads(finish(proc, f"train {arm} {minutes:g} min")) for arm, proc in procs.items()}
-        evals = {arm: tracknet(["eval", "--checkpoint", summary["best_weights"], "--split", "test", "--protocol",
-                                opts.protocol, "--json", *score], work, score_env) for arm, summary in summaries.items()}
-        if zero_shot is not None:
-            evals["zero-shot"], zero_shot = tracknet(zero_shot, work, score_env), None
-        scored = {arm: json.loads(finish(proc, f"eval {arm}")) for arm, proc in evals.items()}
-        if "zero-shot" in scored:
-            z = scored.pop("zero-shot")
-            rows.insert(0, {"minutes": 0, "fine-tuned": (z["f1"], z["precision"], z["recall"], 0)})
-        row = {"minutes": minutes}
-        for arm, sc in scored.items():
-            row[arm] = (sc["f1"], sc["precision"], sc["recall"], summaries[arm]["steps"])
-        rows.append(row)
-        print(f"{minutes:g} min done", file=sys.stderr)
+        only = test_only(root, sets, work / "test-only")
+        for name in opts.init_from:
+            out = finish(tracknet(["eval", "--checkpoint", name, "--data-root", str(only), "--split", "all",
+                                   "--protocol", opts.protocol, "--json", *score], work, score_env), f"eval {name}")
+            sc = json.loads(out)
+            zero[name] = (sc["f1"], sc["precision"], sc["recall"], 0)
+
+    jobs = []  # (labels, minutes, arm, train args)
+    for n in opts.labels:
+        data_sets = [f"data.root={root}", *sets] if n == 0 else first_labels(root, sets, n, work / f"labels-{n}")
+        base = [a for s in [*data_sets, *opts.set] for a in ("--set", s)]
+        for minutes in opts.minutes:
+            for arm, extra in arms:
+                out_dir = work / "runs" / f"{n}-labels-{minutes:g}min-{Path(arm).stem}"
+                jobs.append((n, minutes, arm, ["train", "--profile", opts.profile, *base, "--set",
+                                               f"training.time_limit={minutes * 60:g}", *extra, "--out", str(out_dir)]))
+    results: dict[tuple[int, float, str], tuple] = {}
+    for i in range(0, len(jobs), opts.jobs):
+        batch = jobs[i: i + opts.jobs]
+        procs = [tracknet(args, work, env) for *_, args in batch]
+        summaries = [json.loads(finish(p, f"train {arm} {n} labels {m:g} min")) for p, (n, m, arm, _) in zip(procs, batch)]
+        evals = [tracknet(["eval", "--checkpoint", s["best_weights"], "--split", "test", "--protocol", opts.protocol,
+                           "--json", *score], work, score_env) for s in summaries]
+        for proc, summary, (n, m, arm, _) in zip(evals, summaries, batch):
+            sc = json.loads(finish(proc, f"eval {arm}"))
+            results[(n, m, arm)] = (sc["f1"], sc["precision"], sc["recall"], summary["steps"])
+            print(f"{n or 'all'} labels, {m:g} min, {arm}: F1 {sc['f1']:.3f} ({summary['steps']} steps)", file=sys.stderr)
 
     cpu = "this CPU as it is" if opts.native else "plain-CPU emulation (AVX2 kernels, fp32)"
-    print(f"{opts.profile} on {opts.data}: from scratch vs --init-from {opts.init_from}, one thread per arm, side by side, "
-          f"{cpu}, load average {os.getloadavg()[0]:.1f} at the end; test F1 under {opts.protocol}")
-    print(f"{'minutes':>8} | {'scratch F1 (P/R, steps)':>28} | {'fine-tuned F1 (P/R, steps)':>28}")
-    for row in rows:
-        cells = [f"{f1:.3f} ({p:.2f}/{r:.2f}, {s})" if arm else "-" for arm in (row.get("scratch"), row["fine-tuned"])
-                 for f1, p, r, s in [arm or (0, 0, 0, 0)]]
-        print(f"{row['minutes']:>8g} | {cells[0]:>28} | {cells[1]:>28}")
+    print(f"{opts.profile} on {opts.data}: one thread per arm, {opts.jobs} at a time, {cpu}, load average "
+          f"{os.getloadavg()[0]:.1f} at the end; test F1 under {opts.protocol} (P/R, steps)")
+    names = [arm for arm, _ in arms]
+    print("| labels | minutes | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    cell = lambda r: f"{r[0]:.3f} ({r[1]:.2f}/{r[2]:.2f}, {r[3]})" if r else "-"  # noqa: E731
+    if zero:
+        print("| - | 0 | " + " | ".join(cell(zero.get(a)) for a in names) + " |")
+    for n in opts.labels:
+        for m in opts.minutes:
+            print(f"| {n or 'all'} | {m:g} | " + " | ".join(cell(results.get((n, m, a))) for a in names) + " |")
 
 
 if __name__ == "__main__":

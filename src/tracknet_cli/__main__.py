@@ -10,7 +10,7 @@ import sys
 
 def main() -> None:
     try:
-        from tracknet_cli.cli.signals import ignore_stop_signals, stop_on_sigterm
+        from tracknet_cli.cli.signals import stop_on_sigterm
 
         stop_on_sigterm()
         from tracknet_cli.cli.app import main as app_main
