@@ -373,3 +373,37 @@ def test_interpolated_frames_are_drawn_apart_from_hand_placed_ones_also_after_re
     with label_server(str(video), "--no-model") as srv:  # reopened: still told apart
         labels = _server_labels(srv)
         assert [bool(labels[k].get("interpolated")) for k in (2, 3, 4, 5, 6)] == [False, True, True, False, False]
+
+
+# ---------------------------------------------------------------- issue 31: the rough edges of a day's labelling
+def _reopen(page: Any) -> None:
+    page.reload()
+    page.wait_for_function("window.tracknetLabel && tracknetLabel.state.ready && tracknetLabel.state.bitmaps.has(tracknetLabel.state.current)",
+                           timeout=120_000)
+
+
+def test_undo_and_redo_outlive_a_reload_of_the_page(browser: Any, video: Path) -> None:
+    target = video.with_suffix(".csv")
+    _seed(video, {3: (1, 40, 30)}, position=3)
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        _click_image(page, 60, 20)  # the person moves frame 3's ball...
+        _until(page, f"{S}.labels[3].x !== 40")
+        moved = page.evaluate(f"{S}.labels[3]")
+        page.keyboard.press("0")  # ...then says frame 3 has no ball after all
+        _until(page, f"{S}.labels[3].visibility === 0")
+        _settled(page, srv, target, "Frame,Visibility,X,Y\n3,0,0,0\n")
+        _reopen(page)  # F5: the history is still there
+        page.keyboard.press("Control+z")
+        _until(page, f"{S}.labels[3].visibility === 1")
+        assert page.evaluate(f"{S}.labels[3]") == moved
+        _settled(page, srv, target, f"Frame,Visibility,X,Y\n3,1,{_cell(moved['x'])},{_cell(moved['y'])}\n")
+        _reopen(page)
+        page.keyboard.press("Control+z")  # back to the seeded label
+        _until(page, f"{S}.labels[3].x === 40")
+        _settled(page, srv, target, "Frame,Visibility,X,Y\n3,1,40,30\n")
+        _reopen(page)
+        page.keyboard.press("Control+Shift+z")  # and the redo list survived too
+        _until(page, f"{S}.labels[3].x !== 40")
+        _settled(page, srv, target, f"Frame,Visibility,X,Y\n3,1,{_cell(moved['x'])},{_cell(moved['y'])}\n")
+        page.close()

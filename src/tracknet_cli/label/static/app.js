@@ -1,10 +1,11 @@
 // tracknet label: the labelling page. Plain JS, no build step, no network beyond this server.
 // The server holds the state (labels, proposals, per-frame state) and saves it; the page draws it,
-// sends every change as a PUT /api/labels, and keeps undo and redo stacks of what each change replaced.
+// sends every change as a PUT /api/labels, and keeps undo and redo stacks of what each change replaced
+// (in sessionStorage, per label file and server token, so that a reload of the tab keeps them).
 "use strict";
 
 const TOKEN = window.TRACKNET_TOKEN;
-const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8;
+const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8, HISTORY_KEPT = 500;
 const DOUBLE_CLICK_MS = 300;  // a click places the ball this long after it, unless it was half of a double-click
 const LOOK_MS = 500;  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
 const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c40f", uncertain: "#e67e22",
@@ -212,6 +213,21 @@ function labelJson(frame, lab) {
 
 function newChange(before) { S.undo.push(before); S.redo = []; }
 
+function historyKey() { return `tracknet-label:${S.meta.labels_path}:${TOKEN}`; }
+
+function keepHistory() {  // the undo and redo stacks outlive a reload (the last HISTORY_KEPT changes of each)
+  const last = (stack) => stack.slice(-HISTORY_KEPT);
+  try { sessionStorage.setItem(historyKey(), JSON.stringify({ undo: last(S.undo), redo: last(S.redo) })); }
+  catch (e) { /* storage full or off: the stacks still work until the tab reloads */ }
+}
+
+function restoreHistory() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(historyKey()));
+    if (kept) { S.undo = kept.undo; S.redo = kept.redo; }
+  } catch (e) { /* none kept, or not readable: start with empty stacks */ }
+}
+
 async function change(items, push = newChange) {  // items: [{frame, label|null}]; push(what they replace)
   const before = items.map(({ frame }) => ({ frame, label: S.labels[frame] }));
   const changes = items.map(({ frame, label }) => labelJson(frame, label));
@@ -224,6 +240,7 @@ async function change(items, push = newChange) {  // items: [{frame, label|null}
     S.states[frame] = label ? "confirmed" : stateOfProposal(frame);
   }
   if (push) push(before);
+  keepHistory();
   $("saved").textContent = "saving…";
   updateInfo(); drawTimeline(); draw();
   return true;
@@ -407,6 +424,7 @@ async function main() {
   }
   for (const note of S.meta.notes) { const li = document.createElement("li"); li.textContent = note; $("notes").appendChild(li); }
   const snap = await refresh();
+  restoreHistory();
   setupInput();
   fit();
   S.ready = true;
