@@ -382,6 +382,11 @@ def _reopen(page: Any) -> None:
                            timeout=120_000)
 
 
+def _keys(page: Any) -> dict[str, str]:
+    """The key list on the page: {key: what it does}."""
+    return dict(page.evaluate("Array.from(document.querySelectorAll('#keys tr'), (r) => [r.cells[0].textContent, r.cells[1].textContent])"))
+
+
 def test_undo_and_redo_outlive_a_reload_of_the_page(browser: Any, video: Path) -> None:
     target = video.with_suffix(".csv")
     _seed(video, {3: (1, 40, 30)}, position=3)
@@ -406,4 +411,37 @@ def test_undo_and_redo_outlive_a_reload_of_the_page(browser: Any, video: Path) -
         page.keyboard.press("Control+Shift+z")  # and the redo list survived too
         _until(page, f"{S}.labels[3].x !== 40")
         _settled(page, srv, target, f"Frame,Visibility,X,Y\n3,1,{_cell(moved['x'])},{_cell(moved['y'])}\n")
+        page.close()
+
+
+def test_the_loupe_moves_away_from_the_pointer_and_l_hides_it(browser: Any, video: Path) -> None:
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        stage = page.locator("#view").bounding_box()
+        loupe = page.locator("#loupe")
+
+        def covers(x: float, y: float) -> bool:
+            box = loupe.bounding_box()
+            return box["x"] <= x <= box["x"] + box["width"] and box["y"] <= y <= box["y"] + box["height"]
+
+        centre = (stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2)
+        page.mouse.move(*centre)
+        _until(page, "getComputedStyle(document.getElementById('loupe')).display === 'block'")
+        box = loupe.bounding_box()
+        assert box["x"] + box["width"] > stage["x"] + stage["width"] - 30, (box, stage)  # top right
+        for x, y in ((stage["x"] + stage["width"] - 20, stage["y"] + 20), (stage["x"] + stage["width"] - 100, stage["y"] + 90),
+                     (stage["x"] + stage["width"] - 200, stage["y"] + 150)):
+            page.mouse.move(x, y)  # near the top-right corner: the loupe goes to the top left
+            assert loupe.is_visible() and not covers(x, y), (x, y, loupe.bounding_box())
+            assert loupe.bounding_box()["x"] < stage["x"] + 30
+        page.mouse.move(stage["x"] + 20, stage["y"] + 20)  # the top-left corner: back to the top right
+        assert loupe.is_visible() and not covers(stage["x"] + 20, stage["y"] + 20), loupe.bounding_box()
+        page.keyboard.press("l")  # off, and it stays off while the pointer moves
+        _until(page, "getComputedStyle(document.getElementById('loupe')).display === 'none'")
+        page.mouse.move(*centre)
+        assert not loupe.is_visible()
+        page.keyboard.press("l")
+        _until(page, "getComputedStyle(document.getElementById('loupe')).display === 'block'")
+        assert "loupe" in _keys(page)["l"]
+        assert not page.errors, page.errors  # type: ignore[attr-defined]
         page.close()

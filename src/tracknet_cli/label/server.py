@@ -37,7 +37,8 @@ STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; ch
 KEYS = [  # every key and gesture the page reacts to (docs/scripts/label.md has the details)
     ("click", "place the ball (class: 1 2 3); nothing outside the picture"),
     ("double-click", "fit the picture (places nothing)"), ("wheel", "zoom at the pointer"),
-    ("pointer", "loupe: 4x around it, top right"),
+    ("pointer", "loupe: 4x around it, top right (top left while the pointer is near there)"),
+    ("l", "loupe off / on"),
     ("0", "no ball in this frame"),
     ("1 2 3", "class of the next click (visible, hard, occluded), and of a ball labelled here; "
               "never confirms a proposal"),

@@ -7,7 +7,8 @@
 const TOKEN = window.TRACKNET_TOKEN;
 const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8, HISTORY_KEPT = 500;
 const DOUBLE_CLICK_MS = 300;  // a click places the ball this long after it, unless it was half of a double-click
-const LOOK_MS = 500;  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
+const LOOK_MS = 500;
+const LOUPE_AWAY = 250;  // a pointer this close (CSS px) to the loupe's top-right corner sends it to the top left  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
 const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c40f", uncertain: "#e67e22",
                  empty: "#555555" };
 
@@ -15,7 +16,7 @@ const S = {
   meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
   undo: [], redo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 },
   pointer: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null, clicked: null,
-  stopped: null, modelStatus: "off",
+  stopped: null, modelStatus: "off", loupeOn: true, pointerAt: null,
 };
 const $ = (id) => document.getElementById(id);
 const view = $("view"), loupe = $("loupe"), timeline = $("timeline");
@@ -163,8 +164,10 @@ function draw() {
   drawLoupe(bmp);
 }
 
-function drawLoupe(bmp) {
-  if (!S.pointer || !bmp) { loupe.style.display = "none"; return; }
+function drawLoupe(bmp) {  // top right, or top left while the pointer is near the top right; l hides it
+  if (!S.pointer || !bmp || !S.loupeOn) { loupe.style.display = "none"; return; }
+  const r = view.getBoundingClientRect(), at = S.pointerAt;
+  loupe.classList.toggle("left", at.x > r.right - LOUPE_AWAY && at.y < r.top + LOUPE_AWAY);
   const ctx = loupe.getContext("2d"), zoom = 4, size = loupe.width, half = size / zoom / 2;
   const { x, y } = S.pointer;
   loupe.style.display = "block";
@@ -340,6 +343,12 @@ async function nextNeeding() {
   go(frame);
 }
 
+function toggleLoupe() {
+  S.loupeOn = !S.loupeOn;
+  message(S.loupeOn ? "loupe on" : "loupe off (l shows it again)");
+  drawLoupe(S.bitmaps.get(S.current));
+}
+
 function togglePlay() {
   if (S.playing) { clearInterval(S.playing); S.playing = null; message("paused"); return; }
   const fps = Math.min(30, S.meta.fps || 25);
@@ -365,6 +374,7 @@ function onKey(e) {
   else if (ctrl && (lower === "y" || (lower === "z" && e.shiftKey))) history(S.redo, S.undo, "redo");
   else if (ctrl && lower === "z") history(S.undo, S.redo, "undo");
   else if (k === "i") interpolate();
+  else if (lower === "l" && !ctrl) toggleLoupe();
   else handled = false;
   if (handled) e.preventDefault();
 }
@@ -382,7 +392,10 @@ function setupInput() {
   document.addEventListener("keydown", onKey);
   view.addEventListener("wheel", onWheel, { passive: false });
   view.addEventListener("click", onClick);
-  view.addEventListener("mousemove", (e) => { S.pointer = toImage(e.clientX, e.clientY); drawLoupe(S.bitmaps.get(S.current)); });
+  view.addEventListener("mousemove", (e) => {
+    S.pointer = toImage(e.clientX, e.clientY); S.pointerAt = { x: e.clientX, y: e.clientY };
+    drawLoupe(S.bitmaps.get(S.current));
+  });
   view.addEventListener("mouseleave", () => { S.pointer = null; loupe.style.display = "none"; });
   view.addEventListener("dblclick", () => { clearTimeout(S.clickTimer); fit(); draw(); });
   timeline.addEventListener("click", (e) => {
