@@ -445,3 +445,38 @@ def test_the_loupe_moves_away_from_the_pointer_and_l_hides_it(browser: Any, vide
         assert "loupe" in _keys(page)["l"]
         assert not page.errors, page.errors  # type: ignore[attr-defined]
         page.close()
+
+
+STEPS = """() => {  // places along the picture's rows where the colour changes at two screen pixels in a row:
+  // none when each source pixel is a flat square, many when the picture is scaled smoothly
+  const c = document.getElementById('view'), v = tracknetLabel.state.view, m = tracknetLabel.state.meta;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, x0 = Math.max(0, Math.ceil(-v.ox * v.s));
+  const x1 = Math.min(c.width, Math.floor((m.width - v.ox) * v.s)), y0 = Math.max(0, Math.ceil(-v.oy * v.s));
+  const y1 = Math.min(c.height, Math.floor((m.height - v.oy) * v.s));
+  const at = (x, y) => (y * c.width + x) * 4, differ = (a, b) => [0, 1, 2].some((k) => d[a + k] !== d[b + k]);
+  let steps = 0;
+  for (let y = y0; y < y1; y += 7)
+    for (let x = x0 + 1; x < x1 - 1; x++) if (differ(at(x - 1, y), at(x, y)) && differ(at(x, y), at(x + 1, y))) steps++;
+  return steps;
+}"""
+
+
+def test_a_small_clip_blown_up_is_drawn_smooth_and_zoomed_in_as_square_pixels(browser: Any, video: Path) -> None:
+    """The 128x72 clip fitted into 1280x720 (about 7.6 screen pixels a source pixel, as a 640x360 clip
+    at 1920x1080 full screen is 3): smooth; wheel-zoomed past the fit: square pixels to aim at."""
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        assert page.evaluate(f"{S}.view.s") > 4
+        page.mouse.move(5, 5)  # no loupe over the picture
+        smooth = page.evaluate(STEPS)
+        assert smooth > 500, smooth
+        at = page.evaluate("tracknetLabel.toClient(64, 36)")
+        page.mouse.move(at["x"], at["y"])
+        page.mouse.wheel(0, -300)
+        _until(page, f"{S}.view.s > {S}.fitted * 1.2")
+        page.mouse.move(5, 5)
+        assert page.evaluate(STEPS) == 0
+        page.mouse.dblclick(*(lambda b: (b["x"] + 5, b["y"] + 5))(page.locator("#view").bounding_box()))  # fitted again
+        _until(page, f"{S}.view.s === {S}.fitted")
+        assert page.evaluate(STEPS) > 500
+        page.close()

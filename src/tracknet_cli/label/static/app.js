@@ -8,6 +8,7 @@ const TOKEN = window.TRACKNET_TOKEN;
 const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8, HISTORY_KEPT = 500;
 const DOUBLE_CLICK_MS = 300;  // a click places the ball this long after it, unless it was half of a double-click
 const LOOK_MS = 500;
+const SHARP_SCALE = 4;  // zoomed in past the fit to this many screen pixels a source pixel: pixels drawn as squares
 const LOUPE_AWAY = 250;  // a pointer this close (CSS px) to the loupe's top-right corner sends it to the top left  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
 const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c40f", uncertain: "#e67e22",
                  empty: "#555555" };
@@ -15,7 +16,7 @@ const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c4
 const S = {
   meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
   undo: [], redo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 },
-  pointer: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null, clicked: null,
+  fitted: 1, pointer: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null, clicked: null,
   stopped: null, modelStatus: "off", loupeOn: true, pointerAt: null,
 };
 const $ = (id) => document.getElementById(id);
@@ -88,6 +89,7 @@ function fit() {
   view.width = w; view.height = h;
   const s = Math.min(w / m.width, h / m.height);
   S.view = { s, ox: -(w / s - m.width) / 2, oy: -(h / s - m.height) / 2 };
+  S.fitted = s;
 }
 
 function toImage(cx, cy) {
@@ -149,7 +151,9 @@ function draw() {
   ctx.fillStyle = "#000"; ctx.fillRect(0, 0, view.width, view.height);
   const bmp = S.bitmaps.get(S.current);
   ctx.setTransform(v.s, 0, 0, v.s, -v.ox * v.s, -v.oy * v.s);
-  ctx.imageSmoothingEnabled = v.s < 2;
+  // smooth at the fitted view, however far a small clip is blown up; squares once the wheel zooms in past it
+  ctx.imageSmoothingEnabled = !(v.s > S.fitted * 1.001 && v.s >= SHARP_SCALE);
+  ctx.imageSmoothingQuality = "high";
   if (bmp) ctx.drawImage(bmp, 0, 0);
   drawTrail(ctx);
   const pt = pointOf(S.current);
