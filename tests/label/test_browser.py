@@ -480,3 +480,33 @@ def test_a_small_clip_blown_up_is_drawn_smooth_and_zoomed_in_as_square_pixels(br
         _until(page, f"{S}.view.s === {S}.fitted")
         assert page.evaluate(STEPS) > 500
         page.close()
+
+
+def test_the_timeline_numbers_its_frames_and_reads_out_the_one_under_the_pointer(browser: Any, video: Path) -> None:
+    _seed(video, {2: (1, 20, 20), 8: (0, None, None)},
+          {5: (1, 50.0, 30.0, 0.9, ""), 7: (1, 60.0, 30.0, 0.55, "score")}, position=0)
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        bar = page.locator("#timeline").bounding_box()
+        cell = bar["width"] / 12
+        ticks = page.locator("#ticks span")
+        numbers = [int(t) for t in ticks.all_inner_texts()]
+        assert numbers == list(range(12)), numbers  # 12 frames across the window: every frame numbered
+        for k, frame in enumerate(numbers):
+            box = ticks.nth(k).bounding_box()
+            middle = box["x"] + box["width"] / 2
+            assert bar["x"] + frame * cell <= middle <= bar["x"] + (frame + 1) * cell, (frame, box, bar)
+            assert box["y"] >= bar["y"] + bar["height"] - 1 and box["height"] > 8, (frame, box, bar)  # under the strip
+        hover = page.locator("#hover")
+        assert not hover.is_visible()
+        for frame, words in ((0, "empty"), (2, "confirmed, visibility 1"), (5, "proposed"),
+                             (7, "uncertain (a score near the threshold)"), (8, "confirmed, no ball")):
+            page.mouse.move(bar["x"] + (frame + 0.5) * cell, bar["y"] + bar["height"] / 2)
+            assert hover.inner_text() == f"frame {frame}: {words}"
+            box = hover.bounding_box()
+            assert box["y"] + box["height"] <= bar["y"] and abs(box["x"] + box["width"] / 2 - (bar["x"] + (frame + 0.5) * cell)) < cell
+        page.mouse.move(bar["x"] + 5, bar["y"] - 100)  # off the timeline: the readout goes
+        assert not hover.is_visible()
+        assert "hover" in _keys(page)["timeline"]
+        assert not page.errors, page.errors  # type: ignore[attr-defined]
+        page.close()

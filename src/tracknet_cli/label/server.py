@@ -47,7 +47,7 @@ KEYS = [  # every key and gesture the page reacts to (docs/scripts/label.md has 
     ("Space", "play / pause"), ("Backspace", "clear this frame's label"), ("Ctrl+Z", "undo"),
     ("Ctrl+Shift+Z", "redo (also Ctrl+Y)"),
     ("i", "interpolate the unlabelled frames between two labelled balls (never across no ball)"),
-    ("timeline", "click to jump to a frame"),
+    ("timeline", "click to jump to a frame; hover: its number and state"),
 ]
 
 

@@ -9,9 +9,12 @@ const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8, HIS
 const DOUBLE_CLICK_MS = 300;  // a click places the ball this long after it, unless it was half of a double-click
 const LOOK_MS = 500;
 const SHARP_SCALE = 4;  // zoomed in past the fit to this many screen pixels a source pixel: pixels drawn as squares
+const TICK_PX = 70;  // the timeline's frame numbers are at least this far apart
 const LOUPE_AWAY = 250;  // a pointer this close (CSS px) to the loupe's top-right corner sends it to the top left  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
 const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c40f", uncertain: "#e67e22",
                  empty: "#555555" };
+const WHY = { score: "a score near the threshold", jump: "tracking rejected this jump", gap: "tracking filled a gap",
+              track: "off the track of the frames around it" };
 
 const S = {
   meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
@@ -20,7 +23,7 @@ const S = {
   stopped: null, modelStatus: "off", loupeOn: true, pointerAt: null,
 };
 const $ = (id) => document.getElementById(id);
-const view = $("view"), loupe = $("loupe"), timeline = $("timeline");
+const view = $("view"), loupe = $("loupe"), timeline = $("timeline"), hover = $("hover");
 
 function api(path, options = {}) {
   const headers = Object.assign({ "X-Token": TOKEN }, options.headers || {});
@@ -192,8 +195,44 @@ function drawTimeline() {
     ctx.fillStyle = (interpolated ? COLORS.interpolated : COLORS[S.states[i]]) || COLORS.empty;
     ctx.fillRect(Math.floor(i * step), 4, Math.max(1, Math.ceil(step)), h - 8);
   }
+  const every = tickStep(n, w);
+  ctx.fillStyle = "#999";
+  for (let i = 0; i < n; i += every) ctx.fillRect(Math.floor((i + 0.5) * step), h - 4, 1, 4);
   ctx.fillStyle = "#fff";
   ctx.fillRect(Math.floor(S.current * step), 0, Math.max(2, Math.ceil(step)), h);
+  if (S.ticksFor !== `${w}/${n}`) {  // the frame numbers under the ticks, redone when the width changes
+    S.ticksFor = `${w}/${n}`;
+    $("ticks").replaceChildren(...Array.from({ length: Math.ceil(n / every) }, (_, k) => {
+      const span = document.createElement("span");
+      span.textContent = k * every;
+      span.style.left = `${Math.max(8, (k * every + 0.5) * step)}px`;
+      return span;
+    }));
+  }
+}
+
+function tickStep(n, w) {  // frames between numbered ticks: 1, 2, 5, 10, 20, 50, ... at least TICK_PX apart
+  for (let step = 1; ; step *= 10) for (const m of [1, 2, 5]) if (m * step * w / n >= TICK_PX) return m * step;
+}
+
+function frameAt(e) {  // the frame under the pointer on the timeline
+  const r = timeline.getBoundingClientRect(), n = S.meta.frames;
+  return Math.max(0, Math.min(n - 1, Math.floor((e.clientX - r.left) / r.width * n)));
+}
+
+function describe(i) {  // frame i's state in words (the timeline's hover readout)
+  const lab = S.labels[i], p = S.proposals[i];
+  if (lab) return lab.visibility === 0 ? "confirmed, no ball" : lab.interpolated ? "confirmed, interpolated"
+    : `confirmed, visibility ${lab.visibility}`;
+  if (!p) return "empty";
+  return (p[4] ? `uncertain (${WHY[p[4]] || p[4]})` : "proposed") + (p[0] === 0 ? ", no ball" : "");
+}
+
+function showHover(e) {
+  const i = frameAt(e), r = timeline.getBoundingClientRect();
+  hover.textContent = `frame ${i}: ${describe(i)}`;
+  hover.style.display = "block";
+  hover.style.left = `${Math.max(hover.offsetWidth / 2, Math.min(r.width - hover.offsetWidth / 2, e.clientX - r.left))}px`;
 }
 
 function updateInfo() {
@@ -291,9 +330,6 @@ function setVisibility(v) {  // 0: no ball here; 1-3: the class of the next clic
   }
   message(`visibility ${v} for the next clicks`);
 }
-
-const WHY = { score: "a score near the threshold", jump: "tracking rejected this jump", gap: "tracking filled a gap",
-              track: "off the track of the frames around it" };
 
 async function confirmProposal(e) {  // an uncertain proposal: stop at it first, confirm on a later Enter
   const i = S.current, p = S.proposals[i];
@@ -402,10 +438,9 @@ function setupInput() {
   });
   view.addEventListener("mouseleave", () => { S.pointer = null; loupe.style.display = "none"; });
   view.addEventListener("dblclick", () => { clearTimeout(S.clickTimer); fit(); draw(); });
-  timeline.addEventListener("click", (e) => {
-    const r = timeline.getBoundingClientRect();
-    go(Math.floor((e.clientX - r.left) / r.width * S.meta.frames));
-  });
+  timeline.addEventListener("click", (e) => go(frameAt(e)));
+  timeline.addEventListener("mousemove", showHover);
+  timeline.addEventListener("mouseleave", () => { hover.style.display = "none"; });
   window.addEventListener("resize", () => { fit(); draw(); drawTimeline(); });
 }
 
