@@ -510,3 +510,37 @@ def test_the_timeline_numbers_its_frames_and_reads_out_the_one_under_the_pointer
         assert "hover" in _keys(page)["timeline"]
         assert not page.errors, page.errors  # type: ignore[attr-defined]
         page.close()
+
+
+def test_the_header_names_the_model_and_says_it_is_the_default(browser: Any, video: Path) -> None:
+    with label_server(str(video)) as srv:  # the default model: the page says so, and how to choose another
+        page = _open(browser, srv.url)
+        _until(page, "document.getElementById('model').textContent !== 'model –'")  # the first status came
+        text = page.inner_text("#model")
+        assert text.startswith("model tennis (default; --checkpoint to choose): "), text
+        assert page.get_attribute("#model", "title").startswith("tennis (")  # the whole name on hover
+        page.close()
+
+
+def test_a_resumed_no_model_session_says_no_model_runs(browser: Any, video: Path) -> None:
+    import json
+
+    _seed(video, {}, {2: (1, 20.0, 20.0, 0.9, "")}, position=3)
+    sidecar = video.with_name("rally.csv.label.json")
+    side = json.loads(sidecar.read_text())  # as a finished model run leaves it
+    side["model"] = {"name": "tennis (bundled, tennis.safetensors)", "key": "0123abcd", "complete": True}
+    sidecar.write_text(json.dumps(side))
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        _until(page, "document.getElementById('model').textContent !== 'model –'")  # the first status came
+        text = page.inner_text("#model")
+        assert text == "no model (--no-model): proposals of tennis from an earlier run", text
+        page.keyboard.press("Enter")  # frame 3 has no proposal, and none is coming
+        _until(page, "document.getElementById('message').textContent !== ''")
+        assert page.inner_text("#message") == "frame 3 has no proposal: click to place the ball, 0 for none"
+        _click_image(page, 30, 20)
+        _until(page, f"{S}.labels[3] !== null")
+        page.wait_for_timeout(SETTLE_MS)
+        page.close()
+        assert srv.stop()[0] == 0
+    assert json.loads(sidecar.read_text())["model"] == side["model"]  # a model run with those weights reuses them

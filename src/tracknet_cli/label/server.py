@@ -151,7 +151,7 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         info = session.model
         return JSONResponse({
             "revision": session.revision, "saved_revision": session.saved_revision, "save_error": session.save_error,
-            "model": {"name": info.name, "status": info.status, "done": info.done, "total": media.frames,
+            "model": {"name": info.name, "short": info.short, "default": info.default, "status": info.status, "done": info.done, "total": media.frames,
                       "message": info.message},
             "counts": session.counts(),
         })

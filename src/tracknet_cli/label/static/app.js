@@ -335,8 +335,8 @@ async function confirmProposal(e) {  // an uncertain proposal: stop at it first,
   const i = S.current, p = S.proposals[i];
   if (S.labels[i]) { go(i + 1); return; }
   if (!p) {
-    message(S.modelStatus === "off" ? "no model: click to place the ball, 0 for none"
-      : `frame ${i} has no proposal yet: click to place the ball, 0 for none`);
+    const working = S.modelStatus === "loading" || S.modelStatus === "running";
+    message(`frame ${i} has no proposal${working ? " yet" : ""}: click to place the ball, 0 for none`);
     return;
   }
   if (p[4]) {
@@ -456,13 +456,21 @@ async function poll() {
     const st = await json("/api/status");
     const m = st.model;
     S.modelStatus = m.status;
-    $("model").textContent = m.status === "off" ? "no model" : m.status === "failed" ? `model failed: ${m.message}`
-      : `${m.name.split(" ")[0]}: ${m.status}${m.status === "running" || m.status === "loading" ? ` ${m.done}/${m.total}` : ""}`;
+    $("model").textContent = modelText(st.model);
+    $("model").title = st.model.name;
     $("saved").textContent = st.save_error ? `not saved: ${st.save_error}`
       : st.saved_revision >= st.revision ? "saved" : "saving…";
     if (st.revision !== S.revision) { await refresh(); updateInfo(); drawTimeline(); draw(); }
   } catch (e) { $("saved").textContent = `server unreachable (${e.message})`; }
   setTimeout(poll, 1000);
+}
+
+function modelText(m) {  // which model proposes (and whether by default), and how far it got
+  if (m.status === "off") return "no model (--no-model)";
+  if (m.status === "cached") return `no model (--no-model): proposals${m.short ? ` of ${m.short}` : ""} from an earlier run`;
+  const which = `model ${m.short}${m.default ? " (default; --checkpoint to choose)" : ""}`;
+  return m.status === "failed" ? `${which} failed: ${m.message}`
+    : `${which}: ${m.status === "done" ? "proposals done" : `${m.status} ${m.done}/${m.total}`}`;
 }
 
 async function main() {
