@@ -378,13 +378,13 @@ def test_interpolated_frames_are_drawn_apart_from_hand_placed_ones_also_after_re
 # ---------------------------------------------------------------- issue 31: the rough edges of a day's labelling
 def _reopen(page: Any) -> None:
     page.reload()
-    page.wait_for_function("window.tracknetLabel && tracknetLabel.state.ready && tracknetLabel.state.bitmaps.has(tracknetLabel.state.current)",
-                           timeout=120_000)
+    page.wait_for_function(f"window.tracknetLabel && {S}.ready && {S}.bitmaps.has({S}.current)", timeout=120_000)
 
 
 def _keys(page: Any) -> dict[str, str]:
     """The key list on the page: {key: what it does}."""
-    return dict(page.evaluate("Array.from(document.querySelectorAll('#keys tr'), (r) => [r.cells[0].textContent, r.cells[1].textContent])"))
+    rows = "Array.from(document.querySelectorAll('#keys tr'), (r) => [r.cells[0].textContent, r.cells[1].textContent])"
+    return dict(page.evaluate(rows))
 
 
 def test_undo_and_redo_outlive_a_reload_of_the_page(browser: Any, video: Path) -> None:
@@ -429,8 +429,8 @@ def test_the_loupe_moves_away_from_the_pointer_and_l_hides_it(browser: Any, vide
         _until(page, "getComputedStyle(document.getElementById('loupe')).display === 'block'")
         box = loupe.bounding_box()
         assert box["x"] + box["width"] > stage["x"] + stage["width"] - 30, (box, stage)  # top right
-        for x, y in ((stage["x"] + stage["width"] - 20, stage["y"] + 20), (stage["x"] + stage["width"] - 100, stage["y"] + 90),
-                     (stage["x"] + stage["width"] - 200, stage["y"] + 150)):
+        right, top = stage["x"] + stage["width"], stage["y"]
+        for x, y in ((right - 20, top + 20), (right - 100, top + 90), (right - 200, top + 150)):
             page.mouse.move(x, y)  # near the top-right corner: the loupe goes to the top left
             assert loupe.is_visible() and not covers(x, y), (x, y, loupe.bounding_box())
             assert loupe.bounding_box()["x"] < stage["x"] + 30
@@ -504,7 +504,8 @@ def test_the_timeline_numbers_its_frames_and_reads_out_the_one_under_the_pointer
             page.mouse.move(bar["x"] + (frame + 0.5) * cell, bar["y"] + bar["height"] / 2)
             assert hover.inner_text() == f"frame {frame}: {words}"
             box = hover.bounding_box()
-            assert box["y"] + box["height"] <= bar["y"] and abs(box["x"] + box["width"] / 2 - (bar["x"] + (frame + 0.5) * cell)) < cell
+            assert box["y"] + box["height"] <= bar["y"], (box, bar)  # just above the strip, at the pointer
+            assert abs(box["x"] + box["width"] / 2 - (bar["x"] + (frame + 0.5) * cell)) < cell, (box, bar)
         page.mouse.move(bar["x"] + 5, bar["y"] - 100)  # off the timeline: the readout goes
         assert not hover.is_visible()
         assert "hover" in _keys(page)["timeline"]
@@ -544,3 +545,45 @@ def test_a_resumed_no_model_session_says_no_model_runs(browser: Any, video: Path
         page.close()
         assert srv.stop()[0] == 0
     assert json.loads(sidecar.read_text())["model"] == side["model"]  # a model run with those weights reuses them
+
+
+def test_home_end_and_shift_left_to_the_previous_frame_that_needs_a_person(browser: Any, video: Path) -> None:
+    """Frames 0-11: labels on 1, 4, 5 and 10, a confident proposal on 6, uncertain ones on 3 and 9."""
+    proposals = {6: (1, 60.0, 20.0, 0.9, ""), 3: (1, 30.0, 30.0, 0.55, "score"), 9: (1, 90.0, 30.0, 0.55, "score")}
+    _seed(video, {k: (1, 10.0 * k, 20) for k in (1, 4, 5, 10)}, proposals, position=7)
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+
+        def where() -> str:
+            return page.inner_text("#frame-info")
+
+        assert where() == "frame 7 / 11"
+        page.keyboard.press("Shift+ArrowLeft")  # back from 7: the uncertain 3 comes before 6 (proposed), 2 (empty)
+        _until(page, f"{S}.current !== 7")
+        assert where() == "frame 3 / 11"
+        page.keyboard.press("Shift+ArrowLeft")  # on back, round past the start: 9
+        _until(page, f"{S}.current !== 3")
+        assert where() == "frame 9 / 11"
+        page.keyboard.press("Shift+ArrowRight")  # the mirror: forward from 9, round to 3
+        _until(page, f"{S}.current !== 9")
+        assert where() == "frame 3 / 11"
+        page.keyboard.press("End")
+        _until(page, f"{S}.current === 11")
+        assert where() == "frame 11 / 11"
+        page.keyboard.press("Home")
+        _until(page, f"{S}.current === 0")
+        assert where() == "frame 0 / 11"
+        for k in (3, 9):  # once no proposal is uncertain, any frame without a label, going back
+            page.evaluate(f"tracknetLabel.go({k})")
+            _until(page, f"{S}.current === {k}")
+            page.keyboard.press("0")
+            _until(page, f"{S}.labels[{k}] !== null")
+        page.evaluate("tracknetLabel.go(8)")
+        _until(page, f"{S}.current === 8")
+        page.keyboard.press("Shift+ArrowLeft")
+        _until(page, f"{S}.current !== 8")
+        assert where() == "frame 7 / 11"
+        keys = _keys(page)
+        assert "first" in keys["Home End"] and "previous frame that needs a person" in keys["Shift+←"]
+        assert not page.errors, page.errors  # type: ignore[attr-defined]
+        page.close()

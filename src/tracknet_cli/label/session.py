@@ -91,8 +91,8 @@ class LabelSession:
         with self._lock:
             return [frame_state(lab, prop, why) for lab, prop, why in zip(self.labels, self.proposals, self.reasons())]
 
-    def next_needing(self, after: int) -> int | None:
-        return next_needing(self.states(), after)
+    def next_needing(self, after: int, step: int = 1) -> int | None:
+        return next_needing(self.states(), after, step)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the page draws, as JSON: one entry per frame."""

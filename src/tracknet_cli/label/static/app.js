@@ -7,10 +7,10 @@
 const TOKEN = window.TRACKNET_TOKEN;
 const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8, HISTORY_KEPT = 500;
 const DOUBLE_CLICK_MS = 300;  // a click places the ball this long after it, unless it was half of a double-click
-const LOOK_MS = 500;
+const LOOK_MS = 500;  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
 const SHARP_SCALE = 4;  // zoomed in past the fit to this many screen pixels a source pixel: pixels drawn as squares
 const TICK_PX = 70;  // the timeline's frame numbers are at least this far apart
-const LOUPE_AWAY = 250;  // a pointer this close (CSS px) to the loupe's top-right corner sends it to the top left  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
+const LOUPE_AWAY = 250;  // a pointer this close (CSS px) to the stage's top-right corner sends the loupe top left
 const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c40f", uncertain: "#e67e22",
                  empty: "#555555" };
 const WHY = { score: "a score near the threshold", jump: "tracking rejected this jump", gap: "tracking filled a gap",
@@ -18,9 +18,9 @@ const WHY = { score: "a score near the threshold", jump: "tracking rejected this
 
 const S = {
   meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
-  undo: [], redo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 },
-  fitted: 1, pointer: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null, clicked: null,
-  stopped: null, modelStatus: "off", loupeOn: true, pointerAt: null,
+  undo: [], redo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 }, fitted: 1,
+  pointer: null, pointerAt: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null,
+  clicked: null, stopped: null, modelStatus: "off", loupeOn: true,
 };
 const $ = (id) => document.getElementById(id);
 const view = $("view"), loupe = $("loupe"), timeline = $("timeline"), hover = $("hover");
@@ -232,7 +232,8 @@ function showHover(e) {
   const i = frameAt(e), r = timeline.getBoundingClientRect();
   hover.textContent = `frame ${i}: ${describe(i)}`;
   hover.style.display = "block";
-  hover.style.left = `${Math.max(hover.offsetWidth / 2, Math.min(r.width - hover.offsetWidth / 2, e.clientX - r.left))}px`;
+  const half = hover.offsetWidth / 2;  // kept inside the window at both ends
+  hover.style.left = `${Math.max(half, Math.min(r.width - half, e.clientX - r.left))}px`;
 }
 
 function updateInfo() {
@@ -377,8 +378,8 @@ async function history(from, to, verb) {  // undo: from S.undo to S.redo; redo: 
   if (!(await change(last, (before) => to.push(before)))) from.push(last);
 }
 
-async function nextNeeding() {
-  const { frame } = await json(`/api/next?after=${S.current}`);
+async function needing(back) {  // Shift+→ / Shift+←: the next / previous frame that needs a person
+  const { frame } = await json(back ? `/api/previous?before=${S.current}` : `/api/next?after=${S.current}`);
   if (frame === null) { message("every frame is labelled"); return; }
   go(frame);
 }
@@ -404,9 +405,11 @@ function onKey(e) {
   if (!S.ready || e.target.tagName === "INPUT") return;
   const k = e.key, lower = k.toLowerCase(), ctrl = e.ctrlKey || e.metaKey;
   let handled = true;
-  if (k === "ArrowRight" && e.shiftKey) nextNeeding();
+  if ((k === "ArrowRight" || k === "ArrowLeft") && e.shiftKey) needing(k === "ArrowLeft");
   else if (k === "ArrowRight") go(S.current + 1);
   else if (k === "ArrowLeft") go(S.current - 1);
+  else if (k === "Home") go(0);
+  else if (k === "End") go(S.meta.frames - 1);
   else if (k >= "0" && k <= "3" && !ctrl) setVisibility(Number(k));
   else if (k === "Enter") confirmProposal(e);
   else if (k === " ") togglePlay();
@@ -467,7 +470,8 @@ async function poll() {
 
 function modelText(m) {  // which model proposes (and whether by default), and how far it got
   if (m.status === "off") return "no model (--no-model)";
-  if (m.status === "cached") return `no model (--no-model): proposals${m.short ? ` of ${m.short}` : ""} from an earlier run`;
+  const of = m.short ? ` of ${m.short}` : "";
+  if (m.status === "cached") return `no model (--no-model): proposals${of} from an earlier run`;
   const which = `model ${m.short}${m.default ? " (default; --checkpoint to choose)" : ""}`;
   return m.status === "failed" ? `${which} failed: ${m.message}`
     : `${which}: ${m.status === "done" ? "proposals done" : `${m.status} ${m.done}/${m.total}`}`;
