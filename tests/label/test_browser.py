@@ -515,11 +515,18 @@ def test_the_timeline_numbers_its_frames_and_reads_out_the_one_under_the_pointer
 
 def test_the_header_names_the_model_and_says_it_is_the_default(browser: Any, video: Path) -> None:
     with label_server(str(video)) as srv:  # the default model: the page says so, and how to choose another
-        page = _open(browser, srv.url)
+        page = _open(browser, srv.url, size=(1024, 640))
         _until(page, "document.getElementById('model').textContent !== 'model –'")  # the first status came
         text = page.inner_text("#model")
         assert text.startswith("model tennis (default; --checkpoint to choose): "), text
         assert page.get_attribute("#model", "title").startswith("tennis (")  # the whole name on hover
+        longest = """() => {  // the header at its longest still shows all of itself at 1024x640
+          const set = (id, text) => { document.getElementById(id).textContent = text; };
+          set('state', 'confirmed (interpolated)'); set('class-info', 'click: visibility 2 · label v1');
+          set('model', 'model tennis (default; --checkpoint to choose): proposals done'); set('saved', 'saving…');
+          return ['model', 'saved'].map((id) => document.getElementById(id).getBoundingClientRect().right);
+        }"""
+        assert max(page.evaluate(longest)) <= 1024
         page.close()
 
 
