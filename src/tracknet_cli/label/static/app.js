@@ -20,7 +20,7 @@ const S = {
   meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
   undo: [], redo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 }, fitted: 1,
   pointer: null, pointerAt: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null,
-  clicked: null, stopped: null, modelStatus: "off", loupeOn: true,
+  clicked: null, stopped: null, modelStatus: "off", loupeOn: true, ticksFor: "",
 };
 const $ = (id) => document.getElementById(id);
 const view = $("view"), loupe = $("loupe"), timeline = $("timeline"), hover = $("hover");
