@@ -373,3 +373,224 @@ def test_interpolated_frames_are_drawn_apart_from_hand_placed_ones_also_after_re
     with label_server(str(video), "--no-model") as srv:  # reopened: still told apart
         labels = _server_labels(srv)
         assert [bool(labels[k].get("interpolated")) for k in (2, 3, 4, 5, 6)] == [False, True, True, False, False]
+
+
+# ---------------------------------------------------------------- issue 31: the rough edges of a day's labelling
+def _reopen(page: Any) -> None:
+    page.reload()
+    page.wait_for_function(f"window.tracknetLabel && {S}.ready && {S}.bitmaps.has({S}.current)", timeout=120_000)
+
+
+def _keys(page: Any) -> dict[str, str]:
+    """The key list on the page: {key: what it does}."""
+    rows = "Array.from(document.querySelectorAll('#keys tr'), (r) => [r.cells[0].textContent, r.cells[1].textContent])"
+    return dict(page.evaluate(rows))
+
+
+def test_undo_and_redo_outlive_a_reload_of_the_page(browser: Any, video: Path) -> None:
+    target = video.with_suffix(".csv")
+    _seed(video, {3: (1, 40, 30)}, position=3)
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        _click_image(page, 60, 20)  # the person moves frame 3's ball...
+        _until(page, f"{S}.labels[3].x !== 40")
+        moved = page.evaluate(f"{S}.labels[3]")
+        page.keyboard.press("0")  # ...then says frame 3 has no ball after all
+        _until(page, f"{S}.labels[3].visibility === 0")
+        _settled(page, srv, target, "Frame,Visibility,X,Y\n3,0,0,0\n")
+        _reopen(page)  # F5: the history is still there
+        page.keyboard.press("Control+z")
+        _until(page, f"{S}.labels[3].visibility === 1")
+        assert page.evaluate(f"{S}.labels[3]") == moved
+        _settled(page, srv, target, f"Frame,Visibility,X,Y\n3,1,{_cell(moved['x'])},{_cell(moved['y'])}\n")
+        _reopen(page)
+        page.keyboard.press("Control+z")  # back to the seeded label
+        _until(page, f"{S}.labels[3].x === 40")
+        _settled(page, srv, target, "Frame,Visibility,X,Y\n3,1,40,30\n")
+        _reopen(page)
+        page.keyboard.press("Control+Shift+z")  # and the redo list survived too
+        _until(page, f"{S}.labels[3].x !== 40")
+        _settled(page, srv, target, f"Frame,Visibility,X,Y\n3,1,{_cell(moved['x'])},{_cell(moved['y'])}\n")
+        page.close()
+
+
+def test_the_loupe_moves_away_from_the_pointer_and_l_hides_it(browser: Any, video: Path) -> None:
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        stage = page.locator("#view").bounding_box()
+        loupe = page.locator("#loupe")
+
+        def covers(x: float, y: float) -> bool:
+            box = loupe.bounding_box()
+            return box["x"] <= x <= box["x"] + box["width"] and box["y"] <= y <= box["y"] + box["height"]
+
+        centre = (stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2)
+        page.mouse.move(*centre)
+        _until(page, "getComputedStyle(document.getElementById('loupe')).display === 'block'")
+        box = loupe.bounding_box()
+        assert box["x"] + box["width"] > stage["x"] + stage["width"] - 30, (box, stage)  # top right
+        right, top = stage["x"] + stage["width"], stage["y"]
+        for x, y in ((right - 20, top + 20), (right - 100, top + 90), (right - 200, top + 150)):
+            page.mouse.move(x, y)  # near the top-right corner: the loupe goes to the top left
+            assert loupe.is_visible() and not covers(x, y), (x, y, loupe.bounding_box())
+            assert loupe.bounding_box()["x"] < stage["x"] + 30
+        page.mouse.move(stage["x"] + 20, stage["y"] + 20)  # the top-left corner: back to the top right
+        assert loupe.is_visible() and not covers(stage["x"] + 20, stage["y"] + 20), loupe.bounding_box()
+        page.keyboard.press("l")  # off, and it stays off while the pointer moves
+        _until(page, "getComputedStyle(document.getElementById('loupe')).display === 'none'")
+        page.mouse.move(*centre)
+        assert not loupe.is_visible()
+        page.keyboard.press("l")
+        _until(page, "getComputedStyle(document.getElementById('loupe')).display === 'block'")
+        assert "loupe" in _keys(page)["l"]
+        assert not page.errors, page.errors  # type: ignore[attr-defined]
+        page.close()
+
+
+STEPS = """() => {  // places along the picture's rows where the colour changes at two screen pixels in a row:
+  // none when each source pixel is a flat square, many when the picture is scaled smoothly
+  const c = document.getElementById('view'), v = tracknetLabel.state.view, m = tracknetLabel.state.meta;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, x0 = Math.max(0, Math.ceil(-v.ox * v.s));
+  const x1 = Math.min(c.width, Math.floor((m.width - v.ox) * v.s)), y0 = Math.max(0, Math.ceil(-v.oy * v.s));
+  const y1 = Math.min(c.height, Math.floor((m.height - v.oy) * v.s));
+  const at = (x, y) => (y * c.width + x) * 4, differ = (a, b) => [0, 1, 2].some((k) => d[a + k] !== d[b + k]);
+  let steps = 0;
+  for (let y = y0; y < y1; y += 7)
+    for (let x = x0 + 1; x < x1 - 1; x++) if (differ(at(x - 1, y), at(x, y)) && differ(at(x, y), at(x + 1, y))) steps++;
+  return steps;
+}"""
+
+
+def test_a_small_clip_blown_up_is_drawn_smooth_and_zoomed_in_as_square_pixels(browser: Any, video: Path) -> None:
+    """The 128x72 clip fitted into 1280x720 (about 7.6 screen pixels a source pixel, as a 640x360 clip
+    at 1920x1080 full screen is 3): smooth; wheel-zoomed past the fit: square pixels to aim at."""
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        assert page.evaluate(f"{S}.view.s") > 4
+        page.mouse.move(5, 5)  # no loupe over the picture
+        smooth = page.evaluate(STEPS)
+        assert smooth > 500, smooth
+        at = page.evaluate("tracknetLabel.toClient(64, 36)")
+        page.mouse.move(at["x"], at["y"])
+        page.mouse.wheel(0, -300)
+        _until(page, f"{S}.view.s > {S}.fitted * 1.2")
+        page.mouse.move(5, 5)
+        assert page.evaluate(STEPS) == 0
+        page.mouse.dblclick(*(lambda b: (b["x"] + 5, b["y"] + 5))(page.locator("#view").bounding_box()))  # fitted again
+        _until(page, f"{S}.view.s === {S}.fitted")
+        assert page.evaluate(STEPS) > 500
+        page.close()
+
+
+def test_the_timeline_numbers_its_frames_and_reads_out_the_one_under_the_pointer(browser: Any, video: Path) -> None:
+    _seed(video, {2: (1, 20, 20), 8: (0, None, None)},
+          {5: (1, 50.0, 30.0, 0.9, ""), 7: (1, 60.0, 30.0, 0.55, "score")}, position=0)
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        bar = page.locator("#timeline").bounding_box()
+        cell = bar["width"] / 12
+        ticks = page.locator("#ticks span")
+        numbers = [int(t) for t in ticks.all_inner_texts()]
+        assert numbers == list(range(12)), numbers  # 12 frames across the window: every frame numbered
+        for k, frame in enumerate(numbers):
+            box = ticks.nth(k).bounding_box()
+            middle = box["x"] + box["width"] / 2
+            assert bar["x"] + frame * cell <= middle <= bar["x"] + (frame + 1) * cell, (frame, box, bar)
+            assert box["y"] >= bar["y"] + bar["height"] - 1 and box["height"] > 8, (frame, box, bar)  # under the strip
+        hover = page.locator("#hover")
+        assert not hover.is_visible()
+        for frame, words in ((0, "empty"), (2, "confirmed, visibility 1"), (5, "proposed"),
+                             (7, "uncertain (a score near the threshold)"), (8, "confirmed, no ball")):
+            page.mouse.move(bar["x"] + (frame + 0.5) * cell, bar["y"] + bar["height"] / 2)
+            assert hover.inner_text() == f"frame {frame}: {words}"
+            box = hover.bounding_box()
+            assert box["y"] + box["height"] <= bar["y"], (box, bar)  # just above the strip, at the pointer
+            assert abs(box["x"] + box["width"] / 2 - (bar["x"] + (frame + 0.5) * cell)) < cell, (box, bar)
+        page.mouse.move(bar["x"] + 5, bar["y"] - 100)  # off the timeline: the readout goes
+        assert not hover.is_visible()
+        assert "hover" in _keys(page)["timeline"]
+        assert not page.errors, page.errors  # type: ignore[attr-defined]
+        page.close()
+
+
+def test_the_header_names_the_model_and_says_it_is_the_default(browser: Any, video: Path) -> None:
+    with label_server(str(video)) as srv:  # the default model: the page says so, and how to choose another
+        page = _open(browser, srv.url, size=(1024, 640))
+        _until(page, "document.getElementById('model').textContent !== 'model –'")  # the first status came
+        text = page.inner_text("#model")
+        assert text.startswith("model tennis (default; --checkpoint to choose): "), text
+        assert page.get_attribute("#model", "title").startswith("tennis (")  # the whole name on hover
+        longest = """() => {  // the header at its longest still shows all of itself at 1024x640
+          const set = (id, text) => { document.getElementById(id).textContent = text; };
+          set('state', 'confirmed (interpolated)'); set('class-info', 'click: visibility 2 · label v1');
+          set('model', 'model tennis (default; --checkpoint to choose): proposals done'); set('saved', 'saving…');
+          return ['model', 'saved'].map((id) => document.getElementById(id).getBoundingClientRect().right);
+        }"""
+        assert max(page.evaluate(longest)) <= 1024
+        page.close()
+
+
+def test_a_resumed_no_model_session_says_no_model_runs(browser: Any, video: Path) -> None:
+    import json
+
+    _seed(video, {}, {2: (1, 20.0, 20.0, 0.9, "")}, position=3)
+    sidecar = video.with_name("rally.csv.label.json")
+    side = json.loads(sidecar.read_text())  # as a finished model run leaves it
+    side["model"] = {"name": "tennis (bundled, tennis.safetensors)", "key": "0123abcd", "complete": True}
+    sidecar.write_text(json.dumps(side))
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+        _until(page, "document.getElementById('model').textContent !== 'model –'")  # the first status came
+        text = page.inner_text("#model")
+        assert text == "no model (--no-model): proposals of tennis from an earlier run", text
+        page.keyboard.press("Enter")  # frame 3 has no proposal, and none is coming
+        _until(page, "document.getElementById('message').textContent !== ''")
+        assert page.inner_text("#message") == "frame 3 has no proposal: click to place the ball, 0 for none"
+        _click_image(page, 30, 20)
+        _until(page, f"{S}.labels[3] !== null")
+        page.wait_for_timeout(SETTLE_MS)
+        page.close()
+        assert srv.stop()[0] == 0
+    assert json.loads(sidecar.read_text())["model"] == side["model"]  # a model run with those weights reuses them
+
+
+def test_home_end_and_shift_left_to_the_previous_frame_that_needs_a_person(browser: Any, video: Path) -> None:
+    """Frames 0-11: labels on 1, 4, 5 and 10, a confident proposal on 6, uncertain ones on 3 and 9."""
+    proposals = {6: (1, 60.0, 20.0, 0.9, ""), 3: (1, 30.0, 30.0, 0.55, "score"), 9: (1, 90.0, 30.0, 0.55, "score")}
+    _seed(video, {k: (1, 10.0 * k, 20) for k in (1, 4, 5, 10)}, proposals, position=7)
+    with label_server(str(video), "--no-model") as srv:
+        page = _open(browser, srv.url)
+
+        def where() -> str:
+            return page.inner_text("#frame-info")
+
+        assert where() == "frame 7 / 11"
+        page.keyboard.press("Shift+ArrowLeft")  # back from 7: the uncertain 3 comes before 6 (proposed), 2 (empty)
+        _until(page, f"{S}.current !== 7")
+        assert where() == "frame 3 / 11"
+        page.keyboard.press("Shift+ArrowLeft")  # on back, round past the start: 9
+        _until(page, f"{S}.current !== 3")
+        assert where() == "frame 9 / 11"
+        page.keyboard.press("Shift+ArrowRight")  # the mirror: forward from 9, round to 3
+        _until(page, f"{S}.current !== 9")
+        assert where() == "frame 3 / 11"
+        page.keyboard.press("End")
+        _until(page, f"{S}.current === 11")
+        assert where() == "frame 11 / 11"
+        page.keyboard.press("Home")
+        _until(page, f"{S}.current === 0")
+        assert where() == "frame 0 / 11"
+        for k in (3, 9):  # once no proposal is uncertain, any frame without a label, going back
+            page.evaluate(f"tracknetLabel.go({k})")
+            _until(page, f"{S}.current === {k}")
+            page.keyboard.press("0")
+            _until(page, f"{S}.labels[{k}] !== null")
+        page.evaluate("tracknetLabel.go(8)")
+        _until(page, f"{S}.current === 8")
+        page.keyboard.press("Shift+ArrowLeft")
+        _until(page, f"{S}.current !== 8")
+        assert where() == "frame 7 / 11"
+        keys = _keys(page)
+        assert "first" in keys["Home End"] and "previous frame that needs a person" in keys["Shift+←"]
+        assert not page.errors, page.errors  # type: ignore[attr-defined]
+        page.close()

@@ -65,6 +65,8 @@ def test_api_serves_frames_validates_writes_and_saves_on_ctrl_c(video: Path) -> 
         assert snap["states"][3:5] == ["confirmed", "confirmed"] and snap["states"][5] == "empty"
         assert snap["position"] == 4 and snap["labels"][3] == {"visibility": 1, "x": 40.5, "y": 30.0}
         assert srv.json("GET", "/api/next?after=2")[1] == {"frame": 5}
+        assert srv.json("GET", "/api/previous?before=5")[1] == {"frame": 2}
+        assert srv.json("GET", "/api/previous?before=x")[0] == 422
 
         srv.request("PUT", "/api/labels", {"changes": [{"frame": 5, "visibility": 2, "x": 1, "y": 2}]})
         code, out, err = srv.stop(signal.SIGINT)  # at once: the save is still pending

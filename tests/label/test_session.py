@@ -150,6 +150,9 @@ def test_shift_right_order_puts_uncertain_frames_first() -> None:
     assert next_needing(states, 5) == 2  # wraps around
     assert next_needing(["confirmed", "proposed", "empty", "confirmed"], 2) == 1
     assert next_needing(["confirmed"] * 3, 0) is None
+    assert next_needing(states, 5, -1) == 2 and next_needing(states, 2, -1) == 5  # Shift+←: the mirror
+    assert next_needing(["confirmed", "proposed", "empty", "confirmed"], 1, -1) == 2
+    assert next_needing(states, 7, -1) == 5  # before the end: from the last frame back
 
 
 def test_the_saver_writes_within_a_second_of_a_change(video: Path) -> None:

@@ -76,16 +76,16 @@ class Proposer:
     they come (the page is up meanwhile: loading torch and the weights can take seconds)."""
 
     def __init__(self, session: "LabelSession", load: Callable[[], "Tracker"], name: str, key: str,
-                 on_failure: Callable[[str], None] | None = None) -> None:
+                 on_failure: Callable[[str], None] | None = None, short: str = "", default: bool = False) -> None:
         self.session, self.load, self.on_failure = session, load, on_failure
-        self.name, self.key = name, key
+        self.name, self.key, self.short, self.default = name, key, short or name, default
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracknet-label-model", daemon=True)
 
     def start(self) -> None:
         info = self.session.model
         cached = info.status == "cached" and info.key == self.key
-        info.name, info.key = self.name, self.key
+        info.name, info.key, info.short, info.default = self.name, self.key, self.short, self.default
         if cached and any(p is not None for p in self.session.proposals):
             info.status, info.done = "done", self.session.frames  # the sidecar holds this model's proposals
             return

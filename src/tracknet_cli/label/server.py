@@ -8,7 +8,7 @@ becomes a path; every write is validated by `state.parse_change`; any failure is
 Endpoints: `GET /` the page, `GET /static/{app.js,style.css}`, `GET /api/meta`, `GET /api/labels`
 (every frame's label, proposal and state), `PUT /api/labels` `{"changes": [...], "position": i}`,
 `GET /api/status` (revision, model progress, save state), `GET /api/next?after=i`,
-`GET /api/frames/{i}` (JPEG).
+`GET /api/previous?before=i`, `GET /api/frames/{i}` (JPEG).
 """
 
 from __future__ import annotations
@@ -37,16 +37,19 @@ STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; ch
 KEYS = [  # every key and gesture the page reacts to (docs/scripts/label.md has the details)
     ("click", "place the ball (class: 1 2 3); nothing outside the picture"),
     ("double-click", "fit the picture (places nothing)"), ("wheel", "zoom at the pointer"),
-    ("pointer", "loupe: 4x around it, top right"),
+    ("pointer", "loupe: 4x around it, top right (top left while the pointer is near there)"),
+    ("l", "loupe off / on"),
     ("0", "no ball in this frame"),
     ("1 2 3", "class of the next click (visible, hard, occluded), and of a ball labelled here; "
               "never confirms a proposal"),
-    ("← →", "previous / next frame"), ("Shift+→", "next frame that needs a person (uncertain first)"),
+    ("← →", "previous / next frame"), ("Home End", "first / last frame"),
+    ("Shift+→", "next frame that needs a person (uncertain first)"),
+    ("Shift+←", "previous frame that needs a person"),
     ("Enter", "confirm the proposal, next frame; stops at an uncertain one (Enter again confirms)"),
     ("Space", "play / pause"), ("Backspace", "clear this frame's label"), ("Ctrl+Z", "undo"),
     ("Ctrl+Shift+Z", "redo (also Ctrl+Y)"),
     ("i", "interpolate the unlabelled frames between two labelled balls (never across no ball)"),
-    ("timeline", "click to jump to a frame"),
+    ("timeline", "click to jump to a frame; hover: its number and state"),
 ]
 
 
@@ -150,17 +153,19 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         info = session.model
         return JSONResponse({
             "revision": session.revision, "saved_revision": session.saved_revision, "save_error": session.save_error,
-            "model": {"name": info.name, "status": info.status, "done": info.done, "total": media.frames,
-                      "message": info.message},
+            "model": {"name": info.name, "short": info.short, "default": info.default, "status": info.status,
+                      "done": info.done, "total": media.frames, "message": info.message},
             "counts": session.counts(),
         })
 
-    async def next_frame(request: "Request") -> Response:
+    async def needing(request: "Request") -> Response:  # Shift+→ (next after i) and Shift+← (previous before i)
+        back = request.url.path.endswith("/previous")
+        name, lowest, highest = ("before", 0, media.frames) if back else ("after", -1, media.frames - 1)
         try:
-            after = int(request.query_params.get("after", "-1"))
+            at = int(request.query_params.get(name, str(highest if back else lowest)))
         except ValueError:
-            raise LabelRequestError("after must be a frame number") from None
-        return JSONResponse({"frame": session.next_needing(max(-1, min(after, media.frames - 1)))})
+            raise LabelRequestError(f"{name} must be a frame number") from None
+        return JSONResponse({"frame": session.next_needing(max(lowest, min(at, highest)), -1 if back else 1)})
 
     async def frame(request: "Request") -> Response:
         index = request.path_params["index"]
@@ -187,7 +192,7 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
     routes = [
         Route("/", page), Route("/static/{name}", static), Route("/api/meta", meta),
         Route("/api/labels", labels, methods=["GET", "PUT"]), Route("/api/status", status),
-        Route("/api/next", next_frame), Route("/api/frames/{index:int}", frame),
+        Route("/api/next", needing), Route("/api/previous", needing), Route("/api/frames/{index:int}", frame),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_TokenGate, token=token)],
                      exception_handlers={LabelRequestError: bad_request, HTTPException: http_error, Exception: failure})

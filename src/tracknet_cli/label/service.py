@@ -52,8 +52,10 @@ def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # ->
     if options.checkpoint is None:
         hooks.info(default_notice(resolved))
     load = functools.partial(Tracker.from_checkpoint, resolved.path, device=options.device, runtime=options.runtime)
-    return Proposer(session, load, resolved.label,
-                    model_key(resolved.path), on_failure=lambda message: hooks.warn(f"model proposals stopped: {message}"))
+    short = resolved.entry.name if resolved.entry else str(resolved.hub.repo) if resolved.hub else resolved.path.name
+    return Proposer(session, load, resolved.label, model_key(resolved.path), short=short,
+                    default=options.checkpoint is None,
+                    on_failure=lambda message: hooks.warn(f"model proposals stopped: {message}"))
 
 
 def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:

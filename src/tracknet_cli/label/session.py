@@ -40,6 +40,8 @@ class ModelInfo:
     """The model proposing labels and how far it got (shown on the page)."""
 
     name: str = ""
+    short: str = ""  # the name the page shows: `tennis`, a hub repo, a file name
+    default: bool = False  # the default model (no --checkpoint)
     key: str = ""  # identifies model + settings: cached proposals are reused only for the same key
     status: str = "off"  # off | loading | running | done | failed
     done: int = 0
@@ -89,8 +91,8 @@ class LabelSession:
         with self._lock:
             return [frame_state(lab, prop, why) for lab, prop, why in zip(self.labels, self.proposals, self.reasons())]
 
-    def next_needing(self, after: int) -> int | None:
-        return next_needing(self.states(), after)
+    def next_needing(self, after: int, step: int = 1) -> int | None:
+        return next_needing(self.states(), after, step)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the page draws, as JSON: one entry per frame."""
@@ -206,7 +208,7 @@ class LabelSession:
                 "interpolated": sorted(self.interpolated),
                 "position": self.position,
                 "model": {"name": self.model.name, "key": self.model.key,
-                          "complete": self.model.status == "done"},
+                          "complete": self.model.status in ("done", "cached")},
                 "proposals": [p.to_json() if p is not None else None for p in self.proposals],
             }
             self._first_unsaved = None
@@ -300,7 +302,7 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
     confirmed = {i for i, lab in enumerate(rows) if lab is not None}
     proposals: list[Proposal | None] = [None] * n
     position = 0
-    side, model_key, model_complete = files.sidecar, "", False
+    side, model_key, model_complete, model_name = files.sidecar, "", False, ""
     if side is not None and side.get("frames") == n:
         try:
             position = int(side.get("position") or 0)
@@ -309,6 +311,7 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
             here = {int(i) for i in side.get("confirmed") or [] if isinstance(i, int)}
             model = side.get("model") or {}
             model_key, model_complete = str(model.get("key") or ""), bool(model.get("complete"))
+            model_name = str(model.get("name") or "")
         except (TypeError, ValueError, AttributeError) as exc:  # a sidecar edited by hand: the labels still count
             notes.append(f"{sidecar_path(files.target)} is garbled ({type(exc).__name__}: {exc}), so it is ignored: "
                          f"the labels in {files.target} are kept, the model's proposals and the position are not")
@@ -324,7 +327,9 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
                                 and rows[i] is not None and rows[i].visibility > 0}  # type: ignore[union-attr]
     if side is not None:
         session.model.key = model_key
-        session.model.status = "cached" if model_complete else "off"
+        session.model.status = "cached" if model_complete else "off"  # cached: no model runs (--no-model)
+        if model_complete:  # the Proposer names its own model
+            session.model.name, session.model.short = model_name, model_name.split(" (")[0]
     return session
 
 

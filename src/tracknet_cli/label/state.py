@@ -155,11 +155,11 @@ def frame_state(label: Label | None, proposal: Proposal | None, reason: Reason |
     return "uncertain" if (proposal.reason if reason is None else reason) else "proposed"
 
 
-def next_needing(states: Sequence[State], after: int) -> int | None:
-    """The next frame after `after` (wrapping) that needs a person: uncertain ones first, then any
-    frame without a label; None when every frame is confirmed."""
+def next_needing(states: Sequence[State], after: int, step: int = 1) -> int | None:
+    """The next frame after `after` (step -1: the previous one before it), wrapping, that needs a
+    person: uncertain ones first, then any frame without a label; None when every frame is confirmed."""
     n = len(states)
-    order = [(after + k) % n for k in range(1, n + 1)]
+    order = [(after + step * k) % n for k in range(1, n + 1)]
     for wanted in (("uncertain",), ("uncertain", "proposed", "empty")):
         for i in order:
             if states[i] in wanted:

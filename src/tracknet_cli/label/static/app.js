@@ -1,23 +1,29 @@
 // tracknet label: the labelling page. Plain JS, no build step, no network beyond this server.
 // The server holds the state (labels, proposals, per-frame state) and saves it; the page draws it,
-// sends every change as a PUT /api/labels, and keeps undo and redo stacks of what each change replaced.
+// sends every change as a PUT /api/labels, and keeps undo and redo stacks of what each change replaced
+// (in sessionStorage, per label file and server token, so that a reload of the tab keeps them).
 "use strict";
 
 const TOKEN = window.TRACKNET_TOKEN;
-const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8;
+const PREFETCH_AHEAD = 8, PREFETCH_BEHIND = 3, BITMAPS_KEPT = 40, TRAIL = 8, HISTORY_KEPT = 500;
 const DOUBLE_CLICK_MS = 300;  // a click places the ball this long after it, unless it was half of a double-click
 const LOOK_MS = 500;  // Enter confirms an uncertain proposal only when pressed again this long after stopping at it
+const SHARP_SCALE = 4;  // zoomed in past the fit to this many screen pixels a source pixel: pixels drawn as squares
+const TICK_PX = 70;  // the timeline's frame numbers are at least this far apart
+const LOUPE_AWAY = 250;  // a pointer this close (CSS px) to the stage's top-right corner sends the loupe top left
 const COLORS = { confirmed: "#2ecc71", interpolated: "#a9dfbf", proposed: "#f1c40f", uncertain: "#e67e22",
                  empty: "#555555" };
+const WHY = { score: "a score near the threshold", jump: "tracking rejected this jump", gap: "tracking filled a gap",
+              track: "off the track of the frames around it" };
 
 const S = {
   meta: null, labels: [], proposals: [], states: [], revision: -1, current: 0, visClass: 1,
-  undo: [], redo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 },
-  pointer: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null, clicked: null,
-  stopped: null, modelStatus: "off",
+  undo: [], redo: [], bitmaps: new Map(), pending: new Map(), playing: null, view: { s: 1, ox: 0, oy: 0 }, fitted: 1,
+  pointer: null, pointerAt: null, shownAt: 0, lastShowMs: null, ready: false, messageFrame: null, clickTimer: null,
+  clicked: null, stopped: null, modelStatus: "off", loupeOn: true, ticksFor: "",
 };
 const $ = (id) => document.getElementById(id);
-const view = $("view"), loupe = $("loupe"), timeline = $("timeline");
+const view = $("view"), loupe = $("loupe"), timeline = $("timeline"), hover = $("hover");
 
 function api(path, options = {}) {
   const headers = Object.assign({ "X-Token": TOKEN }, options.headers || {});
@@ -86,6 +92,7 @@ function fit() {
   view.width = w; view.height = h;
   const s = Math.min(w / m.width, h / m.height);
   S.view = { s, ox: -(w / s - m.width) / 2, oy: -(h / s - m.height) / 2 };
+  S.fitted = s;
 }
 
 function toImage(cx, cy) {
@@ -147,7 +154,9 @@ function draw() {
   ctx.fillStyle = "#000"; ctx.fillRect(0, 0, view.width, view.height);
   const bmp = S.bitmaps.get(S.current);
   ctx.setTransform(v.s, 0, 0, v.s, -v.ox * v.s, -v.oy * v.s);
-  ctx.imageSmoothingEnabled = v.s < 2;
+  // smooth at the fitted view, however far a small clip is blown up; squares once the wheel zooms in past it
+  ctx.imageSmoothingEnabled = !(v.s > S.fitted * 1.001 && v.s >= SHARP_SCALE);
+  ctx.imageSmoothingQuality = "high";
   if (bmp) ctx.drawImage(bmp, 0, 0);
   drawTrail(ctx);
   const pt = pointOf(S.current);
@@ -162,8 +171,10 @@ function draw() {
   drawLoupe(bmp);
 }
 
-function drawLoupe(bmp) {
-  if (!S.pointer || !bmp) { loupe.style.display = "none"; return; }
+function drawLoupe(bmp) {  // top right, or top left while the pointer is near the top right; l hides it
+  if (!S.pointer || !bmp || !S.loupeOn) { loupe.style.display = "none"; return; }
+  const r = view.getBoundingClientRect(), at = S.pointerAt;
+  loupe.classList.toggle("left", at.x > r.right - LOUPE_AWAY && at.y < r.top + LOUPE_AWAY);
   const ctx = loupe.getContext("2d"), zoom = 4, size = loupe.width, half = size / zoom / 2;
   const { x, y } = S.pointer;
   loupe.style.display = "block";
@@ -184,8 +195,45 @@ function drawTimeline() {
     ctx.fillStyle = (interpolated ? COLORS.interpolated : COLORS[S.states[i]]) || COLORS.empty;
     ctx.fillRect(Math.floor(i * step), 4, Math.max(1, Math.ceil(step)), h - 8);
   }
+  const every = tickStep(n, w);
+  ctx.fillStyle = "#999";
+  for (let i = 0; i < n; i += every) ctx.fillRect(Math.floor((i + 0.5) * step), h - 4, 1, 4);
   ctx.fillStyle = "#fff";
   ctx.fillRect(Math.floor(S.current * step), 0, Math.max(2, Math.ceil(step)), h);
+  if (S.ticksFor !== `${w}/${n}`) {  // the frame numbers under the ticks, redone when the width changes
+    S.ticksFor = `${w}/${n}`;
+    $("ticks").replaceChildren(...Array.from({ length: Math.ceil(n / every) }, (_, k) => {
+      const span = document.createElement("span");
+      span.textContent = k * every;
+      span.style.left = `${Math.max(8, (k * every + 0.5) * step)}px`;
+      return span;
+    }));
+  }
+}
+
+function tickStep(n, w) {  // frames between numbered ticks: 1, 2, 5, 10, 20, 50, ... at least TICK_PX apart
+  for (let step = 1; ; step *= 10) for (const m of [1, 2, 5]) if (m * step * w / n >= TICK_PX) return m * step;
+}
+
+function frameAt(e) {  // the frame under the pointer on the timeline
+  const r = timeline.getBoundingClientRect(), n = S.meta.frames;
+  return Math.max(0, Math.min(n - 1, Math.floor((e.clientX - r.left) / r.width * n)));
+}
+
+function describe(i) {  // frame i's state in words (the timeline's hover readout)
+  const lab = S.labels[i], p = S.proposals[i];
+  if (lab) return lab.visibility === 0 ? "confirmed, no ball" : lab.interpolated ? "confirmed, interpolated"
+    : `confirmed, visibility ${lab.visibility}`;
+  if (!p) return "empty";
+  return (p[4] ? `uncertain (${WHY[p[4]] || p[4]})` : "proposed") + (p[0] === 0 ? ", no ball" : "");
+}
+
+function showHover(e) {
+  const i = frameAt(e), r = timeline.getBoundingClientRect();
+  hover.textContent = `frame ${i}: ${describe(i)}`;
+  hover.style.display = "block";
+  const half = hover.offsetWidth / 2;  // kept inside the window at both ends
+  hover.style.left = `${Math.max(half, Math.min(r.width - half, e.clientX - r.left))}px`;
 }
 
 function updateInfo() {
@@ -212,6 +260,21 @@ function labelJson(frame, lab) {
 
 function newChange(before) { S.undo.push(before); S.redo = []; }
 
+function historyKey() { return `tracknet-label:${S.meta.labels_path}:${TOKEN}`; }
+
+function keepHistory() {  // the undo and redo stacks outlive a reload (the last HISTORY_KEPT changes of each)
+  const last = (stack) => stack.slice(-HISTORY_KEPT);
+  try { sessionStorage.setItem(historyKey(), JSON.stringify({ undo: last(S.undo), redo: last(S.redo) })); }
+  catch (e) { /* storage full or off: the stacks still work until the tab reloads */ }
+}
+
+function restoreHistory() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(historyKey()));
+    if (kept) { S.undo = kept.undo; S.redo = kept.redo; }
+  } catch (e) { /* none kept, or not readable: start with empty stacks */ }
+}
+
 async function change(items, push = newChange) {  // items: [{frame, label|null}]; push(what they replace)
   const before = items.map(({ frame }) => ({ frame, label: S.labels[frame] }));
   const changes = items.map(({ frame, label }) => labelJson(frame, label));
@@ -224,6 +287,7 @@ async function change(items, push = newChange) {  // items: [{frame, label|null}
     S.states[frame] = label ? "confirmed" : stateOfProposal(frame);
   }
   if (push) push(before);
+  keepHistory();
   $("saved").textContent = "saving…";
   updateInfo(); drawTimeline(); draw();
   return true;
@@ -268,15 +332,12 @@ function setVisibility(v) {  // 0: no ball here; 1-3: the class of the next clic
   message(`visibility ${v} for the next clicks`);
 }
 
-const WHY = { score: "a score near the threshold", jump: "tracking rejected this jump", gap: "tracking filled a gap",
-              track: "off the track of the frames around it" };
-
 async function confirmProposal(e) {  // an uncertain proposal: stop at it first, confirm on a later Enter
   const i = S.current, p = S.proposals[i];
   if (S.labels[i]) { go(i + 1); return; }
   if (!p) {
-    message(S.modelStatus === "off" ? "no model: click to place the ball, 0 for none"
-      : `frame ${i} has no proposal yet: click to place the ball, 0 for none`);
+    const working = S.modelStatus === "loading" || S.modelStatus === "running";
+    message(`frame ${i} has no proposal${working ? " yet" : ""}: click to place the ball, 0 for none`);
     return;
   }
   if (p[4]) {
@@ -317,10 +378,16 @@ async function history(from, to, verb) {  // undo: from S.undo to S.redo; redo: 
   if (!(await change(last, (before) => to.push(before)))) from.push(last);
 }
 
-async function nextNeeding() {
-  const { frame } = await json(`/api/next?after=${S.current}`);
+async function needing(back) {  // Shift+→ / Shift+←: the next / previous frame that needs a person
+  const { frame } = await json(back ? `/api/previous?before=${S.current}` : `/api/next?after=${S.current}`);
   if (frame === null) { message("every frame is labelled"); return; }
   go(frame);
+}
+
+function toggleLoupe() {
+  S.loupeOn = !S.loupeOn;
+  message(S.loupeOn ? "loupe on" : "loupe off (l shows it again)");
+  drawLoupe(S.bitmaps.get(S.current));
 }
 
 function togglePlay() {
@@ -338,9 +405,11 @@ function onKey(e) {
   if (!S.ready || e.target.tagName === "INPUT") return;
   const k = e.key, lower = k.toLowerCase(), ctrl = e.ctrlKey || e.metaKey;
   let handled = true;
-  if (k === "ArrowRight" && e.shiftKey) nextNeeding();
+  if ((k === "ArrowRight" || k === "ArrowLeft") && e.shiftKey) needing(k === "ArrowLeft");
   else if (k === "ArrowRight") go(S.current + 1);
   else if (k === "ArrowLeft") go(S.current - 1);
+  else if (k === "Home") go(0);
+  else if (k === "End") go(S.meta.frames - 1);
   else if (k >= "0" && k <= "3" && !ctrl) setVisibility(Number(k));
   else if (k === "Enter") confirmProposal(e);
   else if (k === " ") togglePlay();
@@ -348,6 +417,7 @@ function onKey(e) {
   else if (ctrl && (lower === "y" || (lower === "z" && e.shiftKey))) history(S.redo, S.undo, "redo");
   else if (ctrl && lower === "z") history(S.undo, S.redo, "undo");
   else if (k === "i") interpolate();
+  else if (lower === "l" && !ctrl) toggleLoupe();
   else handled = false;
   if (handled) e.preventDefault();
 }
@@ -365,13 +435,15 @@ function setupInput() {
   document.addEventListener("keydown", onKey);
   view.addEventListener("wheel", onWheel, { passive: false });
   view.addEventListener("click", onClick);
-  view.addEventListener("mousemove", (e) => { S.pointer = toImage(e.clientX, e.clientY); drawLoupe(S.bitmaps.get(S.current)); });
+  view.addEventListener("mousemove", (e) => {
+    S.pointer = toImage(e.clientX, e.clientY); S.pointerAt = { x: e.clientX, y: e.clientY };
+    drawLoupe(S.bitmaps.get(S.current));
+  });
   view.addEventListener("mouseleave", () => { S.pointer = null; loupe.style.display = "none"; });
   view.addEventListener("dblclick", () => { clearTimeout(S.clickTimer); fit(); draw(); });
-  timeline.addEventListener("click", (e) => {
-    const r = timeline.getBoundingClientRect();
-    go(Math.floor((e.clientX - r.left) / r.width * S.meta.frames));
-  });
+  timeline.addEventListener("click", (e) => go(frameAt(e)));
+  timeline.addEventListener("mousemove", showHover);
+  timeline.addEventListener("mouseleave", () => { hover.style.display = "none"; });
   window.addEventListener("resize", () => { fit(); draw(); drawTimeline(); });
 }
 
@@ -387,13 +459,22 @@ async function poll() {
     const st = await json("/api/status");
     const m = st.model;
     S.modelStatus = m.status;
-    $("model").textContent = m.status === "off" ? "no model" : m.status === "failed" ? `model failed: ${m.message}`
-      : `${m.name.split(" ")[0]}: ${m.status}${m.status === "running" || m.status === "loading" ? ` ${m.done}/${m.total}` : ""}`;
+    $("model").textContent = modelText(st.model);
+    $("model").title = st.model.name;
     $("saved").textContent = st.save_error ? `not saved: ${st.save_error}`
       : st.saved_revision >= st.revision ? "saved" : "saving…";
     if (st.revision !== S.revision) { await refresh(); updateInfo(); drawTimeline(); draw(); }
   } catch (e) { $("saved").textContent = `server unreachable (${e.message})`; }
   setTimeout(poll, 1000);
+}
+
+function modelText(m) {  // which model proposes (and whether by default), and how far it got
+  if (m.status === "off") return "no model (--no-model)";
+  const of = m.short ? ` of ${m.short}` : "";
+  if (m.status === "cached") return `no model (--no-model): proposals${of} from an earlier run`;
+  const which = `model ${m.short}${m.default ? " (default; --checkpoint to choose)" : ""}`;
+  return m.status === "failed" ? `${which} failed: ${m.message}`
+    : `${which}: ${m.status === "done" ? "proposals done" : `${m.status} ${m.done}/${m.total}`}`;
 }
 
 async function main() {
@@ -407,6 +488,7 @@ async function main() {
   }
   for (const note of S.meta.notes) { const li = document.createElement("li"); li.textContent = note; $("notes").appendChild(li); }
   const snap = await refresh();
+  restoreHistory();
   setupInput();
   fit();
   S.ready = true;
