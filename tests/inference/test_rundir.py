@@ -33,8 +33,8 @@ def test_atomic_write_leaves_no_temp(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
 
 
-def test_resolve_checkpoint_from_file_run_or_runs_folder(tmp_path: Path) -> None:
-    from tracknet_cli.inference.rundir import resolve_checkpoint
+def test_best_weights_in_a_run_or_a_runs_folder(tmp_path: Path) -> None:
+    from tracknet_cli.inference.rundir import best_weights_in
 
     for n in (1, 2, 10):
         (tmp_path / "quickstart" / f"exp{n}" / "weights").mkdir(parents=True)
@@ -42,24 +42,21 @@ def test_resolve_checkpoint_from_file_run_or_runs_folder(tmp_path: Path) -> None
     for n in (1, 2):
         (tmp_path / "quickstart" / f"exp{n}" / "weights" / "best.safetensors").write_bytes(b"x")
     newest = tmp_path / "quickstart" / "exp2" / "weights" / "best.safetensors"
-    assert resolve_checkpoint(tmp_path / "quickstart") == newest
-    assert resolve_checkpoint(tmp_path / "quickstart" / "exp1") == tmp_path / "quickstart" / "exp1" / "weights" / "best.safetensors"
-    assert resolve_checkpoint(newest) == newest
+    assert best_weights_in(tmp_path / "quickstart") == newest
+    assert best_weights_in(tmp_path / "quickstart" / "exp1") == tmp_path / "quickstart" / "exp1" / "weights" / "best.safetensors"
     with pytest.raises(InputError, match="no weights/best.safetensors or last.safetensors"):
-        resolve_checkpoint(tmp_path)
+        best_weights_in(tmp_path)
     # A run without validation has only last weights: used for that run, never over another run's best.
     last = tmp_path / "quickstart" / "exp3" / "weights" / "last.safetensors"
     last.parent.mkdir(parents=True)
     last.write_bytes(b"x")
-    assert resolve_checkpoint(tmp_path / "quickstart" / "exp3") == last
-    assert resolve_checkpoint(tmp_path / "quickstart") == newest
+    assert best_weights_in(tmp_path / "quickstart" / "exp3") == last
+    assert best_weights_in(tmp_path / "quickstart") == newest
     only_last = tmp_path / "nobest"
     for n in (1, 2):
         (only_last / f"exp{n}" / "weights").mkdir(parents=True)
         (only_last / f"exp{n}" / "weights" / "last.safetensors").write_bytes(b"x")
-    assert resolve_checkpoint(only_last) == only_last / "exp2" / "weights" / "last.safetensors"
-    with pytest.raises(InputError, match="not found"):
-        resolve_checkpoint(tmp_path / "nope")
+    assert best_weights_in(only_last) == only_last / "exp2" / "weights" / "last.safetensors"
 
 
 def test_resume_forgets_metrics_rows_validated_after_the_saved_state(tmp_path: Path) -> None:
