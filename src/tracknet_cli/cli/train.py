@@ -76,7 +76,7 @@ def train(
     init_path: Optional[Path] = None
     if init_from is not None:
         from tracknet_cli.pretrained.resolve import resolve_checkpoint
-        from tracknet_cli.training.loop import check_init_from
+        from tracknet_cli.inference.checkpoint import check_init_from
 
         init_path = resolve_checkpoint(init_from, option="--init-from").path
         check_init_from(resolved.config, init_path, init_from)

@@ -281,7 +281,7 @@ def open_session(config: TrackNetConfig, run_dir: Path, hooks: "Hooks", *, resum
                          rank=dist.rank, world_size=dist.world_size, pin_memory=device.type == "cuda")
     model = build_model(config)
     if init_from is not None:
-        from tracknet_cli.training.loop import load_init_weights
+        from tracknet_cli.inference.checkpoint import load_init_weights
 
         load_init_weights(model, init_from)
     model = model.to(device)
