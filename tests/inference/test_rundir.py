@@ -71,3 +71,18 @@ def test_resume_forgets_metrics_rows_validated_after_the_saved_state(tmp_path: P
     assert [r.step for r in read_metrics(tmp_path / "metrics.csv")] == [2, 4]
     resumed.append_metrics(ValidationRow(0, 6, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5, None, 0.1, 0.0, 6.0))
     assert [(r.step, r.train_loss) for r in read_metrics(tmp_path / "metrics.csv")] == [(2, 1.0), (4, 1.0), (6, 0.9)]
+
+
+def test_the_training_state_is_saved_and_loaded_by_the_run_directory(tmp_path: Path) -> None:
+    import torch
+
+    from tracknet_cli.training.artifacts import RunDirectory
+
+    path = RunDirectory(tmp_path / "exp1").save_state({"step": 3, "w": torch.ones(2)})
+    assert path == tmp_path / "exp1" / "state" / "last.pt"
+    state = RunDirectory(tmp_path / "exp1").load_state()
+    assert state["step"] == 3 and torch.equal(state["w"], torch.ones(2))
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with pytest.raises(InputError, match=r"state/last.pt cannot be loaded: ") as info:
+        RunDirectory(tmp_path / "exp1").load_state()
+    assert "\n" not in info.value.line()
