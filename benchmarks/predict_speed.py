@@ -84,7 +84,7 @@ def child_model_only(checkpoint: str, frames: int, runtime: str | None) -> dict[
     from tracknet_cli.predict.tracker import Tracker
 
     kwargs = {"runtime": runtime} if runtime else {}
-    engine = Tracker.from_checkpoint(checkpoint, device="cpu", **kwargs).engine
+    engine = Tracker.from_pretrained(checkpoint, device="cpu", **kwargs).engine
     wi, hi = engine.input_size
     rng = np.random.default_rng(0)
     pool = [rng.integers(0, 256, (engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8) for _ in range(4)]

@@ -34,11 +34,11 @@ def main() -> None:
     from tracknet_cli.data.datasets import eval_dataset
     from tracknet_cli.inference.checkpoint import save_checkpoint
     from tracknet_cli.inference.engine import load_engine
-    from tracknet_cli.inference.rundir import resolve_checkpoint
+    from tracknet_cli.pretrained.resolve import resolve_checkpoint
     from tracknet_cli.training.evaluate import evaluate, score_predictions, select_clips
     from tracknet_cli.training.validate import calibrate_threshold
 
-    source = resolve_checkpoint(opts.run)
+    source = resolve_checkpoint(opts.run, option="RUN").path
     engine, meta = load_engine(source, device="cpu", precision=opts.precision, runtime="torch")
     config = meta.config
     if opts.inference_stride is not None:

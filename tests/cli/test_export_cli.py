@@ -62,7 +62,7 @@ def checkpoint(video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = build_model(config)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     save_checkpoint(path, model, config, threshold=0.5, loss="softmax", metrics={})
-    tracker = Tracker.from_checkpoint(path, device="cpu", precision="fp32", runtime="torch", threshold=0.0, track=False)
+    tracker = Tracker.from_pretrained(path, device="cpu", precision="fp32", runtime="torch", threshold=0.0, track=False)
     scores = np.sort([row.score for row in tracker.track_video(video)])
     middle = scores[len(scores) // 4: 3 * len(scores) // 4 + 1]
     k = int(np.argmax(np.diff(middle)))

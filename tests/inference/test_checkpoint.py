@@ -140,3 +140,24 @@ def test_truncated_newer_and_mismatched_checkpoints_are_input_errors(tmp_path: P
     invalid = _rewrite(good, tmp_path / "invalid.safetensors", **{"tracknet.config": json.dumps(other, default=str)})
     with pytest.raises(InputError, match="embedded config does not fit"):
         read_metadata(invalid)
+
+
+def test_init_weights_load_through_the_one_loader_and_refuse_another_architecture(tmp_path: Path) -> None:
+    from tracknet_cli.errors import ConfigError
+    from tracknet_cli.inference.checkpoint import architecture_differences, load_init_weights
+
+    config = _config({"type": "convnext", "pretrained_model_name": "facebook/convnext-tiny-224", "pretrained": False,
+                      "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]}},
+                     decoder="fpn", fusion="early")
+    trained = build_model(config).eval()
+    _perturb(trained)
+    path = save_checkpoint(tmp_path / "best.safetensors", trained, config, threshold=0.5, loss="focal", metrics={})
+    fresh = build_model(config).eval()
+    load_init_weights(fresh, path)
+    x = torch.rand(1, 3, 3, 40, 72)
+    with torch.no_grad():
+        assert torch.equal(trained(x), fresh(x))
+    other = config.model_copy(update={"data": config.data.model_copy(update={"sequence_length": 1})})
+    assert architecture_differences(other, config) == ["data.sequence_length: 3 -> 1"]
+    with pytest.raises(ConfigError, match=r"--init-from .*best.safetensors does not fit this model \(first mismatch: "):
+        load_init_weights(build_model(other), path)

@@ -264,7 +264,7 @@ def test_export_refusals(checkpoint: Path, exported: Path, tmp_path: Path) -> No
 
 
 def test_an_onnx_file_has_no_torch_weights_and_garbage_is_an_input_error(exported: Path, tmp_path: Path) -> None:
-    from tracknet_cli.training.loop import check_init_from
+    from tracknet_cli.inference.checkpoint import check_init_from
 
     with pytest.raises(InputError, match="is an ONNX model: it holds no torch weights"):
         load_model(exported)

@@ -149,8 +149,8 @@ def test_predict_auto_precision_follows_the_family_table(tmp_path: Path) -> None
     config = unet_config(size=(40, 72), heatmap=(40, 72))
     path = tmp_path / "best.safetensors"
     save_checkpoint(path, build_model(config).eval(), config, threshold=0.5, loss="softmax", metrics={})
-    auto = Tracker.from_checkpoint(path, device="cpu", runtime="torch")
-    fp32 = Tracker.from_checkpoint(path, device="cpu", precision="fp32", runtime="torch")
+    auto = Tracker.from_pretrained(path, device="cpu", runtime="torch")
+    fp32 = Tracker.from_pretrained(path, device="cpu", precision="fp32", runtime="torch")
     assert fp32.engine.amp is None and not fp32.engine.model._channels_last
     if cpu_bf16_support().native:
         assert auto.engine.amp == torch.bfloat16 and auto.engine.model._channels_last

@@ -82,7 +82,7 @@ def reference(tracker: Tracker, frames: list[np.ndarray], source_size: tuple[int
 
 def test_video_stream_equals_offline_reference(checkpoint: Path, clip: Path, tmp_path: Path) -> None:
     """Frame folder through the pipeline (batches of 5 windows, raw detections) vs the plain computation."""
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=5, threshold=0.0, track=False, precision="fp32")
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=5, threshold=0.0, track=False, precision="fp32")
     assert tracker.engine.window == 3 and tracker.input_size == (128, 72)
     source = open_source(clip)[0]
     frames = [f.images[0] for f in source.frames([(128, 72)])]  # what the pipeline decodes (JPEG draft)
@@ -97,7 +97,7 @@ def test_video_stream_equals_offline_reference(checkpoint: Path, clip: Path, tmp
 
 
 def test_track_frames_numbers_from_first_frame_and_matches_reference(checkpoint: Path, clip: Path) -> None:
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=2, threshold=0.0, track=False, precision="fp32")
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=2, threshold=0.0, track=False, precision="fp32")
     frames = [f.images[0] for f in open_source(clip)[0].frames([(128, 72)])][:7]
     rows = list(tracker.track_frames(iter(frames), first_frame=100))
     assert [r.frame for r in rows] == list(range(100, 107))
@@ -109,7 +109,7 @@ def test_track_frames_numbers_from_first_frame_and_matches_reference(checkpoint:
 
 def test_memory_is_bounded_by_batch_and_window(checkpoint: Path) -> None:
     """A slow consumer of a long stream: frames taken from the input never run far ahead of rows out."""
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=2)
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=2)
     produced = 0
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (72, 128, 3), dtype=np.uint8)
@@ -133,7 +133,7 @@ def test_memory_is_bounded_by_batch_and_window(checkpoint: Path) -> None:
 
 
 def test_breaking_out_stops_the_threads(checkpoint: Path, clip: Path) -> None:
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=1)
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=1)
     gen = tracker.track_video(clip)
     first = [next(gen) for _ in range(3)]
     assert [r.frame for r in first] == [0, 1, 2]
@@ -148,7 +148,7 @@ def test_breaking_out_stops_the_threads(checkpoint: Path, clip: Path) -> None:
 def test_with_the_model_on_the_cpu_decoding_runs_at_the_lowest_priority(checkpoint: Path) -> None:
     """The decode thread yields the cores to the forward pass's OpenMP team (docs/scripts/predict.md);
     the caller's own thread keeps its priority."""
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=1)
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=1)
     seen: list[int] = []
 
     def frames():
@@ -163,7 +163,7 @@ def test_with_the_model_on_the_cpu_decoding_runs_at_the_lowest_priority(checkpoi
 
 
 def test_an_error_in_the_decode_thread_reaches_the_caller(checkpoint: Path) -> None:
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=1)
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=1)
     good = np.zeros((72, 128, 3), np.uint8)
     with pytest.raises(UsageError, match="like the first one"):
         list(tracker.track_frames([good] * 6 + [np.zeros((40, 40, 3), np.uint8)]))
@@ -178,7 +178,7 @@ def _decoded_frames(path: Path) -> int:
 
 def test_ctrl_c_closes_csv_and_overlay_on_the_same_frame(checkpoint: Path, tmp_path: Path) -> None:
     """A real SIGINT mid-run: both files are finalised with the same frames, and Interrupted is raised."""
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=1)
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=1)
     image = np.random.default_rng(1).integers(0, 255, (72, 130, 3), dtype=np.uint8)  # 130 wide: cropped overlay
     source = ArraySource([image] * 200)
 
@@ -199,7 +199,7 @@ def test_ctrl_c_closes_csv_and_overlay_on_the_same_frame(checkpoint: Path, tmp_p
 
 
 def test_a_failure_mid_run_leaves_no_files(checkpoint: Path, tmp_path: Path) -> None:
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu", batch_size=1)
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=1)
     good = np.zeros((72, 128, 3), np.uint8)
     source = ArraySource([good] * 30 + [np.zeros((10, 10, 3), np.uint8)])
     with pytest.raises(UsageError):
@@ -209,7 +209,7 @@ def test_a_failure_mid_run_leaves_no_files(checkpoint: Path, tmp_path: Path) -> 
 
 
 def test_existing_outputs_are_refused_before_any_work(checkpoint: Path, tmp_path: Path) -> None:
-    tracker = Tracker.from_checkpoint(checkpoint, device="cpu")
+    tracker = Tracker.from_pretrained(checkpoint, device="cpu")
     (tmp_path / "o.mp4").write_bytes(b"keep")
     source = ArraySource([np.zeros((72, 128, 3), np.uint8)] * 4)
     with pytest.raises(UsageError, match="already exists"):
@@ -222,22 +222,38 @@ def test_existing_outputs_are_refused_before_any_work(checkpoint: Path, tmp_path
     assert summary.frames == 4 and _decoded_frames(tmp_path / "o.mp4") == 4
 
 
-def test_from_checkpoint_rejects_bad_settings(checkpoint: Path, tmp_path: Path) -> None:
+def test_from_pretrained_rejects_bad_settings(checkpoint: Path, tmp_path: Path) -> None:
     from tracknet_cli.errors import InputError
 
     with pytest.raises(UsageError, match="precision"):
-        Tracker.from_checkpoint(checkpoint, device="cpu", precision="fp8")
+        Tracker.from_pretrained(checkpoint, device="cpu", precision="fp8")
     # Tracking settings are checked before anything is read: a bad one wins over a missing checkpoint.
     for kwargs, needle in (({"threshold": 1.5}, "threshold 1.5 must be between 0 and 1"),
                            ({"max_jump": 0.0}, "max jump 0 must be positive"),
                            ({"max_gap": -1}, "max gap -1 must be >= 0")):
         with pytest.raises(UsageError, match=needle):
-            Tracker.from_checkpoint(tmp_path / "missing.safetensors", device="cpu", **kwargs)
+            Tracker.from_pretrained(tmp_path / "missing.safetensors", device="cpu", **kwargs)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(InputError, match="not a readable"):
-        Tracker.from_checkpoint(bad, device="cpu")
-    t = Tracker.from_checkpoint(checkpoint, device="cpu", precision="bf16", threshold=0.2, window_stride=3)
+        Tracker.from_pretrained(bad, device="cpu")
+    t = Tracker.from_pretrained(checkpoint, device="cpu", precision="bf16", threshold=0.2, window_stride=3)
     assert t.engine.amp == torch.bfloat16 and t.threshold == 0.2 and t.engine.stride == 3
     rows = list(t.track_frames([np.zeros((72, 128, 3), np.uint8)] * 5))
     assert [r.frame for r in rows] == [0, 1, 2, 3, 4]
+
+
+def test_a_resolved_checkpoint_is_resolved_once(checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI resolves `--checkpoint` and hands the result on: neither the Tracker nor the engine loader
+    resolves it again, and the loader takes a file (a folder is not a checkpoint file to it)."""
+    from tracknet_cli.errors import InputError
+    from tracknet_cli.inference.checkpoint import read_metadata
+    from tracknet_cli.inference.engine import load_engine
+    from tracknet_cli.pretrained import resolve
+
+    resolved = resolve.resolve_checkpoint(checkpoint)
+    monkeypatch.setattr(resolve, "resolve_checkpoint", lambda *a, **k: pytest.fail("resolved a second time"))
+    tracker = Tracker.from_pretrained(resolved, device="cpu", precision="fp32")
+    assert tracker.threshold == read_metadata(checkpoint).threshold
+    with pytest.raises(InputError, match="checkpoint not found"):
+        load_engine(tmp_path, device="cpu")

@@ -83,7 +83,7 @@ def predict(
         console.info(default_notice(resolved))
     # Named outputs are checked before the model loads; the default runs/predict/expN is made after.
     named = _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path]) if out or csv else None
-    tracker = Tracker.from_checkpoint(resolved.path, device=device, batch_size=batch, threshold=threshold,
+    tracker = Tracker.from_pretrained(resolved, device=device, batch_size=batch, threshold=threshold,
                                       max_gap=max_gap, max_jump=max_jump, track=not no_track, precision=precision,
                                       runtime=runtime)
     targets = named or _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path])

@@ -76,7 +76,7 @@ def train(
     init_path: Optional[Path] = None
     if init_from is not None:
         from tracknet_cli.pretrained.resolve import resolve_checkpoint
-        from tracknet_cli.training.loop import check_init_from
+        from tracknet_cli.inference.checkpoint import check_init_from
 
         init_path = resolve_checkpoint(init_from, option="--init-from").path
         check_init_from(resolved.config, init_path, init_from)
@@ -171,46 +171,26 @@ def _rank_errors(ctx):
 
 def _resume_config(run_dir: Path, sets: list[str]):
     from tracknet_cli.config.load import load_run_config
+    from tracknet_cli.training.artifacts import STATE_FILE
 
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "state" / "last.pt").is_file():
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / STATE_FILE).is_file():
         raise InputError(f"--resume {run_dir}: not a run directory with config.yaml and state/last.pt")
     return load_run_config(run_dir / "config.yaml", sets)
 
 
 def _resume(run_dir: Path, sets: list[str]) -> None:
-    import torch
-
+    from tracknet_cli.training.artifacts import RunDirectory
     from tracknet_cli.training.distributed import context_from_env, main_only, process_group
 
     config = _resume_config(run_dir, sets)
-    state_path = run_dir / "state" / "last.pt"
     ctx = context_from_env()
     with _rank_errors(ctx):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the one line below says it
-                state = torch.load(state_path, weights_only=True, map_location="cpu")
-        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one line
-            raise InputError(f"{state_path} cannot be loaded: {_state_problem(exc)}") from exc
+        state = RunDirectory(run_dir).load_state()
         with process_group(ctx, config.training.device):
             from tracknet_cli.inference.rundir import claim_run_dir
 
             main_only(ctx, lambda: claim_run_dir(run_dir))
             _run(config, run_dir, resume=state, dist=ctx)
-
-
-def _state_problem(exc: Exception) -> str:
-    """Why `state/last.pt` was refused, without torch's advice to retry with weights_only=False (which
-    would run whatever code a pickle holds)."""
-    import pickle
-
-    from tracknet_cli.errors import first_line
-
-    text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text.lower().replace(" ", "_"):
-        return ("it holds objects other than tensors and plain data, so `tracknet train` did not write it "
-                "(it was refused unread: nothing in it ran)")
-    return f"{first_line(exc)} (a damaged or foreign file; the run's weights/*.safetensors are kept)"
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from tracknet_cli.atomic import atomic_path
 from tracknet_cli.errors import ConfigError, InputError, first_line
@@ -207,8 +207,6 @@ def check_architecture(path: Path, config: "TrackNetConfig", backbone_config: di
 
 def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple["HeatmapModel", CheckpointMeta]:
     """Rebuild the architecture from the embedded configs (random init, never the hub), then load the weights strictly."""
-    from safetensors.torch import load_file
-
     from tracknet_cli.models.registry import build_model
 
     path = Path(path)
@@ -220,15 +218,68 @@ def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple[
     config.model.backbone.pretrained = False
     check_architecture(path, config, meta.backbone_config)
     model = build_model(config, backbone_config=meta.backbone_config)
-    try:
-        state = load_file(str(path), device="cpu")
-    except Exception as exc:
-        raise InputError(f"{path}: cannot read the weights ({first_line(exc)})") from exc
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise InputError(f"{path}: the weights do not match the architecture in its own config "
-                         f"({first_line(exc)})") from exc
+    load_weights(model, path, refuse=lambda first: InputError(
+        f"{path}: the weights do not match the architecture in its own config (first mismatch: {first})"))
     model.set_normalization(meta.normalization)
     model.eval()
     return model.to(device), meta
+
+
+def load_weights(model: "torch.nn.Module", path: Path, *, refuse: "Callable[[str], Exception]") -> None:
+    """The one place a checkpoint's tensors go into a model: every name and shape must match (strict).
+    An unreadable file is an `InputError`; a mismatch raises `refuse(first mismatching name)`."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors' own error types for a truncated or garbled file
+        raise InputError(f"{path}: cannot read the weights ({first_line(exc)})") from exc
+    own = model.state_dict()
+    mismatched = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
+    mismatched += [k for k in state if k not in own]
+    if mismatched:
+        raise refuse(mismatched[0])
+    model.load_state_dict(state, strict=True)
+
+
+# ---------------------------------------------------------------- another model's weights (--init-from)
+ARCHITECTURE_KEYS = ("data.sequence_length",)  # besides model.*: settings that change parameter shapes
+
+
+def architecture_differences(ours: "TrackNetConfig", theirs: "TrackNetConfig") -> list[str]:
+    """`key: theirs -> ours` for every model setting (and frames per window) that differs."""
+    from tracknet_cli.config.load import flatten
+
+    def shape_settings(config: "TrackNetConfig") -> dict[str, Any]:
+        flat = {f"model.{k}": v for k, v in flatten(config.model.model_dump(mode="json")).items()}
+        flat.pop("model.backbone.pretrained", None)  # where the weights came from, not their shapes
+        flat.pop("model.backbone.freeze", None)
+        # The scale the first convolution samples at, not a shape: a full-resolution model's weights
+        # start a stride-2 one (how the real-time models were trained, docs/models/pretrained.md).
+        flat.pop("model.unet.input_stride", None)
+        flat.update({key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in ARCHITECTURE_KEYS})
+        return flat
+
+    a, b = shape_settings(theirs), shape_settings(ours)
+    return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def check_init_from(config: "TrackNetConfig", path: Path, given: str | None = None) -> None:
+    """Refuse `--init-from` weights of another architecture before a run directory is made. `given`: what
+    the user typed (a model name such as `tennis`), named in the messages rather than the file it resolved to."""
+    shown = given or path
+    if is_onnx(path):
+        raise InputError(f"--init-from {shown} is an ONNX model: it holds no torch weights "
+                         "(give the .safetensors checkpoint it was exported from)")
+    diffs = architecture_differences(config, read_metadata(path).config)
+    if diffs:
+        raise ConfigError(
+            f"--init-from {shown} was trained with other model settings ({'; '.join(diffs[:3])}): "
+            f"use the same settings (e.g. --set {diffs[0].split(':')[0]}=...) or train from scratch"
+        )
+
+
+def load_init_weights(model: "HeatmapModel", path: Path) -> None:
+    """`--init-from`: copy a trained model's weights into this architecture (shapes checked again here)."""
+    load_weights(model, path, refuse=lambda first: ConfigError(
+        f"--init-from {path} does not fit this model (first mismatch: {first})"))

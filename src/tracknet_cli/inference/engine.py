@@ -218,20 +218,20 @@ class Engine:
 
 def load_engine(path: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int | None = None,
                 stride: int | None = None, runtime: str = "auto") -> tuple[Engine, "CheckpointMeta"]:
-    """A checkpoint (.safetensors or .onnx file, run directory or runs folder) on ``device`` under ``precision``
-    in ``runtime``, ready to run.
+    """A checkpoint file (.safetensors, or .onnx from `tracknet export`) on ``device`` under ``precision``
+    in ``runtime``, ready to run. ``path`` is a file: a model name, run directory or hub id is resolved
+    once, by the caller, with ``pretrained.resolve.resolve_checkpoint``.
 
     ``precision`` ``auto`` follows the family table, as training does: on a CPU with native bf16 the U-Net runs
     3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py). ``runtime``: torch,
     onnxruntime, openvino or auto (`inference.onnx.choose_runtime`); only the model's forward changes."""
     from tracknet_cli.inference.checkpoint import load_model, read_metadata
     from tracknet_cli.inference.onnx import choose_runtime
-    from tracknet_cli.inference.rundir import resolve_checkpoint
     from tracknet_cli.inference.runtime import pick_device, resolve_precision
 
     check(precision, INFERENCE_PRECISIONS, "precision", UsageError)
     check(runtime, RUNTIMES, "runtime", UsageError)
-    path = resolve_checkpoint(Path(path))
+    path = Path(path)
     meta = read_metadata(path)
     dev = pick_device(device)
     choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)

@@ -76,24 +76,20 @@ def claim_run_dir(run_dir: Path, *, new: bool = False) -> None:
     atexit.register(lock.release)
 
 
-def resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint given as a file, a run directory, or a folder of runs such as `runs/quickstart`.
-    A run's `weights/best.safetensors`, or where it has none (it never validated, or was stopped before
-    its first validation) its `last.safetensors`; in a folder of runs the newest expN with best weights,
-    else the newest with last ones, so a run still before its first validation does not hide a finished one."""
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise InputError(f"checkpoint not found: {path}")
-    if (path / "weights").is_dir():
-        runs = [path]
+def best_weights_in(folder: Path) -> Path:
+    """The weights a run directory, or a folder of runs such as `runs/quickstart`, stands for: a run's
+    `weights/best.safetensors`, or where it has none (it never validated, or was stopped before its first
+    validation) its `last.safetensors`; in a folder of runs the newest expN with best weights, else the
+    newest with last ones, so a run still before its first validation does not hide a finished one.
+    `pretrained.resolve.resolve_checkpoint` calls it for a folder given as a checkpoint."""
+    if (folder / "weights").is_dir():
+        runs = [folder]
     else:  # a folder of runs, newest first
-        numbered = [(int(m.group(1)), p) for p in path.iterdir() if (m := _EXP.match(p.name))]
+        numbered = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _EXP.match(p.name))]
         runs = [p for _, p in sorted(numbered, reverse=True)]
     for which in _WEIGHTS:
         for run in runs:
             if (run / "weights" / which).is_file():
                 return run / "weights" / which
-    raise InputError(f"no weights/best.safetensors or last.safetensors in {path} or in an expN folder under it "
+    raise InputError(f"no weights/best.safetensors or last.safetensors in {folder} or in an expN folder under it "
                      "(train first, or pass the .safetensors file)")
-

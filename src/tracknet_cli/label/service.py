@@ -51,7 +51,7 @@ def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # ->
     resolved = resolve_checkpoint(options.checkpoint) if options.checkpoint else default_checkpoint()
     if options.checkpoint is None:
         hooks.info(default_notice(resolved))
-    load = functools.partial(Tracker.from_checkpoint, resolved.path, device=options.device, runtime=options.runtime)
+    load = functools.partial(Tracker.from_pretrained, resolved, device=options.device, runtime=options.runtime)
     short = resolved.entry.name if resolved.entry else str(resolved.hub.repo) if resolved.hub else resolved.path.name
     return Proposer(session, load, resolved.label, model_key(resolved.path), short=short,
                     default=options.checkpoint is None,

@@ -2,7 +2,7 @@
 
     from tracknet_cli.predict.tracker import Tracker
 
-    tracker = Tracker.from_pretrained("tennis")     # or Tracker.from_checkpoint("runs/quickstart/exp1/weights/best.safetensors")
+    tracker = Tracker.from_pretrained("tennis")     # or "runs/quickstart/exp1", a .safetensors file, a hub id
     for row in tracker.track_video("match.mp4"):          # TrackRow per decoded frame, in order
         if row.visible and not row.interpolated:
             print(row.frame, row.x, row.y, row.score)
@@ -15,9 +15,10 @@ window overlap and the tracker's lookahead). ``tracknet predict`` is built on ``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
@@ -29,25 +30,29 @@ from tracknet_cli.predict.tracking import TrackingConfig, TrackRow
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.inference.checkpoint import CheckpointMeta
+    from tracknet_cli.pretrained.resolve import ResolvedCheckpoint
 
 
 @dataclass
 class Tracker:
-    """A loaded model plus tracking settings. Build it with ``from_pretrained`` or ``from_checkpoint``."""
+    """A loaded model plus tracking settings. Build it with ``from_pretrained``."""
 
     engine: Engine
     tracking: TrackingConfig
     meta: "CheckpointMeta"
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_size: int | None = None,
-                        threshold: float | None = None, *, max_gap: int = 5, max_jump: float | None = None,
-                        track: bool = True, precision: str = "auto", window_stride: int | None = None,
-                        runtime: str = "auto") -> "Tracker":
+    def from_pretrained(cls, name: "str | os.PathLike[str] | ResolvedCheckpoint | None" = None, device: str = "auto",
+                        batch_size: int | None = None, threshold: float | None = None, *, max_gap: int = 5,
+                        max_jump: float | None = None, track: bool = True, precision: str = "auto",
+                        window_stride: int | None = None, runtime: str = "auto") -> "Tracker":
         """Rebuild the model from the checkpoint alone (config, normalisation and threshold embedded).
 
-        ``path``: a .safetensors (or exported .onnx) file, a run directory (its best weights), a runs folder (the newest
-        run), a ready model's name or a Hugging Face repo id (as ``from_pretrained``).
+        ``name``: a ready model (``tracknet models`` lists them: bundled, or from a ``$TRACKNET_MODELS_DIR``
+        folder), a .safetensors (or exported .onnx) file, a run directory (its best weights), a runs folder
+        (the newest run), or a Hugging Face repo id ``org/name[/file.safetensors][@revision]`` (fetched into
+        the HF cache; offline it must be there); ``None``: the default model. It is resolved here, once
+        (``pretrained.resolve.resolve_checkpoint``); a ``ResolvedCheckpoint`` (what the CLI resolved) is used as is.
 
         ``device``: auto | cpu | cuda | mps. ``batch_size``: windows per forward pass (None: 8 on a
         GPU, on a CPU 2 at 256x144 and 1 at 512x288: `default_batch`). ``threshold``: detection score (default: the
@@ -61,29 +66,19 @@ class Tracker:
         file from ``tracknet export`` runs in an ONNX runtime): only the model's
         forward changes (docs/scripts/predict.md, "Runtimes and export").
 
-        A missing, corrupt or incompatible checkpoint raises ``InputError``; an unavailable device
-        ``ConfigError``; a runtime that is not installed ``UsageError``."""
+        A missing, corrupt or incompatible checkpoint, or an unknown name (with suggestions), raises
+        ``InputError``; an unavailable device ``ConfigError``; a runtime that is not installed ``UsageError``."""
         from tracknet_cli.inference.engine import load_engine
-        from tracknet_cli.pretrained.resolve import resolve_checkpoint
+        from tracknet_cli.pretrained.resolve import ResolvedCheckpoint, default_checkpoint, resolve_checkpoint
 
         TrackingConfig.check_options(threshold, max_gap, max_jump)  # before the model loads
-        engine, meta = load_engine(resolve_checkpoint(path, option="checkpoint").path, device=device, precision=precision,
-                                   batch_size=batch_size, stride=window_stride, runtime=runtime)
+        if not isinstance(name, ResolvedCheckpoint):
+            name = default_checkpoint() if name is None else resolve_checkpoint(name, option="model")
+        engine, meta = load_engine(name.path, device=device, precision=precision, batch_size=batch_size,
+                                   stride=window_stride, runtime=runtime)
         tracking = TrackingConfig(threshold=meta.threshold if threshold is None else float(threshold),
                                   max_gap=max_gap, max_jump=max_jump, enabled=track)
         return cls(engine, tracking, meta)
-
-    @classmethod
-    def from_pretrained(cls, name: str | None = None, **kwargs: Any) -> "Tracker":
-        """A ready model: ``Tracker.from_pretrained("tennis")``. ``name``: a bundled model
-        (``tracknet models`` lists them), one from a ``$TRACKNET_MODELS_DIR`` folder, or a Hugging Face
-        repo id ``org/name[/file.safetensors][@revision]`` (fetched into the HF cache; offline it must
-        be there); ``None``: the default model. Keyword arguments as ``from_checkpoint``. An unknown
-        name raises ``InputError`` with suggestions."""
-        from tracknet_cli.pretrained.resolve import default_checkpoint, resolve_checkpoint
-
-        resolved = default_checkpoint() if name is None else resolve_checkpoint(name, option="model")
-        return cls.from_checkpoint(resolved.path, **kwargs)
 
     @property
     def threshold(self) -> float:

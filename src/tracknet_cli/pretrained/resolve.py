@@ -1,11 +1,13 @@
-"""One resolver for every place a checkpoint is given: `predict`/`eval --checkpoint`, `train --init-from`,
-`Tracker.from_checkpoint` and `Tracker.from_pretrained`.
+"""The one resolver for every place a checkpoint is given: `predict`/`eval`/`export`/`label --checkpoint`,
+`train --init-from` and `Tracker.from_pretrained`. Each of them calls it once, where the checkpoint comes in
+(the CLI command, or the Python API's constructor), and hands the file it found on: the loaders
+(`inference.engine.load_engine`, `inference.checkpoint.load_model`) take a file and resolve nothing.
 
 What a user may give, tried in this order:
 
 1. an existing file: that file;
 2. an existing folder: a run directory (its ``weights/best.safetensors``) or a folder of runs
-   (the newest ``expN`` with weights), as ``inference/rundir.py`` resolves them;
+   (the newest ``expN`` with weights): ``inference.rundir.best_weights_in``;
 3. a model name (``tennis``): the bundled model, or one from a ``$TRACKNET_MODELS_DIR`` folder
    (``catalogue.py``); an unknown name fails with did-you-mean suggestions;
 4. a Hugging Face hub repo id, ``org/name`` (its ``model.safetensors``, or its only ``.safetensors``),
@@ -99,10 +101,10 @@ def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--check
         if path.is_file():
             return ResolvedCheckpoint(path, "file", text)
         if path.is_dir():
-            from tracknet_cli.inference.rundir import resolve_checkpoint as resolve_run_folder
+            from tracknet_cli.inference.rundir import best_weights_in
 
             try:
-                return ResolvedCheckpoint(resolve_run_folder(path), "run", text)
+                return ResolvedCheckpoint(best_weights_in(path), "run", text)
             except InputError:
                 # a folder that happens to share a model's name (`tennis/` of clips): the model
                 if not _is_name(text) or load_catalogue(environ).get(text.lower()) is None:

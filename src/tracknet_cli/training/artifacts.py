@@ -8,7 +8,8 @@ runs/<profile>/expN/
   overlays/epoch_NNN.png validation frames with heatmap, label and prediction
   curves.png             training loss per step (and validation loss), validation F1 per validation (matplotlib)
   weights/best.safetensors, weights/last.safetensors   self-contained checkpoints
-  state/last.pt          optimizer, schedule, callbacks, RNG, epoch, step (loads with weights_only=True)
+  state/last.pt          optimizer, schedule, callbacks, RNG, epoch, step (save_state / load_state: the
+                         one torch.save and torch.load, weights_only=True)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import csv
 import io
 import math
 import random
+import warnings
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +29,9 @@ import numpy as np
 from tracknet_cli.atomic import atomic_path, atomic_write_text
 from tracknet_cli.config.load import dump_yaml
 from tracknet_cli.config.schema import TrackNetConfig
+from tracknet_cli.errors import InputError, first_line
+
+STATE_FILE = Path("state") / "last.pt"  # the training state `--resume` continues from
 
 
 @dataclass
@@ -153,14 +158,31 @@ class RunDirectory:
         save_checkpoint(path, model, config, threshold=threshold, loss=loss, metrics=clean)
         return path
 
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_FILE
+
     def save_state(self, state: dict[str, Any]) -> Path:
         import torch
 
-        path = self.path / "state" / "last.pt"
+        path = self.state_path
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
         return path
+
+    def load_state(self) -> dict[str, Any]:
+        """`state/last.pt` as `save_state` wrote it (what `--resume` continues from), read with
+        `weights_only=True`: tensors and plain data only, so nothing in the file runs. A damaged or
+        foreign file is one `InputError` line."""
+        import torch
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the one line below says it
+                return torch.load(self.state_path, weights_only=True, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one line
+            raise InputError(f"{self.state_path} cannot be loaded: {_state_problem(exc)}") from exc
 
     @staticmethod
     def rng_state() -> dict[str, Any]:
@@ -195,6 +217,18 @@ class RunDirectory:
         with atomic_path(path) as tmp:
             figure.savefig(tmp, format="png", dpi=100)
         return path
+
+
+def _state_problem(exc: Exception) -> str:
+    """Why `state/last.pt` was refused, without torch's advice to retry with weights_only=False (which
+    would run whatever code a pickle holds)."""
+    import pickle
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text.lower().replace(" ", "_"):
+        return ("it holds objects other than tensors and plain data, so `tracknet train` did not write it "
+                "(it was refused unread: nothing in it ran)")
+    return f"{first_line(exc)} (a damaged or foreign file; the run's weights/*.safetensors are kept)"
 
 
 def read_metrics(path: Path) -> list[ValidationRow]:

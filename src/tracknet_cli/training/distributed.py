@@ -204,7 +204,7 @@ class FollowerRunDirectory(RunDirectory):
         return self.path / "weights" / f"{which}.safetensors"
 
     def save_state(self, state: dict[str, Any]) -> Path:
-        return self.path / "state" / "last.pt"
+        return self.state_path
 
     def write_overlay(self, epoch: int, overlay: Overlay | None) -> Path | None:
         return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from tracknet_cli.config.schema import TrackNetConfig
-from tracknet_cli.errors import ConfigError, InputError, Interrupted, RuntimeFailure
+from tracknet_cli.errors import Interrupted, RuntimeFailure
 from tracknet_cli.training.artifacts import ValidationRow
 from tracknet_cli.training.session import StepInfo
 
@@ -41,57 +41,6 @@ class TrainResult:
     best: ValidationRow | None
     last: ValidationRow | None
     rows: list[ValidationRow] = field(default_factory=list)
-
-
-ARCHITECTURE_KEYS = ("data.sequence_length",)  # besides model.*: settings that change parameter shapes
-
-
-def architecture_differences(ours: TrackNetConfig, theirs: TrackNetConfig) -> list[str]:
-    """`key: theirs -> ours` for every model setting (and frames per window) that differs."""
-    from tracknet_cli.config.load import flatten
-
-    def shape_settings(config: TrackNetConfig) -> dict[str, Any]:
-        flat = {f"model.{k}": v for k, v in flatten(config.model.model_dump(mode="json")).items()}
-        flat.pop("model.backbone.pretrained", None)  # where the weights came from, not their shapes
-        flat.pop("model.backbone.freeze", None)
-        # The scale the first convolution samples at, not a shape: a full-resolution model's weights
-        # start a stride-2 one (how the real-time models were trained, docs/models/pretrained.md).
-        flat.pop("model.unet.input_stride", None)
-        flat.update({key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in ARCHITECTURE_KEYS})
-        return flat
-
-    a, b = shape_settings(theirs), shape_settings(ours)
-    return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-
-
-def check_init_from(config: TrackNetConfig, path: Path, given: str | None = None) -> None:
-    """Refuse `--init-from` weights of another architecture before a run directory is made. `given`: what
-    the user typed (a model name such as `tennis`), named in the messages rather than the file it resolved to."""
-    from tracknet_cli.inference.checkpoint import is_onnx, read_metadata
-
-    shown = given or path
-    if is_onnx(path):
-        raise InputError(f"--init-from {shown} is an ONNX model: it holds no torch weights "
-                         "(give the .safetensors checkpoint it was exported from)")
-    diffs = architecture_differences(config, read_metadata(path).config)
-    if diffs:
-        raise ConfigError(
-            f"--init-from {shown} was trained with other model settings ({'; '.join(diffs[:3])}): "
-            f"use the same settings (e.g. --set {diffs[0].split(':')[0]}=...) or train from scratch"
-        )
-
-
-def load_init_weights(model: "Any", path: Path) -> None:
-    """`--init-from`: copy a trained model's weights into this architecture (shapes checked again here)."""
-    from safetensors.torch import load_file
-
-    state = load_file(str(path), device="cpu")
-    own = model.state_dict()
-    mismatched = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
-    mismatched += [k for k in state if k not in own]
-    if mismatched:
-        raise ConfigError(f"--init-from {path} does not fit this model (first mismatch: {mismatched[0]})")
-    model.load_state_dict(state, strict=True)
 
 
 def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,

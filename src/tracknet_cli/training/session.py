@@ -140,7 +140,7 @@ class Session:
                 else:
                     where = (f"between steps {self.read_step + 1} and {state.step} (loss={value}, lr={state.lr:.3g}); "
                              f"the last good state (step {self.saved_step}) is in")
-                raise RuntimeFailure(f"non-finite loss {where} {self.run_dir / 'state' / 'last.pt'}",
+                raise RuntimeFailure(f"non-finite loss {where} {self.rundir.state_path}",
                                      hint="lower training.lr or set training.grad_clip")
             state.window_loss += value
             state.window_n += 1
@@ -281,7 +281,7 @@ def open_session(config: TrackNetConfig, run_dir: Path, hooks: "Hooks", *, resum
                          rank=dist.rank, world_size=dist.world_size, pin_memory=device.type == "cuda")
     model = build_model(config)
     if init_from is not None:
-        from tracknet_cli.training.loop import load_init_weights
+        from tracknet_cli.inference.checkpoint import load_init_weights
 
         load_init_weights(model, init_from)
     model = model.to(device)
@@ -305,7 +305,7 @@ def open_session(config: TrackNetConfig, run_dir: Path, hooks: "Hooks", *, resum
                 total_steps=total_steps, steps_per_epoch=steps_per_epoch, resumed=resume is not None,
                 sync_every=tc.sync_every or (1 if device.type == "cpu" else 20))
     if resume is not None:
-        state.load_state_dict(resume, run_dir / "state" / "last.pt")
+        state.load_state_dict(resume, rundir.state_path)
         restore_rng(resume["rng"])
         rundir.forget_rows_after(state.step)
         if int(resume.get("world_size", 1)) != dist.world_size:
