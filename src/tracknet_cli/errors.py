@@ -60,6 +60,15 @@ class WeightsUnavailableError(RuntimeFailure):
     """Pretrained weights cannot be had (gated, offline, no network)."""
 
 
+class Reported(TrackNetError):
+    """A failure whose line another process already printed (a worker rank, or the launcher after its
+    workers): end with its exit code and print nothing more."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("")
+        self.exit_code = exit_code
+
+
 class Interrupted(TrackNetError):
     """The user pressed Ctrl-C; whatever was written so far was kept."""
 

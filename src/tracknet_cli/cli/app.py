@@ -23,7 +23,7 @@ from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
 from tracknet_cli.cli import data as data_cmd
 from tracknet_cli.cli.signals import ignore_stop_signals, stop_on_sigterm
-from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, TrackNetError
+from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, Reported, TrackNetError
 
 app = typer.Typer(
     name="tracknet",
@@ -134,6 +134,8 @@ def run(args: list[str]) -> int:
             console.error_line(INTERRUPTED_BEFORE_START)
         return rv if isinstance(rv, int) else 0
     except TrackNetError as exc:
+        if isinstance(exc, Reported):
+            return exc.exit_code
         if isinstance(exc, Interrupted):
             _ignore_further_interrupts()
         if console.debug_enabled():

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from tracknet_cli.cli import console
-from tracknet_cli.errors import ConfigError, EXIT_FAILURE, InputError, RuntimeFailure, TrackNetError
+from tracknet_cli.errors import ConfigError, EXIT_FAILURE, InputError, Reported, RuntimeFailure, TrackNetError
 from tracknet_cli.cli.options import DataOpt, ModelOpt, ProfileOpt, SetOpt, TrainingOpt, resolve_selection
 
 EPILOG = (
@@ -147,7 +147,7 @@ def _launch(devices: int, config, worker_args: list[str]) -> None:
     if result.message:
         raise RuntimeFailure(result.message)
     if result.exit_code:
-        raise typer.Exit(result.exit_code)  # the failing rank already printed its line
+        raise Reported(result.exit_code)  # the failing rank already printed its line
 
 
 @contextmanager
@@ -166,7 +166,7 @@ def _rank_errors(ctx):
     except TrackNetError as exc:
         if exc.exit_code == EXIT_FAILURE:
             console.error_line(f"rank {ctx.rank}: {exc.line()}")
-        raise typer.Exit(exc.exit_code) from None
+        raise Reported(exc.exit_code) from None
 
 
 def _resume_config(run_dir: Path, sets: list[str]):
