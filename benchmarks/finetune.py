@@ -15,7 +15,8 @@ time into train (frames 0-159), validation (160-199, for the threshold) and test
 a user who labelled the start of a video would. `--data padel --padel DIR` (DIR: `raw_data/points/clean`
 of github.com/VictorUceda/TrackNet-Padel: broadcast padel points named MATCH_ROUND_PAIRS_SET_GAMES_POINT)
 splits by match and set: train on the Roma semi-final's sets 0-1, validate on its set 2, test on its
-set 3 and on the other match (the Roma round of 16). `--data tennis --tennis-test DIR` uses the bundled
+set 3 and on the other match (the Roma round of 16): the bundled `padel` model's split
+(scripts/pretrained/padel_data.py, videos up to 4 MiB). `--data tennis --tennis-test DIR` uses the bundled
 model's held-out tennis games (DIR: the `tennis-test` folder of scripts/pretrained/build_data.py,
 gameN_ClipM.mp4 + .csv) as a user's own match footage: train on game 9 (9 clips, 1,573 frames),
 validate on two clips of game 10 and test on five others (574 frames). Any other value is a dataset
@@ -87,18 +88,12 @@ def tennis_split(src: Path, out: Path) -> list[str]:
 
 
 def padel_split(src: Path, out: Path) -> list[str]:
-    """Links to the padel points in three folders by match and set (see the module doc): train/, val/, test/."""
-    videos = sorted(p for p in src.glob("*.mp4") if p.with_suffix(".csv").is_file() and p.stat().st_size > 0)
-    if not videos:
-        sys.exit(f"{src}: expected the padel points (NAME.mp4 + NAME.csv) of VictorUceda/TrackNet-Padel raw_data/points/clean")
-    for video in videos:
-        parts = video.stem.split("_")  # MATCH_ROUND_PAIRS_SET_GAMES_POINT
-        folder = "test" if parts[1] != "Semis" or parts[3] == "3" else "val" if parts[3] == "2" else "train"
-        for path in (video, video.with_suffix(".csv")):
-            dest = out / folder / path.name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if not dest.exists():
-                dest.symlink_to(path.resolve())
+    """The padel points linked into train/, val/ and test/ by match and set (scripts/pretrained/padel_data.py,
+    the bundled `padel` model's split), and the split overrides that name them."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "pretrained"))
+    from padel_data import split_points
+
+    split_points(src, out)  # the 41 points up to 4 MiB, as the model card
     return ["data.split.by=clip", "data.split.train=[train]", "data.split.val=[val]", "data.split.test=[test]"]
 
 

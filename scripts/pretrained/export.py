@@ -26,6 +26,8 @@ def main() -> None:
                         "case) or auto (bf16 where the CPU has it: 3.5x faster for the U-Net)")
     parser.add_argument("--inference-stride", type=int, help="write the model with this data.inference_stride (1: every "
                         "frame the mean of T windows, as the bundled `badminton`); the threshold is calibrated with it")
+    parser.add_argument("--neutral-root", default="data/pretrained/train", help="data.root written into the model "
+                        "(the training machine's path is not kept): where the model's reproduce script lays its data out")
     parser.add_argument("--overwrite", action="store_true")
     opts = parser.parse_args()
     if opts.out.exists() and not opts.overwrite:
@@ -49,7 +51,7 @@ def main() -> None:
                       protocol=protocol, threshold=meta.threshold, loss_name=meta.loss, keep_predictions=True)
     threshold = calibrate_threshold(report.predictions, protocol, meta.threshold)
     m = score_predictions(report.predictions, protocol, threshold)[0]
-    neutral = config.model_copy(update={"data": config.data.model_copy(update={"root": Path("data/pretrained/train")})})
+    neutral = config.model_copy(update={"data": config.data.model_copy(update={"root": Path(opts.neutral_root)})})
     kept = {k: v for k, v in meta.metrics.items() if k in ("epoch", "step", "train_loss", "seconds")}
     metrics = {**kept, "f1": m.f1, "precision": m.precision, "recall": m.recall, "threshold": threshold}
     extra = {**meta.extra, "exported_from": str(source), "calibration": f"{opts.precision}, {len(clips)} validation clips, {protocol}"}

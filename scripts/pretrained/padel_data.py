@@ -1,0 +1,65 @@
+"""Lay out the bundled `padel` model's data from its public source, as links (nothing is copied).
+
+    python scripts/pretrained/padel_data.py PADEL_CHECKOUT/raw_data/points/clean --out data/padel
+
+PADEL_CHECKOUT: a clone of github.com/VictorUceda/TrackNet-Padel (MIT). `raw_data/points/clean`
+holds broadcast padel points of Premier Padel Roma 2022 as NAME.mp4 + NAME.csv (`Frame,Ball,x,y`,
+1280x720, 24 frames/s), NAME = MATCH_ROUND_PAIRS_SET_GAMES_POINT. Only that folder is used: the
+repository's other folders are kept for an independent check.
+
+Splits by match and set, so no point of a validation or test set shares a set with training:
+OUT/train = the semi-final's sets 0-1, OUT/val = its set 2, OUT/test = its set 3 and every point of
+the other match (the round of 16). `--max-mib 4` (default) takes only videos up to 4 MiB, the copy
+the bundled model was trained on (41 of the 72 points); `--max-mib 0` takes every point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def folder_of(stem: str) -> str:
+    """train, val or test for a point named MATCH_ROUND_PAIRS_SET_GAMES_POINT."""
+    parts = stem.split("_")
+    if len(parts) != 6:
+        raise ValueError(f"{stem}: expected MATCH_ROUND_PAIRS_SET_GAMES_POINT")
+    if parts[1] != "Semis" or parts[3] == "3":
+        return "test"
+    return "val" if parts[3] == "2" else "train"
+
+
+def split_points(src: Path, out: Path, max_mib: float = 4) -> dict[str, int]:
+    """Links to the points of `src` in OUT/train, OUT/val and OUT/test; the count in each."""
+    videos = sorted(p for p in src.glob("*.mp4") if p.with_suffix(".csv").is_file() and p.stat().st_size > 0
+                    and (not max_mib or p.stat().st_size <= max_mib * 2**20))
+    if not videos:
+        sys.exit(f"{src}: expected the padel points (NAME.mp4 + NAME.csv) of VictorUceda/TrackNet-Padel raw_data/points/clean")
+    counts = {"train": 0, "val": 0, "test": 0}
+    for video in videos:
+        folder = folder_of(video.stem)
+        counts[folder] += 1
+        for path in (video, video.with_suffix(".csv")):
+            dest = out / folder / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.is_symlink() and dest.resolve() == path.resolve():
+                continue
+            if dest.exists() or dest.is_symlink():
+                sys.exit(f"{dest} exists and points elsewhere; remove OUT or choose another --out")
+            dest.symlink_to(path.resolve())
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clean", type=Path, help="raw_data/points/clean of a VictorUceda/TrackNet-Padel checkout")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--max-mib", type=float, default=4, help="skip videos larger than this (0: none skipped)")
+    opts = parser.parse_args()
+    counts = split_points(opts.clean, opts.out, opts.max_mib)
+    print(", ".join(f"{name}: {n} points in {opts.out / name}" for name, n in counts.items()))
+
+
+if __name__ == "__main__":
+    main()
