@@ -1,0 +1,89 @@
+"""Issue 32's "smaller (fix while there)" list, the items the first pass left open: a long label CSV's
+memory, training's full-disk line naming its file, stdout at /dev/full, `label` checking it can write
+before serving, and a label x equal to the frame width (docs/reliability.md). The real command in a
+subprocess on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cli.helpers import ROOT, tracknet
+
+
+def _long_video(path: Path, frames: int) -> Path:
+    """An H.264 mp4 of `frames` 64x36 frames made in a second or two: one keyframe, then copies of one
+    tiny "nothing changed" P packet (clip discovery counts packets and decodes only the first)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25, options={
+            "preset": "ultrafast", "bf": "0", "x264-params": "keyint=infinite:scenecut=0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 36, "yuv420p"
+        img = np.full((36, 64, 3), 90, np.uint8)
+        packets = [p for _ in range(3) for p in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24"))]
+        packets += list(stream.encode(None))
+        step, time_base = packets[1].pts - packets[0].pts, packets[0].time_base
+        first, repeat = bytes(packets[0]), bytes(packets[-1])
+        for i in range(frames):
+            packet = av.Packet(first if i == 0 else repeat)
+            packet.pts = packet.dts = i * step
+            packet.time_base, packet.stream = time_base, stream
+            packet.is_keyframe = i == 0
+            container.mux(packet)
+    return path
+
+
+def _tennis_labels(path: Path, rows: int) -> Path:
+    """The tennis layout, a ball in four frames of five: ~27 bytes a row."""
+    with path.open("w") as fh:
+        fh.write("file name,visibility,x-coordinate,y-coordinate,status\n")
+        for i in range(rows):
+            fh.write(f"{i:07d}.jpg,0,,,0\n" if i % 5 == 0 else f"{i:07d}.jpg,1,{i % 64}.125,{i % 36}.5,{i % 3}\n")
+    return path
+
+
+def _peak_rss_mb(args: list[str], out: Path) -> tuple[int, float]:
+    """(exit code, peak resident MB) of `tracknet ARGS` in a subprocess: wait4's rusage is that child's
+    alone (RUSAGE_CHILDREN would be the largest of every child this test process waited for)."""
+    with (out / "stdout").open("w") as stdout, (out / "stderr").open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "tracknet_cli", *args], cwd=ROOT, stdout=stdout,
+                                stderr=stderr, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+# ---------------------------------------------------------------- a long label CSV in memory
+def test_a_long_label_csv_takes_a_few_times_its_size_in_memory(tmp_path: Path) -> None:
+    """400,000 rows (9.8 MiB): `data inspect` peaked 203 MiB above a 1,000-row clip, ~20x the file (an
+    object per row, ~500 bytes each); the columns the parser keeps now take 30 MiB (~3x)."""
+    peaks, sizes = {}, {}
+    for name, rows in (("small", 1_000), ("long", 400_000)):
+        clip = tmp_path / name
+        clip.mkdir()
+        _long_video(clip / "rally.mp4", rows)
+        sizes[name] = _tennis_labels(clip / "rally.csv", rows).stat().st_size / 2**20
+        code, peaks[name] = _peak_rss_mb(["data", "inspect", str(clip), "--json"], clip)
+        assert code == 0, (clip / "stderr").read_text()
+        report = json.loads((clip / "stdout").read_text())
+        assert report["totals"]["frames"] == rows and report["totals"]["labelled"] == rows, report["totals"]
+        assert report["totals"]["visible"] == rows - rows // 5 and report["problems"] == [], report["totals"]
+    grown = peaks["long"] - peaks["small"]
+    assert grown < 10 * sizes["long"], f"{grown:.0f} MB more for a {sizes['long']:.1f} MB label file ({peaks})"
+
+
+def test_label_rows_with_an_infinite_or_no_visibility_are_problems(tmp_path: Path) -> None:
+    """`inf` in an integer column was `unexpected OverflowError` (exit 1); an empty visibility cell
+    masked its frame without a word."""
+    _long_video(tmp_path / "rally.mp4", 4)
+    (tmp_path / "rally.csv").write_text("file name,visibility,x-coordinate,y-coordinate,status\n"
+                                        "0000.jpg,inf,1,1,0\n0001.jpg,1,1,1,1e400\n0002.jpg,,1,1,0\n0003.jpg,1,2,3,0\n")
+    proc = tracknet("data", "inspect", str(tmp_path), "--json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    problems = [(p["row"], p["kind"]) for p in json.loads(proc.stdout)["problems"]]
+    assert problems == [(2, "bad_value"), (3, "bad_value"), (4, "bad_value")], problems
