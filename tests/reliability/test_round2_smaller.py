@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.helpers import ROOT, tracknet
+from tests.reliability.conftest import TINY, one_error_line_after_info
+from tests.reliability.test_files import _tiny_tmpfs_available
 
 
 def _long_video(path: Path, frames: int) -> Path:
@@ -87,3 +93,39 @@ def test_label_rows_with_an_infinite_or_no_visibility_are_problems(tmp_path: Pat
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     problems = [(p["row"], p["kind"]) for p in json.loads(proc.stdout)["problems"]]
     assert problems == [(2, "bad_value"), (3, "bad_value"), (4, "bad_value")], problems
+
+
+# ---------------------------------------------------------------- training out of space names its file
+def _train(rel_data: Path, out: Path, *, wrap: list[str] | None = None, env: dict[str, str] | None = None,
+           preexec=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*(wrap or []), sys.executable, "-m", "tracknet_cli", "train", *TINY, "--set",
+                           f"data.root={rel_data}", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, preexec_fn=preexec)
+
+
+def test_training_out_of_space_names_the_file_it_was_writing(rel_data: Path, tmp_path: Path) -> None:
+    """Under a file size limit config.yaml (the first write) said `File too large; ...` naming nothing, and
+    state/last.pt `unexpected RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos ...`
+    (torch.save hides the errno); on a full tmpfs curves.png, written on the way out, failed too and its
+    nameless line replaced the state's."""
+    for limit, name in ((1_000, "config.yaml"), (10_000_000, "state/last.pt")):
+        def limited(limit: int = limit) -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        out = tmp_path / f"run{limit}"
+        one_error_line_after_info(_train(rel_data, out, preexec=limited), 1,
+                                  f"File too large while writing {out / name}; free some space")
+        assert [p.name for p in out.rglob(".*")] == []  # no temp file, no lock
+    if not _tiny_tmpfs_available():
+        pytest.skip("cannot mount a tmpfs here (unshare -rm refused): the file size limit cases ran")
+    # Room for everything the run above kept (weights, logs, curves) but not the state (3x the weights).
+    room = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) + (2 << 20)
+    full, listing = tmp_path / "full", tmp_path / "full.listing"
+    full.mkdir()
+    script = ('mount -t tmpfs -o size="$1" tmpfs "$FOLDER" || exit 99; shift; "$@"; rc=$?; '
+              'find "$FOLDER" -name ".*" > "$LISTING"; exit $rc')
+    proc = _train(rel_data, full / "run", wrap=["unshare", "-rm", "sh", "-c", script, "sh", str(room)],
+                  env={"FOLDER": str(full), "LISTING": str(listing)})
+    one_error_line_after_info(proc, 1, f"No space left on device while writing {full / 'run' / 'state' / 'last.pt'}")
+    assert listing.read_text() == ""
