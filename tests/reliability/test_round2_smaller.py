@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import ROOT, tracknet
-from tests.reliability.conftest import TINY, one_error_line_after_info
+from tests.reliability.conftest import TINY, one_error_line, one_error_line_after_info
 from tests.reliability.test_files import _tiny_tmpfs_available
 
 
@@ -129,3 +129,23 @@ def test_training_out_of_space_names_the_file_it_was_writing(rel_data: Path, tmp
                   env={"FOLDER": str(full), "LISTING": str(listing)})
     one_error_line_after_info(proc, 1, f"No space left on device while writing {full / 'run' / 'state' / 'last.pt'}")
     assert listing.read_text() == ""
+
+
+# ---------------------------------------------------------------- stdout at /dev/full
+def test_stdout_at_dev_full_says_the_files_were_kept(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+    """It said `No space left on device; free some space or write elsewhere (unfinished files were removed)`
+    while every file had been written and kept."""
+    def full_stdout(*args: str) -> subprocess.CompletedProcess[str]:
+        with open("/dev/full", "w") as full:
+            return subprocess.run([sys.executable, "-m", "tracknet_cli", *args], cwd=ROOT, stdout=full,
+                                  stderr=subprocess.PIPE, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+    synth = full_stdout("data", "synth", str(tmp_path / "ds"), "--games", "1", "--clips", "1", "--frames", "5",
+                        "--size", "64x36")
+    one_error_line(synth, 1, "cannot write to stdout (No space left on device)", "the files it wrote are kept")
+    assert tracknet("data", "inspect", str(tmp_path / "ds")).returncode == 0  # the dataset is whole
+    predict = full_stdout("predict", str(rel_data / "game1" / "Clip1"), "-c", str(rel_checkpoint), "--csv",
+                          str(tmp_path / "o.csv"), "--no-video")
+    one_error_line_after_info(predict, 1, "cannot write to stdout", "kept")
+    assert len((tmp_path / "o.csv").read_text().splitlines()) == 31  # a header and a row per frame
+    one_error_line(full_stdout("data", "inspect", str(rel_data), "--json"), 1, "cannot write to stdout")
