@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import ROOT, tracknet
-from tests.reliability.conftest import TINY, one_error_line, one_error_line_after_info
+from tests.reliability.conftest import TINY, one_error_line, one_error_line_after_info, write_mp4
 from tests.reliability.test_files import _tiny_tmpfs_available
 
 
@@ -149,3 +150,48 @@ def test_stdout_at_dev_full_says_the_files_were_kept(rel_data: Path, rel_checkpo
     one_error_line_after_info(predict, 1, "cannot write to stdout", "kept")
     assert len((tmp_path / "o.csv").read_text().splitlines()) == 31  # a header and a row per frame
     one_error_line(full_stdout("data", "inspect", str(rel_data), "--json"), 1, "cannot write to stdout")
+
+
+# ---------------------------------------------------------------- label checks it can write before serving
+def _unprivileged() -> list[str] | None:
+    """A command prefix that runs without root's power over permissions: none for a normal user; for root a
+    user namespace where it is uid 1000 (files keep their owners, so chmod binds again); None if refused."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("unshare") is None:
+        return None
+    prefix = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+    probe = subprocess.run([*prefix, "sh", "-c", "test $(id -u) = 1000"], capture_output=True, timeout=30)
+    return prefix if probe.returncode == 0 else None
+
+
+def test_label_refuses_a_folder_it_cannot_write_even_with_a_lock_file_left_there(rel_data: Path,
+                                                                                  tmp_path: Path) -> None:
+    """The lock file was the only check: one left by a killed session opens for writing, so `label` served
+    a page whose labels could never be saved. (tests/reliability/test_round2_files.py's check of a plain
+    read-only folder skips as root; this one runs as root too.)"""
+    prefix = _unprivileged()
+    if prefix is None:
+        pytest.skip("running as root and no user namespace (unshare --user refused): chmod cannot bind here")
+    folder = tmp_path / "clip"
+    video = write_mp4(folder / "rally.mp4", rel_data / "game1" / "Clip1")
+    for stale_lock in (False, True):
+        if stale_lock:
+            (folder / ".rally.csv.lock").write_text("999999\n")  # what a SIGKILL leaves (the OS lock is gone)
+        folder.chmod(0o555)
+        try:
+            proc = subprocess.Popen([*prefix, sys.executable, "-m", "tracknet_cli", "label", str(video), "--no-model",
+                                     "--port", "0"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:  # it served: the bug
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=60)
+                pytest.fail(f"label served a folder it cannot write (stale lock {stale_lock}): {out!r} {err!r}")
+        finally:
+            folder.chmod(0o755)
+        one_error_line(subprocess.CompletedProcess([], proc.returncode, out, err), 2,
+                       f"cannot save labels in {folder}: Permission denied")
+        assert out == "" and sorted(p.name for p in folder.iterdir()) == sorted(
+            ["rally.mp4"] + [".rally.csv.lock"] * stale_lock)
