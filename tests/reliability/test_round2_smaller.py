@@ -195,3 +195,20 @@ def test_label_refuses_a_folder_it_cannot_write_even_with_a_lock_file_left_there
                        f"cannot save labels in {folder}: Permission denied")
         assert out == "" and sorted(p.name for p in folder.iterdir()) == sorted(
             ["rally.mp4"] + [".rally.csv.lock"] * stale_lock)
+
+
+# ---------------------------------------------------------------- x equal to the frame width
+def test_a_label_on_the_far_edge_is_a_ball_and_one_just_past_it_is_masked(tmp_path: Path) -> None:
+    """Deliberate: coordinates are continuous from the top-left corner of the first pixel (data.geometry),
+    so x == width is the right border of the last pixel, a point on the picture that labelling tools write
+    for a ball at the edge (`tracknet label`'s page accepts 0..width too). Past it the frame is masked,
+    and the warning shows the coordinate as written (`36.01` printed as `36.0` looked inside)."""
+    _long_video(tmp_path / "rally.mp4", 4)  # 64x36
+    (tmp_path / "rally.csv").write_text("Frame,Visibility,X,Y\n0,1,64,36\n1,1,0,0\n2,1,64.5,10\n3,1,10,36.01\n")
+    proc = tracknet("data", "inspect", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    problems = {p["frame"]: p["message"] for p in report["problems"]}
+    assert report["totals"]["visible"] == 4 and sorted(problems) == [2, 3], problems  # frames 0 and 1: balls
+    assert problems[2] == "2: (64.5, 10) outside the 64x36 frame; frame masked", problems
+    assert problems[3] == "3: (10, 36.01) outside the 64x36 frame; frame masked", problems

@@ -251,7 +251,9 @@ class LabelTable:
 
 
 def inside(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Coordinates on the picture; the far edges count (labellers click on the last pixel's border)."""
+    """Coordinates on the picture [0, width] x [0, height]; the far edges count: in the continuous
+    coordinates of `data.geometry` x == width is the right border of the last pixel, a point on the
+    picture, which labelling tools write for a ball at the edge (docs/reliability.md)."""
     with np.errstate(invalid="ignore"):
         return (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
 
@@ -353,7 +355,8 @@ def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: in
         xs[idx], ys[idx] = x, y
         if not inside(np.float32(x), np.float32(y), width, height):
             problems.append(Problem(OUTSIDE_IMAGE, shown, line, idx,
-                                    f"{keys[r]}: ({x:.1f}, {y:.1f}) outside the {width}x{height} frame; frame masked"))
+                                    f"{keys[r]}: ({_cell(x)}, {_cell(y)}) outside the {width}x{height} frame; "
+                                    "frame masked"))
     for idx in np.flatnonzero(vis < 0):
         if seen[idx]:
             continue  # an unreadable row, reported already
