@@ -32,7 +32,8 @@ class _EscapingConsole(Console):
         return super()._render_buffer(seg if seg.control else Segment(printable(seg.text), seg.style)
                                       for seg in buffer)
 
-from tracknet_cli.errors import DEBUG_ENV, RuntimeFailure, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
+from tracknet_cli.errors import DEBUG_ENV, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
+from tracknet_cli.errors import RuntimeFailure
 
 # markup=False: paths, clip names and messages are user text, never rich markup (a folder named
 # `mk[/b]` must print as itself); styling is added with Text objects. soft_wrap=True: a log line
