@@ -174,6 +174,15 @@ def require_writable(out: Path, *, replaced: bool = False) -> None:
             raise InputError(f"cannot write {out}: {folder} {why}; choose a folder you can write to")
 
 
+def _raise_naming(exc: BaseException, path: Path, tmp: str) -> None:
+    """Re-raise an OSError of a write that names no file, or the temp file, as the same error naming
+    `path`, the file the user asked for: a full disk's one line says which output failed (a write to a
+    file object carries no name; an internal temp name means nothing to the user)."""
+    unnamed = isinstance(exc, OSError) and (exc.filename is None or str(exc.filename) in (tmp, str(Path(tmp))))
+    if unnamed and exc.errno is not None:
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory and rename, so readers never see half a file."""
     refuse_special(path)
@@ -187,8 +196,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         publish_mode(tmp, path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _raise_naming(exc, path, tmp)
         raise
 
 
@@ -208,6 +218,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield Path(tmp)
         publish_mode(tmp, path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _raise_naming(exc, path, tmp)
         raise

@@ -127,8 +127,17 @@ def _ignore_further_interrupts() -> None:
 
 
 def run(args: list[str]) -> int:
+    previous = console.guard_stdout()
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = previous
+
+
+def _run(args: list[str]) -> int:
     try:
         rv = app(args=args, prog_name="tracknet", standalone_mode=False)
+        sys.stdout.flush()  # what is still buffered fails here, reported like the rest (not at the exit)
         if rv == EXIT_INTERRUPTED:  # typer's own: a Ctrl-C while it parsed the line, before the command ran
             _ignore_further_interrupts()
             console.error_line(INTERRUPTED_BEFORE_START)
@@ -136,6 +145,8 @@ def run(args: list[str]) -> int:
     except TrackNetError as exc:
         if isinstance(exc, Reported):
             return exc.exit_code
+        if isinstance(exc, console.StdoutFailed):
+            console.drop_stdout()
         if isinstance(exc, Interrupted):
             _ignore_further_interrupts()
         if console.debug_enabled():

@@ -33,6 +33,7 @@ class _EscapingConsole(Console):
                                       for seg in buffer)
 
 from tracknet_cli.errors import DEBUG_ENV, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
+from tracknet_cli.errors import RuntimeFailure
 
 # markup=False: paths, clip names and messages are user text, never rich markup (a folder named
 # `mk[/b]` must print as itself); styling is added with Text objects. soft_wrap=True: a log line
@@ -88,3 +89,60 @@ def warn(message: str) -> None:
 
 def info(message: str) -> None:
     err.print(message, markup=False)
+
+
+class StdoutFailed(RuntimeFailure):
+    """stdout could not be written (it is /dev/full, or a redirect onto a full disk): what the command
+    printed is lost, the files it wrote are not (exit 1)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"cannot write to stdout ({exc.strerror or exc}): what tracknet printed there is lost; "
+                         "the files it wrote are kept (none was removed)")
+
+
+class _GuardedStdout:
+    """`sys.stdout` while a command runs (`guard_stdout`): a write or flush that fails raises `StdoutFailed`,
+    so the last line says so, not the full-disk line of a file ("unfinished files were removed", which
+    stdout never deletes). A closed pipe (BrokenPipeError) passes as it is: `tracknet ... | head` ends quietly."""
+
+    def __init__(self, stream: object) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)  # type: ignore[attr-defined]
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()  # type: ignore[attr-defined]
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc) from exc
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def guard_stdout() -> object:
+    """Put `_GuardedStdout` in front of sys.stdout; returns what to restore."""
+    previous = sys.stdout
+    if previous is not None and not isinstance(previous, _GuardedStdout):
+        sys.stdout = _GuardedStdout(previous)  # type: ignore[assignment]
+    return previous
+
+
+def drop_stdout() -> None:
+    """After `StdoutFailed`: what is still buffered goes to /dev/null, so the interpreter's last flush
+    cannot fail again ("Exception ignored ... OSError", exit 120) after the one line was printed."""
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -10,9 +10,10 @@ import csv
 import io
 import math
 import re
+from array import array
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -98,39 +99,67 @@ def sniff_dialect(path: Path) -> Dialect | None:
         return None
 
 
-@dataclass(frozen=True)
-class LabelRow:
-    """One parsed CSV row before it is placed on the clip's frame axis (coordinates as written)."""
+class _Keys:
+    """The first cell of every row, packed: UTF-8 bytes end to end and where each one ends (a list of
+    str would take ~70 bytes a row, more than the rest of the row together)."""
 
-    line: int
-    key: str  # file name or frame number as written
-    visibility: int | None  # None: unreadable
-    x: float | None
-    y: float | None
-    status: int | None
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ends = array("q")
+
+    def append(self, key: str) -> None:
+        self._data += key.encode("utf-8")
+        self._ends.append(len(self._data))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, r: int) -> str:
+        start = self._ends[r - 1] if r > 0 else 0
+        return self._data[start:self._ends[r]].decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[r] for r in range(len(self)))
 
 
 @dataclass
 class ParsedLabels:
+    """A label CSV's data rows as columns, in file order (row r of every column is one CSV row;
+    coordinates as written). Columns rather than an object per row: a long label file takes a few
+    times its size in memory, not tens of times (a 31 MB file of 1.15M rows took 560 MB as a list
+    of row objects).
+
+    `visibility` and `status` hold the integer written (NaN: an empty cell); an unreadable row has
+    `readable[r]` False (a `bad_value` problem says why) and NaN everywhere."""
+
     path: Path
     dialect: Dialect
-    rows: list[LabelRow]
+    lines: array  # "q": line number in the file (the header is line 1)
+    keys: _Keys  # file name or frame number as written
+    readable: bytearray  # 1: the values parsed; 0: unreadable, already a problem
+    visibility: array  # "d"
+    x: array  # "d"
+    y: array  # "d"
+    status: array  # "d"
     problems: list[Problem] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.keys)
 
-def _float(cell: str) -> float | None:
+
+def _float(cell: str) -> float:
     cell = cell.strip()
     if not cell:
-        return None
-    value = float(cell)
-    return None if math.isnan(value) else value
+        return math.nan
+    return float(cell)  # NaN written as "nan" stays NaN: no coordinate
 
 
-def _int(cell: str) -> int | None:
+def _int(cell: str) -> float:
+    """The integer a cell holds (as a float: NaN for an empty cell); `1.0` reads as 1, `2.7` as 2."""
     cell = cell.strip()
     if not cell:
-        return None
-    return int(float(cell))
+        return math.nan
+    return float(int(float(cell)))  # OverflowError for inf: unreadable, as for "abc"
 
 
 def parse_label_file(path: Path, display: str | None = None) -> ParsedLabels:
@@ -144,28 +173,31 @@ def parse_label_file(path: Path, display: str | None = None) -> ParsedLabels:
             if header is None:
                 raise InputError(f"{shown}: empty label file (expected a header such as {','.join(TENNIS_HEADER)})")
             dialect = detect_dialect(header, shown)
-            rows: list[LabelRow] = []
-            problems: list[Problem] = []
+            parsed = ParsedLabels(path, dialect, array("q"), _Keys(), bytearray(), array("d"), array("d"), array("d"),
+                                  array("d"))
             width = len(dialect.columns)
             for line, cells in enumerate(reader, start=2):
                 if not cells or all(not c.strip() for c in cells):
                     continue
                 cells = (cells + [""] * width)[:width]
-                key = cells[0].strip()
                 try:
-                    vis = _int(cells[1])
-                    x, y = _float(cells[2]), _float(cells[3])
-                    status = _int(cells[4]) if len(cells) > 4 else None
-                except ValueError:
-                    problems.append(Problem(BAD_VALUE, shown, line, message=f"unreadable values {','.join(cells)!r}"))
-                    rows.append(LabelRow(line, key, None, None, None, None))
-                    continue
-                rows.append(LabelRow(line, key, vis, x, y, status))
+                    values = (_int(cells[1]), _float(cells[2]), _float(cells[3]),
+                              _int(cells[4]) if len(cells) > 4 else math.nan)
+                    readable = 1
+                except (ValueError, OverflowError):
+                    parsed.problems.append(Problem(BAD_VALUE, shown, line,
+                                                   message=f"unreadable values {','.join(cells)!r}"))
+                    values, readable = (math.nan,) * 4, 0
+                parsed.lines.append(line)
+                parsed.keys.append(cells[0].strip())
+                parsed.readable.append(readable)
+                for column, value in zip((parsed.visibility, parsed.x, parsed.y, parsed.status), values):
+                    column.append(value)
     except OSError as exc:
         raise InputError(f"{shown}: cannot read label file ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{shown}: not a text CSV file ({exc.reason})") from exc
-    return ParsedLabels(path, dialect, rows, problems)
+    return parsed
 
 
 @dataclass
@@ -219,7 +251,9 @@ class LabelTable:
 
 
 def inside(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Coordinates on the picture; the far edges count (labellers click on the last pixel's border)."""
+    """Coordinates on the picture [0, width] x [0, height]; the far edges count: in the continuous
+    coordinates of `data.geometry` x == width is the right border of the last pixel, a point on the
+    picture, which labelling tools write for a ball at the edge (docs/reliability.md)."""
     with np.errstate(invalid="ignore"):
         return (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
 
@@ -263,60 +297,68 @@ def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: in
             if num is not None:
                 by_number.setdefault(num, i)
 
-    def index_of(row: LabelRow) -> int | None:
+    def index_of(key: str) -> int | None:
         if frame_names is not None:
-            if dialect.keyed_by_file and row.key in by_name:
-                return by_name[row.key]
-            num = frame_number(row.key)
+            if dialect.keyed_by_file and key in by_name:
+                return by_name[key]
+            num = frame_number(key)
             return by_number.get(num) if num is not None else None
-        return frame_number(row.key)
+        return frame_number(key)
 
-    placed: list[tuple[int, LabelRow]] = []
-    for row in parsed.rows:
-        idx = index_of(row)
+    keys, lines = parsed.keys, parsed.lines
+    index = array("q")  # the frame of each row, -1 for a row without one
+    for r, key in enumerate(keys):
+        idx = index_of(key)
         if idx is None or idx < 0 or (num_frames is not None and idx >= num_frames):
-            problems.append(Problem(LABEL_WITHOUT_FRAME, shown, row.line, None,
-                                    f"{row.key}: labelled frame does not exist in the clip"))
-            continue
-        placed.append((idx, row))
-    n = num_frames if num_frames is not None else (max((i for i, _ in placed), default=-1) + 1)
+            problems.append(Problem(LABEL_WITHOUT_FRAME, shown, lines[r], None,
+                                    f"{key}: labelled frame does not exist in the clip"))
+            idx = -1
+        index.append(idx)
+    n = num_frames if num_frames is not None else max(index, default=-1) + 1
 
     vis = np.full(n, -1, np.int8)
     xs = np.full(n, np.nan, np.float32)
     ys = np.full(n, np.nan, np.float32)
     status = np.full(n, -1, np.int8)
-    seen: dict[int, int] = {}
-    for idx, row in placed:
-        if idx in seen:
-            problems.append(Problem(DUPLICATE_ROW, shown, row.line, idx,
-                                    f"{row.key}: frame already labelled on line {seen[idx]}; this row is ignored"))
+    seen = array("q", [0]) * n  # the line that labelled each frame first (0: none)
+    for r, (idx, readable, v, x, y, s) in enumerate(zip(index, parsed.readable, parsed.visibility, parsed.x, parsed.y,
+                                                       parsed.status)):
+        if idx < 0:
             continue
-        seen[idx] = row.line
-        if row.visibility is None:  # unreadable row, already reported
+        line = lines[r]
+        if seen[idx]:
+            problems.append(Problem(DUPLICATE_ROW, shown, line, idx,
+                                    f"{keys[r]}: frame already labelled on line {seen[idx]}; this row is ignored"))
             continue
-        v, x, y = row.visibility, row.x, row.y
+        seen[idx] = line
+        if not readable:  # unreadable row, already reported
+            continue
+        if math.isnan(v):
+            problems.append(Problem(BAD_VALUE, shown, line, idx, f"{keys[r]}: no visibility; frame masked"))
+            continue
         if dialect.name == "frame-ball" and (x == -1 or y == -1):
-            x = y = None  # -1 is this dialect's "no ball"; other negative values are outside the frame
+            x = y = math.nan  # -1 is this dialect's "no ball"; other negative values are outside the frame
         if v < 0 or v > 3:
-            problems.append(Problem(BAD_VALUE, shown, row.line, idx, f"{row.key}: visibility {v} is not 0-3"))
+            problems.append(Problem(BAD_VALUE, shown, line, idx, f"{keys[r]}: visibility {int(v)} is not 0-3"))
             continue
         vis[idx] = v
-        if row.status is not None and -128 <= row.status <= 127:
-            status[idx] = row.status
+        if not math.isnan(s) and -128 <= s <= 127:
+            status[idx] = s
         if v == 0:
             continue
-        if x is None or y is None:
-            problems.append(Problem(VISIBLE_WITHOUT_COORDINATES, shown, row.line, idx,
-                                    f"{row.key}: visibility {v} but no coordinates; frame masked"))
+        if math.isnan(x) or math.isnan(y):
+            problems.append(Problem(VISIBLE_WITHOUT_COORDINATES, shown, line, idx,
+                                    f"{keys[r]}: visibility {int(v)} but no coordinates; frame masked"))
             continue
         if dialect.normalised:
             x, y = x * width, y * height
         xs[idx], ys[idx] = x, y
         if not inside(np.float32(x), np.float32(y), width, height):
-            problems.append(Problem(OUTSIDE_IMAGE, shown, row.line, idx,
-                                    f"{row.key}: ({x:.1f}, {y:.1f}) outside the {width}x{height} frame; frame masked"))
+            problems.append(Problem(OUTSIDE_IMAGE, shown, line, idx,
+                                    f"{keys[r]}: ({_cell(x)}, {_cell(y)}) outside the {width}x{height} frame; "
+                                    "frame masked"))
     for idx in np.flatnonzero(vis < 0):
-        if int(idx) in seen:
+        if seen[idx]:
             continue  # an unreadable row, reported already
         name = frame_names[idx] if frame_names is not None else f"frame {idx}"
         problems.append(Problem(FRAME_WITHOUT_LABEL, shown, None, int(idx), f"{name}: no label row; frame masked"))

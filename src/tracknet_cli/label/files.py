@@ -10,8 +10,9 @@
 - A foreign file is read (its labels are loaded) but never replaced without `--overwrite`: the
   labels go to `NAME.tracknet.csv` beside it instead, and the user is told where.
 - One session per label file: it holds `.NAME.lock` beside it (`locks.hold`) while it runs, so a
-  second `tracknet label` on the same file is refused naming the first; taking it also proves the
-  folder can be written before the page is served.
+  second `tracknet label` on the same file is refused naming the first. Before the page is served a
+  file is created (and removed) beside it, which proves the folder takes new files: a lock file left
+  by a killed session opens for writing in a folder that no longer does.
 """
 
 from __future__ import annotations
@@ -54,18 +55,38 @@ def read_sidecar(labels: Path) -> dict[str, Any] | None:
 
 
 def claim(target: Path):  # -> locks.Lock
-    """Hold the lock of the label file `target` for this session (see the module doc)."""
+    """Hold the lock of the label file `target` for this session, once a file could be created beside
+    it (see the module doc)."""
     from tracknet_cli.locks import Busy, hold
 
+    lock = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return hold(target.with_name(f".{target.name}.lock"))
+        lock = hold(target.with_name(f".{target.name}.lock"))
+        _probe_folder(target)
+        return lock
     except Busy as exc:
         raise UsageError(f"{target} is being labelled by another tracknet label ({exc}); stop that one "
                          "(Ctrl-C) or label into another file with --labels") from None
     except OSError as exc:
+        if lock is not None:
+            lock.release()
         raise UsageError(f"cannot save labels in {target.parent}: {exc.strerror or exc}; make the folder "
                          "writable or choose another file with --labels") from exc
+
+
+def _probe_folder(target: Path) -> None:
+    """Create and remove a file where every save creates its temp files: the lock file alone proves
+    nothing when one is left from a killed session (it opens for writing in a folder that no longer
+    takes new files)."""
+    import os
+    import tempfile
+
+    from tracknet_cli.atomic import temp_prefix
+
+    fd, probe = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def default_labels(media: LabelMedia) -> Path:

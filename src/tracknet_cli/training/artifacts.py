@@ -107,8 +107,7 @@ class RunDirectory:
 
         def log(line: str) -> None:
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            with log_path.open("a", encoding="utf-8") as fh:
-                fh.write(f"{stamp} {line}\n")
+            _append(log_path, f"{stamp} {line}\n")
             if echo is not None:
                 echo(line)
 
@@ -125,8 +124,7 @@ class RunDirectory:
         if new:  # a fresh file, or one a resume found empty
             atomic_write_text(path, ",".join(STEP_COLUMNS) + "\n")
         self.steps.append(row)
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(",".join(str(_fmt(v)) for v in asdict(row).values()) + "\n")
+        _append(path, ",".join(str(_fmt(v)) for v in asdict(row).values()) + "\n")
 
     def forget_rows_after(self, step: int) -> None:
         """A resumed run continues from its saved state: rows validated after that step (the process was
@@ -167,8 +165,14 @@ class RunDirectory:
 
         path = self.state_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            sink = _KeepsWriteError(fh)
+            try:
+                torch.save(state, sink)
+            except RuntimeError:  # torch's "unexpected pos ...": the OS error, named by atomic_path
+                if sink.error is None:
+                    raise
+                raise sink.error from None
         return path
 
     def load_state(self) -> dict[str, Any]:
@@ -217,6 +221,40 @@ class RunDirectory:
         with atomic_path(path) as tmp:
             figure.savefig(tmp, format="png", dpi=100)
         return path
+
+
+def _append(path: Path, text: str) -> None:
+    """Append whole lines to `path` (train.log, steps.csv); a write that fails (a full disk) names it."""
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+class _KeepsWriteError:
+    """The file `torch.save` writes the state to, keeping the OSError of a write that failed: torch turns
+    it into a RuntimeError without the errno ("[enforce fail at inline_container.cc] unexpected pos ..."),
+    so a full disk would not read as one."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh, self.error = fh, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.fh.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
 
 
 def _state_problem(exc: Exception) -> str:

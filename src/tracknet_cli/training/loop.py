@@ -9,6 +9,7 @@ and raises project exceptions. Every file it writes goes through `RunDirectory` 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -104,9 +105,14 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
         s.log(f"stopped: {exc.line()}")
         raise
     finally:
+        unwinding = sys.exc_info()[1] is not None
         if s.loggers is not None:
             s.loggers.close()
-        s.rundir.write_curves()
+        try:
+            s.rundir.write_curves()
+        except OSError:
+            if not unwinding:  # else the error on its way out (a full disk naming its file) is the one to report
+                raise
     s.log(f"done: {state.step} steps, stopped by {stopped}")
     s.log(s.budget_line())
     rows = s.rundir.rows
