@@ -1,8 +1,8 @@
 """`python -m tracknet_cli` is the same as the `tracknet` command (the console script runs ``main``).
 
-The signal policy (``cli.signals``) is installed before the command-line app (typer, rich, and
-through the commands torch) is imported, so a Ctrl-C or SIGTERM that comes while it loads is exit
-130 and one line, like one that comes later. Only a signal during Python's own start-up, before
+The signal policy (``tracknet_cli.stopping``) is installed before the command-line app (typer, rich,
+and through the commands torch) is imported, so a Ctrl-C or SIGTERM that comes while it loads is
+exit 130 and one line, like one that comes later. Only a signal during Python's own start-up, before
 this runs, is beyond it."""
 
 import sys
@@ -10,14 +10,14 @@ import sys
 
 def main() -> None:
     try:
-        from tracknet_cli.cli.signals import stop_on_sigterm
+        from tracknet_cli import stopping
 
-        stop_on_sigterm()
+        stopping.sigterm_as_ctrl_c()
         from tracknet_cli.cli.app import main as app_main
     except KeyboardInterrupt:
-        from tracknet_cli.cli.signals import ignore_stop_signals
+        from tracknet_cli import stopping
 
-        ignore_stop_signals()
+        stopping.ignore()
         sys.stderr.write("error: interrupted before tracknet started; nothing was written\n")
         sys.stderr.flush()
         sys.exit(130)

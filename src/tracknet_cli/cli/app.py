@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import signal
 import sys
 from typing import Annotated, Any, Callable, Optional
 
@@ -22,7 +23,7 @@ from tracknet_cli.cli import models as models_cmd
 from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
 from tracknet_cli.cli import data as data_cmd
-from tracknet_cli.cli.signals import ignore_stop_signals, stop_on_sigterm
+from tracknet_cli import stopping
 from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, Reported, TrackNetError
 
 app = typer.Typer(
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the app and map every failure to one line and an exit code (the console script and
     `python -m tracknet_cli` start at ``tracknet_cli.__main__``, which installs the signal policy
     before this module is imported)."""
-    stop_on_sigterm()
+    stopping.sigterm_as_ctrl_c()
     try:
         args = list(sys.argv[1:] if argv is None else argv)
         # `--debug` is honoured anywhere on the line, not only before the subcommand.
@@ -101,10 +102,10 @@ def main(argv: list[str] | None = None) -> None:
             console.configure(debug=True, quiet=False)
         code = run(args)
     except KeyboardInterrupt:  # before the command began, or as it returned
-        ignore_stop_signals()
+        stopping.ignore()
         console.error_line("interrupted")
         code = EXIT_INTERRUPTED
-    ignore_stop_signals()  # the outcome is decided: a late signal must not change it during the exit
+    stopping.ignore()  # the outcome is decided: a late signal must not change it during the exit
     sys.exit(code)
 
 
@@ -119,11 +120,7 @@ def _is_a(exc: BaseException, name: str) -> bool:
 def _ignore_further_interrupts() -> None:
     """After a Ctrl-C the process only reports and exits 130: another one must not raise during the
     exit itself (atexit handlers, library finalizers)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stopping.ignore((signal.SIGINT,))
 
 
 def run(args: list[str]) -> int:

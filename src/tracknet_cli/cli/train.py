@@ -193,38 +193,20 @@ def _resume(run_dir: Path, sets: list[str]) -> None:
             _run(config, run_dir, resume=state, dist=ctx)
 
 
-@contextmanager
-def _sigterm_stops_like_ctrl_c():
-    """`kill PID`, `docker stop`, a scheduler's preemption: stop as Ctrl-C does (state and last weights
-    saved, exit 130). Python's default ends the process at once, losing every step since the last
-    checkpoint, and a run started with `nohup ... &` ignores SIGINT, so SIGTERM is how it is stopped.
-    Further SIGTERMs are ignored while the state is written (SIGKILL still ends it; writes are atomic)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _run(config, run_dir: Path, **kwargs) -> None:
+    import signal
+
+    from tracknet_cli import stopping
     from tracknet_cli.cli.progress import TrainProgress
     from tracknet_cli.training.loop import fit
 
     dist = kwargs.get("dist")
     main = dist is None or dist.is_main
     console.info(f"run directory: {run_dir}")
-    with _sigterm_stops_like_ctrl_c(), TrainProgress() as progress:
+    # `kill PID`, `docker stop`, a scheduler's preemption stop as Ctrl-C does (state and last weights
+    # saved, exit 130): a run started with `nohup ... &` ignores SIGINT, so SIGTERM is how it is
+    # stopped. Further SIGTERMs are ignored while the state is written (writes are atomic).
+    with stopping.interrupting((signal.SIGTERM,)), TrainProgress() as progress:
         result = fit(config, run_dir, progress.hooks(), **kwargs)
     if not main:
         return

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import signal
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tracknet_cli import stopping
 from tracknet_cli.label.session import LabelSession
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -76,54 +76,31 @@ def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:
     frames = FrameStore(session.media)
     server = Server(build_app(session, frames, token), sock)
     session.start_saver(on_error=hooks.warn)
-    stop = threading.Event()
-    previous = _on_sigterm(stop)
-    try:
-        server.start()
-        if proposer is not None:
-            proposer.start()
-        hooks.url(url_for(sock, options.host, token))
-        hooks.info(f"labels are saved to {session.files.target} as you go; Ctrl-C stops the server")
-        ended = False
+    stop = stopping.Stop()
+    # SIGTERM only asks the loop to end; Ctrl-C raises KeyboardInterrupt there, ending the wait at once.
+    with stopping.deferred(stop, (signal.SIGTERM,)):
         try:
-            while not stop.is_set() and not ended:
-                ended = server.wait(0.2)
-        except KeyboardInterrupt:
-            pass
-        if ended:
-            from tracknet_cli.errors import RuntimeFailure
-
-            session.close()
-            raise RuntimeFailure("the web server stopped unexpectedly; the labels so far are saved (run with --debug)")
-    finally:
-        old_int = _ignore_sigint()
-        try:
-            server.stop()
+            server.start()
             if proposer is not None:
-                proposer.stop()
-            frames.close()
-            session.close()
+                proposer.start()
+            hooks.url(url_for(sock, options.host, token))
+            hooks.info(f"labels are saved to {session.files.target} as you go; Ctrl-C stops the server")
+            ended = False
+            try:
+                while not stop.requested and not ended:
+                    ended = server.wait(0.2)
+            except KeyboardInterrupt:
+                pass
+            if ended:
+                from tracknet_cli.errors import RuntimeFailure
+
+                session.close()
+                raise RuntimeFailure("the web server stopped unexpectedly; the labels so far are saved (run with --debug)")
         finally:
-            _restore(previous, old_int)
+            with stopping.ignoring((signal.SIGINT,)):  # a second Ctrl-C must not cut the last save short
+                server.stop()
+                if proposer is not None:
+                    proposer.stop()
+                frames.close()
+                session.close()
     return session
-
-
-def _on_sigterm(stop: threading.Event):
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-
-
-def _ignore_sigint():
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _restore(sigterm, sigint) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if sigterm is not None:
-        signal.signal(signal.SIGTERM, sigterm)
-    if sigint is not None:
-        signal.signal(signal.SIGINT, sigint)

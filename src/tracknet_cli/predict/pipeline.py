@@ -28,7 +28,6 @@ import itertools
 import os
 import queue
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from tracknet_cli import stopping
 from tracknet_cli.errors import Interrupted, RuntimeFailure, UsageError
 from tracknet_cli.inference.engine import Engine
 from tracknet_cli.predict.sources import DEFAULT_FPS, DecodeReport, FrameSource, Size, SourceFrame, SourceInfo
@@ -305,31 +305,6 @@ class PredictionSummary:
                 f"{self.seconds:.1f} s, {self.fps:.1f} frames/s")
 
 
-class _DeferredInterrupt:
-    """Ctrl-C, or SIGTERM (`kill PID`, `timeout 600 tracknet predict ...`), sets a flag the loop checks
-    between frames (so the CSV and the overlay end on the same frame and both are kept); further ones
-    only set it again, so nothing is raised while threads in native code (PyAV, torch) are being
-    stopped and the files finalised. Only in the main thread (where signals arrive)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.hit = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "_DeferredInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.hit = True
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -398,10 +373,12 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
     summary = PredictionSummary()
     began = time.perf_counter()
     interrupted = False
-    # Held from before the writers claim their files until both are final and the threads joined: a
-    # Ctrl-C is noted, never raised while a writer is being set up or in the middle of the cleanup
-    # (that left temp files behind, or PyAV/torch threads running and the process aborted).
-    with _DeferredInterrupt() as ctrl_c:
+    # Ctrl-C, or SIGTERM (`kill PID`, `timeout 600 tracknet predict ...`), is checked between frames,
+    # so the CSV and the overlay end on the same frame and both are kept. Deferred from before the
+    # writers claim their files until both are final and the threads joined: never raised while a
+    # writer is being set up or in the middle of the cleanup (that left temp files behind, or
+    # PyAV/torch threads running and the process aborted).
+    with stopping.deferred(stopping.Stop()) as stop:
         with ExitStack() as setup:
             csv_writer = CsvWriter(csv_path, fmt=csv_format, overwrite=overwrite)
             setup.callback(csv_writer.discard)
@@ -415,7 +392,7 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
         try:
             gen = predictions(video.frame_size if video is not None else None)
             try:
-                for p in gen if not ctrl_c.hit else ():
+                for p in gen if not stop.requested else ():
                     csv_writer.write(p.row, p.name)
                     if video is not None:
                         # Draw in place on frames nobody else holds (decoded RGB arrays are ours);
@@ -426,7 +403,7 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
                     if on_row is not None:
                         summary.seconds = time.perf_counter() - began
                         on_row(summary)
-                    if ctrl_c.hit:
+                    if stop.requested:
                         break
             finally:
                 gen.close()  # type: ignore[attr-defined]
@@ -439,7 +416,7 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
             raise
         summary.seconds = time.perf_counter() - began
         _finish(csv_writer, video, summary, source)
-        interrupted = interrupted or ctrl_c.hit
+        interrupted = interrupted or stop.requested
     if interrupted:
         kept = " and ".join(str(p) for p in (summary.csv_path, summary.video_path) if p is not None)
         raise Interrupted(f"interrupted after {summary.frames} frames of {source.info.path}; kept {kept}")
