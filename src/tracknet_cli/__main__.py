@@ -1,26 +1,41 @@
 """`python -m tracknet_cli` is the same as the `tracknet` command (the console script runs ``main``).
 
-The signal policy (``tracknet_cli.stopping``) is installed before the command-line app (typer, rich,
-and through the commands torch) is imported, so a Ctrl-C or SIGTERM that comes while it loads is
-exit 130 and one line, like one that comes later. Only a signal during Python's own start-up, before
-this runs, is beyond it."""
+While the command-line app loads (typer, rich, pydantic and the command modules), a Ctrl-C or
+SIGTERM is only noted (``tracknet_cli.stopping.deferred``) and acted on once the imports are done:
+raised inside an import, a ``KeyboardInterrupt`` can be swallowed by a finalizer, wrapped in another
+error, or abort a native extension, leaving no line and a wrong exit code. So a signal that comes
+while tracknet loads is exit 130 and one line, like one that comes later. Only a signal during
+Python's own start-up, before this runs, is beyond it."""
 
+import signal
 import sys
+
+INTERRUPTED = "error: interrupted before tracknet started; nothing was written\n"
+
+
+def _interrupted() -> None:
+    from tracknet_cli import stopping
+
+    stopping.ignore()
+    sys.stderr.write(INTERRUPTED)
+    sys.stderr.flush()
+    sys.exit(130)
 
 
 def main() -> None:
     try:
         from tracknet_cli import stopping
 
+        stop = stopping.Stop()
+        # A signal the parent set to be ignored (SIGINT for `cmd &` in a script) stays ignored.
+        noted = [s for s in stopping.STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+        with stopping.deferred(stop, noted):
+            from tracknet_cli.cli.app import main as app_main
         stopping.sigterm_as_ctrl_c()
-        from tracknet_cli.cli.app import main as app_main
     except KeyboardInterrupt:
-        from tracknet_cli import stopping
-
-        stopping.ignore()
-        sys.stderr.write("error: interrupted before tracknet started; nothing was written\n")
-        sys.stderr.flush()
-        sys.exit(130)
+        _interrupted()
+    if stop.requested:
+        _interrupted()
     app_main()
 
 
