@@ -114,3 +114,27 @@ def test_off_the_main_thread_nothing_is_installed() -> None:
     thread.start()
     thread.join()
     assert seen == [signal.default_int_handler, _unhandled, False]
+
+
+def test_held_notes_a_signal_and_raises_it_once_the_block_is_done() -> None:
+    """Model loading runs native code that calls back into Python: nothing may be raised inside it."""
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with stopping.held():
+            _send(signal.SIGTERM)
+            steps.append("after the signal")  # the block went on to its end
+            _send(signal.SIGINT)
+            steps.append("after the second")
+    assert steps == ["after the signal", "after the second"]
+    assert signal.getsignal(signal.SIGTERM) is _unhandled
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_held_leaves_an_ignored_signal_ignored() -> None:
+    """`cmd &` in a script starts with SIGINT ignored: a Ctrl-C meant for the shell is not ours."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with stopping.held():
+        _send(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    with stopping.held():
+        pass  # and nothing is raised without a signal

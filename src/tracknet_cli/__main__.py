@@ -1,13 +1,12 @@
 """`python -m tracknet_cli` is the same as the `tracknet` command (the console script runs ``main``).
 
 While the command-line app loads (typer, rich, pydantic and the command modules), a Ctrl-C or
-SIGTERM is only noted (``tracknet_cli.stopping.deferred``) and acted on once the imports are done:
+SIGTERM is only noted (``tracknet_cli.stopping.held``) and acted on once the imports are done:
 raised inside an import, a ``KeyboardInterrupt`` can be swallowed by a finalizer, wrapped in another
 error, or abort a native extension, leaving no line and a wrong exit code. So a signal that comes
 while tracknet loads is exit 130 and one line, like one that comes later. Only a signal during
 Python's own start-up, before this runs, is beyond it."""
 
-import signal
 import sys
 
 INTERRUPTED = "error: interrupted before tracknet started; nothing was written\n"
@@ -26,15 +25,10 @@ def main() -> None:
     try:
         from tracknet_cli import stopping
 
-        stop = stopping.Stop()
-        # A signal the parent set to be ignored (SIGINT for `cmd &` in a script) stays ignored.
-        noted = [s for s in stopping.STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
-        with stopping.deferred(stop, noted):
+        with stopping.held():
             from tracknet_cli.cli.app import main as app_main
         stopping.sigterm_as_ctrl_c()
     except KeyboardInterrupt:
-        _interrupted()
-    if stop.requested:
         _interrupted()
     app_main()
 

@@ -110,3 +110,18 @@ def ignoring(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
     """During the block the signals are ignored (finalising must not be cut short)."""
     with _handling(signals, signal.SIG_IGN):
         yield
+
+
+@contextmanager
+def held(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
+    """During the block a signal is only noted, and raised as ``KeyboardInterrupt`` when the block
+    ends: for imports and model loading, where native code (safetensors in Rust, OpenVINO and torch
+    in C++) calls back into Python and cannot unwind an exception raised there (a SIGTERM while the
+    weights loaded aborted the process: "Rust cannot catch foreign exceptions"). A signal the parent
+    set to be ignored stays ignored."""
+    stop = Stop()
+    noted = [sig for sig in signals if not _in_main_thread() or signal.getsignal(sig) is not signal.SIG_IGN]
+    with deferred(stop, noted):
+        yield
+    if stop.requested:
+        raise KeyboardInterrupt

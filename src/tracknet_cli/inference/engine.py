@@ -224,14 +224,22 @@ def load_engine(path: str | Path, *, device: str = "auto", precision: str = "aut
 
     ``precision`` ``auto`` follows the family table, as training does: on a CPU with native bf16 the U-Net runs
     3.5x and the quickstart ConvNeXt 1.2x faster per window (benchmarks/precision_cpu.py). ``runtime``: torch,
-    onnxruntime, openvino or auto (`inference.onnx.choose_runtime`); only the model's forward changes."""
+    onnxruntime, openvino or auto (`inference.onnx.choose_runtime`); only the model's forward changes.
+    A Ctrl-C or SIGTERM while it loads is acted on once it has loaded (``stopping.held``)."""
+    from tracknet_cli import stopping
+
+    with stopping.held():
+        return _load_engine(Path(path), device, precision, batch_size, stride, runtime)
+
+
+def _load_engine(path: Path, device: str, precision: str, batch_size: int | None, stride: int | None,
+                 runtime: str) -> tuple[Engine, "CheckpointMeta"]:
     from tracknet_cli.inference.checkpoint import load_model, read_metadata
     from tracknet_cli.inference.onnx import choose_runtime
     from tracknet_cli.inference.runtime import pick_device, resolve_precision
 
     check(precision, INFERENCE_PRECISIONS, "precision", UsageError)
     check(runtime, RUNTIMES, "runtime", UsageError)
-    path = Path(path)
     meta = read_metadata(path)
     dev = pick_device(device)
     choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)
