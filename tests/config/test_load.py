@@ -82,7 +82,7 @@ def test_profile_from_a_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("selection", "fragment"),
     [
-        (Selection(profile="nosuch"), "available: convnext_fpn, cpu_small, finetune, pretrained_fast, pretrained_unet, quickstart, vit_heatmap"),
+        (Selection(profile="nosuch"), "available: convnext_fpn, cpu_small, finetune, padel, pretrained_fast, pretrained_unet, quickstart, vit_heatmap"),
         (Selection(profile="quickstrt"), "did you mean 'quickstart'"),
         (Selection(model="vit_heatmp"), "did you mean 'vit_heatmap'"),
         (Selection(sets=("training.lr=abc",)), "training.lr"),
