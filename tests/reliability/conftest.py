@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import tracknet
+from tests.cli.helpers import ROOT, tracknet
 
 # Small enough that every case runs in seconds on two cores: 64x36 input, one training step.
 TINY = [
@@ -90,3 +91,17 @@ def write_mp4(path: Path, frames_dir: Path, *, repeat: int = 1, fps: int = 25) -
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+def refused_before_serving(args: list[str], bug: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a `tracknet label` command line that must refuse; one that serves instead (``bug``) is stopped
+    with Ctrl-C and fails the test."""
+    proc = subprocess.Popen(args, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"{bug}: {out!r} {err!r}")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)

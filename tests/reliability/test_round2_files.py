@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 from tests.cli.helpers import ROOT, tracknet
 from tests.label.server import label_server, wait_for
-from tests.reliability.conftest import TINY, one_error_line, write_mp4
+from tests.reliability.conftest import TINY, one_error_line, refused_before_serving, write_mp4
 
 
 @pytest.fixture()
@@ -77,18 +76,10 @@ def test_a_second_label_server_on_the_same_file_is_refused(clip_video: Path) -> 
     with label_server(str(clip_video), "--no-model") as first:
         change = {"changes": [{"frame": 10, "visibility": 1, "x": 40, "y": 20}]}
         assert first.json("PUT", "/api/labels", change)[0] == 200
-        second = subprocess.Popen([sys.executable, "-m", "tracknet_cli", "label", str(clip_video), "--no-model"],
-                                  cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  stdin=subprocess.DEVNULL)
-        try:
-            out, err = second.communicate(timeout=120)
-        except subprocess.TimeoutExpired:  # it served: the bug
-            second.send_signal(signal.SIGINT)
-            out, err = second.communicate(timeout=60)
-            pytest.fail(f"the second server started: {out!r} {err!r}")
-        one_error_line(subprocess.CompletedProcess([], second.returncode, out, err), 2,
-                       str(labels), "another tracknet label", f"pid {first.proc.pid}")
-        assert out == ""
+        second = refused_before_serving([sys.executable, "-m", "tracknet_cli", "label", str(clip_video), "--no-model"],
+                                        "the second server started")
+        one_error_line(second, 2, str(labels), "another tracknet label", f"pid {first.proc.pid}")
+        assert second.stdout == ""
         code, _, _ = first.stop()
     assert code == 0
     assert "10,1,40,20" in labels.read_text().splitlines()  # the first's label was kept

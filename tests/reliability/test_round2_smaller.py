@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import ROOT, tracknet
-from tests.reliability.conftest import TINY, one_error_line, one_error_line_after_info, write_mp4
+from tests.reliability.conftest import TINY, one_error_line, one_error_line_after_info, refused_before_serving, write_mp4
 from tests.reliability.test_files import _tiny_tmpfs_available
 
 
@@ -180,20 +180,12 @@ def test_label_refuses_a_folder_it_cannot_write_even_with_a_lock_file_left_there
             (folder / ".rally.csv.lock").write_text("999999\n")  # what a SIGKILL leaves (the OS lock is gone)
         folder.chmod(0o555)
         try:
-            proc = subprocess.Popen([*prefix, sys.executable, "-m", "tracknet_cli", "label", str(video), "--no-model",
-                                     "--port", "0"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-            try:
-                out, err = proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:  # it served: the bug
-                proc.send_signal(signal.SIGINT)
-                out, err = proc.communicate(timeout=60)
-                pytest.fail(f"label served a folder it cannot write (stale lock {stale_lock}): {out!r} {err!r}")
+            proc = refused_before_serving([*prefix, sys.executable, "-m", "tracknet_cli", "label", str(video), "--no-model",
+                                           "--port", "0"], f"label served a folder it cannot write (stale lock {stale_lock})", 60)
         finally:
             folder.chmod(0o755)
-        one_error_line(subprocess.CompletedProcess([], proc.returncode, out, err), 2,
-                       f"cannot save labels in {folder}: Permission denied")
-        assert out == "" and sorted(p.name for p in folder.iterdir()) == sorted(
+        one_error_line(proc, 2, f"cannot save labels in {folder}: Permission denied")
+        assert proc.stdout == "" and sorted(p.name for p in folder.iterdir()) == sorted(
             ["rally.mp4"] + [".rally.csv.lock"] * stale_lock)
 
 
