@@ -9,14 +9,12 @@ Python's own start-up, before this runs, is beyond it."""
 
 import sys
 
-INTERRUPTED = "error: interrupted before tracknet started; nothing was written\n"
-
 
 def _interrupted() -> None:
     from tracknet_cli import stopping
 
     stopping.ignore()
-    sys.stderr.write(INTERRUPTED)
+    sys.stderr.write(f"error: {stopping.INTERRUPTED_BEFORE_START}\n")
     sys.stderr.flush()
     sys.exit(130)
 

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator, Sequence  # not typing: it costs
 from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The line for a signal that came while tracknet loaded or parsed its command line (entry point and app).
+INTERRUPTED_BEFORE_START = "interrupted before tracknet started; nothing was written"
 
 
 class Stop:

@@ -109,9 +109,6 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-INTERRUPTED_BEFORE_START = "interrupted before tracknet started; nothing was written"
-
-
 def _is_a(exc: BaseException, name: str) -> bool:
     """Typer vendors its own click; match its exception classes by name, whichever copy raised."""
     return any(cls.__name__ == name for cls in type(exc).__mro__)
@@ -137,7 +134,7 @@ def _run(args: list[str]) -> int:
         sys.stdout.flush()  # what is still buffered fails here, reported like the rest (not at the exit)
         if rv == EXIT_INTERRUPTED:  # typer's own: a Ctrl-C while it parsed the line, before the command ran
             _ignore_further_interrupts()
-            console.error_line(INTERRUPTED_BEFORE_START)
+            console.error_line(stopping.INTERRUPTED_BEFORE_START)
         return rv if isinstance(rv, int) else 0
     except TrackNetError as exc:
         if isinstance(exc, Reported):
@@ -152,7 +149,7 @@ def _run(args: list[str]) -> int:
         return exc.exit_code
     except KeyboardInterrupt:  # every command handles its own: this one came while typer set the app up
         _ignore_further_interrupts()
-        console.error_line(INTERRUPTED_BEFORE_START)
+        console.error_line(stopping.INTERRUPTED_BEFORE_START)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
