@@ -31,6 +31,13 @@ def _config(backbone: dict, *, decoder: str, fusion: str, frames: int = 3) -> Tr
     )
 
 
+def _tiny_convnext_fpn(frames: int = 3) -> TrackNetConfig:
+    """A ConvNeXt + FPN small enough to build in milliseconds (random weights, no download)."""
+    return _config({"type": "convnext", "pretrained_model_name": "facebook/convnext-tiny-224", "pretrained": False,
+                    "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]}},
+                   decoder="fpn", fusion="early", frames=frames)
+
+
 @pytest.fixture(scope="module")
 def vit_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import DINOv3ViTConfig, DINOv3ViTModel
@@ -78,9 +85,7 @@ def test_round_trip_from_a_deleted_pretrained_folder_gives_identical_outputs(vit
 
 
 def test_round_trip_convnext_fpn_early_fusion(tmp_path: Path) -> None:
-    config = _config({"type": "convnext", "pretrained_model_name": "facebook/convnext-tiny-224", "pretrained": False,
-                      "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]}},
-                     decoder="fpn", fusion="early")
+    config = _tiny_convnext_fpn()
     model = build_model(config).eval()
     _perturb(model)
     path = tmp_path / "best.safetensors"
@@ -120,9 +125,7 @@ def _rewrite(src: Path, dst: Path, **changes: str) -> Path:
 
 
 def test_truncated_newer_and_mismatched_checkpoints_are_input_errors(tmp_path: Path) -> None:
-    config = _config({"type": "convnext", "pretrained_model_name": "facebook/convnext-tiny-224", "pretrained": False,
-                      "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]}},
-                     decoder="fpn", fusion="early", frames=1)
+    config = _tiny_convnext_fpn(frames=1)
     good = save_checkpoint(tmp_path / "good.safetensors", build_model(config), config, threshold=0.5, loss="focal", metrics={})
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -146,9 +149,7 @@ def test_init_weights_load_through_the_one_loader_and_refuse_another_architectur
     from tracknet_cli.errors import ConfigError
     from tracknet_cli.inference.checkpoint import architecture_differences, load_init_weights
 
-    config = _config({"type": "convnext", "pretrained_model_name": "facebook/convnext-tiny-224", "pretrained": False,
-                      "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]}},
-                     decoder="fpn", fusion="early")
+    config = _tiny_convnext_fpn()
     trained = build_model(config).eval()
     _perturb(trained)
     path = save_checkpoint(tmp_path / "best.safetensors", trained, config, threshold=0.5, loss="focal", metrics={})
