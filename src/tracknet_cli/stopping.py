@@ -122,7 +122,7 @@ def held(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
     weights loaded aborted the process: "Rust cannot catch foreign exceptions"). A signal the parent
     set to be ignored stays ignored."""
     stop = Stop()
-    noted = [sig for sig in signals if not _in_main_thread() or signal.getsignal(sig) is not signal.SIG_IGN]
+    noted = [sig for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN]
     with deferred(stop, noted):
         yield
     if stop.requested:
