@@ -29,13 +29,14 @@ TEST_GAMES = {9, 10}
 _NAME = re.compile(r"^game(\d+)_Clip(\d+)$")
 
 
-def _link(target: Path, link: Path) -> None:
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():
-        if link.resolve() == target.resolve():
+def link(target: Path, dest: Path) -> None:
+    """`dest` made a symbolic link to `target`; one already there is kept if it points there, else refused."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_symlink() or dest.exists():
+        if dest.resolve() == target.resolve():
             return
-        sys.exit(f"{link} exists and points elsewhere; remove OUT or choose another --out")
-    link.symlink_to(target.resolve())
+        sys.exit(f"{dest} exists and points elsewhere; remove OUT or choose another --out")
+    dest.symlink_to(target.resolve())
 
 
 def _usable_video(path: Path) -> bool:
@@ -57,8 +58,8 @@ def _link_rallies(folder: Path, dest: Path, skipped: list[str]) -> int:
         if not _usable_video(video):
             skipped.append(f"{folder.name}/{video.name}")
             continue
-        _link(csv, dest / csv.name)
-        _link(video, dest / video.name)
+        link(csv, dest / csv.name)
+        link(video, dest / video.name)
         linked += 1
     return linked
 
@@ -87,14 +88,14 @@ def main() -> None:
     for stem, csv in sorted(taken.items()):
         game = int(_NAME.match(stem).group(1))
         dest = opts.out / ("tennis-test" if game in TEST_GAMES else "train/tennis")
-        _link(csv, dest / f"{stem}.csv")
-        _link(csv.with_suffix(".mp4"), dest / f"{stem}.mp4")
+        link(csv, dest / f"{stem}.csv")
+        link(csv.with_suffix(".mp4"), dest / f"{stem}.mp4")
     rallies = _link_rallies(opts.badminton, opts.out / "train/badminton", skipped)
     extra = 0
     if opts.badminton_extra:
         extra = _link_rallies(opts.badminton_extra, opts.out / "train-more/badminton2", skipped)
         for folder in ("tennis", "badminton"):
-            _link(opts.out / "train" / folder, opts.out / "train-more" / folder)
+            link(opts.out / "train" / folder, opts.out / "train-more" / folder)
     test = sum(1 for s in taken if int(_NAME.match(s).group(1)) in TEST_GAMES)
     print(f"tennis: {len(taken) - test} clips (games 1-8) in {opts.out / 'train/tennis'}, "
           f"{test} clips (games 9-10) in {opts.out / 'tennis-test'}; badminton: {rallies} rallies"

@@ -19,6 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_data import link  # noqa: E402 - the sibling script's one way to lay out links
+
 
 def folder_of(stem: str) -> str:
     """train, val or test for a point named MATCH_ROUND_PAIRS_SET_GAMES_POINT."""
@@ -41,13 +44,7 @@ def split_points(src: Path, out: Path, max_mib: float = 4) -> dict[str, int]:
         folder = folder_of(video.stem)
         counts[folder] += 1
         for path in (video, video.with_suffix(".csv")):
-            dest = out / folder / path.name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.is_symlink() and dest.resolve() == path.resolve():
-                continue
-            if dest.exists() or dest.is_symlink():
-                sys.exit(f"{dest} exists and points elsewhere; remove OUT or choose another --out")
-            dest.symlink_to(path.resolve())
+            link(path, out / folder / path.name)
     return counts
 
 
