@@ -44,8 +44,9 @@ def engine_for(model: str | None, profile: str | None, batch: int) -> tuple[Any,
     choice = resolve_precision("auto", dev, model_family=config.model.backbone.type)
     if choice.channels_last:
         net.to_channels_last()
-    return Engine.for_model(net, config.data, loss=config.training.loss, device=dev, amp=choice.dtype,
-                            batch_size=batch), f"{profile} (random weights)"
+    return Engine.for_model(
+        net, config.data, loss=config.training.loss, device=dev, amp=choice.dtype, batch_size=batch
+    ), f"{profile} (random weights)"
 
 
 def one_pass(engine: Any, frames: list[Any]) -> tuple[float, float]:
@@ -75,8 +76,10 @@ def main() -> None:
     batches = args.batch or [1, 2, 8, 32]
     targets = [(m, None) for m in args.model or []] + [(None, p) for p in args.profile or []]
     targets = targets or [("tennis", None), (None, "quickstart"), (None, "cpu_small")]
-    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, "
-          f"{args.frames} frames per pass, best of {args.rounds} rounds")
+    print(
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, "
+        f"{args.frames} frames per pass, best of {args.rounds} rounds"
+    )
     for model, profile in targets:
         engines = {}
         for b in batches:
@@ -93,8 +96,10 @@ def main() -> None:
                 if b not in best or seconds < best[b][0]:
                     best[b] = (seconds, faults)
         amp = engines[batches[0]].amp
-        print(f"\n{label}: input {w}x{h}, {engines[batches[0]].window}-frame windows, "
-              f"{'fp32' if amp is None else str(amp).replace('torch.', '')}")
+        print(
+            f"\n{label}: input {w}x{h}, {engines[batches[0]].window}-frame windows, "
+            f"{'fp32' if amp is None else str(amp).replace('torch.', '')}"
+        )
         print(f"{'batch':>6} {'frames/s':>9} {'ratio':>6} {'page faults/frame':>18}")
         base = args.frames / best[batches[0]][0]
         for b in batches:

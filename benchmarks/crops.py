@@ -65,15 +65,20 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="tracknet-crops-")) / "synth"
     synthesize(root, games=2, clips=3, frames=40, size=(512, 288), seed=0)
-    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"{torch.get_num_threads()} threads, fp32, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"{torch.get_num_threads()} threads, fp32, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'profile':<11} {'samples':<12} {'model samples/s':>16} {'ratio':>6} {'data samples/s':>15} {'ratio':>6}")
     for profile, crops in CASES.items():
         base_model = base_data = None
         for crop in crops:
             sets = [f"data.root={root}", "data.cache=off", "data.split.val_ratio=0.0"]
-            sets += [f"data.augment.crop_width={crop[0]}", f"data.augment.crop_height={crop[1]}"] if crop else [
-                "data.augment.crop_width=null", "data.augment.crop_height=null"]
+            sets += (
+                [f"data.augment.crop_width={crop[0]}", f"data.augment.crop_height={crop[1]}"]
+                if crop
+                else ["data.augment.crop_width=null", "data.augment.crop_height=null"]
+            )
             config = resolve(Selection(profile=profile, sets=tuple(sets)), environ={}).config
             d = config.data
             w, h = crop or (d.input_width, d.input_height)

@@ -36,13 +36,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 PLAIN_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "TRACKNET_TRAINING__PRECISION": "fp32"}
 HANDBALL_PARTS = {"Clip1": (0, 160), "Clip2": (160, 200), "Clip3": (200, 276)}  # train, val, test
-HANDBALL_SPLIT = ["data.split.by=clip", "data.split.train=[game1/Clip1]", "data.split.val=[game1/Clip2]",
-                  "data.split.test=[game1/Clip3]"]
+HANDBALL_SPLIT = [
+    "data.split.by=clip",
+    "data.split.train=[game1/Clip1]",
+    "data.split.val=[game1/Clip2]",
+    "data.split.test=[game1/Clip3]",
+]
 TENNIS_VAL = ["game10_Clip8", "game10_Clip9"]  # 130 frames, for the threshold
 TENNIS_TEST = ["game10_Clip2", "game10_Clip3", "game10_Clip4", "game10_Clip5", "game10_Clip7"]  # 574 frames
 
@@ -76,15 +79,21 @@ def tennis_split(src: Path, out: Path) -> list[str]:
     """Links to the held-out tennis clips, and the split overrides: game 9 train, game 10 validation/test."""
     stems = sorted(p.stem for p in src.glob("game*_Clip*.csv") if p.with_suffix(".mp4").is_file())
     if not any(s.startswith("game9_") for s in stems) or not set(TENNIS_VAL + TENNIS_TEST) <= set(stems):
-        sys.exit(f"{src}: expected game9_ClipM and game10_ClipM .mp4 + .csv (scripts/pretrained/build_data.py's tennis-test)")
+        sys.exit(
+            f"{src}: expected game9_ClipM and game10_ClipM .mp4 + .csv (scripts/pretrained/build_data.py's tennis-test)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for stem in stems:
         for suffix in (".mp4", ".csv"):
             if not (out / f"{stem}{suffix}").exists():
                 (out / f"{stem}{suffix}").symlink_to((src / f"{stem}{suffix}").resolve())
     train = [s for s in stems if s.startswith("game9_")]
-    return ["data.split.by=clip", f"data.split.train=[{','.join(train)}]", f"data.split.val=[{','.join(TENNIS_VAL)}]",
-            f"data.split.test=[{','.join(TENNIS_TEST)}]"]
+    return [
+        "data.split.by=clip",
+        f"data.split.train=[{','.join(train)}]",
+        f"data.split.val=[{','.join(TENNIS_VAL)}]",
+        f"data.split.test=[{','.join(TENNIS_TEST)}]",
+    ]
 
 
 def padel_split(src: Path, out: Path) -> list[str]:
@@ -102,9 +111,9 @@ def first_labels(root: Path, sets: list[str], n: int, out: Path) -> list[str]:
     frames, a shortened label file for the clip where the count runs out; later clips left out), and
     the split overrides that name them. Validation and test clips are linked whole."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from tracknet_cli.config.schema import SplitConfig
     from tracknet_cli.data.clips import discover_clips
     from tracknet_cli.data.splits import split_clips
-    from tracknet_cli.config.schema import SplitConfig
 
     keys = {s.split("=", 1)[0].rsplit(".", 1)[1]: s.split("=", 1)[1] for s in sets if s.startswith("data.split.")}
     lists = {k: v.strip("[]").split(",") for k, v in keys.items() if k in ("train", "val", "test")}
@@ -131,8 +140,12 @@ def first_labels(root: Path, sets: list[str], n: int, out: Path) -> list[str]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with dest.open("w", newline="") as f:
             csv.writer(f).writerows(rows)
-    return [f"data.root={out / 'data'}", "data.split.by=clip", f"data.split.train=[{','.join(train)}]",
-            *(f"data.split.{k}={keys[k]}" for k in ("val", "test") if k in keys)]
+    return [
+        f"data.root={out / 'data'}",
+        "data.split.by=clip",
+        f"data.split.train=[{','.join(train)}]",
+        *(f"data.split.{k}={keys[k]}" for k in ("val", "test") if k in keys),
+    ]
 
 
 def test_only(root: Path, sets: list[str], out: Path) -> Path:
@@ -148,8 +161,15 @@ def test_only(root: Path, sets: list[str], out: Path) -> Path:
 
 
 def tracknet(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tracknet_cli", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracknet_cli", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def finish(proc: subprocess.Popen, what: str) -> str:
@@ -161,9 +181,15 @@ def finish(proc: subprocess.Popen, what: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="handball", help="'handball', 'padel' (with --padel), 'tennis' (with --tennis-test) or a dataset folder")
+    parser.add_argument(
+        "--data",
+        default="handball",
+        help="'handball', 'padel' (with --padel), 'tennis' (with --tennis-test) or a dataset folder",
+    )
     parser.add_argument("--tennis-test", type=Path, help="the held-out tennis folder (games 9-10) for --data tennis")
-    parser.add_argument("--padel", type=Path, help="VictorUceda/TrackNet-Padel's raw_data/points/clean folder for --data padel")
+    parser.add_argument(
+        "--padel", type=Path, help="VictorUceda/TrackNet-Padel's raw_data/points/clean folder for --data padel"
+    )
     parser.add_argument("--profile", default="finetune")
     parser.add_argument("--init-from", nargs="+", default=["tennis"], help="bundled model names or checkpoints")
     parser.add_argument("--no-scratch", action="store_true", help="leave out the arm trained from random weights")
@@ -171,7 +197,9 @@ def main() -> None:
     parser.add_argument("--labels", type=int, nargs="+", default=[0], help="labelled training frames (0: all)")
     parser.add_argument("--jobs", type=int, default=2, help="training processes at a time (one thread each)")
     parser.add_argument("--protocol", default="v2")
-    parser.add_argument("--native", action="store_true", help="use this CPU as it is (default: emulate plain AVX2, fp32)")
+    parser.add_argument(
+        "--native", action="store_true", help="use this CPU as it is (default: emulate plain AVX2, fp32)"
+    )
     parser.add_argument("--set", action="append", default=[], help="extra overrides for every arm")
     parser.add_argument("--work", type=Path, help="folder for data and runs (default: a temp dir)")
     opts = parser.parse_args()
@@ -188,7 +216,9 @@ def main() -> None:
         sets = padel_split(opts.padel, root)
     elif opts.data == "tennis":
         if opts.tennis_test is None:
-            sys.exit("--data tennis needs --tennis-test DIR (the tennis-test folder of scripts/pretrained/build_data.py)")
+            sys.exit(
+                "--data tennis needs --tennis-test DIR (the tennis-test folder of scripts/pretrained/build_data.py)"
+            )
         root = work / "tennis"
         sets = tennis_split(opts.tennis_test, root)
     else:
@@ -204,8 +234,26 @@ def main() -> None:
     if any(s.startswith("data.split.test=") for s in sets):
         only = test_only(root, sets, work / "test-only")
         for name in opts.init_from:
-            out = finish(tracknet(["eval", "--checkpoint", name, "--data-root", str(only), "--split", "all",
-                                   "--protocol", opts.protocol, "--json", *score], work, score_env), f"eval {name}")
+            out = finish(
+                tracknet(
+                    [
+                        "eval",
+                        "--checkpoint",
+                        name,
+                        "--data-root",
+                        str(only),
+                        "--split",
+                        "all",
+                        "--protocol",
+                        opts.protocol,
+                        "--json",
+                        *score,
+                    ],
+                    work,
+                    score_env,
+                ),
+                f"eval {name}",
+            )
             sc = json.loads(out)
             zero[name] = (sc["f1"], sc["precision"], sc["recall"], 0)
 
@@ -216,23 +264,61 @@ def main() -> None:
         for minutes in opts.minutes:
             for arm, extra in arms:
                 out_dir = work / "runs" / f"{n}-labels-{minutes:g}min-{Path(arm).stem}"
-                jobs.append((n, minutes, arm, ["train", "--profile", opts.profile, *base, "--set",
-                                               f"training.time_limit={minutes * 60:g}", *extra, "--out", str(out_dir)]))
+                jobs.append(
+                    (
+                        n,
+                        minutes,
+                        arm,
+                        [
+                            "train",
+                            "--profile",
+                            opts.profile,
+                            *base,
+                            "--set",
+                            f"training.time_limit={minutes * 60:g}",
+                            *extra,
+                            "--out",
+                            str(out_dir),
+                        ],
+                    )
+                )
     results: dict[tuple[int, float, str], tuple] = {}
     for i in range(0, len(jobs), opts.jobs):
-        batch = jobs[i: i + opts.jobs]
+        batch = jobs[i : i + opts.jobs]
         procs = [tracknet(args, work, env) for *_, args in batch]
-        summaries = [json.loads(finish(p, f"train {arm} {n} labels {m:g} min")) for p, (n, m, arm, _) in zip(procs, batch)]
-        evals = [tracknet(["eval", "--checkpoint", s["best_weights"], "--split", "test", "--protocol", opts.protocol,
-                           "--json", *score], work, score_env) for s in summaries]
+        summaries = [
+            json.loads(finish(p, f"train {arm} {n} labels {m:g} min")) for p, (n, m, arm, _) in zip(procs, batch)
+        ]
+        evals = [
+            tracknet(
+                [
+                    "eval",
+                    "--checkpoint",
+                    s["best_weights"],
+                    "--split",
+                    "test",
+                    "--protocol",
+                    opts.protocol,
+                    "--json",
+                    *score,
+                ],
+                work,
+                score_env,
+            )
+            for s in summaries
+        ]
         for proc, summary, (n, m, arm, _) in zip(evals, summaries, batch):
             sc = json.loads(finish(proc, f"eval {arm}"))
             results[(n, m, arm)] = (sc["f1"], sc["precision"], sc["recall"], summary["steps"])
-            print(f"{n or 'all'} labels, {m:g} min, {arm}: F1 {sc['f1']:.3f} ({summary['steps']} steps)", file=sys.stderr)
+            print(
+                f"{n or 'all'} labels, {m:g} min, {arm}: F1 {sc['f1']:.3f} ({summary['steps']} steps)", file=sys.stderr
+            )
 
     cpu = "this CPU as it is" if opts.native else "plain-CPU emulation (AVX2 kernels, fp32)"
-    print(f"{opts.profile} on {opts.data}: one thread per arm, {opts.jobs} at a time, {cpu}, load average "
-          f"{os.getloadavg()[0]:.1f} at the end; test F1 under {opts.protocol} (P/R, steps)")
+    print(
+        f"{opts.profile} on {opts.data}: one thread per arm, {opts.jobs} at a time, {cpu}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end; test F1 under {opts.protocol} (P/R, steps)"
+    )
     names = [arm for arm, _ in arms]
     print("| labels | minutes | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))

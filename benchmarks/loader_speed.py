@@ -58,8 +58,16 @@ class NaiveDataset(SequenceDataset):
         xy = np.stack([clip.labels.x[idx], clip.labels.y[idx]], -1).astype(np.float64)
         state = clip.labels.state[idx]
         xy[state != 1] = np.nan
-        return Sample(np.stack(frames), codec.encode(xy), state >= 0, xy.astype(np.float32),
-                      clip.labels.visibility[idx], clip.id, idx, (clip.width, clip.height))
+        return Sample(
+            np.stack(frames),
+            codec.encode(xy),
+            state >= 0,
+            xy.astype(np.float32),
+            clip.labels.visibility[idx],
+            clip.id,
+            idx,
+            (clip.width, clip.height),
+        )
 
     def _video_window(self, path: Path, idx: np.ndarray, codec) -> list[np.ndarray]:
         import av
@@ -101,6 +109,7 @@ def compare(name: str, root: Path, data: DataConfig, clips, seconds: float) -> l
         cold = SequenceDataset(clips, data, cache=None)
         cache = FrameCache(Path(tmp), (data.input_width, data.input_height))
         warm = SequenceDataset(clips, data, cache=cache)
+
         def measured(ds: SequenceDataset, seed: int = 0, min_seconds: float = 0.0) -> tuple[float, int, float, int]:
             count = (lambda: ds.decoded) if isinstance(ds, NaiveDataset) else (lambda: ds.decodes)
             before = count()
@@ -113,8 +122,10 @@ def compare(name: str, root: Path, data: DataConfig, clips, seconds: float) -> l
             "cached (memory-mapped uint8 cache)": measured(warm, seed=1, min_seconds=3.0),
         }
     base = results["naive (PIL open + decode + resize per window)"][0]
-    rows.append(f"\n{name}: {len(clips)} clips, {frames} frames of {w}x{h} -> input {data.input_width}x"
-                f"{data.input_height}, {len(cold)} windows of T={data.sequence_length}")
+    rows.append(
+        f"\n{name}: {len(clips)} clips, {frames} frames of {w}x{h} -> input {data.input_width}x"
+        f"{data.input_height}, {len(cold)} windows of T={data.sequence_length}"
+    )
     rows.append(f"{'mode':50s} {'windows/s':>10s} {'vs naive':>9s} {'windows':>8s} {'seconds':>8s} {'decoded':>8s}")
     for mode, (wps, done, elapsed, decodes) in results.items():
         rows.append(f"{mode:50s} {wps:10.1f} {wps / base:8.1f}x {done:8d} {elapsed:8.1f} {decodes:8d}")
@@ -128,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", default="512x288", help="model input WxH")
     parser.add_argument("--synth-size", default="1280x720", help="synthetic frame size WxH")
     parser.add_argument("--synth-frames", type=int, default=100, help="frames per synthetic clip (2 clips)")
-    parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/realdata/badminton-train")
+    parser.add_argument(
+        "--real", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/realdata/badminton-train"
+    )
     parser.add_argument("--real-clips", type=int, default=6, help="real clips to use (0: skip)")
     parser.add_argument("--seconds", type=float, default=25.0, help="time cap per mode")
     args = parser.parse_args(argv)
@@ -137,8 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     sw, sh = (int(v) for v in args.synth_size.split("x"))
 
     def config(root: Path) -> DataConfig:
-        return DataConfig(root=root, input_width=wi, input_height=hi, heatmap_width=wi // 4, heatmap_height=hi // 4,
-                          sequence_length=3, window_stride=1, cache="off")
+        return DataConfig(
+            root=root,
+            input_width=wi,
+            input_height=hi,
+            heatmap_width=wi // 4,
+            heatmap_height=hi // 4,
+            sequence_length=3,
+            window_stride=1,
+            cache="off",
+        )
 
     from tracknet_cli.data.synth import synthesize
 
@@ -150,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         lines += compare("synthetic JPEG clips (tennis layout)", root, config(root), clips, args.seconds)
     if args.real_clips > 0 and args.real.is_dir():
         clips = discover_clips(args.real)[: args.real_clips]
-        lines += compare(f"real videos ({args.real.name}, flat mp4 + csv)", args.real, config(args.real), clips, args.seconds)
+        lines += compare(
+            f"real videos ({args.real.name}, flat mp4 + csv)", args.real, config(args.real), clips, args.seconds
+        )
     elif args.real_clips > 0:
         lines.append(f"\n(real data not found at {args.real}; skipped)")
     print("\n".join(lines))

@@ -79,15 +79,28 @@ class Checkpoint:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=10.0, help="training budget per cell (wall clock, scoring excluded)")
-    p.add_argument("--checkpoints", default=None, help="minutes at which to score, e.g. 2,5,10 (default: those of 2,5,10 within --minutes, and --minutes)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--minutes", type=float, default=10.0, help="training budget per cell (wall clock, scoring excluded)"
+    )
+    p.add_argument(
+        "--checkpoints",
+        default=None,
+        help="minutes at which to score, e.g. 2,5,10 (default: those of 2,5,10 within --minutes, and --minutes)",
+    )
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--losses", default=",".join(LOSSES))
-    p.add_argument("--precisions", default="fp32,auto",
-                   help="fp32, bf16, auto (what `tracknet train` picks: bf16 + channels_last for the unet on a CPU with "
-                        "native bf16; bf16 cells are skipped on CPUs without it)")
-    p.add_argument("--profile", default="cpu_small", help="the profile whose model, sizes, batch and lr every cell trains")
+    p.add_argument(
+        "--precisions",
+        default="fp32,auto",
+        help="fp32, bf16, auto (what `tracknet train` picks: bf16 + channels_last for the unet on a CPU with "
+        "native bf16; bf16 cells are skipped on CPUs without it)",
+    )
+    p.add_argument(
+        "--profile", default="cpu_small", help="the profile whose model, sizes, batch and lr every cell trains"
+    )
     p.add_argument("--input", default=None, help="model input WxH (default: the profile's)")
     p.add_argument("--heatmap", default=None, help="heatmap WxH (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
@@ -98,7 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val", default=",".join(VAL_CLIPS), help="validation clips (threshold calibration)")
     p.add_argument("--test", default=",".join(TEST_CLIPS), help="held-out test clips (the score)")
     p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tracknet-loss-race-cache")
-    p.add_argument("--results", type=Path, default=Path("loss_race.jsonl"), help="JSON lines, one per checkpoint (resume file)")
+    p.add_argument(
+        "--results", type=Path, default=Path("loss_race.jsonl"), help="JSON lines, one per checkpoint (resume file)"
+    )
     p.add_argument("--fresh", action="store_true", help="ignore finished cells in --results")
     p.add_argument("--report", action="store_true", help="train nothing: print the table of the cells --results holds")
     args = p.parse_args(argv)
@@ -135,11 +150,18 @@ def race_config(args: argparse.Namespace, loss: str, precision: str) -> Any:
     test = [c for c in args.test.split(",") if c]
     sets = [
         f"data.root={args.data}",
-        f"data.split.val={json.dumps(val)}", f"data.split.test={json.dumps(test)}",
-        "data.cache=on", f"data.cache_dir={args.cache_dir}", "data.num_workers=0",
-        f"training.loss={loss}", f"training.precision={precision}",
-        f"training.warmup_steps={args.warmup_steps}", "training.scheduler=none",
-        f"training.seed={args.seed}", "training.device=cpu", f"training.protocol={PROTOCOL}",
+        f"data.split.val={json.dumps(val)}",
+        f"data.split.test={json.dumps(test)}",
+        "data.cache=on",
+        f"data.cache_dir={args.cache_dir}",
+        "data.num_workers=0",
+        f"training.loss={loss}",
+        f"training.precision={precision}",
+        f"training.warmup_steps={args.warmup_steps}",
+        "training.scheduler=none",
+        f"training.seed={args.seed}",
+        "training.device=cpu",
+        f"training.protocol={PROTOCOL}",
     ]
     if args.input:
         wi, hi = _size(args.input)
@@ -156,8 +178,23 @@ def race_config(args: argparse.Namespace, loss: str, precision: str) -> Any:
 
 def settings_key(args: argparse.Namespace) -> str:
     """Rows from a run with other settings never count as finished cells of this one."""
-    fields = {k: str(getattr(args, k)) for k in ("minutes", "data", "profile", "input", "heatmap", "batch_size", "lr",
-                                                 "warmup_steps", "seed", "threads", "val", "test")}
+    fields = {
+        k: str(getattr(args, k))
+        for k in (
+            "minutes",
+            "data",
+            "profile",
+            "input",
+            "heatmap",
+            "batch_size",
+            "lr",
+            "warmup_steps",
+            "seed",
+            "threads",
+            "val",
+            "test",
+        )
+    }
     fields["checkpoints"] = ",".join(f"{m:g}" for m in args.checkpoint_minutes)
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -192,8 +229,11 @@ def warm_cache(args: argparse.Namespace) -> None:
     clips = discover_clips(config.data.root)
     t0 = time.monotonic()
     summary = build_cache(clips, config.data, cache_dir=args.cache_dir)
-    print(f"frame cache {summary.directory}: {len(summary.built)} clips decoded, {len(summary.reused)} reused, "
-          f"{summary.bytes / 1e9:.2f} GB, {time.monotonic() - t0:.0f} s", flush=True)
+    print(
+        f"frame cache {summary.directory}: {len(summary.built)} clips decoded, {len(summary.reused)} reused, "
+        f"{summary.bytes / 1e9:.2f} GB, {time.monotonic() - t0:.0f} s",
+        flush=True,
+    )
 
 
 def score(model: Any, val_ds: Any, test_ds: Any, config: Any, amp: Any) -> tuple[float, float, Any]:
@@ -206,12 +246,31 @@ def score(model: Any, val_ds: Any, test_ds: Any, config: Any, amp: Any) -> tuple
     device = torch.device("cpu")
     tc = config.training
     model.eval()
-    val = evaluate(model, val_ds, config, device=device, protocol=PROTOCOL, threshold=tc.threshold,
-                   loss_name=tc.loss, amp=amp, keep_predictions=True, batch_size=16)
+    val = evaluate(
+        model,
+        val_ds,
+        config,
+        device=device,
+        protocol=PROTOCOL,
+        threshold=tc.threshold,
+        loss_name=tc.loss,
+        amp=amp,
+        keep_predictions=True,
+        batch_size=16,
+    )
     threshold = calibrate_threshold(val.predictions, PROTOCOL, tc.threshold)
     val_f1 = score_predictions(val.predictions, PROTOCOL, threshold)[0].f1
-    test = evaluate(model, test_ds, config, device=device, protocol=PROTOCOL, threshold=threshold,
-                    loss_name=tc.loss, amp=amp, batch_size=16)
+    test = evaluate(
+        model,
+        test_ds,
+        config,
+        device=device,
+        protocol=PROTOCOL,
+        threshold=threshold,
+        loss_name=tc.loss,
+        amp=amp,
+        batch_size=16,
+    )
     model.train()
     return threshold, val_f1, test.metrics
 
@@ -225,9 +284,9 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     import torch
 
     from tracknet_cli.data.datasets import build_datasets, make_loader
+    from tracknet_cli.inference.runtime import prepare_model_precision
     from tracknet_cli.models import build_model
     from tracknet_cli.training.callbacks import build_schedule
-    from tracknet_cli.inference.runtime import prepare_model_precision
     from tracknet_cli.training.losses import build_loss
     from tracknet_cli.training.seeding import seed_everything
     from tracknet_cli.training.session import make_optimizer
@@ -241,8 +300,11 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     device = torch.device("cpu")
     choice = prepare_model_precision(model, config, device)
     amp = choice.dtype
-    print(f"\n== {loss_name} / {precision}: {choice.describe()}; {len(train_ds)} train windows "
-          f"({len(train_ds.clips)} clips), val {len(val_ds.clips)} clips, test {len(test_ds.clips)} clips", flush=True)
+    print(
+        f"\n== {loss_name} / {precision}: {choice.describe()}; {len(train_ds)} train windows "
+        f"({len(train_ds.clips)} clips), val {len(val_ds.clips)} clips, test {len(test_ds.clips)} clips",
+        flush=True,
+    )
     loss_fn = build_loss(loss_name)
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier)
     schedule = build_schedule("none", warmup_steps=tc.warmup_steps)
@@ -266,8 +328,9 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
             # The step `tracknet train` takes (training/step.py), with its finiteness check before backward.
             schedule.apply(optimizer, step)
             try:
-                train_step(model, [batch], loss_fn, optimizer, amp=amp, scaler=scaler, grad_clip=tc.grad_clip,
-                           on_loss=check)
+                train_step(
+                    model, [batch], loss_fn, optimizer, amp=amp, scaler=scaler, grad_clip=tc.grad_clip, on_loss=check
+                )
             except NonFinite:
                 note = f"non-finite loss at step {step + 1}: scored early, cell stopped"
                 break
@@ -286,20 +349,39 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
             t_eval = time.monotonic()
             threshold, val_f1, m = score(model, val_ds, test_ds, config, amp)
             row = Checkpoint(
-                key=key, loss=loss_name, precision=precision, minute=minute, train_seconds=round(train_s, 1),
-                steps=step, samples_per_s=round(samples / max(train_s, 1e-9), 2),
+                key=key,
+                loss=loss_name,
+                precision=precision,
+                minute=minute,
+                train_seconds=round(train_s, 1),
+                steps=step,
+                samples_per_s=round(samples / max(train_s, 1e-9), 2),
                 train_loss=window_loss / window_n if window_n else float("nan"),
-                threshold=threshold, val_f1=val_f1, test_f1=m.f1, test_precision=m.precision, test_recall=m.recall,
-                test_tp=m.tp, test_fp1=m.fp1, test_fp2=m.fp2, test_fn=m.fn,
-                eval_seconds=round(time.monotonic() - t_eval, 1), load_avg=os.getloadavg()[0], note=note,
+                threshold=threshold,
+                val_f1=val_f1,
+                test_f1=m.f1,
+                test_precision=m.precision,
+                test_recall=m.recall,
+                test_tp=m.tp,
+                test_fp1=m.fp1,
+                test_fp2=m.fp2,
+                test_fn=m.fn,
+                eval_seconds=round(time.monotonic() - t_eval, 1),
+                load_avg=os.getloadavg()[0],
+                note=note,
             )
             window_loss, window_n = 0.0, 0
             rows.append(row)
             append_result(args.results, asdict(row))
-            print(f"  {loss_name}/{precision} @ {minute:g} min: test F1 {m.f1:.3f} (P {m.precision:.3f} R {m.recall:.3f}, "
-                  f"threshold {threshold:.3f} from val F1 {val_f1:.3f}), {step} steps, {row.samples_per_s:.1f} samples/s, "
-                  f"train loss {row.train_loss:.4g}, scoring {row.eval_seconds:.0f} s, load {row.load_avg:.1f}{'; ' + note if note else ''}",
-                  flush=True)
+            print(
+                f"  {loss_name}/{precision} @ {minute:g} min: test F1 {m.f1:.3f} "
+                f"(P {m.precision:.3f} R {m.recall:.3f}, "
+                f"threshold {threshold:.3f} from val F1 {val_f1:.3f}), {step} steps, "
+                f"{row.samples_per_s:.1f} samples/s, "
+                f"train loss {row.train_loss:.4g}, scoring {row.eval_seconds:.0f} s, load {row.load_avg:.1f}"
+                f"{'; ' + note if note else ''}",
+                flush=True,
+            )
             if note:
                 break
     return rows
@@ -317,8 +399,11 @@ def table(args: argparse.Namespace, cells: dict[tuple[str, str], list[dict[str, 
         for m in cps:
             r = by_minute.get(m) or next((x for x in rows if x.get("note") and float(x["minute"]) <= m), None)
             cols.append(f"**{r['test_f1']:.3f}** ({r['test_precision']:.2f} / {r['test_recall']:.2f})" if r else "—")
-        cols += [str(last["steps"]) if last else "—", f"{last['samples_per_s']:.1f}" if last else "—",
-                 f"{last['threshold']:.2f}" if last else "—"]
+        cols += [
+            str(last["steps"]) if last else "—",
+            f"{last['samples_per_s']:.1f}" if last else "—",
+            f"{last['threshold']:.2f}" if last else "—",
+        ]
         lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
@@ -333,9 +418,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     key = settings_key(args)
     support = cpu_bf16_support()
-    print(f"loss race {key}: {args.minutes:g} min per cell, checkpoints {', '.join(f'{m:g}' for m in args.checkpoint_minutes)} min; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} torch threads, "
-          f"native bf16: {support.feature}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"loss race {key}: {args.minutes:g} min per cell, "
+        f"checkpoints {', '.join(f'{m:g}' for m in args.checkpoint_minutes)} min; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} torch threads, "
+        f"native bf16: {support.feature}; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     done = {} if args.fresh else load_results(args.results, key)
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if not args.report:
@@ -357,11 +446,14 @@ def main(argv: list[str] | None = None) -> int:
             cells[(loss, precision)] = [asdict(r) for r in run_cell(args, key, loss, precision)]
     shown = race_config(args, "softmax", "fp32")
     d = shown.data
-    print(f"\nHeld-out F1 (protocol {PROTOCOL}, threshold chosen on the validation clips) after the same training time; "
-          f"profile {args.profile} ({shown.model.backbone.type} + {shown.model.decoder}), input "
-          f"{d.input_width}x{d.input_height}, heatmap {d.heatmap_width}x{d.heatmap_height}, batch "
-          f"{shown.training.batch_size}, lr {shown.training.lr:g}; load average at the end "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n", flush=True)
+    print(
+        f"\nHeld-out F1 (protocol {PROTOCOL}, threshold chosen on the validation clips) after the same training time; "
+        f"profile {args.profile} ({shown.model.backbone.type} + {shown.model.decoder}), input "
+        f"{d.input_width}x{d.input_height}, heatmap {d.heatmap_width}x{d.heatmap_height}, batch "
+        f"{shown.training.batch_size}, lr {shown.training.lr:g}; load average at the end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n",
+        flush=True,
+    )
     print(table(args, cells))
     return 0
 

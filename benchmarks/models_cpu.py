@@ -66,11 +66,20 @@ def run_one(family: str, size: str, width: int, height: int, repeats: int, train
     from tracknet_cli.models import build_model
 
     case = CASES[family][size]
-    backbone = {"type": "dinov3_vit" if family == "vit" else "convnext", "pretrained_model_name": case["name"],
-                "pretrained": False, "config_overrides": case["overrides"]}
+    backbone = {
+        "type": "dinov3_vit" if family == "vit" else "convnext",
+        "pretrained_model_name": case["name"],
+        "pretrained": False,
+        "config_overrides": case["overrides"],
+    }
     config = TrackNetConfig(
-        data={"input_width": width, "input_height": height, "heatmap_width": width // 4, "heatmap_height": height // 4,
-              "sequence_length": 3},
+        data={
+            "input_width": width,
+            "input_height": height,
+            "heatmap_width": width // 4,
+            "heatmap_height": height // 4,
+            "sequence_length": 3,
+        },
         model={"backbone": backbone, "decoder": "upsampling" if family == "vit" else "fpn", "temporal_fusion": "early"},
     )
     torch.manual_seed(0)
@@ -81,9 +90,17 @@ def run_one(family: str, size: str, width: int, height: int, repeats: int, train
     with torch.inference_mode():
         model(x)  # warm-up
         cpu, wall = _fastest(lambda: model(x), repeats)
-    result = {"family": family, "size": size, "input": f"{width}x{height}", "params_m": params / 1e6,
-              "cpu_sec_per_window": cpu, "wall_sec_per_window": wall, "peak_rss_mb": _rss_mb(), "import_rss_mb": base_rss,
-              "threads": torch.get_num_threads()}
+    result = {
+        "family": family,
+        "size": size,
+        "input": f"{width}x{height}",
+        "params_m": params / 1e6,
+        "cpu_sec_per_window": cpu,
+        "wall_sec_per_window": wall,
+        "peak_rss_mb": _rss_mb(),
+        "import_rss_mb": base_rss,
+        "threads": torch.get_num_threads(),
+    }
     if train:
         model.train()
         model(x).mean().backward()  # warm-up
@@ -101,8 +118,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two timed windows per case instead of five")
     parser.add_argument("--train", action="store_true", help="also time forward + backward")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: CPU seconds then do not include threads spinning for a busy peer)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: CPU seconds then do not include threads spinning for a busy peer)",
+    )
     parser.add_argument("--family", choices=sorted(CASES), action="append", help="only these families")
     parser.add_argument("--one", nargs=4, metavar=("FAMILY", "SIZE", "W", "H"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -113,8 +134,11 @@ def main() -> None:
         return
     rows = []
     load_before = os.getloadavg()[0]
-    header = ("| model | input | params (M) | CPU s / window | wall s / window |"
-              + (" train CPU s / window |" if args.train else "") + " peak RSS (MB) |")
+    header = (
+        "| model | input | params (M) | CPU s / window | wall s / window |"
+        + (" train CPU s / window |" if args.train else "")
+        + " peak RSS (MB) |"
+    )
     print(header)
     print("|" + "|".join(["---"] * (header.count("|") - 1)) + "|")
     for family in args.family or sorted(CASES, reverse=True):
@@ -124,18 +148,25 @@ def main() -> None:
                 cmd += (["--quick"] if args.quick else []) + (["--train"] if args.train else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
                 if proc.returncode != 0:
-                    print(f"| {family}-{size} | {w}x{h} | failed: {proc.stderr.strip().splitlines()[-1:]} |", flush=True)
+                    print(
+                        f"| {family}-{size} | {w}x{h} | failed: {proc.stderr.strip().splitlines()[-1:]} |", flush=True
+                    )
                     continue
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 rows.append(r)
                 train = f" {r['train_cpu_sec_per_window']:.2f} |" if args.train else ""
-                print(f"| {family}-{size} | {r['input']} | {r['params_m']:.1f} | {r['cpu_sec_per_window']:.2f} | "
-                      f"{r['wall_sec_per_window']:.2f} |{train} "
-                      f"{r['peak_rss_mb']:.0f} |", flush=True)
+                print(
+                    f"| {family}-{size} | {r['input']} | {r['params_m']:.1f} | {r['cpu_sec_per_window']:.2f} | "
+                    f"{r['wall_sec_per_window']:.2f} |{train} "
+                    f"{r['peak_rss_mb']:.0f} |",
+                    flush=True,
+                )
     if rows:
-        print(f"\ntorch threads: {rows[0]['threads']}; RSS after importing torch + transformers: "
-              f"{min(r['import_rss_mb'] for r in rows):.0f} MB (included in the peaks); "
-              f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after on {os.cpu_count()} CPUs")
+        print(
+            f"\ntorch threads: {rows[0]['threads']}; RSS after importing torch + transformers: "
+            f"{min(r['import_rss_mb'] for r in rows):.0f} MB (included in the peaks); "
+            f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after on {os.cpu_count()} CPUs"
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,12 @@ def variants(model: Any) -> dict[str, tuple[Any, Any]]:
     import torch
 
     nhwc = copy.deepcopy(model).to_channels_last()
-    return {"fp32": (model, None), "bf16": (model, torch.bfloat16),
-            "fp32 + channels_last": (nhwc, None), "bf16 + channels_last": (nhwc, torch.bfloat16)}
+    return {
+        "fp32": (model, None),
+        "bf16": (model, torch.bfloat16),
+        "fp32 + channels_last": (nhwc, None),
+        "bf16 + channels_last": (nhwc, torch.bfloat16),
+    }
 
 
 def measure(profile: str, batch_size: int | None, rounds: int) -> list[tuple[str, float, float]]:
@@ -77,9 +81,12 @@ def measure(profile: str, batch_size: int | None, rounds: int) -> list[tuple[str
         for name in cases:
             best[name] = min(best[name], step(name))
             best_infer[name] = min(best_infer[name], infer(name))
-    print(f"\n{profile}: {config.model.backbone.type} + {config.model.decoder}, "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, input {d.input_width}x{d.input_height}, "
-          f"heatmap {d.heatmap_width}x{d.heatmap_height}, T={d.sequence_length}, batch {batch}", flush=True)
+    print(
+        f"\n{profile}: {config.model.backbone.type} + {config.model.decoder}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, input {d.input_width}x{d.input_height}, "
+        f"heatmap {d.heatmap_width}x{d.heatmap_height}, T={d.sequence_length}, batch {batch}",
+        flush=True,
+    )
     return [(name, batch / best[name], batch / best_infer[name]) for name in cases]
 
 
@@ -95,8 +102,10 @@ def main() -> None:
     from tracknet_cli.inference.runtime import cpu_bf16_support
 
     torch.set_num_threads(args.threads)
-    print(f"{os.cpu_count()} CPUs, {args.threads} torch threads, native bf16: {cpu_bf16_support().feature}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{os.cpu_count()} CPUs, {args.threads} torch threads, native bf16: {cpu_bf16_support().feature}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     for profile in args.profile or ["cpu_small", "quickstart"]:
         rows = measure(profile, args.batch_size, args.rounds)
         base = rows[0][1]

@@ -17,7 +17,8 @@ your own files with ``--video720`` / ``--video1080``. Every measurement runs in 
 end-to-end rates are the command's own summary (first frame requested to files closed, start-up
 excluded). The figures in docs/scripts/predict.md come from this script; run it on an idle machine.
 
-    .venv/bin/python benchmarks/predict_speed.py [--repeats 2] [--runtime torch] [--old-runtime torch] [--old-frames 120]
+    .venv/bin/python benchmarks/predict_speed.py [--repeats 2] [--runtime torch] \
+        [--old-runtime torch] [--old-frames 120]
 
 To see what a CPU without native bf16 does on any machine (docs/scripts/predict.md):
 
@@ -38,7 +39,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {  # issue 28: end-to-end frames/s on 2 cores without native bf16
-    ("720p", "--no-video"): 60, ("1080p", "--no-video"): 45, ("720p", "overlay"): 30, ("1080p", "overlay"): 25,
+    ("720p", "--no-video"): 60,
+    ("1080p", "--no-video"): 45,
+    ("720p", "overlay"): 30,
+    ("1080p", "overlay"): 25,
 }
 
 
@@ -55,8 +59,10 @@ def upscale(source: Path, out: Path, size: tuple[int, int], repeat: int = 1) -> 
     with av.open(str(source)) as src:
         stream = src.streams.video[0]
         rate = stream.average_rate
-        frames = [f.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BICUBIC")
-                  for f in src.decode(stream)]
+        frames = [
+            f.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BICUBIC")
+            for f in src.decode(stream)
+        ]
     with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
         enc = dst.add_stream("libx264", rate=rate, options={"preset": "veryfast", "crf": "20"})
         enc.width, enc.height, enc.pix_fmt = size[0], size[1], "yuv420p"
@@ -143,11 +149,24 @@ def run_child(args: list[str]) -> tuple[str, float]:
     return stdout, usage.ru_maxrss / 1024
 
 
-def end_to_end(video: str, model: str, work: Path, overlay: bool, runtime: str | None,
-               frames: int | None) -> dict[str, float]:
+def end_to_end(
+    video: str, model: str, work: Path, overlay: bool, runtime: str | None, frames: int | None
+) -> dict[str, float]:
     stem = f"{Path(video).stem}_{model}_{'overlay' if overlay else 'csv'}"
-    args = [sys.executable, "-m", "tracknet_cli", "predict", video, "-c", model, "--device", "cpu",
-            "--csv", str(work / f"{stem}.csv"), "--overwrite"]
+    args = [
+        sys.executable,
+        "-m",
+        "tracknet_cli",
+        "predict",
+        video,
+        "-c",
+        model,
+        "--device",
+        "cpu",
+        "--csv",
+        str(work / f"{stem}.csv"),
+        "--overwrite",
+    ]
     args += ["--out", str(work / f"{stem}.mp4")] if overlay else ["--no-video"]
     args += ["--runtime", runtime] if runtime else []
     args += ["--end", str(frames)] if frames else []
@@ -174,14 +193,22 @@ def held_out() -> dict[str, str]:
 
 
 def cpu_line() -> str:
-    stdout, _ = run_child([sys.executable, "-c", "import torch, os; print(torch.backends.cpu.get_cpu_capability(), "
-                           "torch.get_num_threads(), os.environ.get('ONEDNN_MAX_CPU_ISA', '-'))"])
+    stdout, _ = run_child(
+        [
+            sys.executable,
+            "-c",
+            "import torch, os; print(torch.backends.cpu.get_cpu_capability(), "
+            "torch.get_num_threads(), os.environ.get('ONEDNN_MAX_CPU_ISA', '-'))",
+        ]
+    )
     capability, threads, isa = stdout.split()
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     native = [f for f in ("avx512_bf16", "amx_bf16", "avx_vnni") if f in flags]
     model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "?")
-    return (f"CPU {model}, {os.cpu_count()} cores, flags {'/'.join(native) or 'no native bf16/VNNI'}; torch kernels "
-            f"{capability}, oneDNN ISA cap {isa}, {threads} torch threads")
+    return (
+        f"CPU {model}, {os.cpu_count()} cores, flags {'/'.join(native) or 'no native bf16/VNNI'}; torch kernels "
+        f"{capability}, oneDNN ISA cap {isa}, {threads} torch threads"
+    )
 
 
 # ---------------------------------------------------------------- main
@@ -206,28 +233,51 @@ def main() -> None:
         elif kind == "decode":
             print(json.dumps(child_decode(rest[0], rest[1])))
         else:  # prepare WORK 720|- 1080|- FACTOR
-            print(json.dumps(child_prepare(rest[0], None if rest[1] == "-" else rest[1],
-                                           None if rest[2] == "-" else rest[2], int(rest[3]))))
+            print(
+                json.dumps(
+                    child_prepare(
+                        rest[0], None if rest[1] == "-" else rest[1], None if rest[2] == "-" else rest[2], int(rest[3])
+                    )
+                )
+            )
         return
 
     work = a.work or Path(tempfile.mkdtemp(prefix="predict_speed_"))
     work.mkdir(parents=True, exist_ok=True)
-    stdout, _ = run_child([sys.executable, __file__, "--child", "prepare", str(work), a.video720 or "-",
-                           a.video1080 or "-", str(a.long_factor)])
+    stdout, _ = run_child(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "prepare",
+            str(work),
+            a.video720 or "-",
+            a.video1080 or "-",
+            str(a.long_factor),
+        ]
+    )
     videos = json.loads(stdout.strip().splitlines()[-1])
     print(cpu_line())
-    print(f"videos: {videos['720p']}, {videos['1080p']}; runtime: new {a.runtime or 'auto'}, old {a.old_runtime}; "
-          f"old model end to end on its first {a.old_frames} frames")
+    print(
+        f"videos: {videos['720p']}, {videos['1080p']}; runtime: new {a.runtime or 'auto'}, old {a.old_runtime}; "
+        f"old model end to end on its first {a.old_frames} frames"
+    )
     f1 = held_out()
 
     results: dict[tuple[str, str, str], float] = {}
     for res in ("720p", "1080p"):
         results[("decode + resize to 512x288", res, "")] = max(
-            measure_child("decode", videos[res], "512x288")["fps"] for _ in range(a.repeats))
-    for model, repeats, frames, runtime in ((a.new, a.repeats, None, a.runtime), (a.old, 1, a.old_frames, a.old_runtime)):
+            measure_child("decode", videos[res], "512x288")["fps"] for _ in range(a.repeats)
+        )
+    for model, repeats, frames, runtime in (
+        (a.new, a.repeats, None, a.runtime),
+        (a.old, 1, a.old_frames, a.old_runtime),
+    ):
         for res in ("720p", "1080p"):
-            fps = [measure_child("model", model, str(frames or 317), *([runtime] if runtime else []))["fps"]
-                   for _ in range(repeats)]
+            fps = [
+                measure_child("model", model, str(frames or 317), *([runtime] if runtime else []))["fps"]
+                for _ in range(repeats)
+            ]
             results[("model only", res, model)] = max(fps)
             for overlay, name in ((False, "end to end, --no-video"), (True, "end to end, overlay")):
                 runs = [end_to_end(videos[res], model, work, overlay, runtime, frames)["fps"] for _ in range(repeats)]
@@ -251,8 +301,10 @@ def main() -> None:
 
     short = end_to_end(videos["720p"], a.new, work, False, a.runtime, None)
     long = end_to_end(videos["long"], a.new, work, False, a.runtime, None)
-    print(f"peak RSS --no-video, {a.new}: {short['frames']} frames {short['rss']:.0f} MiB, "
-          f"{long['frames']} frames {long['rss']:.0f} MiB: x{long['rss'] / short['rss']:.2f} (flat = 1.0)")
+    print(
+        f"peak RSS --no-video, {a.new}: {short['frames']} frames {short['rss']:.0f} MiB, "
+        f"{long['frames']} frames {long['rss']:.0f} MiB: x{long['rss'] / short['rss']:.2f} (flat = 1.0)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from pathlib import Path
 
 def run(args: list[str], cwd: Path) -> tuple[float, str]:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "tracknet_cli", *args], cwd=cwd, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracknet_cli", *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     if proc.returncode != 0:
         sys.exit(f"tracknet {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     return time.monotonic() - start, proc.stdout
@@ -51,10 +52,15 @@ def main() -> None:
     print(f"quickstart on {os.cpu_count()} cores, load average {load:.1f} at start, work dir {work}")
     print(f"{'stage':<28}{'seconds':>10}")
     print(f"{'data synth (2000 frames)':<28}{synth_s:>10.1f}")
-    print(f"{'train (quickstart)':<28}{train_s:>10.1f}   {summary['steps']} steps, stopped by {summary['stopped_because']}")
+    print(
+        f"{'train (quickstart)':<28}{train_s:>10.1f}   {summary['steps']} steps, "
+        f"stopped by {summary['stopped_because']}"
+    )
     for protocol, m, secs in rows:
-        print(f"{'eval val, ' + protocol:<28}{secs:>10.1f}   F1 {m['f1']:.3f}  precision {m['precision']:.3f}  "
-              f"recall {m['recall']:.3f}  median error {m['l2_median'] or float('nan'):.2f} px")
+        print(
+            f"{'eval val, ' + protocol:<28}{secs:>10.1f}   F1 {m['f1']:.3f}  precision {m['precision']:.3f}  "
+            f"recall {m['recall']:.3f}  median error {m['l2_median'] or float('nan'):.2f} px"
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ from torch import nn
 
 
 def cbr(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class Candidate(nn.Module):
@@ -47,17 +49,22 @@ class Candidate(nn.Module):
     def __init__(self, cin: int, maps: int, widths: tuple[int, ...] = (16, 32, 64, 128), stem: str = "conv1") -> None:
         super().__init__()
         first = widths[0]
-        self.stem = {"conv1": nn.Identity(), "conv2": cbr(cin, first, 2),
-                     "unshuffle2": nn.Sequential(nn.PixelUnshuffle(2), cbr(cin * 4, first)),
-                     "unshuffle4": nn.Sequential(nn.PixelUnshuffle(4), cbr(cin * 16, first, k=1))}[stem]
+        self.stem = {
+            "conv1": nn.Identity(),
+            "conv2": cbr(cin, first, 2),
+            "unshuffle2": nn.Sequential(nn.PixelUnshuffle(2), cbr(cin * 4, first)),
+            "unshuffle4": nn.Sequential(nn.PixelUnshuffle(4), cbr(cin * 16, first, k=1)),
+        }[stem]
         c = cin if stem == "conv1" else first
         self.enc = nn.ModuleList()
         for i, w in enumerate(widths):
             convs = 1 if (i == 0 and stem != "conv1") else 2
             self.enc.append(nn.Sequential(*(cbr(c if j == 0 else w, w) for j in range(convs))))
             c = w
-        self.dec = nn.ModuleList(nn.Sequential(cbr(widths[i] + widths[i + 1], widths[i]), cbr(widths[i], widths[i]))
-                                 for i in range(len(widths) - 1))
+        self.dec = nn.ModuleList(
+            nn.Sequential(cbr(widths[i] + widths[i + 1], widths[i]), cbr(widths[i], widths[i]))
+            for i in range(len(widths) - 1)
+        )
         self.head = nn.Conv2d(first, maps, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,24 +119,29 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=20, help="timed windows per measurement (after 3 warm-up)")
     a = p.parse_args()
     threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability()}, oneDNN cap "
-          f"{os.environ.get('ONEDNN_MAX_CPU_ISA', '-')}, {threads} threads; onnxruntime uses the CPU's native ISA")
-    print(f"{'candidate':<28} {'GFLOP/win':>9} {'GFLOP/frame':>11} {'torch':>8} {'openvino':>9} {'onnxrt':>8}  frames/s")
+    print(
+        f"torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability()}, oneDNN cap "
+        f"{os.environ.get('ONEDNN_MAX_CPU_ISA', '-')}, {threads} threads; onnxruntime uses the CPU's native ISA"
+    )
+    print(
+        f"{'candidate':<28} {'GFLOP/win':>9} {'GFLOP/frame':>11} {'torch':>8} {'openvino':>9} {'onnxrt':>8}  frames/s"
+    )
     base = None
     for name, (make, cin, per_window) in CANDIDATES.items():
         torch.manual_seed(0)
         model, x = make().eval(), torch.rand(1, cin, 288, 512)
         g = gflop(model, x)
         with torch.inference_mode():
-            fps = {"torch": per_window / seconds(lambda: model(x), a.windows)}
+            fps = {"torch": per_window / seconds(lambda model=model, x=x: model(x), a.windows)}
         graph, xi = onnx_bytes(model, x), x.numpy()
         try:
             import openvino as ov
 
             core = ov.Core()
-            request = core.compile_model(core.read_model(graph), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                                         "INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
-            fps["openvino"] = per_window / seconds(lambda: request.infer([xi]), a.windows)
+            request = core.compile_model(
+                core.read_model(graph), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+            ).create_infer_request()
+            fps["openvino"] = per_window / seconds(lambda request=request, xi=xi: request.infer([xi]), a.windows)
         except ImportError:
             fps["openvino"] = float("nan")
         try:
@@ -138,13 +150,19 @@ def main() -> None:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-            fps["onnxrt"] = per_window / seconds(lambda: session.run(None, {session.get_inputs()[0].name: xi}), a.windows)
+            fps["onnxrt"] = per_window / seconds(
+                lambda session=session, xi=xi: session.run(None, {session.get_inputs()[0].name: xi}), a.windows
+            )
         except ImportError:
             fps["onnxrt"] = float("nan")
         base = base or fps
-        print(f"{name:<28} {g:9.2f} {g / per_window:11.2f} {fps['torch']:8.1f} {fps['openvino']:9.1f} {fps['onnxrt']:8.1f}"
-              f"  (torch x{fps['torch'] / base['torch']:.1f}, openvino x{fps['openvino'] / base['torch']:.1f} the old torch)",
-              flush=True)
+        print(
+            f"{name:<28} {g:9.2f} {g / per_window:11.2f} "
+            f"{fps['torch']:8.1f} {fps['openvino']:9.1f} {fps['onnxrt']:8.1f}"
+            f"  (torch x{fps['torch'] / base['torch']:.1f}, "
+            f"openvino x{fps['openvino'] / base['torch']:.1f} the old torch)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ def realdata() -> Path:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's TRACKNET_<SECTION>__* variables must not leak into test results."""
     for name in list(os.environ):
-        if name.startswith(("TRACKNET_DATA__", "TRACKNET_MODEL__", "TRACKNET_TRAINING__", "TRACKNET_PREDICT__",
-                            "TRACKNET_MODELS_DIR")):
+        if name.startswith(
+            ("TRACKNET_DATA__", "TRACKNET_MODEL__", "TRACKNET_TRAINING__", "TRACKNET_PREDICT__", "TRACKNET_MODELS_DIR")
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("TRACKNET_DEBUG", "0")  # restored after each test, also when --debug set it in-process
 

@@ -7,11 +7,11 @@ from typing import Literal, get_args
 
 import pytest
 
+from tests.cli.helpers import invoke
 from tracknet_cli import choices
 from tracknet_cli.config.load import Selection, resolve
 from tracknet_cli.config.schema import BackboneConfig, ModelConfig, TrainingConfig
 from tracknet_cli.errors import ConfigError
-from tests.cli.helpers import invoke
 
 
 def test_the_schema_fields_are_the_choices() -> None:
@@ -43,13 +43,24 @@ def test_a_registry_that_drifts_from_its_choices_is_refused() -> None:
     assert list(choices.registry({"b": 1, "a": 2}, Literal["a", "b"])) == ["a", "b"]  # the Literal's order
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("training.loss", "sofmax", "training.loss 'sofmax' is not one of mse, focal, wbce, softmax; did you mean 'softmax'?"),
-    ("training.protocol", "wsab", "training.protocol 'wsab' is not one of tracknet, v2, wasb; did you mean 'wasb'?"),
-    ("model.backbone.type", "convnxt", "did you mean 'convnext'?"),
-    ("model.decoder", "fnp", "did you mean 'fpn'?"),
-    ("training.precision", "bf61", "did you mean 'bf16'?"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        (
+            "training.loss",
+            "sofmax",
+            "training.loss 'sofmax' is not one of mse, focal, wbce, softmax; did you mean 'softmax'?",
+        ),
+        (
+            "training.protocol",
+            "wsab",
+            "training.protocol 'wsab' is not one of tracknet, v2, wasb; did you mean 'wasb'?",
+        ),
+        ("model.backbone.type", "convnxt", "did you mean 'convnext'?"),
+        ("model.decoder", "fnp", "did you mean 'fpn'?"),
+        ("training.precision", "bf61", "did you mean 'bf16'?"),
+    ],
+)
 def test_config_choices_suggest_the_closest_name(key: str, value: str, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         resolve(Selection(sets=(f"{key}={value}",)))
@@ -61,11 +72,15 @@ def test_owners_validate_with_the_same_message() -> None:
     from tracknet_cli.training.losses import build_loss
     from tracknet_cli.training.metrics import get_protocol
 
-    for call, needle in ((lambda: get_protocol("tracknett"), "protocol 'tracknett' is not one of tracknet, v2, wasb; "
-                                                             "did you mean 'tracknet'?"),
-                         (lambda: build_loss("wbc"), "did you mean 'wbce'?"),
-                         (lambda: resolve_precision("fp8", "cpu"), "precision 'fp8' is not one of auto, fp32, bf16, fp16"),
-                         (lambda: pick_device("tpu"), "device 'tpu' is not one of auto, cpu, cuda, mps")):
+    for call, needle in (
+        (
+            lambda: get_protocol("tracknett"),
+            "protocol 'tracknett' is not one of tracknet, v2, wasb; did you mean 'tracknet'?",
+        ),
+        (lambda: build_loss("wbc"), "did you mean 'wbce'?"),
+        (lambda: resolve_precision("fp8", "cpu"), "precision 'fp8' is not one of auto, fp32, bf16, fp16"),
+        (lambda: pick_device("tpu"), "device 'tpu' is not one of auto, cpu, cuda, mps"),
+    ):
         with pytest.raises(ConfigError) as err:
             call()
         assert needle in err.value.line()

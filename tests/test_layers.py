@@ -18,8 +18,14 @@ FORBIDDEN = {
     "data": ("tracknet_cli.training", "tracknet_cli.predict", "tracknet_cli.inference", "tracknet_cli.cli"),
     "models": ("tracknet_cli.training", "tracknet_cli.predict", "tracknet_cli.inference", "tracknet_cli.cli"),
     "label": ("tracknet_cli.training", "tracknet_cli.cli"),
-    "media": ("tracknet_cli.data", "tracknet_cli.models", "tracknet_cli.training", "tracknet_cli.predict",
-              "tracknet_cli.inference", "tracknet_cli.cli"),
+    "media": (
+        "tracknet_cli.data",
+        "tracknet_cli.models",
+        "tracknet_cli.training",
+        "tracknet_cli.predict",
+        "tracknet_cli.inference",
+        "tracknet_cli.cli",
+    ),
 }
 
 

@@ -14,9 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_pyproject_lists_every_subpackage() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {
-        ".".join(p.parent.relative_to(ROOT / "src").parts) for p in (ROOT / "src").rglob("__init__.py")
-    }
+    found = {".".join(p.parent.relative_to(ROOT / "src").parts) for p in (ROOT / "src").rglob("__init__.py")}
     assert found | {"tracknet_cli.profiles"} == listed
 
 
@@ -25,12 +23,14 @@ def test_profiles_load_from_an_installed_wheel(tmp_path: Path) -> None:
     wheels, target = tmp_path / "wheels", tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     wheel = next(wheels.glob("*.whl"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"

@@ -97,9 +97,11 @@ def main() -> None:
         for folder in ("tennis", "badminton"):
             link(opts.out / "train" / folder, opts.out / "train-more" / folder)
     test = sum(1 for s in taken if int(_NAME.match(s).group(1)) in TEST_GAMES)
-    print(f"tennis: {len(taken) - test} clips (games 1-8) in {opts.out / 'train/tennis'}, "
-          f"{test} clips (games 9-10) in {opts.out / 'tennis-test'}; badminton: {rallies} rallies"
-          + (f", {extra} more in {opts.out / 'train-more/badminton2'}" if opts.badminton_extra else ""))
+    print(
+        f"tennis: {len(taken) - test} clips (games 1-8) in {opts.out / 'train/tennis'}, "
+        f"{test} clips (games 9-10) in {opts.out / 'tennis-test'}; badminton: {rallies} rallies"
+        + (f", {extra} more in {opts.out / 'train-more/badminton2'}" if opts.badminton_extra else "")
+    )
     if skipped:
         print(f"skipped {len(skipped)} videos without usable data: {', '.join(skipped)}")
 

@@ -35,10 +35,18 @@ def folder_of(stem: str) -> str:
 
 def split_points(src: Path, out: Path, max_mib: float = 4) -> dict[str, int]:
     """Links to the points of `src` in OUT/train, OUT/val and OUT/test; the count in each."""
-    videos = sorted(p for p in src.glob("*.mp4") if p.with_suffix(".csv").is_file() and p.stat().st_size > 0
-                    and (not max_mib or p.stat().st_size <= max_mib * 2**20))
+    videos = sorted(
+        p
+        for p in src.glob("*.mp4")
+        if p.with_suffix(".csv").is_file()
+        and p.stat().st_size > 0
+        and (not max_mib or p.stat().st_size <= max_mib * 2**20)
+    )
     if not videos:
-        sys.exit(f"{src}: expected the padel points (NAME.mp4 + NAME.csv) of VictorUceda/TrackNet-Padel raw_data/points/clean")
+        sys.exit(
+            f"{src}: expected the padel points (NAME.mp4 + NAME.csv) "
+            "of VictorUceda/TrackNet-Padel raw_data/points/clean"
+        )
     counts = {"train": 0, "val": 0, "test": 0}
     for video in videos:
         folder = folder_of(video.stem)

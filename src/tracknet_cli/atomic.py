@@ -19,15 +19,20 @@ import os
 import re
 import shutil
 import stat
-from contextlib import contextmanager
-from typing import Iterator
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from tracknet_cli.errors import InputError
 
-_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
 
 
 def special_kind(path: Path | str, *, follow: bool = False) -> str | None:
@@ -47,14 +52,18 @@ def special_kind(path: Path | str, *, follow: bool = False) -> str | None:
 def refuse_special(path: Path | str) -> None:
     """`InputError` (exit 2) unless the output `path` is absent or a regular file (see the module doc)."""
     if str(path) == "-":
-        raise InputError("- would be a file named '-': tracknet writes its results to files, not to stdout; "
-                         "name a file (e.g. --csv out.csv)")
+        raise InputError(
+            "- would be a file named '-': tracknet writes its results to files, not to stdout; "
+            "name a file (e.g. --csv out.csv)"
+        )
     kind = special_kind(path)
     if kind == "a folder":
         raise InputError(f"{path} is a folder; name a file")
     if kind is not None:
-        raise InputError(f"{path} is {kind}, not a regular file: an output is written to a new file renamed over "
-                         "its name, which would replace it; name a regular file (--overwrite replaces only those)")
+        raise InputError(
+            f"{path} is {kind}, not a regular file: an output is written to a new file renamed over "
+            "its name, which would replace it; name a regular file (--overwrite replaces only those)"
+        )
 
 
 def umask() -> int:

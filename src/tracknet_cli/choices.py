@@ -83,5 +83,7 @@ def registry(entries: Mapping[str, V], kind: Any) -> dict[str, V]:
     when the owner's module is imported: a name added to one place only never ships)."""
     names = get_args(kind)
     if set(entries) != set(names):
-        raise RuntimeError(f"registry keys {sorted(entries)} differ from the choices {sorted(names)} (tracknet_cli.choices)")
+        raise RuntimeError(
+            f"registry keys {sorted(entries)} differ from the choices {sorted(names)} (tracknet_cli.choices)"
+        )
     return {name: entries[name] for name in names}

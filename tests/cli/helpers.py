@@ -16,12 +16,32 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # A training run small enough for tests: the quickstart model at 128x72 on the `synth_root` fixture.
 TINY = [
-    "--profile", "quickstart",
-    "--set", "data.input_width=128", "--set", "data.input_height=72",
-    "--set", "data.heatmap_width=64", "--set", "data.heatmap_height=36",
-    "--set", "training.batch_size=4", "--set", "training.max_steps=6", "--set", "training.val_every=3",
-    "--set", "data.cache=off", "--set", "training.precision=fp32", "--set", "training.time_limit=null",
-    "--set", "data.augment.crop_width=null", "--set", "data.augment.crop_height=null",
+    "--profile",
+    "quickstart",
+    "--set",
+    "data.input_width=128",
+    "--set",
+    "data.input_height=72",
+    "--set",
+    "data.heatmap_width=64",
+    "--set",
+    "data.heatmap_height=36",
+    "--set",
+    "training.batch_size=4",
+    "--set",
+    "training.max_steps=6",
+    "--set",
+    "training.val_every=3",
+    "--set",
+    "data.cache=off",
+    "--set",
+    "training.precision=fp32",
+    "--set",
+    "training.time_limit=null",
+    "--set",
+    "data.augment.crop_width=null",
+    "--set",
+    "data.augment.crop_height=null",
 ]
 
 
@@ -43,10 +63,17 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     return Result(code, out.decode(), err.decode())
 
 
-def tracknet(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def tracknet(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """The console command in a real subprocess (`python -m tracknet_cli`)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tracknet_cli", *args],
-        cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )

@@ -21,8 +21,18 @@ VAL_CLIP = "game1/Clip3"
 @pytest.fixture(scope="module")
 def best(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "agree"
-    proc = tracknet("train", *TINY, "--set", f"data.root={synth_root}", "--set", f"data.split.val=[{VAL_CLIP}]",
-                    "--set", "training.overlay_frames=0", "--out", str(run_dir))
+    proc = tracknet(
+        "train",
+        *TINY,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        f"data.split.val=[{VAL_CLIP}]",
+        "--set",
+        "training.overlay_frames=0",
+        "--out",
+        str(run_dir),
+    )
     assert proc.returncode == 0, proc.stderr
     return run_dir / "weights" / "best.safetensors"
 
@@ -39,8 +49,16 @@ def validation_predictions(best: Path):
     config = meta.config
     _, val, _ = build_datasets(config)
     assert [c.id for c in val.clips] == [VAL_CLIP]
-    report = evaluate(model, val, config, device=torch.device("cpu"), protocol=config.training.protocol,
-                      threshold=meta.threshold, loss_name=meta.loss, keep_predictions=True)
+    report = evaluate(
+        model,
+        val,
+        config,
+        device=torch.device("cpu"),
+        protocol=config.training.protocol,
+        threshold=meta.threshold,
+        loss_name=meta.loss,
+        keep_predictions=True,
+    )
     return report, meta
 
 
@@ -57,12 +75,36 @@ def run_eval_and_predict(best: Path, clip_dir: Path, out: Path, threshold: float
 
     --precision fp32 as the run trained (`auto` would pick bf16 on a CPU with native bf16)."""
     extra = [] if threshold is None else ["--threshold", repr(threshold)]
-    ev = tracknet("eval", "--checkpoint", str(best), "--split", "val", "--precision", "fp32", "--json",
-                  "--save-csv", str(out / "eval"), *extra)
+    ev = tracknet(
+        "eval",
+        "--checkpoint",
+        str(best),
+        "--split",
+        "val",
+        "--precision",
+        "fp32",
+        "--json",
+        "--save-csv",
+        str(out / "eval"),
+        *extra,
+    )
     assert ev.returncode == 0, ev.stderr
     csv_path = out / "predict.csv"
-    pr = tracknet("predict", str(clip_dir), "--checkpoint", str(best), "--no-track", "--no-video",
-                  "--csv-format", "tracknet", "--precision", "fp32", "--csv", str(csv_path), *extra)
+    pr = tracknet(
+        "predict",
+        str(clip_dir),
+        "--checkpoint",
+        str(best),
+        "--no-track",
+        "--no-video",
+        "--csv-format",
+        "tracknet",
+        "--precision",
+        "fp32",
+        "--csv",
+        str(csv_path),
+        *extra,
+    )
     assert pr.returncode == 0, pr.stderr
     return json.loads(ev.stdout), out / "eval" / VAL_CLIP / "Label.csv", csv_path
 
@@ -75,7 +117,7 @@ def test_validation_eval_and_predict_agree_on_every_frame(best: Path, synth_root
         assert getattr(report.metrics, key) == meta.metrics[key], key
     # The calibrated threshold, and one halfway between the two middle scores (about half the frames
     # visible, no score near the cut), so visibility is compared both ways.
-    middle = np.sort(pred.score)[len(pred.score) // 2 - 1: len(pred.score) // 2 + 1]
+    middle = np.sort(pred.score)[len(pred.score) // 2 - 1 : len(pred.score) // 2 + 1]
     for i, threshold in enumerate((None, float(middle.mean()))):
         cut = meta.threshold if threshold is None else threshold
         visible = np.isfinite(pred.xy).all(axis=1) & (pred.score >= cut)
@@ -88,6 +130,8 @@ def test_validation_eval_and_predict_agree_on_every_frame(best: Path, synth_root
             assert 0 < visible.sum() < len(visible)
         for name, path in (("eval", eval_csv), ("predict", predict_csv)):
             seen, xy = read_points(path, pred.clip)
-            assert np.array_equal(seen, visible), f"{name}: visibility differs on frames {np.flatnonzero(seen != visible)}"
+            assert np.array_equal(seen, visible), (
+                f"{name}: visibility differs on frames {np.flatnonzero(seen != visible)}"
+            )
             error = np.abs(xy[visible] - pred.xy[visible]).max()
             assert error <= 0.01, f"{name}: positions differ from validation's by {error:.4f} px"

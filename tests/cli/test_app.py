@@ -45,7 +45,10 @@ def test_version_from_metadata() -> None:
 
 
 def test_help_does_not_import_torch() -> None:
-    code = "import sys; from tracknet_cli.cli.app import run; run(['--help']); print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = (
+        "import sys; from tracknet_cli.cli.app import run; run(['--help']); "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
 
@@ -59,8 +62,15 @@ def test_config_show_json_has_dinov3() -> None:
 
 
 def test_config_show_yaml_lists_provenance() -> None:
-    result = invoke("config", "show", "--profile", "quickstart", "--set", "training.batch_size=4",
-                    env={"TRACKNET_TRAINING__EPOCHS": "7"})
+    result = invoke(
+        "config",
+        "show",
+        "--profile",
+        "quickstart",
+        "--set",
+        "training.batch_size=4",
+        env={"TRACKNET_TRAINING__EPOCHS": "7"},
+    )
     assert result.exit_code == 0
     assert "batch_size: 4" in result.stdout
     assert re.search(r"training\.batch_size\s+--set", result.stdout)

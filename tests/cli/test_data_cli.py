@@ -79,14 +79,24 @@ def test_inspect_unusable_paths_exit_2_with_one_line(tmp_path: Path, capsys: pyt
 
 def test_inspect_preview_and_check_images(realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sheet = tmp_path / "sheet.png"
-    code, out, _ = _run(capsys, "data", "inspect", str(realdata / "badminton-1080p-example"), "--preview", str(sheet),
-                        "--check-images", "--json")
+    code, out, _ = _run(
+        capsys,
+        "data",
+        "inspect",
+        str(realdata / "badminton-1080p-example"),
+        "--preview",
+        str(sheet),
+        "--check-images",
+        "--json",
+    )
     assert code == 0 and json.loads(out)["problems"] == []
     with Image.open(sheet) as img:
         assert img.format == "PNG" and img.size[0] == 4 * 320
 
 
-def test_import_flat_videos_to_tennis_layout(realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_flat_videos_to_tennis_layout(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "rallies"
     src.mkdir()
     for stem in ("00001", "00050"):  # 254 + 138 frames, linked rather than copied
@@ -148,8 +158,22 @@ def test_synth_size_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_synth_output_passes_strict_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("tracknet_cli.data.synth", reason="data.synth is written by another change")
     out = tmp_path / "synth"
-    code, _, err = _run(capsys, "data", "synth", str(out), "--games", "1", "--clips", "2", "--frames", "12",
-                        "--size", "128x72", "--seed", "1")
+    code, _, err = _run(
+        capsys,
+        "data",
+        "synth",
+        str(out),
+        "--games",
+        "1",
+        "--clips",
+        "2",
+        "--frames",
+        "12",
+        "--size",
+        "128x72",
+        "--seed",
+        "1",
+    )
     assert code == 0, err
     code, stdout, _ = _run(capsys, "data", "inspect", str(out), "--strict", "--json")
     data = json.loads(stdout)

@@ -19,8 +19,10 @@ from tests.cli.helpers import TINY, invoke, tracknet
 from tracknet_cli.inference.onnx import missing
 
 XY_TOL = 0.05  # source pixels
-pytestmark = pytest.mark.skipif(missing("onnxruntime") is not None,
-                                reason="onnxruntime is not installed (pip install 'tracknet-cli[onnxruntime]'; the dev extra has it)")
+pytestmark = pytest.mark.skipif(
+    missing("onnxruntime") is not None,
+    reason="onnxruntime is not installed (pip install 'tracknet-cli[onnxruntime]'; the dev extra has it)",
+)
 
 
 def _one_line(stderr: str) -> str:
@@ -64,9 +66,9 @@ def checkpoint(video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_checkpoint(path, model, config, threshold=0.5, loss="softmax", metrics={})
     tracker = Tracker.from_pretrained(path, device="cpu", precision="fp32", runtime="torch", threshold=0.0, track=False)
     scores = np.sort([row.score for row in tracker.track_video(video)])
-    middle = scores[len(scores) // 4: 3 * len(scores) // 4 + 1]
+    middle = scores[len(scores) // 4 : 3 * len(scores) // 4 + 1]
     k = int(np.argmax(np.diff(middle)))
-    return save_checkpoint(path, model, config, threshold=float(middle[k:k + 2].mean()), loss="softmax", metrics={})
+    return save_checkpoint(path, model, config, threshold=float(middle[k : k + 2].mean()), loss="softmax", metrics={})
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -74,15 +76,21 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_export_then_predict_gives_the_same_rows_in_every_runtime(checkpoint: Path, video: Path, tmp_path: Path) -> None:
+def test_export_then_predict_gives_the_same_rows_in_every_runtime(
+    checkpoint: Path, video: Path, tmp_path: Path
+) -> None:
     model = tmp_path / "tiny.onnx"
     proc = tracknet("export", "-c", str(checkpoint), "--format", "onnx", "-o", str(model))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == (f"{checkpoint} → {model} (onnx, {model.stat().st_size / 1e6:.1f} MB): "
-                                   "frames uint8 (B, 3, 72, 128, 3) → logits, no_ball")
-    runs = {"torch": ["-c", str(checkpoint), "--runtime", "torch", "--precision", "fp32"],
-            "onnxruntime": ["-c", str(checkpoint), "--runtime", "onnxruntime"],
-            "exported": ["-c", str(model), "--runtime", "onnxruntime"]}
+    assert proc.stdout.strip() == (
+        f"{checkpoint} → {model} (onnx, {model.stat().st_size / 1e6:.1f} MB): "
+        "frames uint8 (B, 3, 72, 128, 3) → logits, no_ball"
+    )
+    runs = {
+        "torch": ["-c", str(checkpoint), "--runtime", "torch", "--precision", "fp32"],
+        "onnxruntime": ["-c", str(checkpoint), "--runtime", "onnxruntime"],
+        "exported": ["-c", str(model), "--runtime", "onnxruntime"],
+    }
     if missing("openvino") is None:
         runs["openvino"] = ["-c", str(model), "--runtime", "openvino"]
         runs["auto"] = ["-c", str(checkpoint)]  # a .safetensors on a CPU: openvino, exported in memory
@@ -101,7 +109,11 @@ def test_export_then_predict_gives_the_same_rows_in_every_runtime(checkpoint: Pa
         assert [r["Frame"] for r in got] == [r["Frame"] for r in ref], name
         for a, b in zip(ref, got):
             assert (a["Visibility"], a["Interpolated"]) == (b["Visibility"], b["Interpolated"]), (name, a, b)
-            assert abs(float(a["X"]) - float(b["X"])) <= XY_TOL and abs(float(a["Y"]) - float(b["Y"])) <= XY_TOL, (name, a, b)
+            assert abs(float(a["X"]) - float(b["X"])) <= XY_TOL and abs(float(a["Y"]) - float(b["Y"])) <= XY_TOL, (
+                name,
+                a,
+                b,
+            )
             assert abs(float(a["Score"]) - float(b["Score"])) <= 1e-3, (name, a, b)
 
 
@@ -110,7 +122,10 @@ def test_export_refuses_an_existing_output_another_format_and_the_input(checkpoi
     out.write_bytes(b"keep")
     result = invoke("export", "-c", str(checkpoint), "-o", str(out))
     assert result.exit_code == 2
-    assert _one_line(result.stderr) == f"error: {out} already exists; pass --overwrite to replace it or choose another name"
+    assert (
+        _one_line(result.stderr)
+        == f"error: {out} already exists; pass --overwrite to replace it or choose another name"
+    )
     assert out.read_bytes() == b"keep"
     result = invoke("export", "-c", str(checkpoint), "-o", str(tmp_path / "m.tflite"), "--format", "tflite")
     assert result.exit_code == 2 and "'tflite' is not one of onnx" in _one_line(result.stderr)
@@ -122,14 +137,25 @@ def test_export_refuses_an_existing_output_another_format_and_the_input(checkpoi
     assert out.stat().st_size > 1000
 
 
-def test_a_missing_runtime_is_exit_2_naming_the_extra(checkpoint: Path, video: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_runtime_is_exit_2_naming_the_extra(
+    checkpoint: Path, video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
-    result = invoke("predict", str(video), "-c", str(checkpoint), "--no-video", "--csv", str(tmp_path / "a.csv"),
-                    "--runtime", "openvino")
+    result = invoke(
+        "predict",
+        str(video),
+        "-c",
+        str(checkpoint),
+        "--no-video",
+        "--csv",
+        str(tmp_path / "a.csv"),
+        "--runtime",
+        "openvino",
+    )
     assert result.exit_code == 2
-    assert _one_line(result.stderr) == ("error: --runtime openvino needs openvino, which is not installed: "
-                                        "pip install openvino")
+    assert _one_line(result.stderr) == (
+        "error: --runtime openvino needs openvino, which is not installed: pip install openvino"
+    )
     assert not (tmp_path / "a.csv").exists()
     result = invoke("label", str(video), "-c", str(checkpoint), "--runtime", "openvino")
     assert result.exit_code == 2 and _one_line(result.stderr).endswith("pip install openvino")
@@ -138,9 +164,21 @@ def test_a_missing_runtime_is_exit_2_naming_the_extra(checkpoint: Path, video: P
 def test_an_onnx_model_cannot_run_in_torch(checkpoint: Path, video: Path, tmp_path: Path) -> None:
     model = tmp_path / "m.onnx"
     assert invoke("export", "-c", str(checkpoint), "-o", str(model)).exit_code == 0
-    result = invoke("predict", str(video), "-c", str(model), "--no-video", "--csv", str(tmp_path / "a.csv"),
-                    "--runtime", "torch")
+    result = invoke(
+        "predict", str(video), "-c", str(model), "--no-video", "--csv", str(tmp_path / "a.csv"), "--runtime", "torch"
+    )
     assert result.exit_code == 2 and "is an ONNX model: run it with --runtime onnxruntime" in _one_line(result.stderr)
-    result = invoke("predict", str(video), "-c", str(checkpoint), "--no-video", "--csv", str(tmp_path / "a.csv"),
-                    "--runtime", "tensorrt")
-    assert result.exit_code == 2 and "'tensorrt' is not one of auto, torch, onnxruntime, openvino" in _one_line(result.stderr)
+    result = invoke(
+        "predict",
+        str(video),
+        "-c",
+        str(checkpoint),
+        "--no-video",
+        "--csv",
+        str(tmp_path / "a.csv"),
+        "--runtime",
+        "tensorrt",
+    )
+    assert result.exit_code == 2 and "'tensorrt' is not one of auto, torch, onnxruntime, openvino" in _one_line(
+        result.stderr
+    )

@@ -40,11 +40,31 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def checkpoint(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     proc = tracknet(
-        "train", "--profile", "quickstart", "--set", f"data.root={synth_root}",
-        "--set", "data.input_width=128", "--set", "data.input_height=72",
-        "--set", "data.heatmap_width=64", "--set", "data.heatmap_height=36",
-        "--set", "training.batch_size=4", "--set", "training.max_steps=2", "--set", "training.val_every=2",
-        "--set", "training.overlay_frames=0", "--set", "data.cache=off", "--out", str(run_dir),
+        "train",
+        "--profile",
+        "quickstart",
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "data.input_width=128",
+        "--set",
+        "data.input_height=72",
+        "--set",
+        "data.heatmap_width=64",
+        "--set",
+        "data.heatmap_height=36",
+        "--set",
+        "training.batch_size=4",
+        "--set",
+        "training.max_steps=2",
+        "--set",
+        "training.val_every=2",
+        "--set",
+        "training.overlay_frames=0",
+        "--set",
+        "data.cache=off",
+        "--out",
+        str(run_dir),
     )
     assert proc.returncode == 0, proc.stderr
     return run_dir / "weights" / "best.safetensors"
@@ -91,14 +111,16 @@ def video_info(path: Path) -> tuple[int, int, int, Fraction]:
         return n, s.width, s.height, Fraction(s.average_rate)
 
 
-def test_video_to_default_run_dir(checkpoint: Path, video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_video_to_default_run_dir(
+    checkpoint: Path, video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("predict", str(video), "--checkpoint", str(checkpoint))
     assert result.exit_code == 0, result.stderr
     out = tmp_path / "runs" / "predict" / "exp1"
     rows = read_rows(out / "rally.csv")
     assert rows[0] == HEADER and [int(r[0]) for r in rows[1:]] == list(range(40))
-    for frame, vis, x, y, score, interp in rows[1:]:
+    for _frame, vis, x, y, score, interp in rows[1:]:
         assert vis in ("0", "1") and interp in ("0", "1")
         if vis == "0":
             assert (x, y, score, interp) == ("0", "0", "0", "0")
@@ -117,8 +139,22 @@ def test_video_to_default_run_dir(checkpoint: Path, video: Path, tmp_path: Path,
 
 
 def test_start_end_keep_absolute_frame_numbers(checkpoint: Path, video: Path, tmp_path: Path) -> None:
-    result = invoke("predict", str(video), "-c", str(checkpoint), "--start", "10", "--end", "31",
-                    "--out", str(tmp_path / "o.mp4"), "--csv", str(tmp_path / "o.csv"), "--overlay-scale", "0.5")
+    result = invoke(
+        "predict",
+        str(video),
+        "-c",
+        str(checkpoint),
+        "--start",
+        "10",
+        "--end",
+        "31",
+        "--out",
+        str(tmp_path / "o.mp4"),
+        "--csv",
+        str(tmp_path / "o.csv"),
+        "--overlay-scale",
+        "0.5",
+    )
     assert result.exit_code == 0, result.stderr
     assert [int(r[0]) for r in read_rows(tmp_path / "o.csv")[1:]] == list(range(10, 31))
     assert video_info(tmp_path / "o.mp4")[:3] == (21, 128, 72)
@@ -126,8 +162,17 @@ def test_start_end_keep_absolute_frame_numbers(checkpoint: Path, video: Path, tm
 
 def test_frame_folder_tracknet_csv_and_image(checkpoint: Path, synth_root: Path, tmp_path: Path) -> None:
     folder = synth_root / "game1" / "Clip2"
-    result = invoke("predict", str(folder), "-c", str(checkpoint), "--csv", str(tmp_path / "f.csv"),
-                    "--no-video", "--csv-format", "tracknet")
+    result = invoke(
+        "predict",
+        str(folder),
+        "-c",
+        str(checkpoint),
+        "--csv",
+        str(tmp_path / "f.csv"),
+        "--no-video",
+        "--csv-format",
+        "tracknet",
+    )
     assert result.exit_code == 0, result.stderr
     rows = read_rows(tmp_path / "f.csv")
     assert rows[0] == ["file name", "visibility", "x-coordinate", "y-coordinate", "status"]
@@ -175,15 +220,17 @@ def test_truncated_video_warns_and_exits_0(checkpoint: Path, synth_root: Path, t
 
 def test_1080p_file_from_real_data(checkpoint: Path, realdata: Path, tmp_path: Path) -> None:
     path = realdata / "badminton-1080p-example" / "videos" / "1_10_12.mp4"
-    result = invoke("predict", str(path), "-c", str(checkpoint), "--out", str(tmp_path / "o.mp4"),
-                    "--csv", str(tmp_path / "o.csv"))
+    result = invoke(
+        "predict", str(path), "-c", str(checkpoint), "--out", str(tmp_path / "o.mp4"), "--csv", str(tmp_path / "o.csv")
+    )
     assert result.exit_code == 0, result.stderr
     assert [int(r[0]) for r in read_rows(tmp_path / "o.csv")[1:]] == list(range(6))
     assert video_info(tmp_path / "o.mp4") == (6, 1920, 1080, Fraction(25))
 
 
-def test_folder_of_videos_one_output_each(checkpoint: Path, synth_root: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_folder_of_videos_one_output_each(
+    checkpoint: Path, synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "videos"
     folder.mkdir()
     write_mp4(folder / "b.mp4", synth_frames(synth_root)[:9])
@@ -200,8 +247,21 @@ def test_folder_of_videos_one_output_each(checkpoint: Path, synth_root: Path, tm
 
 def test_interpolated_rows_fill_gaps_between_raw_detections(checkpoint: Path, video: Path, tmp_path: Path) -> None:
     raw = tmp_path / "raw.csv"
-    assert invoke("predict", str(video), "-c", str(checkpoint), "--csv", str(raw), "--no-video", "--no-track",
-                  "--threshold", "0").exit_code == 0
+    assert (
+        invoke(
+            "predict",
+            str(video),
+            "-c",
+            str(checkpoint),
+            "--csv",
+            str(raw),
+            "--no-video",
+            "--no-track",
+            "--threshold",
+            "0",
+        ).exit_code
+        == 0
+    )
     scores = np.array([float(r[4]) for r in read_rows(raw)[1:]])
     # A threshold between the scores leaves gaps; a huge gate keeps every detection on one track.
     threshold = float(np.sort(scores)[len(scores) // 2])
@@ -274,16 +334,34 @@ def test_bad_inputs_exit_2_with_one_line(checkpoint: Path, video: Path, tmp_path
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_stopping_keeps_valid_csv_and_video(stop: signal.Signals, checkpoint: Path, synth_root: Path,
-                                            tmp_path: Path) -> None:
+def test_stopping_keeps_valid_csv_and_video(
+    stop: signal.Signals, checkpoint: Path, synth_root: Path, tmp_path: Path
+) -> None:
     """Ctrl-C, or SIGTERM (`kill PID`, `timeout 600 tracknet predict ...`): both files kept, whole."""
     frames = synth_frames(synth_root)
     path = write_mp4(tmp_path / "long.mp4", [frames[i % 40] for i in range(600)], size=(128, 72))
     csv_path, video_path = tmp_path / "o.csv", tmp_path / "o.mp4"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracknet_cli", "predict", str(path), "-c", str(checkpoint), "--batch", "1",
-         "--csv", str(csv_path), "--out", str(video_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tracknet_cli",
+            "predict",
+            str(path),
+            "-c",
+            str(checkpoint),
+            "--batch",
+            "1",
+            "--csv",
+            str(csv_path),
+            "--out",
+            str(video_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     # Wait for the overlay's temp file (the model has loaded and writing has begun) however long a
     # loaded machine takes to import torch and load the model; Ctrl-C before that is another test's.

@@ -18,8 +18,16 @@ from tests.cli.helpers import ROOT, TINY, invoke, tracknet
 @pytest.fixture(scope="module")
 def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    proc = tracknet("train", *TINY, "--set", f"data.root={synth_root}", "--set", "data.split.val=[game1/Clip3]",
-                    "--out", str(run_dir))
+    proc = tracknet(
+        "train",
+        *TINY,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "data.split.val=[game1/Clip3]",
+        "--out",
+        str(run_dir),
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["steps"] == 6 and summary["stopped_because"] == "max_steps"
@@ -29,8 +37,17 @@ def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_run_directory_holds_every_file(trained_run: Path) -> None:
     import torch
 
-    for rel in ["config.yaml", "train.log", "metrics.csv", "steps.csv", "overlays/epoch_000.png", "curves.png",
-                "weights/best.safetensors", "weights/last.safetensors", "state/last.pt"]:
+    for rel in [
+        "config.yaml",
+        "train.log",
+        "metrics.csv",
+        "steps.csv",
+        "overlays/epoch_000.png",
+        "curves.png",
+        "weights/best.safetensors",
+        "weights/last.safetensors",
+        "state/last.pt",
+    ]:
         assert (trained_run / rel).is_file(), rel
     rows = list(csv.DictReader((trained_run / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [3, 6]
@@ -38,8 +55,20 @@ def test_run_directory_holds_every_file(trained_run: Path) -> None:
     assert [int(r["step"]) for r in steps] == [1, 2, 3, 4, 5, 6]
     assert all(float(r["loss"]) > 0 and float(r["lr"]) >= 0 and int(r["epoch"]) >= 0 for r in steps)
     assert float(rows[0]["train_loss"]) == pytest.approx(sum(float(r["loss"]) for r in steps[:3]) / 3, rel=1e-4)
-    for column in ["epoch", "step", "train_loss", "val_loss", "precision", "recall", "f1", "accuracy",
-                   "l2_median", "lr", "data_wait", "seconds"]:
+    for column in [
+        "epoch",
+        "step",
+        "train_loss",
+        "val_loss",
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "l2_median",
+        "lr",
+        "data_wait",
+        "seconds",
+    ]:
         assert column in rows[0]
     from tracknet_cli import __version__
     from tracknet_cli.inference.checkpoint import read_metadata
@@ -64,8 +93,18 @@ def test_second_run_never_overwrites(trained_run: Path, synth_root: Path) -> Non
 
 def test_eval_checkpoint_json_and_pred_csv_roundtrip(trained_run: Path, synth_root: Path, tmp_path: Path) -> None:
     ckpt = str(trained_run / "weights" / "best.safetensors")
-    result = invoke("eval", "--checkpoint", ckpt, "--split", "all", "--threshold", "0.2", "--json",
-                    "--save-csv", str(tmp_path / "preds"))
+    result = invoke(
+        "eval",
+        "--checkpoint",
+        ckpt,
+        "--split",
+        "all",
+        "--threshold",
+        "0.2",
+        "--json",
+        "--save-csv",
+        str(tmp_path / "preds"),
+    )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
     for key in ["precision", "recall", "f1", "accuracy", "tp", "fp1", "fp2", "fn", "tn"]:
@@ -102,13 +141,22 @@ def test_eval_errors(tmp_path: Path) -> None:
     assert fp16.exit_code == 2 and "auto, fp32, bf16" in fp16.stderr
 
 
-@pytest.mark.parametrize("extra", [
-    ["--model", "convnext_fpn_heatmap", "--set", "model.backbone.pretrained=false",
-     "--set", "model.backbone.config_overrides={depths: [1, 1, 1, 1], hidden_sizes: [16, 32, 64, 128]}"],
-    ["--set", "model.temporal_fusion=late"],
-    ["--set", "model.no_ball_logit=true"],
-    ["--model", "unet_heatmap", "--set", "model.unet.widths=[4, 8, 16]"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [
+            "--model",
+            "convnext_fpn_heatmap",
+            "--set",
+            "model.backbone.pretrained=false",
+            "--set",
+            "model.backbone.config_overrides={depths: [1, 1, 1, 1], hidden_sizes: [16, 32, 64, 128]}",
+        ],
+        ["--set", "model.temporal_fusion=late"],
+        ["--set", "model.no_ball_logit=true"],
+        ["--model", "unet_heatmap", "--set", "model.unet.widths=[4, 8, 16]"],
+    ],
+)
 def test_dry_run_variants(synth_root: Path, extra: list[str]) -> None:
     result = invoke("train", "--dry-run", *TINY, "--set", f"data.root={synth_root}", *extra, "--json")
     assert result.exit_code == 0, result.stderr
@@ -128,20 +176,38 @@ def test_dry_run_json(synth_root: Path) -> None:
 def test_unet_trains_evaluates_and_predicts(synth_root: Path, tmp_path: Path) -> None:
     """The native U-Net end to end: train (a checkpoint without any transformers config), eval, predict."""
     run_dir = tmp_path / "unet"
-    proc = tracknet("train", *TINY, "--model", "unet_heatmap", "--set", "model.unet.widths=[4, 8, 16]",
-                    "--set", f"data.root={synth_root}", "--set", "data.split.val=[game1/Clip3]", "--out", str(run_dir))
+    proc = tracknet(
+        "train",
+        *TINY,
+        "--model",
+        "unet_heatmap",
+        "--set",
+        "model.unet.widths=[4, 8, 16]",
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "data.split.val=[game1/Clip3]",
+        "--out",
+        str(run_dir),
+    )
     assert proc.returncode == 0, proc.stderr
     from tracknet_cli.inference.checkpoint import read_metadata
 
     meta = read_metadata(run_dir / "weights" / "best.safetensors")
-    assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": [4, 8, 16], "convs": 2,
-                                  "input_stride": 1}
+    assert meta.backbone_config == {"model_type": "tracknet_unet", "widths": [4, 8, 16], "convs": 2, "input_stride": 1}
     result = invoke("eval", "--checkpoint", str(run_dir), "--split", "val", "--json")
     assert result.exit_code == 0, result.stderr
     assert [c["clip"] for c in json.loads(result.stdout)["clips"]] == ["game1/Clip3"]
     out_csv = tmp_path / "clip3.csv"
-    result = invoke("predict", str(synth_root / "game1" / "Clip3"), "--checkpoint", str(run_dir), "--csv", str(out_csv),
-                    "--no-video")
+    result = invoke(
+        "predict",
+        str(synth_root / "game1" / "Clip3"),
+        "--checkpoint",
+        str(run_dir),
+        "--csv",
+        str(out_csv),
+        "--no-video",
+    )
     assert result.exit_code == 0, result.stderr
     with out_csv.open() as fh:
         assert len(list(csv.DictReader(fh))) == len(list((synth_root / "game1" / "Clip3").glob("*.jpg")))
@@ -155,9 +221,24 @@ def test_stopping_saves_a_loadable_state(stop: signal.Signals, synth_root: Path,
     run_dir = tmp_path / "interrupted"
     args = [a if a != "training.max_steps=6" else "training.max_steps=100000" for a in TINY]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracknet_cli", "train", *args, "--set", f"data.root={synth_root}",
-         "--set", "training.val_every=1000", "--out", str(run_dir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tracknet_cli",
+            "train",
+            *args,
+            "--set",
+            f"data.root={synth_root}",
+            "--set",
+            "training.val_every=1000",
+            "--out",
+            str(run_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     seen = ""
@@ -184,15 +265,29 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
 def test_sigkill_then_resume_matches_an_uninterrupted_run(synth_root: Path, tmp_path: Path) -> None:
     import torch
 
-    args = [*TINY, "--set", f"data.root={synth_root}", "--set", "training.max_steps=8", "--set", "training.val_every=2",
-            "--set", "training.checkpoint_every=1", "--set", "training.precision=fp32"]
+    args = [
+        *TINY,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "training.max_steps=8",
+        "--set",
+        "training.val_every=2",
+        "--set",
+        "training.checkpoint_every=1",
+        "--set",
+        "training.precision=fp32",
+    ]
     straight = tmp_path / "straight"
     assert tracknet("train", *args, "--out", str(straight)).returncode == 0
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracknet_cli", "train", *args, "--out", str(killed)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
     )
     state_file = killed / "state" / "last.pt"
     deadline = time.monotonic() + 180
@@ -228,12 +323,24 @@ def test_resume_and_init_from_errors(trained_run: Path, tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no such file" in missing.stderr
 
 
-def test_init_from_starts_a_new_run_and_rejects_another_architecture(trained_run: Path, synth_root: Path, tmp_path: Path) -> None:
+def test_init_from_starts_a_new_run_and_rejects_another_architecture(
+    trained_run: Path, synth_root: Path, tmp_path: Path
+) -> None:
     weights = trained_run / "weights" / "last.safetensors"
-    base = [*TINY, "--set", f"data.root={synth_root}", "--set", "training.max_steps=1", "--set", "training.val_every=1000"]
+    base = [
+        *TINY,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "training.max_steps=1",
+        "--set",
+        "training.val_every=1000",
+    ]
     ok = invoke("train", *base, "--init-from", str(weights), "--out", str(tmp_path / "fine"))
     assert ok.exit_code == 0, ok.stderr
-    other = invoke("train", *base, "--set", "data.sequence_length=1", "--init-from", str(weights), "--out", str(tmp_path / "bad"))
+    other = invoke(
+        "train", *base, "--set", "data.sequence_length=1", "--init-from", str(weights), "--out", str(tmp_path / "bad")
+    )
     assert other.exit_code == 2
     assert "other model settings (data.sequence_length: 3 -> 1)" in other.stderr
     assert not (tmp_path / "bad").exists()  # refused before a run directory was made
@@ -263,7 +370,9 @@ def test_pred_csv_scores_other_trackers_in_two_dialects(tmp_path: Path, dialect:
     out.mkdir(parents=True)
     if dialect == "tennis":
         lines = ["file name,visibility,x-coordinate,y-coordinate,status"]
-        lines += [f"{i:04d}.jpg,1,{points[i][0]},{points[i][1]},0" if i in points else f"{i:04d}.jpg,0,,,0" for i in range(5)]
+        lines += [
+            f"{i:04d}.jpg,1,{points[i][0]},{points[i][1]},0" if i in points else f"{i:04d}.jpg,0,,,0" for i in range(5)
+        ]
     else:
         lines = ["Frame,Visibility,X,Y,Score,Interpolated"]
         lines += [f"{i},1,{points[i][0]},{points[i][1]},0.9,0" if i in points else f"{i},0,0,0,0,0" for i in range(5)]
@@ -283,8 +392,10 @@ def test_pred_csv_counts_every_row_predict_wrote_visible(tmp_path: Path) -> None
     _gt_clip(gt)
     out = preds / "game1" / "Clip1"
     out.mkdir(parents=True)
-    (out / "Label.csv").write_text("Frame,Visibility,X,Y,Score,Interpolated\n"
-                                   "0,1,101,50,0.3,0\n1,1,100,50,0.9,0\n2,0,0,0,0,0\n3,1,100,51,0,1\n4,1,100,50,0.8,0\n")
+    (out / "Label.csv").write_text(
+        "Frame,Visibility,X,Y,Score,Interpolated\n"
+        "0,1,101,50,0.3,0\n1,1,100,50,0.9,0\n2,0,0,0,0,0\n3,1,100,51,0,1\n4,1,100,50,0.8,0\n"
+    )
     every = json.loads(invoke("eval", "--pred-csv", str(preds), "--gt", str(gt), "--json").stdout)
     assert (every["tp"], every["fp1"], every["fp2"], every["fn"], every["tn"]) == (4, 0, 0, 0, 1)
     cut = json.loads(invoke("eval", "--pred-csv", str(preds), "--gt", str(gt), "--threshold", "0.5", "--json").stdout)

@@ -56,7 +56,9 @@ def test_precedence_file_then_env_then_set() -> None:
 
 
 def test_set_values_are_yaml() -> None:
-    resolved = resolve(Selection(sets=("data.split.test=[game8, game9, game10]", "data.subset.max_clips=3")), environ={})
+    resolved = resolve(
+        Selection(sets=("data.split.test=[game8, game9, game10]", "data.subset.max_clips=3")), environ={}
+    )
     assert resolved.config.data.split.test == ["game8", "game9", "game10"]
     assert resolved.config.data.subset.max_clips == 3
 
@@ -82,7 +84,11 @@ def test_profile_from_a_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("selection", "fragment"),
     [
-        (Selection(profile="nosuch"), "available: convnext_fpn, cpu_small, finetune, padel, pretrained_fast, pretrained_unet, quickstart, vit_heatmap"),
+        (
+            Selection(profile="nosuch"),
+            "available: convnext_fpn, cpu_small, finetune, padel, pretrained_fast, pretrained_unet, "
+            "quickstart, vit_heatmap",
+        ),
         (Selection(profile="quickstrt"), "did you mean 'quickstart'"),
         (Selection(model="vit_heatmp"), "did you mean 'vit_heatmap'"),
         (Selection(sets=("training.lr=abc",)), "training.lr"),
@@ -137,9 +143,19 @@ def test_parse_set() -> None:
 def test_all_keys_cover_the_keys_other_issues_rely_on() -> None:
     keys = set(all_keys())
     for key in [
-        "data.root", "data.split.train", "data.split.val", "data.split.test", "training.seed", "training.lr",
-        "training.batch_size", "training.epochs", "training.max_steps", "training.time_limit",
-        "model.backbone.pretrained_model_name", "model.backbone.pretrained", "model.temporal_fusion",
+        "data.root",
+        "data.split.train",
+        "data.split.val",
+        "data.split.test",
+        "training.seed",
+        "training.lr",
+        "training.batch_size",
+        "training.epochs",
+        "training.max_steps",
+        "training.time_limit",
+        "model.backbone.pretrained_model_name",
+        "model.backbone.pretrained",
+        "model.temporal_fusion",
     ]:
         assert key in keys
 

@@ -146,7 +146,7 @@ def _blobs(points: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Like `_dots` with 3x3 white blobs (a zoomed-out 1-px dot fades below the background)."""
     frames, xy = _dots(points)
     for t, (i, j) in enumerate(points):
-        frames[t, max(j - 1, 0):j + 2, max(i - 1, 0):i + 2] = 255
+        frames[t, max(j - 1, 0) : j + 2, max(i - 1, 0) : i + 2] = 255
     return frames, xy
 
 
@@ -162,11 +162,13 @@ def test_a_crop_around_the_ball_keeps_the_ball_under_its_label_on_a_heatmap_cell
     state = np.ones(T, np.int8)
     rng = np.random.default_rng(3)
     for _ in range(30):
-        aug, new_state, (x0, y0) = augment_crop_window(frames, xy, state, _crop_config(crop_ball=1.0), (48, 32), (2, 2), 2.0, rng)
+        aug, new_state, (x0, y0) = augment_crop_window(
+            frames, xy, state, _crop_config(crop_ball=1.0), (48, 32), (2, 2), 2.0, rng
+        )
         out, moved = aug.frames, aug.xy
         assert out.shape == (T, 32, 48, 3)
         assert x0 % 2 == 0 and y0 % 2 == 0 and 0 <= x0 <= W - 48 and 0 <= y0 <= H - 32
-        np.testing.assert_array_equal(out, frames[:, y0:y0 + 32, x0:x0 + 48])
+        np.testing.assert_array_equal(out, frames[:, y0 : y0 + 32, x0 : x0 + 48])
         inside = new_state == 1
         assert inside.any()  # the crop holds the ball of at least the frame it was placed on
         for t in np.flatnonzero(inside):
@@ -185,7 +187,9 @@ def test_background_crops_land_anywhere_and_a_far_ball_is_no_ball() -> None:
     rng = np.random.default_rng(0)
     corners = set()
     for _ in range(40):
-        aug, new_state, corner = augment_crop_window(frames, xy, state, _crop_config(crop_ball=0.0), (48, 32), (1, 1), 2.0, rng)
+        aug, new_state, corner = augment_crop_window(
+            frames, xy, state, _crop_config(crop_ball=0.0), (48, 32), (1, 1), 2.0, rng
+        )
         moved = aug.xy
         corners.add(corner)
         if corner[0] > 10 or corner[1] > 10:
@@ -201,15 +205,38 @@ def test_crop_settings_are_checked_against_the_canvas() -> None:
     with pytest.raises(ValidationError, match="both crop_width and crop_height"):
         AugmentConfig(crop_width=64)
     # a crop as large as the input is no crop (a quick run that lowers input_width keeps working)
-    assert DataConfig(input_width=64, input_height=32, heatmap_width=64, heatmap_height=32,
-                      augment={"crop_width": 96, "crop_height": 32}).crop_size() is None
-    assert DataConfig(input_width=64, input_height=64, heatmap_width=64, heatmap_height=64,
-                      augment={"crop_width": 96, "crop_height": 32}).crop_size() == (64, 32)
+    assert (
+        DataConfig(
+            input_width=64,
+            input_height=32,
+            heatmap_width=64,
+            heatmap_height=32,
+            augment={"crop_width": 96, "crop_height": 32},
+        ).crop_size()
+        is None
+    )
+    assert DataConfig(
+        input_width=64,
+        input_height=64,
+        heatmap_width=64,
+        heatmap_height=64,
+        augment={"crop_width": 96, "crop_height": 32},
+    ).crop_size() == (64, 32)
     with pytest.raises(ValidationError, match="multiple of input_width / heatmap_width"):
-        DataConfig(input_width=256, input_height=144, heatmap_width=128, heatmap_height=72,
-                   augment={"crop_width": 63, "crop_height": 32})
-    DataConfig(input_width=256, input_height=144, heatmap_width=128, heatmap_height=72,
-               augment={"crop_width": 64, "crop_height": 32})
+        DataConfig(
+            input_width=256,
+            input_height=144,
+            heatmap_width=128,
+            heatmap_height=72,
+            augment={"crop_width": 63, "crop_height": 32},
+        )
+    DataConfig(
+        input_width=256,
+        input_height=144,
+        heatmap_width=128,
+        heatmap_height=72,
+        augment={"crop_width": 64, "crop_height": 32},
+    )
 
 
 def test_zoom_out_shrinks_the_frame_and_keeps_the_ball_under_its_label() -> None:
@@ -234,8 +261,9 @@ def test_a_crop_of_a_flipped_or_zoomed_window_keeps_the_ball_under_its_label(cfg
     rng = np.random.default_rng(7)
     for _ in range(25):
         frames, xy = _blobs(POINTS)
-        aug, new_state, _ = augment_crop_window(frames, xy, np.ones(T, np.int8), _crop_config(crop_ball=1.0, **cfg),
-                                                (48, 32), (1, 1), 2.0, rng)
+        aug, new_state, _ = augment_crop_window(
+            frames, xy, np.ones(T, np.int8), _crop_config(crop_ball=1.0, **cfg), (48, 32), (1, 1), 2.0, rng
+        )
         for t in np.flatnonzero(new_state == 1):
             grey = aug.frames[t].astype(np.float64).sum(axis=-1)
             weight = np.clip(grey - 300.0, 0.0, None)  # the blob only, not the dim background

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_datasets import N, data_config, write_flat_video_clip, write_tennis_clip
 
 from tracknet_cli.data.cache import FrameCache, build_cache, resolve_cache
 from tracknet_cli.data.clips import discover_clips
 from tracknet_cli.data.datasets import SequenceDataset
 from tracknet_cli.errors import InputError
-
-from test_datasets import N, data_config, write_flat_video_clip, write_tennis_clip
 
 
 @pytest.fixture
@@ -73,7 +72,9 @@ def test_a_longer_cached_clip_serves_a_subset_run(roots: Path, tmp_path: Path) -
 def test_build_cache_builds_then_reuses_and_leaves_no_temp_files(roots: Path, tmp_path: Path) -> None:
     clips = discover_clips(roots)
     seen: list[tuple[str, bool]] = []
-    first = build_cache(clips, data_config(roots), cache_dir=tmp_path / "c", progress=lambda c, b: seen.append((c.id, b)))
+    first = build_cache(
+        clips, data_config(roots), cache_dir=tmp_path / "c", progress=lambda c, b: seen.append((c.id, b))
+    )
     second = build_cache(clips, data_config(roots), cache_dir=tmp_path / "c")
     assert sorted(first.built) == ["flat/rally", "game1/Clip1"] and first.reused == []
     assert second.built == [] and sorted(second.reused) == sorted(first.built) and second.bytes == first.bytes

@@ -98,7 +98,9 @@ def test_flat_video_layout_counts_decoded_frames(tmp_path: Path) -> None:
     kinds = {(p.kind, p.file) for p in found.problems}
     assert kinds == {(VIDEO_WITHOUT_LABELS, "orphan.mp4"), (LABELS_WITHOUT_FRAMES, "lonely.csv")}
     assert [(p.kind, p.frame) for p in found.all_problems if p.clip == "rally2"] == [
-        ("frame_without_label", 2), ("frame_without_label", 3)]
+        ("frame_without_label", 2),
+        ("frame_without_label", 3),
+    ]
 
 
 def test_packet_count_equals_decoded_frames(tmp_path: Path) -> None:

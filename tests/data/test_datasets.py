@@ -78,8 +78,17 @@ def write_flat_video_clip(folder: Path, name: str = "rally", n: int = 20, size: 
 
 
 def data_config(root: Path, **kwargs) -> DataConfig:
-    base = dict(root=root, input_width=160, input_height=96, heatmap_width=80, heatmap_height=48, sigma=1.5,
-                sequence_length=3, cache="off", augment={"hflip": 0.0})
+    base = dict(
+        root=root,
+        input_width=160,
+        input_height=96,
+        heatmap_width=80,
+        heatmap_height=48,
+        sigma=1.5,
+        sequence_length=3,
+        cache="off",
+        augment={"hflip": 0.0},
+    )
     base.update(kwargs)
     return DataConfig(**base)
 
@@ -120,7 +129,9 @@ def test_frame_dataset_is_one_frame_per_item(tennis_root: Path) -> None:
 
 @pytest.mark.parametrize("policy", ["negative", "mask"])
 def test_masking_policies(tennis_root: Path, policy: str) -> None:
-    ds = SequenceDataset(discover_clips(tennis_root), data_config(tennis_root, no_ball_frames=policy), sequence_length=1)
+    ds = SequenceDataset(
+        discover_clips(tennis_root), data_config(tennis_root, no_ball_frames=policy), sequence_length=1
+    )
     by_frame = {int(ds[i].frame_ids[0]): ds[i] for i in range(len(ds))}
     no_ball, unknown, ball = by_frame[NO_BALL], by_frame[UNKNOWN], by_frame[0]
     assert no_ball.mask[0] == (policy == "negative")
@@ -148,7 +159,9 @@ def bright_centroid(frame_hwc: np.ndarray) -> np.ndarray:
     return np.array([xs.mean() + 0.5, ys.mean() + 0.5])
 
 
-@pytest.mark.parametrize("augment", [{"hflip": 1.0}, {"hflip": 0.5, "scale": 0.3, "translate": 0.1, "color_jitter": 0.2}])
+@pytest.mark.parametrize(
+    "augment", [{"hflip": 1.0}, {"hflip": 0.5, "scale": 0.3, "translate": 0.1, "color_jitter": 0.2}]
+)
 def test_augmented_ball_stays_under_its_target(tennis_root: Path, augment: dict) -> None:
     data = data_config(tennis_root, augment=augment)
     ds = SequenceDataset(discover_clips(tennis_root), data, train=True, seed=3)
@@ -168,7 +181,9 @@ def test_augmented_ball_stays_under_its_target(tennis_root: Path, augment: dict)
     assert checked > 20
 
 
-@pytest.mark.parametrize("augment", [{"hflip": 0.5}, {"hflip": 0.5, "scale": 0.3, "zoom_out": 0.5, "color_jitter": 0.2}])
+@pytest.mark.parametrize(
+    "augment", [{"hflip": 0.5}, {"hflip": 0.5, "scale": 0.3, "zoom_out": 0.5, "color_jitter": 0.2}]
+)
 def test_training_crops_hold_the_ball_under_its_target(tennis_root: Path, augment: dict) -> None:
     data = data_config(tennis_root, augment={**augment, "crop_width": 48, "crop_height": 32, "crop_ball": 0.75})
     ds = SequenceDataset(discover_clips(tennis_root), data, train=True, seed=3)
@@ -227,8 +242,12 @@ def test_overlapping_windows_decode_each_frame_once(tennis_root: Path) -> None:
 def test_video_clips_in_flat_layout_load_in_decode_order_once(tmp_path: Path) -> None:
     write_flat_video_clip(tmp_path / "flat")
     clips = discover_clips(tmp_path / "flat")
-    ds = SequenceDataset(clips, data_config(tmp_path / "flat", input_width=96, input_height=64, heatmap_width=48,
-                                            heatmap_height=32, window_stride=2))
+    ds = SequenceDataset(
+        clips,
+        data_config(
+            tmp_path / "flat", input_width=96, input_height=64, heatmap_width=48, heatmap_height=32, window_stride=2
+        ),
+    )
     assert len(ds) == 9  # starts 0, 2, ..., 16
     batches = list(make_loader(ds, 4, shuffle=True))
     assert ds.decodes == 20
@@ -266,7 +285,9 @@ def test_loader_with_workers_matches_the_main_process(tennis_root: Path) -> None
     clips = discover_clips(tennis_root)
 
     def epochs(workers: int) -> list[torch.Tensor]:
-        loader = make_loader(SequenceDataset(clips, data, train=True, seed=5), 4, shuffle=True, num_workers=workers, seed=5)
+        loader = make_loader(
+            SequenceDataset(clips, data, train=True, seed=5), 4, shuffle=True, num_workers=workers, seed=5
+        )
         return [torch.cat([b.frames.flatten(1).float().sum(1) for b in loader]) for _ in range(2)]
 
     main, workers = epochs(0), epochs(2)
@@ -278,9 +299,15 @@ def test_build_datasets_splits_clips_and_applies_the_subset(tmp_path: Path) -> N
     root = tmp_path / "data"
     for game, clip in [("game1", "Clip1"), ("game1", "Clip2"), ("game2", "Clip1")]:
         write_tennis_clip(root / game / clip)
-    config = TrackNetConfig(data=data_config(root, split={"val_ratio": 0.34, "test": ["game2"]},
-                                             subset={"max_frames_per_clip": 7}, cache="auto",
-                                             cache_dir=tmp_path / "cache"))
+    config = TrackNetConfig(
+        data=data_config(
+            root,
+            split={"val_ratio": 0.34, "test": ["game2"]},
+            subset={"max_frames_per_clip": 7},
+            cache="auto",
+            cache_dir=tmp_path / "cache",
+        )
+    )
     train, val, test = build_datasets(config)
     assert [c.id for c in test.clips] == ["game2/Clip1"]
     assert len(train.clips) == 1 and len(val.clips) == 1
@@ -293,8 +320,9 @@ def test_build_datasets_splits_clips_and_applies_the_subset(tmp_path: Path) -> N
 
 def test_real_badminton_video_clip(realdata: Path) -> None:
     clip = discover_clips(realdata / "badminton-train")[0].head(30)
-    data = data_config(realdata / "badminton-train", input_width=256, input_height=144, heatmap_width=128,
-                       heatmap_height=72)
+    data = data_config(
+        realdata / "badminton-train", input_width=256, input_height=144, heatmap_width=128, heatmap_height=72
+    )
     ds = SequenceDataset([clip], data)
     batches = list(make_loader(ds, 8, shuffle=True))
     assert ds.decodes == 30 and sum(len(b) for b in batches) == 28
@@ -309,8 +337,9 @@ def test_real_badminton_video_clip(realdata: Path) -> None:
 def test_real_handball_frames_mask_visible_without_coordinates(realdata: Path) -> None:
     clip = discover_clips(realdata / "handball-tracknet-layout")[0]
     # 320x180 into 128x72: at most half, so the JPEG draft path decodes at 1/2 scale.
-    data = data_config(realdata / "handball-tracknet-layout", input_width=128, input_height=72, heatmap_width=64,
-                       heatmap_height=36)
+    data = data_config(
+        realdata / "handball-tracknet-layout", input_width=128, input_height=72, heatmap_width=64, heatmap_height=36
+    )
     ds = SequenceDataset([clip], data, sequence_length=1)
     assert len(ds) == 276
     batch = make_loader(ds, 6, shuffle=False).collate_fn([ds[i] for i in range(180, 186)])

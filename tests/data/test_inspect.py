@@ -25,12 +25,12 @@ def _faulty_dataset(root: Path) -> Path:
         Image.new("RGB", (40, 20), (i * 40, 0, 0)).save(clip / f"{i:04d}.jpg")
     (clip / "Label.csv").write_text(
         TENNIS
-        + "0000.jpg,1,10,10,0\n"   # line 2 fine
-        + "0001.jpg,2,,,1\n"       # line 3 visible without coordinates
-        + "0002.jpg,1,99,5,0\n"    # line 4 outside the 40x20 image
-        + "0002.jpg,1,9,5,0\n"     # line 5 duplicate
-        + "0003.jpg,0,,,2\n"       # line 6 fine
-        + "0009.jpg,1,1,1,0\n"     # line 7 label without image
+        + "0000.jpg,1,10,10,0\n"  # line 2 fine
+        + "0001.jpg,2,,,1\n"  # line 3 visible without coordinates
+        + "0002.jpg,1,99,5,0\n"  # line 4 outside the 40x20 image
+        + "0002.jpg,1,9,5,0\n"  # line 5 duplicate
+        + "0003.jpg,0,,,2\n"  # line 6 fine
+        + "0009.jpg,1,1,1,0\n"  # line 7 label without image
     )
     ok = root / "game2" / "Clip1"
     ok.mkdir(parents=True)
@@ -58,7 +58,13 @@ def test_counts_and_every_problem_kind(tmp_path: Path) -> None:
         ("game1/Clip1", "frame_without_label", f, None),
     }
     c1, c2 = data["clips"]
-    assert (c1["id"], c1["frames"], c1["labelled"], c1["problems"], c1["resolution"]) == ("game1/Clip1", 5, 4, 5, "40x20")
+    assert (c1["id"], c1["frames"], c1["labelled"], c1["problems"], c1["resolution"]) == (
+        "game1/Clip1",
+        5,
+        4,
+        5,
+        "40x20",
+    )
     assert c1["visibility"] == {"0": 1, "1": 2, "2": 1, "3": 0} and c1["dialect"] == "tennis"
     assert (c2["game"], c2["clip"], c2["problems"], c2["source"]) == ("game2", "Clip1", 0, "images")
     assert {"clip", "file", "row", "kind"} <= set(data["problems"][0])
@@ -114,7 +120,9 @@ def test_real_handball(realdata: Path) -> None:
     assert data["totals"]["visible"] == 244
     assert data["totals"]["status"] == {"0": 164, "1": 86, "2": 26}
     assert [(p["kind"], p["frame"], p["row"]) for p in data["problems"]] == [
-        ("visible_without_coordinates", 182, 184), ("visible_without_coordinates", 183, 185)]
+        ("visible_without_coordinates", 182, 184),
+        ("visible_without_coordinates", 183, 185),
+    ]
     assert all("0182.jpg" in p["message"] or "0183.jpg" in p["message"] for p in data["problems"])
 
 

@@ -34,9 +34,14 @@ def _kinds(table: LabelTable) -> list[tuple[str, int | None, int | None]]:
 
 
 def test_tennis_dialect(tmp_path: Path) -> None:
-    path = _csv(tmp_path, "file name,visibility,x-coordinate,y-coordinate,status\n"
-                          "0000.jpg,1,10,20,0\n0001.jpg,0,,,0\n0002.jpg,2,30.5,40.25,2\n0003.jpg,3,5,6,1\n")
-    t = read_labels(path, width=100, height=50, num_frames=4, frame_names=["0000.jpg", "0001.jpg", "0002.jpg", "0003.jpg"])
+    path = _csv(
+        tmp_path,
+        "file name,visibility,x-coordinate,y-coordinate,status\n"
+        "0000.jpg,1,10,20,0\n0001.jpg,0,,,0\n0002.jpg,2,30.5,40.25,2\n0003.jpg,3,5,6,1\n",
+    )
+    t = read_labels(
+        path, width=100, height=50, num_frames=4, frame_names=["0000.jpg", "0001.jpg", "0002.jpg", "0003.jpg"]
+    )
     assert t.dialect == "tennis"
     assert t.visibility.tolist() == [1, 0, 2, 3]
     assert t.visibility.dtype == np.int8 and t.status.dtype == np.int8 and t.state.dtype == np.int8
@@ -49,8 +54,11 @@ def test_tennis_dialect(tmp_path: Path) -> None:
 
 
 def test_labelling_tool_dialect_visible_without_coordinates(tmp_path: Path) -> None:
-    path = _csv(tmp_path, "File Name,Visibility Class,X,Y,Trajectory Pattern\n"
-                          "0000.jpg,2,157.00,54.75,2\n0001.jpg,2,,,0\n0002.jpg,0,,,0\n")
+    path = _csv(
+        tmp_path,
+        "File Name,Visibility Class,X,Y,Trajectory Pattern\n"
+        "0000.jpg,2,157.00,54.75,2\n0001.jpg,2,,,0\n0002.jpg,0,,,0\n",
+    )
     t = read_labels(path, width=320, height=180, num_frames=3, frame_names=["0000.jpg", "0001.jpg", "0002.jpg"])
     assert t.dialect == "labelling-tool"
     assert t.visibility.tolist() == [2, 2, 0]
@@ -110,13 +118,16 @@ def test_empty_file_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_problems_duplicate_outside_bad_value_missing(tmp_path: Path) -> None:
-    path = _csv(tmp_path, "Frame,Visibility,X,Y\n"
-                          "0,1,10,10\n"      # line 2: fine
-                          "0,1,11,11\n"      # line 3: duplicate of frame 0, ignored
-                          "1,1,500,10\n"     # line 4: outside a 100x50 frame
-                          "2,x,1,1\n"        # line 5: unreadable
-                          "3,7,1,1\n"        # line 6: visibility out of range
-                          "9,1,1,1\n")       # line 7: no frame 9 in a 5-frame clip
+    path = _csv(
+        tmp_path,
+        "Frame,Visibility,X,Y\n"
+        "0,1,10,10\n"  # line 2: fine
+        "0,1,11,11\n"  # line 3: duplicate of frame 0, ignored
+        "1,1,500,10\n"  # line 4: outside a 100x50 frame
+        "2,x,1,1\n"  # line 5: unreadable
+        "3,7,1,1\n"  # line 6: visibility out of range
+        "9,1,1,1\n",
+    )  # line 7: no frame 9 in a 5-frame clip
     t = read_labels(path, width=100, height=50, num_frames=5)
     kinds = _kinds(t)
     assert (DUPLICATE_ROW, 3, 0) in kinds
@@ -149,8 +160,14 @@ def test_label_file_alone_sizes_table_from_rows(tmp_path: Path) -> None:
 
 
 def test_tennis_writer_round_trip_and_atomic(tmp_path: Path) -> None:
-    table = LabelTable.from_arrays([1, 0, 2, -1, 3], [10.5, np.nan, np.nan, np.nan, 1.125], [20, np.nan, np.nan, np.nan, 2],
-                                   status=[0, 0, 1, -1, -1], width=100, height=50)
+    table = LabelTable.from_arrays(
+        [1, 0, 2, -1, 3],
+        [10.5, np.nan, np.nan, np.nan, 1.125],
+        [20, np.nan, np.nan, np.nan, 2],
+        status=[0, 0, 1, -1, -1],
+        width=100,
+        height=50,
+    )
     names = [f"{i:04d}.jpg" for i in range(5)]
     out = tmp_path / "Label.csv"
     write_tennis_labels(out, table, names)

@@ -20,7 +20,11 @@ def _rows(clip: Path) -> list[list[str]]:
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def test_layout_and_label_files(default_out) -> None:
         assert ",".join(rows[0]) == LABEL_HEADER
         assert [r[0] for r in rows[1:]] == [f"{i:04d}.jpg" for i in range(100)]
         assert sorted(p.name for p in clip.glob("*.jpg")) == [f"{i:04d}.jpg" for i in range(100)]
-        for name, vis, x, y, status in rows[1:]:
+        for _name, vis, x, y, status in rows[1:]:
             assert vis in {"0", "1", "2", "3"} and status in {"0", "1", "2"}
             if vis == "0":
                 assert x == "" and y == ""
@@ -99,7 +103,7 @@ def test_size_scales_the_scene(tmp_path: Path) -> None:
     synthesize(tmp_path / "big", games=1, clips=1, frames=12, size=(1280, 720), seed=0)
     with Image.open(tmp_path / "big" / "game1" / "Clip1" / "0011.jpg") as im:
         assert im.size == (1280, 720)
-    for name, vis, x, y, _ in _rows(tmp_path / "big" / "game1" / "Clip1")[1:]:
+    for _name, vis, x, y, _ in _rows(tmp_path / "big" / "game1" / "Clip1")[1:]:
         if vis != "0":
             assert 0 <= float(x) < 1280 and 0 <= float(y) < 720
 
@@ -141,4 +145,7 @@ def test_synth_does_not_import_torch() -> None:
     import sys
 
     code = "import sys, tracknet_cli.data.synth; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

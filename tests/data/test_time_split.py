@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tests.cli.helpers import tracknet
 from tests.data.test_frames import level, write_video
@@ -31,7 +30,12 @@ def test_real_handball_clip_is_cut_at_the_labelled_frames_quantiles(realdata: Pa
     assert [c.id for c in s.val] == ["game1/Clip1[194:235]"]
     assert [c.id for c in s.test] == ["game1/Clip1[235:276]"]
     test = s.test[0]
-    assert (test.start, len(test), test.frame_paths[0].name, test.frame_paths[-1].name) == (235, 41, "0235.jpg", "0275.jpg")
+    assert (test.start, len(test), test.frame_paths[0].name, test.frame_paths[-1].name) == (
+        235,
+        41,
+        "0235.jpg",
+        "0275.jpg",
+    )
     whole = clips[0]
     assert test.whole is whole
     assert np.array_equal(test.labels.x, whole.labels.x[235:], equal_nan=True)
@@ -89,9 +93,22 @@ def test_train_eval_and_save_csv_on_a_time_split(realdata: Path, tmp_path: Path)
     from tests.cli.helpers import TINY
 
     run = tmp_path / "run"
-    proc = tracknet("train", *TINY, "--set", f"data.root={realdata / 'handball-tracknet-layout'}",
-                    "--set", "data.split.by=time", "--set", "data.split.val_ratio=0.15",
-                    "--set", "data.split.test_ratio=0.15", "--set", "training.max_steps=2", "--out", str(run))
+    proc = tracknet(
+        "train",
+        *TINY,
+        "--set",
+        f"data.root={realdata / 'handball-tracknet-layout'}",
+        "--set",
+        "data.split.by=time",
+        "--set",
+        "data.split.val_ratio=0.15",
+        "--set",
+        "data.split.test_ratio=0.15",
+        "--set",
+        "training.max_steps=2",
+        "--out",
+        str(run),
+    )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "pred"
     proc = tracknet("eval", "--checkpoint", str(run), "--split", "test", "--json", "--save-csv", str(out))

@@ -13,9 +13,9 @@ from safetensors.torch import load_file, save_file
 from tracknet_cli import __version__
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import InputError
+from tracknet_cli.inference.checkpoint import FORMAT_VERSION, load_model, read_metadata, save_checkpoint
 from tracknet_cli.models import build_model
 from tracknet_cli.models.weights import Normalization
-from tracknet_cli.inference.checkpoint import FORMAT_VERSION, load_model, read_metadata, save_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -25,17 +25,36 @@ def _one_thread() -> None:
 
 def _config(backbone: dict, *, decoder: str, fusion: str, frames: int = 3) -> TrackNetConfig:
     return TrackNetConfig(
-        data={"input_height": 40, "input_width": 72, "heatmap_height": 20, "heatmap_width": 36, "sequence_length": frames},
-        model={"backbone": backbone, "decoder": decoder, "upsampling": {"channels": [12, 8]},
-               "fpn": {"lateral_dim": 8, "fuse": "concat"}, "temporal_fusion": fusion},
+        data={
+            "input_height": 40,
+            "input_width": 72,
+            "heatmap_height": 20,
+            "heatmap_width": 36,
+            "sequence_length": frames,
+        },
+        model={
+            "backbone": backbone,
+            "decoder": decoder,
+            "upsampling": {"channels": [12, 8]},
+            "fpn": {"lateral_dim": 8, "fuse": "concat"},
+            "temporal_fusion": fusion,
+        },
     )
 
 
 def _tiny_convnext_fpn(frames: int = 3) -> TrackNetConfig:
     """A ConvNeXt + FPN small enough to build in milliseconds (random weights, no download)."""
-    return _config({"type": "convnext", "pretrained_model_name": "facebook/convnext-tiny-224", "pretrained": False,
-                    "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]}},
-                   decoder="fpn", fusion="early", frames=frames)
+    return _config(
+        {
+            "type": "convnext",
+            "pretrained_model_name": "facebook/convnext-tiny-224",
+            "pretrained": False,
+            "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]},
+        },
+        decoder="fpn",
+        fusion="early",
+        frames=frames,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +63,14 @@ def vit_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("vit")
-    DINOv3ViTModel(DINOv3ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                   num_register_tokens=4)).save_pretrained(str(folder))
-    (folder / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.1, 0.2, 0.3], "image_std": [0.3, 0.2, 0.1]}))
+    DINOv3ViTModel(
+        DINOv3ViTConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_register_tokens=4
+        )
+    ).save_pretrained(str(folder))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps({"image_mean": [0.1, 0.2, 0.3], "image_std": [0.3, 0.2, 0.1]})
+    )
     return folder
 
 
@@ -61,12 +85,22 @@ def _perturb(model: torch.nn.Module) -> None:
 def test_round_trip_from_a_deleted_pretrained_folder_gives_identical_outputs(vit_folder: Path, tmp_path: Path) -> None:
     folder = tmp_path / "backbone"
     shutil.copytree(vit_folder, folder)
-    config = _config({"type": "dinov3_vit", "pretrained_model_name": str(folder), "pretrained": True},
-                     decoder="upsampling", fusion="late")
+    config = _config(
+        {"type": "dinov3_vit", "pretrained_model_name": str(folder), "pretrained": True},
+        decoder="upsampling",
+        fusion="late",
+    )
     model = build_model(config).eval()
     _perturb(model)
-    path = save_checkpoint(tmp_path / "weights" / "best.safetensors", model, config, threshold=0.35, loss="softmax",
-                           metrics={"f1": 0.5, "precision": 0.75}, extra={"epoch": "3"})
+    path = save_checkpoint(
+        tmp_path / "weights" / "best.safetensors",
+        model,
+        config,
+        threshold=0.35,
+        loss="softmax",
+        metrics={"f1": 0.5, "precision": 0.75},
+        extra={"epoch": "3"},
+    )
     shutil.rmtree(folder)  # the rebuild must need neither this folder nor the hub
     loaded, meta = load_model(path)
     x = torch.rand(2, 3, 3, 40, 72)
@@ -126,7 +160,9 @@ def _rewrite(src: Path, dst: Path, **changes: str) -> Path:
 
 def test_truncated_newer_and_mismatched_checkpoints_are_input_errors(tmp_path: Path) -> None:
     config = _tiny_convnext_fpn(frames=1)
-    good = save_checkpoint(tmp_path / "good.safetensors", build_model(config), config, threshold=0.5, loss="focal", metrics={})
+    good = save_checkpoint(
+        tmp_path / "good.safetensors", build_model(config), config, threshold=0.5, loss="focal", metrics={}
+    )
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(InputError, match="truncated.safetensors"):
@@ -136,7 +172,9 @@ def test_truncated_newer_and_mismatched_checkpoints_are_input_errors(tmp_path: P
         read_metadata(newer)
     other = config.model_dump()
     other["model"]["fpn"]["lateral_dim"] = 16
-    mismatched = _rewrite(good, tmp_path / "mismatched.safetensors", **{"tracknet.config": json.dumps(other, default=str)})
+    mismatched = _rewrite(
+        good, tmp_path / "mismatched.safetensors", **{"tracknet.config": json.dumps(other, default=str)}
+    )
     with pytest.raises(InputError, match="do not match the architecture"):
         load_model(mismatched)
     other["model"]["decoder"] = "transformer"

@@ -25,8 +25,17 @@ class PerFrame(torch.nn.Module):
 
 
 def engine(stride: int, batch: int = 2) -> Engine:
-    return Engine(model=PerFrame(), loss="softmax", input_size=(64, 32), heatmap_size=(16, 8), sigma=1.0,
-                  window=3, device=torch.device("cpu"), batch_size=batch, stride=stride)
+    return Engine(
+        model=PerFrame(),
+        loss="softmax",
+        input_size=(64, 32),
+        heatmap_size=(16, 8),
+        sigma=1.0,
+        window=3,
+        device=torch.device("cpu"),
+        batch_size=batch,
+        stride=stride,
+    )
 
 
 def clip(n: int, size: tuple[int, int] = (64, 32)) -> list[np.ndarray]:
@@ -35,7 +44,7 @@ def clip(n: int, size: tuple[int, int] = (64, 32)) -> list[np.ndarray]:
     for i in range(n):
         f = np.zeros((size[1], size[0], 3), np.uint8)
         x = 4 + 4 * i
-        f[12:16, x:x + 4] = 255
+        f[12:16, x : x + 4] = 255
         frames.append(f)
     return frames
 
@@ -65,8 +74,13 @@ def test_frames_smaller_than_the_canvas_are_padded_black() -> None:
 
 def test_on_batch_sees_every_window_and_its_padding() -> None:
     seen = []
-    list(engine(1, batch=4).run(clip(5), engine(1).codec((64, 32)), on_batch=lambda b, logits, nb: seen.append(
-        (b.frame_ids.tolist(), b.valid.tolist(), tuple(logits.shape)))))
+    list(
+        engine(1, batch=4).run(
+            clip(5),
+            engine(1).codec((64, 32)),
+            on_batch=lambda b, logits, nb: seen.append((b.frame_ids.tolist(), b.valid.tolist(), tuple(logits.shape))),
+        )
+    )
     windows = [w for ids, _, _ in seen for w in ids]
     assert windows == [[0, 1, 2], [1, 2, 3], [2, 3, 4]] and seen[0][2] == (3, 3, 8, 16)
 
@@ -92,8 +106,15 @@ def test_default_batch_keeps_a_cpu_pass_within_its_pixel_budget() -> None:
     assert default_batch(torch.device("cuda"), (512, 288)) == 8
     assert default_batch("cuda:1", (512, 288), accelerator=32) == 32  # validation on a GPU: the training batch
     # An engine built without a batch takes the rule for its device and canvas.
-    data = SimpleNamespace(input_width=512, input_height=288, heatmap_width=512, heatmap_height=288, sigma=1.0,
-                           sequence_length=3, inference_stride=1)
+    data = SimpleNamespace(
+        input_width=512,
+        input_height=288,
+        heatmap_width=512,
+        heatmap_height=288,
+        sigma=1.0,
+        sequence_length=3,
+        inference_stride=1,
+    )
     assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu).batch_size == 1
     assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, batch_size=5).batch_size == 5
     with pytest.raises(UsageError, match="--batch 0"):  # 0 is refused, not taken for "the default"
@@ -106,7 +127,14 @@ def test_the_engine_places_windows_as_the_model_was_configured() -> None:
     from types import SimpleNamespace
 
     cpu = torch.device("cpu")
-    data = SimpleNamespace(input_width=64, input_height=48, heatmap_width=32, heatmap_height=24, sigma=1.0,
-                           sequence_length=3, inference_stride=3)
+    data = SimpleNamespace(
+        input_width=64,
+        input_height=48,
+        heatmap_width=32,
+        heatmap_height=24,
+        sigma=1.0,
+        sequence_length=3,
+        inference_stride=3,
+    )
     assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu).stride == 3
     assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, stride=1).stride == 1

@@ -24,10 +24,19 @@ from tracknet_cli.inference.onnx import ExportFailed, choose_runtime, export_che
 from tracknet_cli.models import build_model
 
 XY_TOL = 0.05  # source pixels
-needs_ort = pytest.mark.skipif(missing("onnxruntime") is not None,
-                               reason="onnxruntime is not installed (pip install 'tracknet-cli[onnxruntime]'; the dev extra has it)")
-RUNTIMES = ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(
-    missing("openvino") is not None, reason="openvino is not installed (a dependency: pip install openvino)"))]
+needs_ort = pytest.mark.skipif(
+    missing("onnxruntime") is not None,
+    reason="onnxruntime is not installed (pip install 'tracknet-cli[onnxruntime]'; the dev extra has it)",
+)
+RUNTIMES = [
+    "onnxruntime",
+    pytest.param(
+        "openvino",
+        marks=pytest.mark.skipif(
+            missing("openvino") is not None, reason="openvino is not installed (a dependency: pip install openvino)"
+        ),
+    ),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -38,13 +47,22 @@ def _one_thread() -> None:
 def _config(backbone: dict, *, decoder: str = "fpn", no_ball: bool = True) -> TrackNetConfig:
     return TrackNetConfig(
         data={"input_height": 40, "input_width": 72, "heatmap_height": 20, "heatmap_width": 36, "sequence_length": 3},
-        model={"backbone": backbone, "decoder": decoder, "upsampling": {"channels": [12, 8, 8]},
-               "fpn": {"lateral_dim": 8}, "no_ball_logit": no_ball},
+        model={
+            "backbone": backbone,
+            "decoder": decoder,
+            "upsampling": {"channels": [12, 8, 8]},
+            "fpn": {"lateral_dim": 8},
+            "no_ball_logit": no_ball,
+        },
     )
 
 
-CONVNEXT = {"type": "convnext", "pretrained_model_name": "facebook/convnext-tiny-224", "pretrained": False,
-            "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]}}
+CONVNEXT = {
+    "type": "convnext",
+    "pretrained_model_name": "facebook/convnext-tiny-224",
+    "pretrained": False,
+    "config_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32]},
+}
 
 
 def _save(config: TrackNetConfig, path: Path, seed: int = 0) -> Path:
@@ -53,8 +71,9 @@ def _save(config: TrackNetConfig, path: Path, seed: int = 0) -> Path:
     with torch.no_grad():  # weights unlike a fresh init, so peaks move with the content
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    return save_checkpoint(path, model, config, threshold=0.4375, loss="softmax", metrics={"f1": 0.75, "tp": 3.0},
-                           extra={"note": "tiny"})
+    return save_checkpoint(
+        path, model, config, threshold=0.4375, loss="softmax", metrics={"f1": 0.75, "tp": 3.0}, extra={"note": "tiny"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +107,11 @@ def test_the_graph_takes_uint8_frames_and_carries_the_checkpoint_metadata(checkp
     onnx.checker.check_model(proto, full_check=True)
     (inp,) = proto.graph.input
     dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
-    assert (inp.name, inp.type.tensor_type.elem_type, dims) == ("frames", onnx.TensorProto.UINT8, ["batch", 3, 40, 72, 3])
+    assert (inp.name, inp.type.tensor_type.elem_type, dims) == (
+        "frames",
+        onnx.TensorProto.UINT8,
+        ["batch", 3, 40, 72, 3],
+    )
     outputs = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in proto.graph.output}
     assert outputs == {"logits": ["batch", 3, 20, 36], "no_ball": ["batch", 3]}
     assert proto.opset_import[0].version == tn_onnx.OPSET
@@ -96,7 +119,12 @@ def test_the_graph_takes_uint8_frames_and_carries_the_checkpoint_metadata(checkp
     assert tn_onnx.onnx_metadata(exported) == raw_metadata(checkpoint)
     meta, original = read_metadata(exported), read_metadata(checkpoint)
     assert meta == original
-    assert (meta.threshold, meta.loss, meta.metrics, meta.extra) == (0.4375, "softmax", {"f1": 0.75, "tp": 3.0}, {"note": "tiny"})
+    assert (meta.threshold, meta.loss, meta.metrics, meta.extra) == (
+        0.4375,
+        "softmax",
+        {"f1": 0.75, "tp": 3.0},
+        {"note": "tiny"},
+    )
     assert meta.config.data.input_width == 72 and meta.config.model.no_ball_logit
     assert meta.normalization == load_model(checkpoint)[0].normalization
 
@@ -124,7 +152,7 @@ def _clip(n: int, size: tuple[int, int]) -> list[np.ndarray]:
     frames = []
     for i in range(n):
         f = rng.integers(40, 90, (size[1], size[0], 3), dtype=np.uint8)
-        f[10:16, 4 + 4 * i:10 + 4 * i] = 250
+        f[10:16, 4 + 4 * i : 10 + 4 * i] = 250
         frames.append(f)
     return frames
 
@@ -160,10 +188,16 @@ def test_vit_with_the_upsampling_decoder_exports(tmp_path: Path) -> None:
 
     folder = tmp_path / "vit"
     torch.manual_seed(0)
-    DINOv3ViTModel(DINOv3ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                                   num_register_tokens=4)).save_pretrained(str(folder))
-    config = _config({"type": "dinov3_vit", "pretrained_model_name": str(folder), "pretrained": True},
-                     decoder="upsampling", no_ball=False)
+    DINOv3ViTModel(
+        DINOv3ViTConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_register_tokens=4
+        )
+    ).save_pretrained(str(folder))
+    config = _config(
+        {"type": "dinov3_vit", "pretrained_model_name": str(folder), "pretrained": True},
+        decoder="upsampling",
+        no_ball=False,
+    )
     checkpoint = _save(config, tmp_path / "vit.safetensors")
     windows = _windows(2, seed=3)
     model, _ = load_model(checkpoint)
@@ -175,10 +209,23 @@ def test_vit_with_the_upsampling_decoder_exports(tmp_path: Path) -> None:
     torch.testing.assert_close(got, logits, atol=1e-4, rtol=0)
 
 
-def _choose(runtime: str, path: str = "m.safetensors", *, device: str = "auto", precision: str = "auto",
-            device_type: str = "cpu", torch_precision: str = "fp32"):
-    return choose_runtime(runtime, Path(path), device=device, precision=precision, device_type=device_type,
-                          torch_precision=torch_precision)
+def _choose(
+    runtime: str,
+    path: str = "m.safetensors",
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    device_type: str = "cpu",
+    torch_precision: str = "fp32",
+):
+    return choose_runtime(
+        runtime,
+        Path(path),
+        device=device,
+        precision=precision,
+        device_type=device_type,
+        torch_precision=torch_precision,
+    )
 
 
 @needs_ort
@@ -212,16 +259,22 @@ def test_a_runtime_that_is_not_installed_names_its_extra(monkeypatch: pytest.Mon
     assert (choice.name, choice.reason) == ("torch", "auto: neither openvino nor onnxruntime is installed")
     with pytest.raises(UsageError) as err:
         _choose("onnxruntime")
-    assert err.value.line() == ("--runtime onnxruntime needs onnxruntime, which is not installed: "
-                                "pip install 'tracknet-cli[onnxruntime]'") and err.value.exit_code == 2
+    assert (
+        err.value.line()
+        == ("--runtime onnxruntime needs onnxruntime, which is not installed: pip install 'tracknet-cli[onnxruntime]'")
+        and err.value.exit_code == 2
+    )
     with pytest.raises(UsageError, match=r"needs openvino, which is not installed: pip install openvino$"):
         _choose("openvino")
-    with pytest.raises(UsageError, match=r"the ONNX model m.onnx needs openvino, which is not installed: pip install openvino$"):
+    with pytest.raises(
+        UsageError, match=r"the ONNX model m.onnx needs openvino, which is not installed: pip install openvino$"
+    ):
         _choose("auto", "m.onnx")
 
 
-def test_export_without_the_onnx_package_names_the_extra(checkpoint: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_without_the_onnx_package_names_the_extra(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(UsageError) as err:
         export_checkpoint(checkpoint, tmp_path / "m.onnx")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tracknet_cli.errors import InputError
 from tracknet_cli.atomic import atomic_write_text
+from tracknet_cli.errors import InputError
 from tracknet_cli.inference.rundir import create_run_dir
 
 
@@ -43,7 +43,10 @@ def test_best_weights_in_a_run_or_a_runs_folder(tmp_path: Path) -> None:
         (tmp_path / "quickstart" / f"exp{n}" / "weights" / "best.safetensors").write_bytes(b"x")
     newest = tmp_path / "quickstart" / "exp2" / "weights" / "best.safetensors"
     assert best_weights_in(tmp_path / "quickstart") == newest
-    assert best_weights_in(tmp_path / "quickstart" / "exp1") == tmp_path / "quickstart" / "exp1" / "weights" / "best.safetensors"
+    assert (
+        best_weights_in(tmp_path / "quickstart" / "exp1")
+        == tmp_path / "quickstart" / "exp1" / "weights" / "best.safetensors"
+    )
     with pytest.raises(InputError, match="no weights/best.safetensors or last.safetensors"):
         best_weights_in(tmp_path)
     # A run without validation has only last weights: used for that run, never over another run's best.

@@ -9,8 +9,6 @@ import torch
 
 from tracknet_cli.config.load import Selection, resolve
 from tracknet_cli.errors import ConfigError
-from tracknet_cli.models import build_model
-from tracknet_cli.training.losses import build_loss
 from tracknet_cli.inference.runtime import (
     CpuBf16,
     cpu_bf16_support,
@@ -20,6 +18,8 @@ from tracknet_cli.inference.runtime import (
     probe_speed,
     resolve_precision,
 )
+from tracknet_cli.models import build_model
+from tracknet_cli.training.losses import build_loss
 
 CPU = torch.device("cpu")
 NATIVE = CpuBf16(True, "avx512_bf16")
@@ -112,15 +112,17 @@ def test_auto_in_training_follows_the_table_and_repeats() -> None:
 
 def test_resolve_with_the_model_probes() -> None:
     model = build_model(quickstart("training.batch_size=2"))
-    choice = resolve_precision("auto", CPU, model_family="convnext", model=model, sample_shape=(2, 3, 3, 32, 64),
-                               cpu_bf16=True, probe_rounds=1)
+    choice = resolve_precision(
+        "auto", CPU, model_family="convnext", model=model, sample_shape=(2, 3, 3, 32, 64), cpu_bf16=True, probe_rounds=1
+    )
     assert "probe of convnext" in choice.reason and "fp32 " in choice.reason
 
 
 # ---------------------------------------------------------------- no loss of correctness
 @pytest.mark.parametrize("loss_name", ["softmax", "focal", "wbce", "mse"])
 def test_bf16_and_fp32_losses_agree_on_a_fixed_batch(loss_name: str) -> None:
-    """The quickstart model (random weights) on one fixed batch: the bf16 forward changes the loss by < 1 % (measured: < 0.2 %)."""
+    """The quickstart model (random weights) on one fixed batch: the bf16 forward changes the loss by < 1 %
+    (measured: < 0.2 %)."""
     config = quickstart(f"training.loss={loss_name}")
     torch.manual_seed(0)
     model = build_model(config).eval()
@@ -181,9 +183,16 @@ def test_kernels_capped_at_avx2_count_as_no_native_bf16() -> None:
     import subprocess
     import sys
 
-    code = ("from tracknet_cli.inference.runtime import cpu_bf16_support, resolve_precision; import torch; "
-            "c = resolve_precision('auto', torch.device('cpu'), model_family='unet'); "
-            "print(cpu_bf16_support().native, c.name, c.reason)")
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"},
-                         capture_output=True, text=True, check=True).stdout.strip()
+    code = (
+        "from tracknet_cli.inference.runtime import cpu_bf16_support, resolve_precision; import torch; "
+        "c = resolve_precision('auto', torch.device('cpu'), model_family='unet'); "
+        "print(cpu_bf16_support().native, c.name, c.reason)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert out == "False fp32 auto: this CPU has no native bf16 (AVX512-BF16 / AMX)"

@@ -56,9 +56,17 @@ def brute_force(n: int, length: int, stride: int, first: int = 0) -> dict[int, n
     return {f: np.mean(v, axis=0) for f, v in sums.items()}
 
 
-@pytest.mark.parametrize("n,length,batch,stride,first", [
-    (10, 3, 2, 1, 0), (10, 3, 4, 3, 0), (11, 4, 3, 2, 100), (2, 5, 4, 1, 0), (1, 3, 1, 3, 7), (17, 3, 16, 1, 0),
-])
+@pytest.mark.parametrize(
+    "n,length,batch,stride,first",
+    [
+        (10, 3, 2, 1, 0),
+        (10, 3, 4, 3, 0),
+        (11, 4, 3, 2, 100),
+        (2, 5, 4, 1, 0),
+        (1, 3, 1, 3, 7),
+        (17, 3, 16, 1, 0),
+    ],
+)
 def test_averages_equal_brute_force(n: int, length: int, batch: int, stride: int, first: int) -> None:
     batches, released, held_max = stream(n, length, batch, stride, first)
     expected = brute_force(n, length, stride, first)

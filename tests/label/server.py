@@ -34,8 +34,9 @@ class Running:
     def token(self) -> str:
         return self.url.split("token=", 1)[1]
 
-    def request(self, method: str, path: str, body: Any = None, token: str | None = "default",
-                raw: bytes | None = None) -> tuple[int, bytes, str]:
+    def request(
+        self, method: str, path: str, body: Any = None, token: str | None = "default", raw: bytes | None = None
+    ) -> tuple[int, bytes, str]:
         """(status, body bytes, content type); the token goes in the query unless token=None."""
         token = self.token if token == "default" else token
         sep = "&" if "?" in path else "?"
@@ -63,8 +64,14 @@ class Running:
 def label_server(*args: str) -> Iterator[Running]:
     """Start `tracknet label ARGS`, wait for the one URL on stdout; stopped (Ctrl-C) at the end if
     the test did not stop it."""
-    proc = subprocess.Popen([sys.executable, "-m", "tracknet_cli", "label", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracknet_cli", "label", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]

@@ -19,9 +19,22 @@ from tests.label.server import label_server, labels_of, wait_for
 pytest.importorskip("starlette", reason="the label extra (starlette, uvicorn) is not installed")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
 
-CHROMIUM = next((p for p in (os.environ.get("TRACKNET_CHROMIUM"), shutil.which("chromium"),
-                             shutil.which("chromium-browser"), "/usr/bin/chromium") if p and Path(p).is_file()), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium found (apt-get install chromium, or set TRACKNET_CHROMIUM)")
+CHROMIUM = next(
+    (
+        p
+        for p in (
+            os.environ.get("TRACKNET_CHROMIUM"),
+            shutil.which("chromium"),
+            shutil.which("chromium-browser"),
+            "/usr/bin/chromium",
+        )
+        if p and Path(p).is_file()
+    ),
+    None,
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium found (apt-get install chromium, or set TRACKNET_CHROMIUM)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +50,11 @@ def _open(browser: Any, url: str, size: tuple[int, int] = (1280, 720)) -> Any:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
-    page.wait_for_function("window.tracknetLabel && tracknetLabel.state.ready && tracknetLabel.state.bitmaps.has(tracknetLabel.state.current)",
-                           timeout=120_000)
+    page.wait_for_function(
+        "window.tracknetLabel && tracknetLabel.state.ready "
+        "&& tracknetLabel.state.bitmaps.has(tracknetLabel.state.current)",
+        timeout=120_000,
+    )
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
@@ -130,12 +146,16 @@ def test_a_person_labels_with_the_mouse_and_the_keys(browser: Any, video: Path, 
         row1 = f"1,1,{_cell(proposal[1])},{_cell(proposal[2])}\n" if proposal[0] > 0 else "1,0,0,0\n"
         assert labels[1]["visibility"] == proposal[0]
         a, b = labels[5], labels[8]
-        between = [(k, a["x"] + (k - 5) / 3 * (b["x"] - a["x"]), a["y"] + (k - 5) / 3 * (b["y"] - a["y"])) for k in (6, 7)]
-        expected = ("Frame,Visibility,X,Y\n"
-                    f"0,2,{_cell(labels[0]['x'])},{_cell(labels[0]['y'])}\n" + row1 + "2,0,0,0\n"
-                    f"5,2,{_cell(a['x'])},{_cell(a['y'])}\n"
-                    + "".join(f"{k},1,{_cell(x)},{_cell(y)}\n" for k, x, y in between)
-                    + f"8,2,{_cell(b['x'])},{_cell(b['y'])}\n")
+        between = [
+            (k, a["x"] + (k - 5) / 3 * (b["x"] - a["x"]), a["y"] + (k - 5) / 3 * (b["y"] - a["y"])) for k in (6, 7)
+        ]
+        expected = (
+            "Frame,Visibility,X,Y\n"
+            f"0,2,{_cell(labels[0]['x'])},{_cell(labels[0]['y'])}\n" + row1 + "2,0,0,0\n"
+            f"5,2,{_cell(a['x'])},{_cell(a['y'])}\n"
+            + "".join(f"{k},1,{_cell(x)},{_cell(y)}\n" for k, x, y in between)
+            + f"8,2,{_cell(b['x'])},{_cell(b['y'])}\n"
+        )
         assert wait_for(lambda: labels_of(target) == expected, timeout=10), labels_of(target)
         page.close()  # the browser goes away; the server keeps the session
         code, out, err = srv.stop()
@@ -161,8 +181,15 @@ def test_next_and_previous_frames_appear_within_100_ms_at_1080p(browser: Any, re
         page.keyboard.press("ArrowRight")  # the first 1080p draw warms the canvas up (up to 1 s, once)
         _until(page, f"{S}.current === 1 && {S}.lastShowMs !== null")
         times = []
-        for key, frame in (("ArrowRight", 2), ("ArrowRight", 3), ("ArrowLeft", 2), ("ArrowLeft", 1), ("ArrowRight", 2),
-                           ("ArrowRight", 3), ("ArrowRight", 4)):
+        for key, frame in (
+            ("ArrowRight", 2),
+            ("ArrowRight", 3),
+            ("ArrowLeft", 2),
+            ("ArrowLeft", 1),
+            ("ArrowRight", 2),
+            ("ArrowRight", 3),
+            ("ArrowRight", 4),
+        ):
             page.keyboard.press(key)
             _until(page, f"{S}.current === {frame} && {S}.lastShowMs !== null")
             times.append(page.evaluate(f"{S}.lastShowMs"))
@@ -324,8 +351,9 @@ def test_enter_stops_at_a_proposal_that_jumps_off_the_track(browser: Any, video:
         page.close()
 
 
-def test_at_1024x640_every_message_is_visible_and_goes_with_its_frame(browser: Any, video: Path,
-                                                                       tmp_path: Path) -> None:
+def test_at_1024x640_every_message_is_visible_and_goes_with_its_frame(
+    browser: Any, video: Path, tmp_path: Path
+) -> None:
     with label_server(str(video), "--no-model") as srv:
         page = _open(browser, srv.url, size=(1024, 640))
         page.keyboard.press("Control+z")
@@ -345,13 +373,16 @@ def test_at_1024x640_every_message_is_visible_and_goes_with_its_frame(browser: A
         page.close()
 
 
-def test_interpolated_frames_are_drawn_apart_from_hand_placed_ones_also_after_reopening(browser: Any,
-                                                                                        video: Path) -> None:
+def test_interpolated_frames_are_drawn_apart_from_hand_placed_ones_also_after_reopening(
+    browser: Any, video: Path
+) -> None:
     target = video.with_suffix(".csv")
     _seed(video, {2: (1, 20, 20), 6: (1, 60, 40), 8: (0, None, None)}, position=4)
-    colour = ("(i) => { const c = document.getElementById('timeline'), n = tracknetLabel.state.meta.frames,"
-              " x = Math.floor((i + 0.5) * c.width / n);"
-              " return Array.from(c.getContext('2d').getImageData(x, 6, 1, 1).data.slice(0, 3)); }")
+    colour = (
+        "(i) => { const c = document.getElementById('timeline'), n = tracknetLabel.state.meta.frames,"
+        " x = Math.floor((i + 0.5) * c.width / n);"
+        " return Array.from(c.getContext('2d').getImageData(x, 6, 1, 1).data.slice(0, 3)); }"
+    )
     with label_server(str(video), "--no-model") as srv:
         page = _open(browser, srv.url)
         page.keyboard.press("i")
@@ -365,9 +396,14 @@ def test_interpolated_frames_are_drawn_apart_from_hand_placed_ones_also_after_re
         _until(page, f"{S}.current === 5 && {S}.bitmaps.has(5)")
         _click_image(page, 52, 36)  # a person moves frame 5's ball: hand-placed from now on
         _until(page, f"{S}.labels[5] && !{S}.labels[5].interpolated")
-        _settled(page, srv, target, "Frame,Visibility,X,Y\n2,1,20,20\n3,1,30,25\n4,1,40,30\n"
-                 + f"5,1,{_cell(page.evaluate(f'{S}.labels[5].x'))},{_cell(page.evaluate(f'{S}.labels[5].y'))}\n"
-                 + "6,1,60,40\n8,0,0,0\n")
+        _settled(
+            page,
+            srv,
+            target,
+            "Frame,Visibility,X,Y\n2,1,20,20\n3,1,30,25\n4,1,40,30\n"
+            + f"5,1,{_cell(page.evaluate(f'{S}.labels[5].x'))},{_cell(page.evaluate(f'{S}.labels[5].y'))}\n"
+            + "6,1,60,40\n8,0,0,0\n",
+        )
         page.close()
         assert srv.stop()[0] == 0
     with label_server(str(video), "--no-model") as srv:  # reopened: still told apart
@@ -483,8 +519,12 @@ def test_a_small_clip_blown_up_is_drawn_smooth_and_zoomed_in_as_square_pixels(br
 
 
 def test_the_timeline_numbers_its_frames_and_reads_out_the_one_under_the_pointer(browser: Any, video: Path) -> None:
-    _seed(video, {2: (1, 20, 20), 8: (0, None, None)},
-          {5: (1, 50.0, 30.0, 0.9, ""), 7: (1, 60.0, 30.0, 0.55, "score")}, position=0)
+    _seed(
+        video,
+        {2: (1, 20, 20), 8: (0, None, None)},
+        {5: (1, 50.0, 30.0, 0.9, ""), 7: (1, 60.0, 30.0, 0.55, "score")},
+        position=0,
+    )
     with label_server(str(video), "--no-model") as srv:
         page = _open(browser, srv.url)
         bar = page.locator("#timeline").bounding_box()
@@ -499,8 +539,13 @@ def test_the_timeline_numbers_its_frames_and_reads_out_the_one_under_the_pointer
             assert box["y"] >= bar["y"] + bar["height"] - 1 and box["height"] > 8, (frame, box, bar)  # under the strip
         hover = page.locator("#hover")
         assert not hover.is_visible()
-        for frame, words in ((0, "empty"), (2, "confirmed, visibility 1"), (5, "proposed"),
-                             (7, "uncertain (a score near the threshold)"), (8, "confirmed, no ball")):
+        for frame, words in (
+            (0, "empty"),
+            (2, "confirmed, visibility 1"),
+            (5, "proposed"),
+            (7, "uncertain (a score near the threshold)"),
+            (8, "confirmed, no ball"),
+        ):
             page.mouse.move(bar["x"] + (frame + 0.5) * cell, bar["y"] + bar["height"] / 2)
             assert hover.inner_text() == f"frame {frame}: {words}"
             box = hover.bounding_box()

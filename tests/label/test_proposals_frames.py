@@ -17,20 +17,27 @@ from tracknet_cli.predict.pipeline import Prediction
 from tracknet_cli.predict.tracking import FrameResult, TrackRow
 
 
-def _p(visible: bool, score: float, *, interpolated: bool = False, peak_xy: tuple[float, float] = (50, 40)) -> Prediction:
-    row = TrackRow(3, visible, 50.0 if visible else 0.0, 40.0 if visible else 0.0, score if visible else 0.0, interpolated)
+def _p(
+    visible: bool, score: float, *, interpolated: bool = False, peak_xy: tuple[float, float] = (50, 40)
+) -> Prediction:
+    row = TrackRow(
+        3, visible, 50.0 if visible else 0.0, 40.0 if visible else 0.0, score if visible else 0.0, interpolated
+    )
     return Prediction(row, peak=FrameResult(3, peak_xy[0], peak_xy[1], score))
 
 
-@pytest.mark.parametrize("prediction, expected", [
-    (_p(True, 0.9), Proposal(1, 50.0, 40.0, 0.9, "")),
-    (_p(True, 0.6), Proposal(1, 50.0, 40.0, 0.6, "score")),  # within 0.15 of the 0.5 threshold
-    (_p(False, 0.4), Proposal(0, None, None, 0.4, "score")),
-    (_p(False, 0.1), Proposal(0, None, None, 0.1, "")),
-    (_p(False, 0.95), Proposal(0, None, None, 0.95, "jump")),  # detected, rejected by the gate
-    (_p(True, 0.05, interpolated=True), Proposal(1, 50.0, 40.0, 0.05, "gap")),
-    (_p(False, 0.9, peak_xy=(math.nan, math.nan)), Proposal(0, None, None, 0.9, "")),
-])
+@pytest.mark.parametrize(
+    "prediction, expected",
+    [
+        (_p(True, 0.9), Proposal(1, 50.0, 40.0, 0.9, "")),
+        (_p(True, 0.6), Proposal(1, 50.0, 40.0, 0.6, "score")),  # within 0.15 of the 0.5 threshold
+        (_p(False, 0.4), Proposal(0, None, None, 0.4, "score")),
+        (_p(False, 0.1), Proposal(0, None, None, 0.1, "")),
+        (_p(False, 0.95), Proposal(0, None, None, 0.95, "jump")),  # detected, rejected by the gate
+        (_p(True, 0.05, interpolated=True), Proposal(1, 50.0, 40.0, 0.05, "gap")),
+        (_p(False, 0.9, peak_xy=(math.nan, math.nan)), Proposal(0, None, None, 0.9, "")),
+    ],
+)
 def test_classify(prediction: Prediction, expected: Proposal) -> None:
     assert classify(prediction, 0.5, 128, 72) == expected
 

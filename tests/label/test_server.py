@@ -45,10 +45,12 @@ def test_api_serves_frames_validates_writes_and_saves_on_ctrl_c(video: Path) -> 
         assert status == 200 and kind.startswith("text/html") and srv.token.encode() in page
         assert srv.request("GET", "/static/app.js")[0] == 200
 
-        for bad, needle in (({"changes": [{"frame": 99, "visibility": 1, "x": 1, "y": 1}]}, "outside 0..11"),
-                            ({"changes": [{"frame": 1, "visibility": 1, "x": 500, "y": 1}]}, "outside the image"),
-                            ({"changes": [{"frame": 1, "visibility": 7}]}, "visibility must be"),
-                            ([1, 2], "must be an object")):
+        for bad, needle in (
+            ({"changes": [{"frame": 99, "visibility": 1, "x": 1, "y": 1}]}, "outside 0..11"),
+            ({"changes": [{"frame": 1, "visibility": 1, "x": 500, "y": 1}]}, "outside the image"),
+            ({"changes": [{"frame": 1, "visibility": 7}]}, "visibility must be"),
+            ([1, 2], "must be an object"),
+        ):
             status, body = srv.json("PUT", "/api/labels", bad)
             assert status == 422 and needle in body["error"], body
         status, body = srv.json("PUT", "/api/labels", raw=b"{not json")
@@ -57,8 +59,14 @@ def test_api_serves_frames_validates_writes_and_saves_on_ctrl_c(video: Path) -> 
         assert srv.json("GET", "/nothing/here")[0] == 404
         assert not target.exists()  # nothing valid was sent yet
 
-        status, body = srv.json("PUT", "/api/labels", {"changes": [
-            {"frame": 3, "visibility": 1, "x": 40.5, "y": 30}, {"frame": 4, "visibility": 0}], "position": 4})
+        status, body = srv.json(
+            "PUT",
+            "/api/labels",
+            {
+                "changes": [{"frame": 3, "visibility": 1, "x": 40.5, "y": 30}, {"frame": 4, "visibility": 0}],
+                "position": 4,
+            },
+        )
         assert status == 200 and body["changed"] == [3, 4]
         assert wait_for(lambda: labels_of(target) == "Frame,Visibility,X,Y\n3,1,40.5,30\n4,0,0,0\n", timeout=5)
         status, snap = srv.json("GET", "/api/labels")
@@ -128,8 +136,10 @@ def test_other_hosts_are_warned_about(video: Path) -> None:
 
 
 def test_without_the_label_extra_one_line_says_what_to_install(video: Path) -> None:
-    code = ("import sys; sys.modules['starlette'] = None; from tracknet_cli.cli.app import main; "
-            f"sys.argv = ['tracknet', 'label', {str(video)!r}]; main()")
+    code = (
+        "import sys; sys.modules['starlette'] = None; from tracknet_cli.cli.app import main; "
+        f"sys.argv = ['tracknet', 'label', {str(video)!r}]; main()"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr == "error: tracknet label needs the label extra: pip install 'tracknet-cli[label]'\n"
@@ -140,10 +150,12 @@ def test_unusable_inputs_fail_in_one_line(tmp_path: Path) -> None:
 
     text = tmp_path / "notes.txt"
     text.write_text("x")
-    for args, needle in (([str(tmp_path / "missing.mp4")], "input not found"),
-                         ([str(text)], "neither a video"),
-                         ([str(tmp_path)], "holds no frame images"),
-                         ([str(text), "--no-model", "--checkpoint", "tennis"], "--no-model turns the model off")):
+    for args, needle in (
+        ([str(tmp_path / "missing.mp4")], "input not found"),
+        ([str(text)], "neither a video"),
+        ([str(tmp_path)], "holds no frame images"),
+        ([str(text), "--no-model", "--checkpoint", "tennis"], "--no-model turns the model off"),
+    ):
         proc = tracknet("label", *args, timeout=300)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()

@@ -30,7 +30,8 @@ def test_video_labels_go_beside_it_in_the_tracknetv2_dialect_and_resume_exactly(
     assert session.apply(CHANGES, position=5) == [0, 1, 2, 5]
     session.save()
     assert video.with_suffix(".csv").read_text() == (
-        "Frame,Visibility,X,Y\n0,1,10.5,20.25\n1,0,0,0\n2,3,128,72\n5,2,3.142,0\n")
+        "Frame,Visibility,X,Y\n0,1,10.5,20.25\n1,0,0,0\n2,3,128,72\n5,2,3.142,0\n"
+    )
     table = read_labels(video.with_suffix(".csv"), width=128, height=72, num_frames=12)
     assert table.dialect == "tracknetv2"
     assert table.visibility.tolist() == [1, 0, 3, -1, -1, 2] + [-1] * 6
@@ -61,14 +62,19 @@ def test_a_foreign_label_file_is_loaded_but_never_overwritten(video: Path) -> No
     assert session.files.target == video.with_name("rally.tracknet.csv")
     assert session.files.load_from == foreign
     assert session.notes and "rally.tracknet.csv" in session.notes[0] and "--overwrite" in session.notes[0]
-    assert session.labels[0] == Label(1, 64.0, 18.0) and session.labels[1] == Label(0) and session.labels[3] == Label(1, 32.0, 36.0)
+    assert (
+        session.labels[0] == Label(1, 64.0, 18.0)
+        and session.labels[1] == Label(0)
+        and session.labels[3] == Label(1, 32.0, 36.0)
+    )
     assert session.confirmed == set()  # nobody confirmed the file's labels here
     assert session.counts()["confirmed"] == 3
     session.apply([{"frame": 2, "visibility": 1, "x": 1, "y": 2}])
     session.save()
     assert foreign.read_bytes() == before
     assert video.with_name("rally.tracknet.csv").read_text() == (
-        "Frame,Visibility,X,Y\n0,1,64,18\n1,0,0,0\n2,1,1,2\n3,1,32,36\n")
+        "Frame,Visibility,X,Y\n0,1,64,18\n1,0,0,0\n2,1,1,2\n3,1,32,36\n"
+    )
     session.close()
     again = open_session(video)  # reopening finds our file beside the foreign one
     assert again.files.target == video.with_name("rally.tracknet.csv") and again.files.resuming
@@ -96,7 +102,8 @@ def test_a_file_edited_by_hand_counts_as_foreign(video: Path) -> None:
 
 def test_frame_folder_writes_label_csv_in_the_tennis_dialect_keeping_status(frames_dir: Path) -> None:
     (frames_dir / "Label.csv").write_text(
-        "file name,visibility,x-coordinate,y-coordinate,status\n0000.jpg,1,10,20,2\n0001.jpg,2,,,0\n")
+        "file name,visibility,x-coordinate,y-coordinate,status\n0000.jpg,1,10,20,2\n0001.jpg,2,,,0\n"
+    )
     session = open_session(frames_dir, overwrite=True)
     assert session.media.kind == "frames" and session.frames == 12
     assert session.labels[0] == Label(1, 10.0, 20.0, 2) and session.labels[1] is None  # visible without x,y
@@ -104,7 +111,8 @@ def test_frame_folder_writes_label_csv_in_the_tennis_dialect_keeping_status(fram
     session.apply([{"frame": 0, "visibility": 1, "x": 11, "y": 21}, {"frame": 11, "visibility": 0}])
     session.save()
     assert (frames_dir / "Label.csv").read_text() == (
-        "file name,visibility,x-coordinate,y-coordinate,status\n0000.jpg,1,11,21,2\n0011.jpg,0,,,\n")
+        "file name,visibility,x-coordinate,y-coordinate,status\n0000.jpg,1,11,21,2\n0011.jpg,0,,,\n"
+    )
 
 
 def test_labels_path_naming_an_input_or_a_folder_is_refused(video: Path, frames_dir: Path) -> None:
@@ -116,18 +124,21 @@ def test_labels_path_naming_an_input_or_a_folder_is_refused(video: Path, frames_
         open_session(video, video.parent)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"frame": 12, "visibility": 0}, "frame 12 is outside 0..11"),
-    ({"frame": -1, "visibility": 0}, "outside"),
-    ({"frame": "3", "visibility": 0}, "frame must be an integer"),
-    ({"frame": True, "visibility": 0}, "frame must be an integer"),
-    ({"frame": 3, "visibility": 4, "x": 1, "y": 1}, "visibility must be 0, 1, 2 or 3"),
-    ({"frame": 3, "visibility": 1}, "x must be a number"),
-    ({"frame": 3, "visibility": 1, "x": 128.5, "y": 1}, "x=128.5 is outside the image"),
-    ({"frame": 3, "visibility": 1, "x": 1, "y": -0.1}, "y=-0.1 is outside the image"),
-    ({"frame": 3, "visibility": 1, "x": float("nan"), "y": 1}, "x must be a number"),
-    ("frame 3", "must be an object"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"frame": 12, "visibility": 0}, "frame 12 is outside 0..11"),
+        ({"frame": -1, "visibility": 0}, "outside"),
+        ({"frame": "3", "visibility": 0}, "frame must be an integer"),
+        ({"frame": True, "visibility": 0}, "frame must be an integer"),
+        ({"frame": 3, "visibility": 4, "x": 1, "y": 1}, "visibility must be 0, 1, 2 or 3"),
+        ({"frame": 3, "visibility": 1}, "x must be a number"),
+        ({"frame": 3, "visibility": 1, "x": 128.5, "y": 1}, "x=128.5 is outside the image"),
+        ({"frame": 3, "visibility": 1, "x": 1, "y": -0.1}, "y=-0.1 is outside the image"),
+        ({"frame": 3, "visibility": 1, "x": float("nan"), "y": 1}, "x must be a number"),
+        ("frame 3", "must be an object"),
+    ],
+)
 def test_bad_changes_are_refused_and_nothing_is_applied(video: Path, change: object, message: str) -> None:
     session = open_session(video)
     with pytest.raises(LabelRequestError, match=message):

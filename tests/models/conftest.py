@@ -30,7 +30,9 @@ def vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(1)
     folder = _save(DINOv3ViTModel(DINOv3ViTConfig(num_register_tokens=4, **VIT_TINY)), tmp_path_factory.mktemp("vit4"))
-    (folder / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.25, 0.3]}))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps({"image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.25, 0.3]})
+    )
     return folder
 
 
@@ -60,17 +62,38 @@ def dinov3_convnext_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save(DINOv3ConvNextModel(DINOv3ConvNextConfig(**CONVNEXT_TINY)), tmp_path_factory.mktemp("dinov3_convnext"))
 
 
-def make_config(kind: str, name: str | Path, *, frames: int = 1, fusion: str = "early", size: tuple[int, int] = (64, 96),
-                heatmap: tuple[int, int] = (16, 24), pretrained: bool = True, freeze: bool = False,
-                decoder: str | None = None, **model: Any):
+def make_config(
+    kind: str,
+    name: str | Path,
+    *,
+    frames: int = 1,
+    fusion: str = "early",
+    size: tuple[int, int] = (64, 96),
+    heatmap: tuple[int, int] = (16, 24),
+    pretrained: bool = True,
+    freeze: bool = False,
+    decoder: str | None = None,
+    **model: Any,
+):
     """A TrackNetConfig for a tiny model: `size`/`heatmap` as (H, W)."""
     from tracknet_cli.config.schema import TrackNetConfig
 
     backbone = {"type": kind, "pretrained_model_name": str(name), "pretrained": pretrained, "freeze": freeze}
     backbone.update(model.pop("backbone", {}))
     return TrackNetConfig(
-        data={"input_height": size[0], "input_width": size[1], "heatmap_height": heatmap[0],
-              "heatmap_width": heatmap[1], "sequence_length": frames},
-        model={"backbone": backbone, "decoder": decoder or ("upsampling" if kind == "dinov3_vit" else "fpn"),
-               "upsampling": {"channels": [16, 8]}, "fpn": {"lateral_dim": 8}, "temporal_fusion": fusion, **model},
+        data={
+            "input_height": size[0],
+            "input_width": size[1],
+            "heatmap_height": heatmap[0],
+            "heatmap_width": heatmap[1],
+            "sequence_length": frames,
+        },
+        model={
+            "backbone": backbone,
+            "decoder": decoder or ("upsampling" if kind == "dinov3_vit" else "fpn"),
+            "upsampling": {"channels": [16, 8]},
+            "fpn": {"lateral_dim": 8},
+            "temporal_fusion": fusion,
+            **model,
+        },
     )

@@ -46,7 +46,9 @@ def test_padded_and_unpadded_paths_agree() -> None:
     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("grid,heatmap", [((18, 32), (72, 128)), ((45, 80), (72, 128)), ((3, 5), (50, 90)), ((20, 20), (10, 10))])
+@pytest.mark.parametrize(
+    "grid,heatmap", [((18, 32), (72, 128)), ((45, 80), (72, 128)), ((3, 5), (50, 90)), ((20, 20), (10, 10))]
+)
 def test_upsampling_decoder_reaches_the_heatmap_from_any_grid(grid: tuple[int, int], heatmap: tuple[int, int]) -> None:
     decoder = UpsamplingDecoder([12, 12], [16, 8, 4])
     out = decoder([torch.randn(1, 12, *grid), torch.randn(1, 12, *grid)], Canvas(size=heatmap))

@@ -14,8 +14,12 @@ from tracknet_cli.models import build_model
 
 
 def _dir(request: pytest.FixtureRequest, kind: str) -> Path:
-    fixture = {"dinov3_vit": "vit_dir", "dinov3_vit0": "vit0_dir", "convnext": "convnext_dir",
-               "dinov3_convnext": "dinov3_convnext_dir"}[kind]
+    fixture = {
+        "dinov3_vit": "vit_dir",
+        "dinov3_vit0": "vit0_dir",
+        "convnext": "convnext_dir",
+        "dinov3_convnext": "dinov3_convnext_dir",
+    }[kind]
     return request.getfixturevalue(fixture)
 
 
@@ -25,7 +29,9 @@ def _kind(name: str) -> str:
 
 # ---------------------------------------------------------------- loading from a local folder
 @pytest.mark.parametrize("registers,fixture", [(4, "vit_dir"), (0, "vit0_dir")])
-def test_vit_patch_maps_match_transformers_backbone(registers: int, fixture: str, request: pytest.FixtureRequest) -> None:
+def test_vit_patch_maps_match_transformers_backbone(
+    registers: int, fixture: str, request: pytest.FixtureRequest
+) -> None:
     """Our CLS/register dropping agrees with transformers' own DINOv3ViTBackbone on the same weights."""
     from transformers import DINOv3ViTBackbone as HFBackbone
 
@@ -53,22 +59,30 @@ def test_pretrained_weights_come_from_the_folder(vit_dir: Path, convnext_dir: Pa
     # the classifier checkpoint stores the trunk under `convnext.`; every stage weight must arrive
     saved = load_file(str(convnext_dir / "model.safetensors"))
     net = build_model(make_config("convnext", convnext_dir)).backbone.net.state_dict()
-    trunk = {k.removeprefix("convnext."): v for k, v in saved.items()
-             if k.startswith("convnext.") and not k.startswith("convnext.layernorm.")}  # the pooler norm is dropped
+    trunk = {
+        k.removeprefix("convnext."): v
+        for k, v in saved.items()
+        if k.startswith("convnext.") and not k.startswith("convnext.layernorm.")
+    }  # the pooler norm is dropped
     assert set(trunk) == set(net)
     for key, value in trunk.items():
         torch.testing.assert_close(net[key], value)
     # this file keeps the original DINOv3 key names; transformers' own loader is the reference
     from transformers import DINOv3ConvNextModel
 
-    reference = {k: v for k, v in DINOv3ConvNextModel.from_pretrained(str(dinov3_convnext_dir)).state_dict().items()
-                 if not k.startswith("layer_norm.")}  # the pooler norm is dropped
+    reference = {
+        k: v
+        for k, v in DINOv3ConvNextModel.from_pretrained(str(dinov3_convnext_dir)).state_dict().items()
+        if not k.startswith("layer_norm.")
+    }  # the pooler norm is dropped
     net = build_model(make_config("dinov3_convnext", dinov3_convnext_dir)).backbone.net.state_dict()
     assert set(reference) == set(net)
     for key, value in reference.items():
         torch.testing.assert_close(net[key], value)
     fresh = build_model(make_config("dinov3_convnext", dinov3_convnext_dir, pretrained=False)).backbone.net.state_dict()
-    assert not torch.equal(fresh["model.stages.0.downsample_layers.0.weight"], net["model.stages.0.downsample_layers.0.weight"])
+    assert not torch.equal(
+        fresh["model.stages.0.downsample_layers.0.weight"], net["model.stages.0.downsample_layers.0.weight"]
+    )
 
 
 def test_normalisation_from_preprocessor_config_else_imagenet(vit_dir: Path, vit0_dir: Path) -> None:
@@ -81,8 +95,9 @@ def test_normalisation_from_preprocessor_config_else_imagenet(vit_dir: Path, vit
     assert plain.std.flatten().tolist() == pytest.approx([0.229, 0.224, 0.225])
 
 
-def test_loading_chatter_is_hidden_unless_verbose(convnext_dir: Path, capsys: pytest.CaptureFixture[str],
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_loading_chatter_is_hidden_unless_verbose(
+    convnext_dir: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     """The classifier checkpoint makes transformers log a LOAD REPORT (unexpected classifier keys)."""
     caplog.set_level(logging.INFO)
     build_model(make_config("convnext", convnext_dir))
@@ -97,7 +112,9 @@ def test_loading_chatter_is_hidden_unless_verbose(convnext_dir: Path, capsys: py
 @pytest.mark.parametrize("name", ["dinov3_vit", "dinov3_vit0", "convnext", "dinov3_convnext"])
 @pytest.mark.parametrize("fusion,frames", [("early", 1), ("early", 3), ("late", 3)])
 def test_output_is_one_heatmap_per_frame(name: str, fusion: str, frames: int, request: pytest.FixtureRequest) -> None:
-    config = make_config(_kind(name), _dir(request, name), frames=frames, fusion=fusion, size=(64, 96), heatmap=(16, 24))
+    config = make_config(
+        _kind(name), _dir(request, name), frames=frames, fusion=fusion, size=(64, 96), heatmap=(16, 24)
+    )
     model = build_model(config).eval()
     with torch.no_grad():
         out = model(torch.rand(2, frames, 3, 64, 96))
@@ -107,8 +124,9 @@ def test_output_is_one_heatmap_per_frame(name: str, fusion: str, frames: int, re
 
 @pytest.mark.parametrize("name", ["dinov3_vit", "convnext"])
 @pytest.mark.parametrize("size,heatmap", [((50, 90), (25, 45)), ((72, 128), (18, 32)), ((40, 200), (10, 50))])
-def test_sizes_that_are_not_patch_multiples(name: str, size: tuple[int, int], heatmap: tuple[int, int],
-                                            request: pytest.FixtureRequest) -> None:
+def test_sizes_that_are_not_patch_multiples(
+    name: str, size: tuple[int, int], heatmap: tuple[int, int], request: pytest.FixtureRequest
+) -> None:
     """50×90 is a multiple of neither 16 nor 32: padded inside, cropped back to exactly the heatmap size."""
     model = build_model(make_config(_kind(name), _dir(request, name), frames=3, size=size, heatmap=heatmap)).eval()
     with torch.no_grad():
@@ -142,12 +160,29 @@ def test_decoder_is_told_which_part_of_the_padded_input_is_real(convnext_dir: Pa
 
 
 # ---------------------------------------------------------------- gradients and freezing
-@pytest.mark.parametrize("name,fusion", [("dinov3_vit", "early"), ("dinov3_vit0", "late"), ("convnext", "early"),
-                                         ("convnext", "late"), ("dinov3_convnext", "early")])
+@pytest.mark.parametrize(
+    "name,fusion",
+    [
+        ("dinov3_vit", "early"),
+        ("dinov3_vit0", "late"),
+        ("convnext", "early"),
+        ("convnext", "late"),
+        ("dinov3_convnext", "early"),
+    ],
+)
 def test_gradients_reach_every_trainable_parameter(name: str, fusion: str, request: pytest.FixtureRequest) -> None:
     torch.manual_seed(0)
-    model = build_model(make_config(_kind(name), _dir(request, name), frames=3, fusion=fusion, size=(48, 64),
-                                    heatmap=(12, 16), no_ball_logit=True)).train()
+    model = build_model(
+        make_config(
+            _kind(name),
+            _dir(request, name),
+            frames=3,
+            fusion=fusion,
+            size=(48, 64),
+            heatmap=(12, 16),
+            no_ball_logit=True,
+        )
+    ).train()
     logits, no_ball = model(torch.rand(2, 3, 3, 48, 64), with_no_ball=True)
     (logits * torch.randn_like(logits)).sum().add(no_ball.sum()).backward()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -161,8 +196,11 @@ def test_gradients_reach_every_trainable_parameter(name: str, fusion: str, reque
 
 @pytest.mark.parametrize("name,fusion,frames", [("dinov3_vit", "early", 1), ("convnext", "late", 3)])
 def test_frozen_backbone_gets_no_gradient(name: str, fusion: str, frames: int, request: pytest.FixtureRequest) -> None:
-    model = build_model(make_config(_kind(name), _dir(request, name), frames=frames, fusion=fusion, freeze=True,
-                                    size=(48, 64), heatmap=(12, 16)))
+    model = build_model(
+        make_config(
+            _kind(name), _dir(request, name), frames=frames, fusion=fusion, freeze=True, size=(48, 64), heatmap=(12, 16)
+        )
+    )
     model.train()
     assert not model.backbone.training and model.decoder.training  # no drop-path/RoPE jitter when frozen
     model(torch.rand(1, frames, 3, 48, 64)).sum().backward()
@@ -173,7 +211,9 @@ def test_frozen_backbone_gets_no_gradient(name: str, fusion: str, frames: int, r
 
 # ---------------------------------------------------------------- temporal fusion
 @pytest.mark.parametrize("name", ["dinov3_vit", "convnext", "dinov3_convnext"])
-def test_early_fusion_of_identical_frames_reproduces_single_frame_features(name: str, request: pytest.FixtureRequest) -> None:
+def test_early_fusion_of_identical_frames_reproduces_single_frame_features(
+    name: str, request: pytest.FixtureRequest
+) -> None:
     folder = _dir(request, name)
     single = build_model(make_config(_kind(name), folder, frames=1)).eval()
     triple = build_model(make_config(_kind(name), folder, frames=3, fusion="early")).eval()

@@ -10,21 +10,40 @@ import torch
 
 from tests.models.conftest import make_config
 from tracknet_cli.errors import ConfigError
-from tracknet_cli.models import build_model
 from tracknet_cli.inference.checkpoint import load_model, save_checkpoint
+from tracknet_cli.models import build_model
 
 WIDTHS = [4, 8, 12, 16]
 
 
-def unet_config(*, frames: int = 3, fusion: str = "early", size: tuple[int, int] = (48, 64),
-                heatmap: tuple[int, int] = (48, 64), input_stride: int = 1, **model):
-    return make_config("unet", "unused", frames=frames, fusion=fusion, size=size, heatmap=heatmap, pretrained=False,
-                       decoder="unet", unet={"widths": WIDTHS, "convs": 2, "input_stride": input_stride}, **model)
+def unet_config(
+    *,
+    frames: int = 3,
+    fusion: str = "early",
+    size: tuple[int, int] = (48, 64),
+    heatmap: tuple[int, int] = (48, 64),
+    input_stride: int = 1,
+    **model,
+):
+    return make_config(
+        "unet",
+        "unused",
+        frames=frames,
+        fusion=fusion,
+        size=size,
+        heatmap=heatmap,
+        pretrained=False,
+        decoder="unet",
+        unet={"widths": WIDTHS, "convs": 2, "input_stride": input_stride},
+        **model,
+    )
 
 
 @pytest.mark.parametrize("fusion,frames", [("early", 1), ("early", 3), ("late", 3)])
 @pytest.mark.parametrize("size,heatmap", [((48, 64), (48, 64)), ((50, 90), (50, 90)), ((50, 90), (25, 45))])
-def test_one_heatmap_per_frame_at_any_size(fusion: str, frames: int, size: tuple[int, int], heatmap: tuple[int, int]) -> None:
+def test_one_heatmap_per_frame_at_any_size(
+    fusion: str, frames: int, size: tuple[int, int], heatmap: tuple[int, int]
+) -> None:
     """50×90 is not a multiple of 8 (three poolings): padded inside, cropped back to the canvas."""
     model = build_model(unet_config(frames=frames, fusion=fusion, size=size, heatmap=heatmap)).eval()
     with torch.no_grad():
@@ -134,8 +153,17 @@ def test_pretrained_unet_is_refused_with_the_fix() -> None:
 
 
 def test_unet_decoder_also_takes_a_convnext_pyramid(convnext_dir: Path) -> None:
-    model = build_model(make_config("convnext", convnext_dir, frames=3, size=(64, 96), heatmap=(32, 48),
-                                    decoder="unet", backbone={"out_indices": [1, 2, 3, 4]})).eval()
+    model = build_model(
+        make_config(
+            "convnext",
+            convnext_dir,
+            frames=3,
+            size=(64, 96),
+            heatmap=(32, 48),
+            decoder="unet",
+            backbone={"out_indices": [1, 2, 3, 4]},
+        )
+    ).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 3, 3, 64, 96)).shape == (1, 3, 32, 48)
     assert model.decoder.out_channels == model.backbone.channels[0]
@@ -143,8 +171,8 @@ def test_unet_decoder_also_takes_a_convnext_pyramid(convnext_dir: Path) -> None:
 
 def test_predict_auto_precision_follows_the_family_table(tmp_path: Path) -> None:
     """`predict --precision auto` on a CPU with native bf16 runs the unet in bf16 + channels_last, else fp32."""
-    from tracknet_cli.predict.tracker import Tracker
     from tracknet_cli.inference.runtime import cpu_bf16_support
+    from tracknet_cli.predict.tracker import Tracker
 
     config = unet_config(size=(40, 72), heatmap=(40, 72))
     path = tmp_path / "best.safetensors"
@@ -158,8 +186,9 @@ def test_predict_auto_precision_follows_the_family_table(tmp_path: Path) -> None
         assert auto.engine.amp is None
 
 
-@pytest.mark.parametrize("size,heatmap,crop,expected", [((48, 64), (48, 64), (32, 32), (32, 32)),
-                                                         ((48, 64), (24, 32), (32, 48), (16, 24))])
+@pytest.mark.parametrize(
+    "size,heatmap,crop,expected", [((48, 64), (48, 64), (32, 32), (32, 32)), ((48, 64), (24, 32), (32, 48), (16, 24))]
+)
 def test_a_training_crop_gets_the_same_cells_per_pixel(size, heatmap, crop, expected) -> None:
     """data.augment.crop_*: a crop of the input gives the matching crop of the heatmap grid."""
     model = build_model(unet_config(size=size, heatmap=heatmap)).eval()

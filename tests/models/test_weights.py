@@ -28,15 +28,22 @@ def test_gated_dinov3_offline_says_how_to_get_access(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # a name of the gated family that is surely not cached
     config = make_config("dinov3_vit", "facebook/dinov3-tracknet-test-never-cached")
-    with pytest.raises(WeightsUnavailableError, match=r"request access on https://huggingface.co/facebook/dinov3-.*HF_TOKEN.*hf auth login"):
+    with pytest.raises(
+        WeightsUnavailableError,
+        match=r"request access on https://huggingface.co/facebook/dinov3-.*HF_TOKEN.*hf auth login",
+    ):
         build_model(config)
 
 
 def test_random_build_of_a_known_hub_id_uses_its_architecture_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """pretrained=false with the default ViT-B/16 id: its 4 register tokens and 12 heads, shrunk by overrides."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    config = make_config("dinov3_vit", "facebook/dinov3-vitb16-pretrain-lvd1689m", pretrained=False,
-                         backbone={"config_overrides": {"num_hidden_layers": 1, "hidden_size": 48, "intermediate_size": 96}})
+    config = make_config(
+        "dinov3_vit",
+        "facebook/dinov3-vitb16-pretrain-lvd1689m",
+        pretrained=False,
+        backbone={"config_overrides": {"num_hidden_layers": 1, "hidden_size": 48, "intermediate_size": 96}},
+    )
     model = build_model(config)
     vit = model.backbone.vit.config
     assert (vit.num_register_tokens, vit.num_attention_heads, vit.num_hidden_layers, vit.hidden_size) == (4, 12, 1, 48)
@@ -44,8 +51,12 @@ def test_random_build_of_a_known_hub_id_uses_its_architecture_offline(monkeypatc
 
 
 def test_random_convnext_overrides_can_change_the_stage_count() -> None:
-    config = make_config("convnext", "facebook/convnext-tiny-224", pretrained=False,
-                         backbone={"config_overrides": {"depths": [1, 1, 1], "hidden_sizes": [8, 16, 24]}})
+    config = make_config(
+        "convnext",
+        "facebook/convnext-tiny-224",
+        pretrained=False,
+        backbone={"config_overrides": {"depths": [1, 1, 1], "hidden_sizes": [8, 16, 24]}},
+    )
     backbone = build_model(config).backbone
     assert backbone.channels == [8, 16, 24] and backbone.strides == [4, 8, 16] and backbone.pad_multiple == 16
 
@@ -68,7 +79,9 @@ def test_a_checkpoint_of_another_family_is_a_config_error(vit_dir: Path) -> None
 
 def test_unknown_override_and_bad_out_indices_are_config_errors(vit_dir: Path) -> None:
     with pytest.raises(ConfigError, match="config_overrides.hidden_sise"):
-        build_model(make_config("dinov3_vit", vit_dir, pretrained=False, backbone={"config_overrides": {"hidden_sise": 8}}))
+        build_model(
+            make_config("dinov3_vit", vit_dir, pretrained=False, backbone={"config_overrides": {"hidden_sise": 8}})
+        )
     with pytest.raises(ConfigError, match=r"out_indices: 3 is not a layer.*1\.\.2"):
         build_model(make_config("dinov3_vit", vit_dir, backbone={"out_indices": [3]}))
 

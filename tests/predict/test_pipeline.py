@@ -36,14 +36,15 @@ def _one_thread() -> None:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quickstart architecture at 128x72 with seeded random weights, saved as `tracknet train` does."""
     from tracknet_cli.config.load import resolve, selection_from
-    from tracknet_cli.models.registry import build_model
     from tracknet_cli.inference.checkpoint import save_checkpoint
+    from tracknet_cli.models.registry import build_model
 
     config = resolve(selection_from("quickstart", None, None, None, TINY)).config
     torch.manual_seed(0)
     model = build_model(config)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.safetensors", model, config,
-                           threshold=0.5, loss="softmax", metrics={})
+    return save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "best.safetensors", model, config, threshold=0.5, loss="softmax", metrics={}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "game1" / "Clip1"
 
 
-def reference(tracker: Tracker, frames: list[np.ndarray], source_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def reference(
+    tracker: Tracker, frames: list[np.ndarray], source_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Every window of T consecutive frames run alone, the heatmaps of each frame averaged, then decoded:
     the computation the pipeline streams, written plainly (short clips pad the tail like it does)."""
     from tracknet_cli.data.geometry import Codec
@@ -82,7 +85,9 @@ def reference(tracker: Tracker, frames: list[np.ndarray], source_size: tuple[int
 
 def test_video_stream_equals_offline_reference(checkpoint: Path, clip: Path, tmp_path: Path) -> None:
     """Frame folder through the pipeline (batches of 5 windows, raw detections) vs the plain computation."""
-    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=5, threshold=0.0, track=False, precision="fp32")
+    tracker = Tracker.from_pretrained(
+        checkpoint, device="cpu", batch_size=5, threshold=0.0, track=False, precision="fp32"
+    )
     assert tracker.engine.window == 3 and tracker.input_size == (128, 72)
     source = open_source(clip)[0]
     frames = [f.images[0] for f in source.frames([(128, 72)])]  # what the pipeline decodes (JPEG draft)
@@ -97,7 +102,9 @@ def test_video_stream_equals_offline_reference(checkpoint: Path, clip: Path, tmp
 
 
 def test_track_frames_numbers_from_first_frame_and_matches_reference(checkpoint: Path, clip: Path) -> None:
-    tracker = Tracker.from_pretrained(checkpoint, device="cpu", batch_size=2, threshold=0.0, track=False, precision="fp32")
+    tracker = Tracker.from_pretrained(
+        checkpoint, device="cpu", batch_size=2, threshold=0.0, track=False, precision="fp32"
+    )
     frames = [f.images[0] for f in open_source(clip)[0].frames([(128, 72)])][:7]
     rows = list(tracker.track_frames(iter(frames), first_frame=100))
     assert [r.frame for r in rows] == list(range(100, 107))
@@ -188,8 +195,13 @@ def test_ctrl_c_closes_csv_and_overlay_on_the_same_frame(checkpoint: Path, tmp_p
 
     csv_path, video_path = tmp_path / "o.csv", tmp_path / "o.mp4"
     with pytest.raises(Interrupted, match="interrupted after 20 frames"):
-        write_outputs(lambda size: tracker.stream(source, overlay_size=size), source, csv_path=csv_path,
-                      video_path=video_path, on_row=on_row)
+        write_outputs(
+            lambda size: tracker.stream(source, overlay_size=size),
+            source,
+            csv_path=csv_path,
+            video_path=video_path,
+            on_row=on_row,
+        )
     lines = csv_path.read_text().splitlines()
     assert lines[0] == "Frame,Visibility,X,Y,Score,Interpolated" and len(lines) == 21
     assert [int(line.split(",")[0]) for line in lines[1:]] == list(range(20))
@@ -203,8 +215,12 @@ def test_a_failure_mid_run_leaves_no_files(checkpoint: Path, tmp_path: Path) -> 
     good = np.zeros((72, 128, 3), np.uint8)
     source = ArraySource([good] * 30 + [np.zeros((10, 10, 3), np.uint8)])
     with pytest.raises(UsageError):
-        write_outputs(lambda size: tracker.stream(source, overlay_size=size), source,
-                      csv_path=tmp_path / "o.csv", video_path=tmp_path / "o.mp4")
+        write_outputs(
+            lambda size: tracker.stream(source, overlay_size=size),
+            source,
+            csv_path=tmp_path / "o.csv",
+            video_path=tmp_path / "o.mp4",
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -213,12 +229,21 @@ def test_existing_outputs_are_refused_before_any_work(checkpoint: Path, tmp_path
     (tmp_path / "o.mp4").write_bytes(b"keep")
     source = ArraySource([np.zeros((72, 128, 3), np.uint8)] * 4)
     with pytest.raises(UsageError, match="already exists"):
-        write_outputs(lambda size: tracker.stream(source, overlay_size=size), source,
-                      csv_path=tmp_path / "o.csv", video_path=tmp_path / "o.mp4")
+        write_outputs(
+            lambda size: tracker.stream(source, overlay_size=size),
+            source,
+            csv_path=tmp_path / "o.csv",
+            video_path=tmp_path / "o.mp4",
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"]
     assert (tmp_path / "o.mp4").read_bytes() == b"keep"
-    summary = write_outputs(lambda size: tracker.stream(source, overlay_size=size), source,
-                            csv_path=tmp_path / "o.csv", video_path=tmp_path / "o.mp4", overwrite=True)
+    summary = write_outputs(
+        lambda size: tracker.stream(source, overlay_size=size),
+        source,
+        csv_path=tmp_path / "o.csv",
+        video_path=tmp_path / "o.mp4",
+        overwrite=True,
+    )
     assert summary.frames == 4 and _decoded_frames(tmp_path / "o.mp4") == 4
 
 
@@ -228,9 +253,11 @@ def test_from_pretrained_rejects_bad_settings(checkpoint: Path, tmp_path: Path) 
     with pytest.raises(UsageError, match="precision"):
         Tracker.from_pretrained(checkpoint, device="cpu", precision="fp8")
     # Tracking settings are checked before anything is read: a bad one wins over a missing checkpoint.
-    for kwargs, needle in (({"threshold": 1.5}, "threshold 1.5 must be between 0 and 1"),
-                           ({"max_jump": 0.0}, "max jump 0 must be positive"),
-                           ({"max_gap": -1}, "max gap -1 must be >= 0")):
+    for kwargs, needle in (
+        ({"threshold": 1.5}, "threshold 1.5 must be between 0 and 1"),
+        ({"max_jump": 0.0}, "max jump 0 must be positive"),
+        ({"max_gap": -1}, "max gap -1 must be >= 0"),
+    ):
         with pytest.raises(UsageError, match=needle):
             Tracker.from_pretrained(tmp_path / "missing.safetensors", device="cpu", **kwargs)
     bad = tmp_path / "bad.safetensors"
@@ -243,7 +270,9 @@ def test_from_pretrained_rejects_bad_settings(checkpoint: Path, tmp_path: Path) 
     assert [r.frame for r in rows] == [0, 1, 2, 3, 4]
 
 
-def test_a_resolved_checkpoint_is_resolved_once(checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_resolved_checkpoint_is_resolved_once(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CLI resolves `--checkpoint` and hands the result on: neither the Tracker nor the engine loader
     resolves it again, and the loader takes a file (a folder is not a checkpoint file to it)."""
     from tracknet_cli.errors import InputError

@@ -21,8 +21,17 @@ def level(i: int) -> int:
     return 20 + 7 * (i % 32)
 
 
-def write_video(path: Path, n: int = 30, size: tuple[int, int] = (64, 48), *, fps: int = 30, noise: bool = False,
-                rotation: int | None = None, faststart: bool = True, pts_steps: list[int] | None = None) -> Path:
+def write_video(
+    path: Path,
+    n: int = 30,
+    size: tuple[int, int] = (64, 48),
+    *,
+    fps: int = 30,
+    noise: bool = False,
+    rotation: int | None = None,
+    faststart: bool = True,
+    pts_steps: list[int] | None = None,
+) -> Path:
     w, h = size
     pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"  # x264 4:2:0 needs even sizes
     container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"} if faststart else {})

@@ -42,8 +42,10 @@ def kinds(rows: list[TrackRow]) -> str:
 def test_threshold_and_no_track_give_raw_detections() -> None:
     cfg = TrackingConfig(threshold=0.5, enabled=False)
     tracker = OnlineTracker(cfg, (100, 100))
-    outs = [tracker.push(FrameResult(i, x, 5.0, s)) for i, (x, s) in
-            enumerate([(1.0, 0.9), (300.0, 0.4), (2.0, 0.5), (math.nan, 0.99), (400.0, 0.8)])]
+    outs = [
+        tracker.push(FrameResult(i, x, 5.0, s))
+        for i, (x, s) in enumerate([(1.0, 0.9), (300.0, 0.4), (2.0, 0.5), (math.nan, 0.99), (400.0, 0.8)])
+    ]
     assert all(len(o) == 1 for o in outs)  # no delay at all
     rows = [o[0] for o in outs]
     assert kinds(rows) == "D.D.D"  # 0.4 < threshold, NaN peak; the jump to 400 is kept (no gating)
@@ -176,4 +178,3 @@ def test_settings_are_checked_once_for_every_caller() -> None:
     for kwargs in ({"threshold": -0.1}, {"max_gap": -1}, {"max_jump": 0.0}, {"max_jump": float("nan")}):
         with pytest.raises(UsageError):
             TrackingConfig(**kwargs)
-

@@ -57,7 +57,13 @@ def test_tracknet_dialect_reads_back_as_labels(tmp_path: Path) -> None:
             writer.write(row)
     lines = read_csv(out)
     assert lines[0] == ["file name", "visibility", "x-coordinate", "y-coordinate", "status"]
-    assert lines[1] == ["0000.jpg", "1", "12.345", "20.5", ""]  # 3 decimals, as eval --save-csv and lines[3] == ["0002.jpg", "0", "", "", ""]
+    assert lines[1] == [
+        "0000.jpg",
+        "1",
+        "12.345",
+        "20.5",
+        "",
+    ]  # 3 decimals, as eval --save-csv and lines[3] == ["0002.jpg", "0", "", "", ""]
     table = read_labels(out, width=64, height=48)
     assert table.dialect == "tennis"
     assert table.visibility.tolist() == [1, 1, 0, 1]

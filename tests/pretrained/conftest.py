@@ -37,8 +37,8 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from tracknet_cli.config.load import Selection, resolve
-    from tracknet_cli.models import build_model
     from tracknet_cli.inference.checkpoint import save_checkpoint
+    from tracknet_cli.models import build_model
 
     sets = tuple(TINY[i + 1] for i in range(len(TINY) - 1) if TINY[i] == "--set")
     config = resolve(Selection(profile="quickstart", sets=sets), environ={}).config
@@ -75,7 +75,12 @@ def hf_cache(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
     cache = tmp_path_factory.mktemp("hf-hub")
     _snapshot(cache, "tracknet-test/tiny", HUB_REV, {"model.safetensors": tiny_checkpoint}, {"main": HUB_REV})
     _snapshot(cache, "tracknet-test/tiny", HUB_REV_V1, {"model.safetensors": tiny_checkpoint}, {"v1": HUB_REV_V1})
-    _snapshot(cache, "tracknet-test/multi", HUB_REV,
-              {"a.safetensors": tiny_checkpoint, "sub/b.safetensors": tiny_checkpoint}, {"main": HUB_REV})
+    _snapshot(
+        cache,
+        "tracknet-test/multi",
+        HUB_REV,
+        {"a.safetensors": tiny_checkpoint, "sub/b.safetensors": tiny_checkpoint},
+        {"main": HUB_REV},
+    )
     _snapshot(cache, "tracknet-test/renamed", HUB_REV, {"tracknet.safetensors": tiny_checkpoint}, {"main": HUB_REV})
     return cache

@@ -28,19 +28,46 @@ def test_games_9_and_10_are_held_out_and_the_second_stage_adds_the_extra_rallies
     pair(badminton, "00002")
     pair(extra, "00001", None)  # the video is missing: skipped and named
     pair(extra, "00003")
-    run = subprocess.run([sys.executable, str(SCRIPT), "--tennis", str(tennis), "--badminton", str(badminton),
-                          "--badminton-extra", str(extra), "--out", str(out)], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--tennis",
+            str(tennis),
+            "--badminton",
+            str(badminton),
+            "--badminton-extra",
+            str(extra),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_symlink())
-    assert files == ["tennis-test/game10_Clip1.csv", "tennis-test/game10_Clip1.mp4",
-                     "tennis-test/game9_Clip2.csv", "tennis-test/game9_Clip2.mp4",
-                     "train-more/badminton", "train-more/badminton2/00003.csv", "train-more/badminton2/00003.mp4",
-                     "train-more/tennis",
-                     "train/badminton/00001.csv", "train/badminton/00001.mp4",
-                     "train/badminton/00002.csv", "train/badminton/00002.mp4",
-                     "train/tennis/game1_Clip1.csv", "train/tennis/game1_Clip1.mp4"]
+    assert files == [
+        "tennis-test/game10_Clip1.csv",
+        "tennis-test/game10_Clip1.mp4",
+        "tennis-test/game9_Clip2.csv",
+        "tennis-test/game9_Clip2.mp4",
+        "train-more/badminton",
+        "train-more/badminton2/00003.csv",
+        "train-more/badminton2/00003.mp4",
+        "train-more/tennis",
+        "train/badminton/00001.csv",
+        "train/badminton/00001.mp4",
+        "train/badminton/00002.csv",
+        "train/badminton/00002.mp4",
+        "train/tennis/game1_Clip1.csv",
+        "train/tennis/game1_Clip1.mp4",
+    ]
     assert (out / "train-more/badminton2/00003.mp4").resolve() == (extra / "00003.mp4").resolve()
-    assert sorted(p.name for p in (out / "train-more/badminton").iterdir()) == ["00001.csv", "00001.mp4", "00002.csv",
-                                                                              "00002.mp4"]
+    assert sorted(p.name for p in (out / "train-more/badminton").iterdir()) == [
+        "00001.csv",
+        "00001.mp4",
+        "00002.csv",
+        "00002.mp4",
+    ]
     assert "raw_data2/game8_Clip7.mp4" in run.stdout and "raw_data2/00001.mp4" in run.stdout
     assert "badminton: 2 rallies, 1 more" in run.stdout

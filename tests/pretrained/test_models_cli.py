@@ -37,10 +37,20 @@ def test_models_json_lists_every_name_with_its_metadata(models_dir: Path, tiny_c
     model, _ = load_model(tiny_checkpoint)
     assert court["parameters"] == sum(p.numel() for p in model.parameters())
     assert (court["sport"], court["input_width"], court["input_height"], court["default"]) == ("tennis", 128, 72, True)
-    assert court["held_out"] == {"split": "game9", "protocol": "tracknet", "f1": 0.25, "precision": 0.5, "recall": 0.125}
+    assert court["held_out"] == {
+        "split": "game9",
+        "protocol": "tracknet",
+        "f1": 0.25,
+        "precision": 0.5,
+        "recall": 0.125,
+    }
     assert court["data"][0]["repository"] == "example/synthetic-clips"
     assert court["training"]["machine"] == "the test suite"
-    assert (court["threshold"], court["origin"], court["file"]) == (0.375, str(models_dir), "tiny-quickstart.safetensors")
+    assert (court["threshold"], court["origin"], court["file"]) == (
+        0.375,
+        str(models_dir),
+        "tiny-quickstart.safetensors",
+    )
     assert rows["tiny-shuttle"]["path"] == court["path"] and rows["tiny-shuttle"]["held_out"] is None
 
 
@@ -48,8 +58,16 @@ def test_models_table(models_dir: Path) -> None:
     result = invoke("models", env={MODELS_DIR_ENV: str(models_dir), "COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    for fragment in ("tiny-court *", "tiny-shuttle", "badminton", "128x72x3", "0.250", "game9 (tracknet)",
-                     "example/synthetic-clips", "the default"):
+    for fragment in (
+        "tiny-court *",
+        "tiny-shuttle",
+        "badminton",
+        "128x72x3",
+        "0.250",
+        "game9 (tracknet)",
+        "example/synthetic-clips",
+        "the default",
+    ):
         assert fragment in out, (fragment, out)
 
 
@@ -61,23 +79,42 @@ def test_models_without_a_models_folder_lists_the_shipped_catalogue() -> None:
 
 def test_predict_without_checkpoint_names_the_default_model(models_dir: Path, synth_root: Path, tmp_path: Path) -> None:
     out_csv = tmp_path / "clip1.csv"
-    proc = tracknet("predict", str(synth_root / "game1" / "Clip1"), "--csv", str(out_csv), "--no-video",
-                    env={MODELS_DIR_ENV: str(models_dir)}, timeout=300)
+    proc = tracknet(
+        "predict",
+        str(synth_root / "game1" / "Clip1"),
+        "--csv",
+        str(out_csv),
+        "--no-video",
+        env={MODELS_DIR_ENV: str(models_dir)},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert (f"no --checkpoint: using the default model tiny-court (from {models_dir}, tiny-quickstart.safetensors), "
-            "tennis; held-out F1 0.25 (tracknet protocol, game9). Pick another with --checkpoint NAME|FILE|RUN "
-            "(tracknet models lists the names)") in " ".join(proc.stderr.split())
+    assert (
+        f"no --checkpoint: using the default model tiny-court (from {models_dir}, tiny-quickstart.safetensors), "
+        "tennis; held-out F1 0.25 (tracknet protocol, game9). Pick another with --checkpoint NAME|FILE|RUN "
+        "(tracknet models lists the names)"
+    ) in " ".join(proc.stderr.split())
     with out_csv.open() as fh:
         assert len(list(csv.DictReader(fh))) == len(list((synth_root / "game1" / "Clip1").glob("*.jpg")))
 
 
 def test_predict_and_eval_take_a_model_name(models_dir: Path, synth_root: Path, tmp_path: Path) -> None:
     env = {MODELS_DIR_ENV: str(models_dir)}
-    result = invoke("predict", str(synth_root / "game1" / "Clip2"), "-c", "tiny-shuttle", "--csv",
-                    str(tmp_path / "c.csv"), "--no-video", env=env)
+    result = invoke(
+        "predict",
+        str(synth_root / "game1" / "Clip2"),
+        "-c",
+        "tiny-shuttle",
+        "--csv",
+        str(tmp_path / "c.csv"),
+        "--no-video",
+        env=env,
+    )
     assert result.exit_code == 0, result.stderr
     assert "model tiny-shuttle (from" in result.stderr and "threshold 0.375" in result.stderr
-    result = invoke("eval", "--checkpoint", "tiny-court", "--data-root", str(synth_root), "--split", "all", "--json", env=env)
+    result = invoke(
+        "eval", "--checkpoint", "tiny-court", "--data-root", str(synth_root), "--split", "all", "--json", env=env
+    )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["checkpoint"] == str(models_dir / "tiny-quickstart.safetensors") and payload["threshold"] == 0.375
@@ -88,41 +125,87 @@ def test_an_unknown_name_is_one_line_with_suggestions(models_dir: Path, synth_ro
     env = {MODELS_DIR_ENV: str(models_dir)}
     result = invoke("predict", str(synth_root / "game1" / "Clip1"), "-c", "tiny-shutle", "--no-video", env=env)
     assert result.exit_code == 2
-    assert _one_line(result.stderr) == ("error: --checkpoint tiny-shutle: no such file, run folder or model name; "
-                                        "did you mean tiny-shuttle or tiny-court? (tracknet models lists them)")
+    assert _one_line(result.stderr) == (
+        "error: --checkpoint tiny-shutle: no such file, run folder or model name; "
+        "did you mean tiny-shuttle or tiny-court? (tracknet models lists them)"
+    )
     result = invoke("eval", "--checkpoint", "tiny", "--data-root", str(synth_root), env=env)
     assert result.exit_code == 2 and "did you mean" in _one_line(result.stderr)
     result = invoke("train", *TINY, "--init-from", "tiny-curt", env=env)
     assert result.exit_code == 2
-    assert _one_line(result.stderr).startswith("error: --init-from tiny-curt: no such file, run folder or model name; did you mean tiny-court")
+    assert _one_line(result.stderr).startswith(
+        "error: --init-from tiny-curt: no such file, run folder or model name; did you mean tiny-court"
+    )
 
 
 def test_init_from_a_model_name_fine_tunes_it(models_dir: Path, synth_root: Path, tmp_path: Path) -> None:
-    base = [*TINY, "--set", f"data.root={synth_root}", "--set", "training.max_steps=1", "--set", "training.val_every=1000"]
-    result = invoke("train", *base, "--init-from", "tiny-court", "--out", str(tmp_path / "fine"),
-                    env={MODELS_DIR_ENV: str(models_dir)})
+    base = [
+        *TINY,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "training.max_steps=1",
+        "--set",
+        "training.val_every=1000",
+    ]
+    result = invoke(
+        "train",
+        *base,
+        "--init-from",
+        "tiny-court",
+        "--out",
+        str(tmp_path / "fine"),
+        env={MODELS_DIR_ENV: str(models_dir)},
+    )
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "fine" / "weights" / "last.safetensors").is_file()
-    other = invoke("train", *base, "--set", "data.sequence_length=1", "--init-from", "tiny-court",
-                   "--out", str(tmp_path / "bad"), env={MODELS_DIR_ENV: str(models_dir)})
+    other = invoke(
+        "train",
+        *base,
+        "--set",
+        "data.sequence_length=1",
+        "--init-from",
+        "tiny-court",
+        "--out",
+        str(tmp_path / "bad"),
+        env={MODELS_DIR_ENV: str(models_dir)},
+    )
     assert other.exit_code == 2 and "other model settings (data.sequence_length: 3 -> 1)" in _one_line(other.stderr)
     assert not (tmp_path / "bad").exists()
 
 
 def test_hub_repo_ids_in_eval_and_the_offline_missing_error(hf_cache: Path, synth_root: Path) -> None:
     env = _hub_env(hf_cache)
-    proc = tracknet("eval", "--checkpoint", "tracknet-test/tiny", "--data-root", str(synth_root), "--split", "all",
-                    "--json", env=env, timeout=300)
+    proc = tracknet(
+        "eval",
+        "--checkpoint",
+        "tracknet-test/tiny",
+        "--data-root",
+        str(synth_root),
+        "--split",
+        "all",
+        "--json",
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     expected = hf_cache / "models--tracknet-test--tiny" / "snapshots" / HUB_REV / "model.safetensors"
     assert json.loads(proc.stdout)["checkpoint"] == str(expected)
-    proc = tracknet("predict", str(synth_root / "game1" / "Clip1"), "-c", "tracknet-test/not-there", "--no-video",
-                    env=env, timeout=300)
+    proc = tracknet(
+        "predict",
+        str(synth_root / "game1" / "Clip1"),
+        "-c",
+        "tracknet-test/not-there",
+        "--no-video",
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert _one_line(proc.stderr) == (
         "error: --checkpoint tracknet-test/not-there: no such file or run folder, and as a Hugging Face repo id: "
         f"tracknet-test/not-there/model.safetensors is not in the Hugging Face cache ({hf_cache}) and HF_HUB_OFFLINE "
-        "is set: download it once online (unset HF_HUB_OFFLINE), or pass a local file")
+        "is set: download it once online (unset HF_HUB_OFFLINE), or pass a local file"
+    )
 
 
 def test_tracker_from_pretrained(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,7 +219,9 @@ def test_tracker_from_pretrained(models_dir: Path, monkeypatch: pytest.MonkeyPat
     rows = list(tracker.track_frames([np.zeros((72, 128, 3), np.uint8)] * 4))
     assert [row.frame for row in rows] == [0, 1, 2, 3]
     assert Tracker.from_pretrained(device="cpu").meta.config == tracker.meta.config  # None: the default model
-    with pytest.raises(InputError, match="model tiny-cour: no such file, run folder or model name; did you mean tiny-court"):
+    with pytest.raises(
+        InputError, match="model tiny-cour: no such file, run folder or model name; did you mean tiny-court"
+    ):
         Tracker.from_pretrained("tiny-cour")
 
 
@@ -147,10 +232,18 @@ def test_listing_models_loads_no_weights_and_no_torch(models_dir: Path) -> None:
 
     from tests.cli.helpers import ROOT
 
-    code = ("import sys; from tracknet_cli.cli.app import run; run(['models', '--json']);"
-            "print('torch' in sys.modules, 'huggingface_hub' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                          env={**os.environ, MODELS_DIR_ENV: str(models_dir)})
+    code = (
+        "import sys; from tracknet_cli.cli.app import run; run(['models', '--json']);"
+        "print('torch' in sys.modules, 'huggingface_hub' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, MODELS_DIR_ENV: str(models_dir)},
+    )
     listing, imported = proc.stdout.strip().splitlines()
     assert len(json.loads(listing)["models"]) >= 2
     assert imported == "False False"

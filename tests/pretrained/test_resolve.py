@@ -51,14 +51,21 @@ def test_names_resolve_through_the_models_folder_two_names_one_file(models_dir: 
 def test_unknown_names_get_suggestions(models_dir: Path) -> None:
     with pytest.raises(InputError) as info:
         resolve_checkpoint("tiny-cort", environ=_env(models_dir))
-    assert info.value.line() == "--checkpoint tiny-cort: no such file, run folder or model name; did you mean tiny-court? (tracknet models lists them)"
+    assert (
+        info.value.line() == "--checkpoint tiny-cort: no such file, run folder or model name; "
+        "did you mean tiny-court? (tracknet models lists them)"
+    )
     with pytest.raises(InputError, match=r"known models: tiny-court, tiny-shuttle"):
         resolve_checkpoint("volleyball", option="--init-from", environ=_env(models_dir))
-    with pytest.raises(InputError, match=r"^--checkpoint best.safetensors: checkpoint not found \(no such file or run folder\)$"):
+    with pytest.raises(
+        InputError, match=r"^--checkpoint best.safetensors: checkpoint not found \(no such file or run folder\)$"
+    ):
         resolve_checkpoint("best.safetensors", environ=_env(models_dir))  # a file name, not a model name
 
 
-def test_a_folder_named_like_a_model_that_is_no_run_is_the_model(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folder_named_like_a_model_that_is_no_run_is_the_model(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "tiny-court").mkdir()  # e.g. a folder of clips
     monkeypatch.chdir(tmp_path)
     assert resolve_checkpoint("tiny-court", environ=_env(models_dir)).kind == "catalogue"
@@ -69,16 +76,27 @@ def test_a_mistyped_local_path_is_not_sent_to_the_hub(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as info:
         resolve_checkpoint("runs/exp9/best.safetensors", environ={})
-    assert info.value.line() == ("--checkpoint runs/exp9/best.safetensors: checkpoint not found (no such file or run "
-                                 "folder; for the Hugging Face repo runs/exp9, write hf:runs/exp9/best.safetensors)")
+    assert info.value.line() == (
+        "--checkpoint runs/exp9/best.safetensors: checkpoint not found (no such file or run "
+        "folder; for the Hugging Face repo runs/exp9, write hf:runs/exp9/best.safetensors)"
+    )
 
 
 def test_the_default_comes_from_the_first_catalogue_that_sets_one(models_dir: Path, tmp_path: Path) -> None:
     bundled = tmp_path / "bundled"
     bundled.mkdir()
     shutil.copy(models_dir / "tiny-quickstart.safetensors", bundled / "b.safetensors")
-    (bundled / "catalogue.yaml").write_text(yaml.safe_dump({"default": "tiny-court", "models": {
-        "tiny-court": {"file": "b.safetensors", "sport": "squash"}, "other": {"file": "b.safetensors", "sport": "padel"}}}))
+    (bundled / "catalogue.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "default": "tiny-court",
+                "models": {
+                    "tiny-court": {"file": "b.safetensors", "sport": "squash"},
+                    "other": {"file": "b.safetensors", "sport": "padel"},
+                },
+            }
+        )
+    )
     both = load_catalogue(_env(models_dir), bundled_dir=bundled)
     assert list(both.entries) == ["tiny-court", "tiny-shuttle", "other"]
     assert both.entries["tiny-court"].spec.sport == "tennis"  # the folder comes first
@@ -94,19 +112,24 @@ def test_the_default_comes_from_the_first_catalogue_that_sets_one(models_dir: Pa
 
 def test_no_default_model_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "catalogue.yaml").write_text("format: 1\ndefault: null\nmodels: {}\n")
-    with pytest.raises(InputError, match=r"no --checkpoint given and no default model \(this install bundles none\): pass --checkpoint"):
+    with pytest.raises(
+        InputError, match=r"no --checkpoint given and no default model \(this install bundles none\): pass --checkpoint"
+    ):
         default_checkpoint(catalogue=load_catalogue({}, bundled_dir=tmp_path))
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("models: {a: {file: a.safetensors}}", "models.a.sport: Field required"),
-    ("models: {a: {file: sub/a.safetensors, sport: x}}", "no path"),
-    ("default: b\nmodels: {a: {file: a.safetensors, sport: x}}", "default 'b' is not one of its models (a)"),
-    ("models: {Big: {file: a.safetensors, sport: x}}", "lower-case"),
-    ("format: 2", "upgrade tracknet-cli"),
-    ("models: {a: {file: a.safetensors, sport: x, colour: red}}", "models.a.colour"),
-    ("models: [", "unreadable catalogue"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("models: {a: {file: a.safetensors}}", "models.a.sport: Field required"),
+        ("models: {a: {file: sub/a.safetensors, sport: x}}", "no path"),
+        ("default: b\nmodels: {a: {file: a.safetensors, sport: x}}", "default 'b' is not one of its models (a)"),
+        ("models: {Big: {file: a.safetensors, sport: x}}", "lower-case"),
+        ("format: 2", "upgrade tracknet-cli"),
+        ("models: {a: {file: a.safetensors, sport: x, colour: red}}", "models.a.colour"),
+        ("models: [", "unreadable catalogue"),
+    ],
+)
 def test_a_broken_catalogue_names_its_file(tmp_path: Path, text: str, fragment: str) -> None:
     (tmp_path / "catalogue.yaml").write_text(text)
     with pytest.raises(ConfigError) as info:
@@ -120,7 +143,9 @@ def test_models_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no catalogue.yaml there"):
         load_catalogue(_env(tmp_path))
     (tmp_path / "catalogue.yaml").write_text(yaml.safe_dump(CATALOGUE))  # names a file that is not there
-    with pytest.raises(InputError, match="model tiny-court: its catalogue names .*tiny-quickstart.safetensors, which is missing"):
+    with pytest.raises(
+        InputError, match="model tiny-court: its catalogue names .*tiny-quickstart.safetensors, which is missing"
+    ):
         resolve_checkpoint("tiny-court", environ=_env(tmp_path))
     from tests.cli.helpers import invoke
 
@@ -139,19 +164,22 @@ def test_weights_info_reads_the_header_only(tiny_checkpoint: Path) -> None:
     assert info.backbone == "convnext"
 
 
-@pytest.mark.parametrize(("text", "ref"), [
-    ("org/name", HubRef("org/name")),
-    ("org/name@v1", HubRef("org/name", revision="v1")),
-    ("org/name/sub/model.safetensors", HubRef("org/name", "sub/model.safetensors")),
-    ("org/name/model.safetensors@" + "a" * 40, HubRef("org/name", "model.safetensors", "a" * 40)),
-    ("hf://org/name/weights.bin", HubRef("org/name", "weights.bin")),
-    ("hf:org/name", HubRef("org/name")),
-    ("runs/quickstart/exp1", None),          # a path, not a file in a repo
-    ("runs/best.safetensors", None),          # a file in a folder
-    ("./org/name", None),
-    ("/abs/path", None),
-    ("tennis", None),
-])
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        ("org/name", HubRef("org/name")),
+        ("org/name@v1", HubRef("org/name", revision="v1")),
+        ("org/name/sub/model.safetensors", HubRef("org/name", "sub/model.safetensors")),
+        ("org/name/model.safetensors@" + "a" * 40, HubRef("org/name", "model.safetensors", "a" * 40)),
+        ("hf://org/name/weights.bin", HubRef("org/name", "weights.bin")),
+        ("hf:org/name", HubRef("org/name")),
+        ("runs/quickstart/exp1", None),  # a path, not a file in a repo
+        ("runs/best.safetensors", None),  # a file in a folder
+        ("./org/name", None),
+        ("/abs/path", None),
+        ("tennis", None),
+    ],
+)
 def test_hub_ids(text: str, ref: HubRef | None) -> None:
     assert parse_hub_id(text) == ref
 
@@ -177,27 +205,52 @@ def _hub_env(cache: Path) -> dict[str, str]:
 
 
 def test_hub_repo_ids_resolve_from_the_cache_offline(hf_cache: Path) -> None:
-    specs = ["tracknet-test/tiny", "tracknet-test/tiny@v1", "tracknet-test/tiny/model.safetensors",
-             "hf:tracknet-test/multi/sub/b.safetensors", "tracknet-test/renamed", "tracknet-test/multi",
-             "tracknet-test/absent", "tracknet-test/tiny/other.safetensors", "tracknet-test/tiny@v2"]
-    proc = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, *specs], cwd=ROOT, env=_hub_env(hf_cache),
-                          capture_output=True, text=True, timeout=120)
+    specs = [
+        "tracknet-test/tiny",
+        "tracknet-test/tiny@v1",
+        "tracknet-test/tiny/model.safetensors",
+        "hf:tracknet-test/multi/sub/b.safetensors",
+        "tracknet-test/renamed",
+        "tracknet-test/multi",
+        "tracknet-test/absent",
+        "tracknet-test/tiny/other.safetensors",
+        "tracknet-test/tiny@v2",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", _HUB_SCRIPT, *specs],
+        cwd=ROOT,
+        env=_hub_env(hf_cache),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     snap = hf_cache / "models--tracknet-test--tiny" / "snapshots"
     assert got["tracknet-test/tiny"]["path"] == str(snap / HUB_REV / "model.safetensors")
     assert got["tracknet-test/tiny"]["kind"] == "hub"
-    assert got["tracknet-test/tiny"]["label"] == "tracknet-test/tiny/model.safetensors (Hugging Face hub, model.safetensors)"
+    assert (
+        got["tracknet-test/tiny"]["label"]
+        == "tracknet-test/tiny/model.safetensors (Hugging Face hub, model.safetensors)"
+    )
     assert got["tracknet-test/tiny@v1"]["path"] == str(snap / HUB_REV_V1 / "model.safetensors")
     assert got["tracknet-test/tiny/model.safetensors"]["path"] == str(snap / HUB_REV / "model.safetensors")
     assert got["hf:tracknet-test/multi/sub/b.safetensors"]["path"].endswith(f"{HUB_REV}/sub/b.safetensors")
     assert got["tracknet-test/renamed"]["path"].endswith("tracknet.safetensors")  # its only .safetensors
-    assert got["tracknet-test/multi"] == {"code": 2, "error": (
-        "--checkpoint tracknet-test/multi: no such file or run folder, and as a Hugging Face repo id: the repo "
-        "tracknet-test/multi holds several .safetensors files (a.safetensors, sub/b.safetensors): name one, "
-        "e.g. tracknet-test/multi/a.safetensors")}
-    for spec, missing in (("tracknet-test/absent", "tracknet-test/absent/model.safetensors"),
-                          ("tracknet-test/tiny/other.safetensors", "tracknet-test/tiny/other.safetensors"),
-                          ("tracknet-test/tiny@v2", "tracknet-test/tiny/model.safetensors@v2")):
+    assert got["tracknet-test/multi"] == {
+        "code": 2,
+        "error": (
+            "--checkpoint tracknet-test/multi: no such file or run folder, and as a Hugging Face repo id: the repo "
+            "tracknet-test/multi holds several .safetensors files (a.safetensors, sub/b.safetensors): name one, "
+            "e.g. tracknet-test/multi/a.safetensors"
+        ),
+    }
+    for spec, missing in (
+        ("tracknet-test/absent", "tracknet-test/absent/model.safetensors"),
+        ("tracknet-test/tiny/other.safetensors", "tracknet-test/tiny/other.safetensors"),
+        ("tracknet-test/tiny@v2", "tracknet-test/tiny/model.safetensors@v2"),
+    ):
         assert got[spec]["code"] == 2, got[spec]
-        assert f"{missing} is not in the Hugging Face cache ({hf_cache}) and HF_HUB_OFFLINE is set" in got[spec]["error"]
+        assert (
+            f"{missing} is not in the Hugging Face cache ({hf_cache}) and HF_HUB_OFFLINE is set" in got[spec]["error"]
+        )

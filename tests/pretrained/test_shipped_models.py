@@ -19,8 +19,10 @@ MAX_MODEL_BYTES = 10 * 2**20
 MAX_WHEEL_DATA_BYTES = 25 * 2**20
 
 SHIPPED = load_catalogue({})
-NO_MODELS = ("no bundled models yet: src/tracknet_cli/pretrained/catalogue.yaml has no entries "
-             "(the trained tennis and badminton models are added there with their files)")
+NO_MODELS = (
+    "no bundled models yet: src/tracknet_cli/pretrained/catalogue.yaml has no entries "
+    "(the trained tennis and badminton models are added there with their files)"
+)
 
 
 def _entries() -> list:
@@ -69,7 +71,9 @@ def test_only_catalogued_files_ship_and_they_fit_the_wheel() -> None:
 
 
 def test_package_data_covers_the_catalogue_and_weights() -> None:
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tracknet_cli.pretrained"]
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "tracknet_cli.pretrained"
+    ]
     for name in [CATALOGUE_FILE, "any-model.safetensors"] + [p.name for p in PACKAGE_DIR.glob("*.safetensors")]:
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
 
@@ -86,10 +90,27 @@ def test_fine_tuning_a_bundled_model_by_name_takes_the_finetune_profile(synth_ro
     from tests.cli.helpers import tracknet
 
     name = next(iter(SHIPPED.entries))
-    proc = tracknet("train", "--init-from", name, "--set", f"data.root={synth_root}", "--set", "training.max_steps=1",
-                    "--set", "training.batch_size=2", "--set", "data.subset.max_frames_per_clip=4",
-                    "--set", "training.overlay_frames=0", "--set", "data.cache=off", "--set", "training.precision=fp32",
-                    "--out", str(tmp_path / "ft"))
+    proc = tracknet(
+        "train",
+        "--init-from",
+        name,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "training.max_steps=1",
+        "--set",
+        "training.batch_size=2",
+        "--set",
+        "data.subset.max_frames_per_clip=4",
+        "--set",
+        "training.overlay_frames=0",
+        "--set",
+        "data.cache=off",
+        "--set",
+        "training.precision=fp32",
+        "--out",
+        str(tmp_path / "ft"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "--init-from without --profile: using the finetune profile" in " ".join(proc.stderr.split())
     assert (tmp_path / "ft" / "weights" / "last.safetensors").is_file()

@@ -13,18 +13,37 @@ from tests.cli.helpers import ROOT, tracknet
 
 # Small enough that every case runs in seconds on two cores: 64x36 input, one training step.
 TINY = [
-    "--profile", "quickstart",
-    "--set", "data.input_width=64", "--set", "data.input_height=36",
-    "--set", "data.heatmap_width=32", "--set", "data.heatmap_height=18",
-    "--set", "training.batch_size=2", "--set", "training.max_steps=1", "--set", "training.val_every=1",
-    "--set", "training.overlay_frames=0", "--set", "data.cache=off", "--set", "training.precision=fp32",
-    "--set", "training.time_limit=null",
+    "--profile",
+    "quickstart",
+    "--set",
+    "data.input_width=64",
+    "--set",
+    "data.input_height=36",
+    "--set",
+    "data.heatmap_width=32",
+    "--set",
+    "data.heatmap_height=18",
+    "--set",
+    "training.batch_size=2",
+    "--set",
+    "training.max_steps=1",
+    "--set",
+    "training.val_every=1",
+    "--set",
+    "training.overlay_frames=0",
+    "--set",
+    "data.cache=off",
+    "--set",
+    "training.precision=fp32",
+    "--set",
+    "training.time_limit=null",
 ]
 
 
 def synth(root: Path, clips: int = 2, frames: int = 30) -> Path:
-    proc = tracknet("data", "synth", str(root), "--games", "1", "--clips", str(clips), "--frames", str(frames),
-                    "--size", "128x72")
+    proc = tracknet(
+        "data", "synth", str(root), "--games", "1", "--clips", str(clips), "--frames", str(frames), "--size", "128x72"
+    )
     assert proc.returncode == 0, proc.stderr
     return root
 
@@ -96,8 +115,9 @@ def write_mp4(path: Path, frames_dir: Path, *, repeat: int = 1, fps: int = 25) -
 def refused_before_serving(args: list[str], bug: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a `tracknet label` command line that must refuse; one that serves instead (``bug``) is stopped
     with Ctrl-C and fails the test."""
-    proc = subprocess.Popen(args, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -32,7 +32,9 @@ def test_yaml_tags_never_run_code(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_a_broken_or_foreign_checkpoint_is_refused_in_one_line(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+def test_a_broken_or_foreign_checkpoint_is_refused_in_one_line(
+    rel_data: Path, rel_checkpoint: Path, tmp_path: Path
+) -> None:
     marker = tmp_path / "code-ran"
     video = write_mp4(tmp_path / "v.mp4", rel_data / "game1" / "Clip1")
     truncated = tmp_path / "truncated.safetensors"
@@ -43,7 +45,9 @@ def test_a_broken_or_foreign_checkpoint_is_refused_in_one_line(rel_data: Path, r
     text.write_text("not weights\n")
     for ckpt in (truncated, pickled, text):
         one_error_line(tracknet("predict", str(video), "-c", str(ckpt), "--csv", str(tmp_path / "o.csv")), 2, str(ckpt))
-    one_error_line(tracknet("eval", "--checkpoint", str(pickled), "--data-root", str(rel_data), "--split", "all"), 2, str(pickled))
+    one_error_line(
+        tracknet("eval", "--checkpoint", str(pickled), "--data-root", str(rel_data), "--split", "all"), 2, str(pickled)
+    )
     assert not marker.exists() and not (tmp_path / "o.csv").exists()
 
 
@@ -51,13 +55,20 @@ def test_outputs_are_never_overwritten_without_overwrite(rel_data: Path, rel_che
     video = write_mp4(tmp_path / "v.mp4", rel_data / "game1" / "Clip1")
     kept = tmp_path / "o.csv"
     kept.write_text("mine\n")
-    one_error_line(tracknet("predict", str(video), "-c", str(rel_checkpoint), "--csv", str(kept), "--no-video"),
-                   2, "already exists", "--overwrite")
+    one_error_line(
+        tracknet("predict", str(video), "-c", str(rel_checkpoint), "--csv", str(kept), "--no-video"),
+        2,
+        "already exists",
+        "--overwrite",
+    )
     assert kept.read_text() == "mine\n"
     out = tmp_path / "imported"
     (out / "x").mkdir(parents=True)
     one_error_line(tracknet("data", "import", str(rel_data), str(out)), 2, "not empty")
     one_error_line(tracknet("data", "import", str(rel_data), str(rel_data / "inside")), 2, "inside SRC")
     run = shutil.copytree(rel_checkpoint.parents[1], tmp_path / "run")
-    one_error_line(tracknet("train", "--profile", "quickstart", "--set", f"data.root={rel_data}", "--out", str(run)),
-                   2, "not empty")
+    one_error_line(
+        tracknet("train", "--profile", "quickstart", "--set", f"data.root={rel_data}", "--out", str(run)),
+        2,
+        "not empty",
+    )

@@ -14,7 +14,9 @@ from tests.reliability.conftest import TINY, one_error_line, write_mp4
 
 
 # ---------------------------------------------------------------- case 2: user text is never markup
-def test_predict_prints_a_markup_like_folder_name_as_itself(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+def test_predict_prints_a_markup_like_folder_name_as_itself(
+    rel_data: Path, rel_checkpoint: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "mk[/b]"
     video = write_mp4(folder / "v[red].mp4", rel_data / "game1" / "Clip1")
     data = video.read_bytes()
@@ -46,8 +48,11 @@ def test_eval_and_inspect_print_a_markup_like_clip_id_as_itself(rel_data: Path, 
 def test_non_utf8_profile_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     profile = tmp_path / "latin1.yaml"
     profile.write_bytes("description: r\xe9glage\nextends: quickstart\n".encode("latin-1"))
-    for args in (["config", "show", "--profile", str(profile)], ["train", "--dry-run", "--profile", str(profile)],
-                 ["config", "show", "--data", str(profile)]):
+    for args in (
+        ["config", "show", "--profile", str(profile)],
+        ["train", "--dry-run", "--profile", str(profile)],
+        ["config", "show", "--data", str(profile)],
+    ):
         one_error_line(tracknet(*args), 2, str(profile), "UTF-8")
     run = tmp_path / "run"
     (run / "state").mkdir(parents=True)
@@ -57,7 +62,9 @@ def test_non_utf8_profile_is_a_config_error_naming_the_file(tmp_path: Path) -> N
 
 
 # ---------------------------------------------------------------- case 7: a foreign state/last.pt
-def test_resume_refuses_a_raw_pickle_state_in_one_line_without_unsafe_advice(rel_checkpoint: Path, tmp_path: Path) -> None:
+def test_resume_refuses_a_raw_pickle_state_in_one_line_without_unsafe_advice(
+    rel_checkpoint: Path, tmp_path: Path
+) -> None:
     run = shutil.copytree(rel_checkpoint.parents[1], tmp_path / "run")
     marker = tmp_path / "code-ran"
     state = run / "state" / "last.pt"
@@ -67,7 +74,8 @@ def test_resume_refuses_a_raw_pickle_state_in_one_line_without_unsafe_advice(rel
             "import os, pickle\n"
             "class Evil:\n"
             f"    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
-            f"pickle.dump({{'step': Evil()}}, open({str(state)!r}, 'wb'))"),
+            f"pickle.dump({{'step': Evil()}}, open({str(state)!r}, 'wb'))"
+        ),
     }
     for name, code in payloads.items():
         subprocess.run([sys.executable, "-c", code], check=True)
@@ -85,8 +93,16 @@ def test_info_and_warning_lines_stay_whole_on_a_pipe(rel_data: Path, rel_checkpo
     video = write_mp4(folder / "clip.mp4", rel_data / "game1" / "Clip1")
     data = video.read_bytes()
     video.write_bytes(data[: len(data) * 2 // 3])
-    proc = tracknet("predict", str(video), "-c", str(rel_checkpoint), "--csv", str(folder / "o.csv"), "--no-video",
-                    env={"COLUMNS": "80"})
+    proc = tracknet(
+        "predict",
+        str(video),
+        "-c",
+        str(rel_checkpoint),
+        "--csv",
+        str(folder / "o.csv"),
+        "--no-video",
+        env={"COLUMNS": "80"},
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert any(line.startswith("model ") and str(rel_checkpoint) in line for line in lines), proc.stderr
@@ -98,7 +114,9 @@ def test_info_and_warning_lines_stay_whole_on_a_pipe(rel_data: Path, rel_checkpo
 # ---------------------------------------------------------------- case 13: an error repeats little of the input
 def _bomb(levels: int) -> str:
     names = "abcdefghij"
-    parts = ["&a [x,x,x,x,x,x,x,x,x]"] + [f"&{names[i]} [{','.join([f'*{names[i - 1]}'] * 9)}]" for i in range(1, levels)]
+    parts = ["&a [x,x,x,x,x,x,x,x,x]"] + [
+        f"&{names[i]} [{','.join([f'*{names[i - 1]}'] * 9)}]" for i in range(1, levels)
+    ]
     return f"[{', '.join(parts)}]"
 
 
@@ -125,21 +143,33 @@ def test_malformed_prediction_rows_are_reported_and_strict_refuses_them(rel_data
     rows[-1] = '0029.jpg,1,"10,10,0'  # line 31: an unterminated quote
     label.write_text("\n".join(rows) + "\n")
     scored = preds / "game1" / "Clip2" / "Label.csv"  # the predict dialect, with a Score column
-    scored.write_text("Frame,Visibility,X,Y,Score,Interpolated\n"
-                      + "".join(f"{i},1,20,20,{'NaN' if i == 7 else '0.9'},0\n" for i in range(30)))
+    scored.write_text(
+        "Frame,Visibility,X,Y,Score,Interpolated\n"
+        + "".join(f"{i},1,20,20,{'NaN' if i == 7 else '0.9'},0\n" for i in range(30))
+    )
     proc = tracknet("eval", "--pred-csv", str(preds), "--gt", str(rel_data))
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == len(proc.stderr.strip().splitlines()), proc.stderr
-    for row, kind in ((3, "bad_value"), (4, "bad_value"), (5, "outside_image"), (6, "visible_without_coordinates"), (31, "bad_value")):
+    for row, kind in (
+        (3, "bad_value"),
+        (4, "bad_value"),
+        (5, "outside_image"),
+        (6, "visible_without_coordinates"),
+        (31, "bad_value"),
+    ):
         assert any(f"{label}:{row}: {kind}" in w for w in warnings), (row, kind, proc.stderr)
     assert any(f"{scored}:9: bad_value" in w and "score" in w for w in warnings), proc.stderr
     assert "--strict" in warnings[-1]
     proc = tracknet("eval", "--pred-csv", str(preds), "--gt", str(rel_data), "--json")
     assert proc.returncode == 0, proc.stderr
     assert {(p["file"], p["row"]) for p in json.loads(proc.stdout)["problems"]} >= {(str(label), 3), (str(scored), 9)}
-    one_error_line(tracknet("eval", "--pred-csv", str(preds), "--gt", str(rel_data), "--strict"), 2,
-                   "problems in the prediction CSVs", f"{label}:3")
+    one_error_line(
+        tracknet("eval", "--pred-csv", str(preds), "--gt", str(rel_data), "--strict"),
+        2,
+        "problems in the prediction CSVs",
+        f"{label}:3",
+    )
 
 
 # ---------------------------------------------------------------- case 10: training names the clips it leaves out

@@ -26,8 +26,9 @@ def clip_video(rel_data: Path, tmp_path: Path) -> Path:
 
 
 # ---------------------------------------------------------------- case 1: special files as outputs
-def test_overwrite_never_replaces_a_fifo_a_socket_or_a_link(clip_video: Path, rel_data: Path, rel_checkpoint: Path,
-                                                             tmp_path: Path) -> None:
+def test_overwrite_never_replaces_a_fifo_a_socket_or_a_link(
+    clip_video: Path, rel_data: Path, rel_checkpoint: Path, tmp_path: Path
+) -> None:
     fifo = tmp_path / "f.csv"
     os.mkfifo(fifo)
     sock_path = tmp_path / "s.csv"
@@ -47,8 +48,18 @@ def test_overwrite_never_replaces_a_fifo_a_socket_or_a_link(clip_video: Path, re
         preds.mkdir(parents=True)
         os.mkfifo(preds / "Label.csv")
         for extra in ([], ["--overwrite"]):
-            proc = tracknet("eval", "--checkpoint", str(rel_checkpoint), "--data-root", str(rel_data), "--split", "all",
-                            "--save-csv", str(tmp_path / "preds"), *extra)
+            proc = tracknet(
+                "eval",
+                "--checkpoint",
+                str(rel_checkpoint),
+                "--data-root",
+                str(rel_data),
+                "--split",
+                "all",
+                "--save-csv",
+                str(tmp_path / "preds"),
+                *extra,
+            )
             one_error_line(proc, 2, "named pipe (FIFO)")
     finally:
         server.close()
@@ -76,8 +87,9 @@ def test_a_second_label_server_on_the_same_file_is_refused(clip_video: Path) -> 
     with label_server(str(clip_video), "--no-model") as first:
         change = {"changes": [{"frame": 10, "visibility": 1, "x": 40, "y": 20}]}
         assert first.json("PUT", "/api/labels", change)[0] == 200
-        second = refused_before_serving([sys.executable, "-m", "tracknet_cli", "label", str(clip_video), "--no-model"],
-                                        "the second server started")
+        second = refused_before_serving(
+            [sys.executable, "-m", "tracknet_cli", "label", str(clip_video), "--no-model"], "the second server started"
+        )
         one_error_line(second, 2, str(labels), "another tracknet label", f"pid {first.proc.pid}")
         assert second.stdout == ""
         code, _, _ = first.stop()
@@ -158,8 +170,12 @@ def test_a_save_failure_is_reported_once(clip_video: Path) -> None:
 def test_two_trains_into_one_out_directory(rel_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [sys.executable, "-m", "tracknet_cli", "train", *TINY, "--set", f"data.root={rel_data}", "--out", str(out)]
-    procs = [subprocess.Popen(args, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            args, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        for _ in range(2)
+    ]
     results = [subprocess.CompletedProcess(args, p.wait(600), *p.communicate()) for p in procs]
     codes = sorted(r.returncode for r in results)
     assert codes == [0, 2], [(r.returncode, r.stderr[-500:]) for r in results]
@@ -176,11 +192,19 @@ def test_resume_is_refused_while_the_run_trains(rel_data: Path, tmp_path: Path) 
     first = tracknet("train", *TINY, "--set", f"data.root={rel_data}", "--out", str(out))
     assert first.returncode == 0, first.stderr
     # A process holding the run's lock as a running `train` does (an OS lock and its pid).
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid())\n"
-                               "print('held', flush=True); time.sleep(120)", str(out / ".tracknet.lock")],
-                              text=True, stdout=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid())\n"
+            "print('held', flush=True); time.sleep(120)",
+            str(out / ".tracknet.lock"),
+        ],
+        text=True,
+        stdout=subprocess.PIPE,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         proc = tracknet("train", "--resume", str(out), "--set", "training.max_steps=2")

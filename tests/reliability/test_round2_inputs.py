@@ -39,7 +39,9 @@ def _rewrite_metadata(src: Path, dst: Path, change) -> Path:
 
 
 # ---------------------------------------------------------------- case 7: a checkpoint asking for gigabytes
-def test_checkpoint_whose_metadata_asks_for_a_huge_model_is_refused_before_allocating(rel_data: Path, tmp_path: Path) -> None:
+def test_checkpoint_whose_metadata_asks_for_a_huge_model_is_refused_before_allocating(
+    rel_data: Path, tmp_path: Path
+) -> None:
     def widen(metadata: dict[str, str]) -> None:
         config, backbone = json.loads(metadata["tracknet.config"]), json.loads(metadata["tracknet.backbone_config"])
         config["model"]["unet"]["widths"] = backbone["widths"] = [8192] * 4
@@ -51,11 +53,29 @@ def test_checkpoint_whose_metadata_asks_for_a_huge_model_is_refused_before_alloc
     def four_gib() -> None:  # building that model takes 9.7 GB: it must fail here, not on the machine
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
-    proc = subprocess.run([sys.executable, "-m", "tracknet_cli", "predict", str(rel_data / "game1" / "Clip1"),
-                           "-c", str(crafted), "--csv", str(tmp_path / "o.csv"), "--no-video"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-                          preexec_fn=four_gib)
-    one_error_line(proc, 2, str(crafted), "do not match the architecture in its own metadata", "GB", "backbone.stages.0.0.0.weight")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracknet_cli",
+            "predict",
+            str(rel_data / "game1" / "Clip1"),
+            "-c",
+            str(crafted),
+            "--csv",
+            str(tmp_path / "o.csv"),
+            "--no-video",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=four_gib,
+    )
+    one_error_line(
+        proc, 2, str(crafted), "do not match the architecture in its own metadata", "GB", "backbone.stages.0.0.0.weight"
+    )
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -116,20 +136,25 @@ def test_label_server_refuses_a_large_body_before_reading_it(video: Path) -> Non
         path = f"/api/labels?token={srv.token}"
         before = _rss_mb(srv.proc.pid)
         mb = b"[" + b" " * ((1 << 20) - 1)
-        status, body = _raw_put(srv.base, path, {"Content-Type": "application/json", "Content-Length": str(200 << 20)},
-                                (mb for _ in range(200)))
+        status, body = _raw_put(
+            srv.base,
+            path,
+            {"Content-Type": "application/json", "Content-Length": str(200 << 20)},
+            (mb for _ in range(200)),
+        )
         assert status == 413 and b"over 8 MB" in body, (status, body[:200])
         # no Content-Length: a chunked body is counted as it comes
         chunked = (f"{len(mb):x}\r\n".encode() + mb + b"\r\n" for _ in range(40))
-        status, body = _raw_put(srv.base, path, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
-                                chunked)
+        status, body = _raw_put(
+            srv.base, path, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, chunked
+        )
         assert status == 413, (status, body[:200])
         assert _rss_mb(srv.proc.pid) - before < 60, (before, _rss_mb(srv.proc.pid))  # it read 200 MB before
 
 
 def test_label_server_answers_4xx_for_huge_numbers_and_deep_json(video: Path) -> None:
     with label_server(str(video), "--no-model") as srv:
-        huge = json.dumps({"changes": [{"frame": 1, "visibility": 1, "x": 10 ** 400, "y": 5}]}).encode()
+        huge = json.dumps({"changes": [{"frame": 1, "visibility": 1, "x": 10**400, "y": 5}]}).encode()
         deep = b'{"changes": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
         for name, raw in (("400 digits", huge), ("200,000 deep", deep)):
             status, data, kind = srv.request("PUT", "/api/labels", raw=raw)
@@ -169,10 +194,15 @@ def test_eval_checkpoint_with_gt_scores_that_dataset(rel_checkpoint: Path, tmp_p
     payload = json.loads(proc.stdout)
     assert payload["data_root"] == str(other) and len(payload["clips"]) == 1, payload
     assert f"of {other}" in proc.stderr  # the scoring line names it
-    one_error_line(tracknet("eval", "-c", str(rel_checkpoint), "--gt", str(other), "--data-root", str(tmp_path)),
-                   2, "--gt", "--data-root")
-    one_error_line(tracknet("eval", "-c", str(rel_checkpoint), "--gt", str(tmp_path / "missing")), 2,
-                   str(tmp_path / "missing"))
+    one_error_line(
+        tracknet("eval", "-c", str(rel_checkpoint), "--gt", str(other), "--data-root", str(tmp_path)),
+        2,
+        "--gt",
+        "--data-root",
+    )
+    one_error_line(
+        tracknet("eval", "-c", str(rel_checkpoint), "--gt", str(tmp_path / "missing")), 2, str(tmp_path / "missing")
+    )
 
 
 # ---------------------------------------------------------------- case 14: exit 2 (or a warning), never "unexpected"
@@ -191,13 +221,16 @@ def test_garbled_label_sidecar_is_ignored_with_a_warning(video: Path) -> None:
         assert status == 200 and data["labels"][2]["x"] == 10  # the labels are kept
         code, _, err = srv.stop()
     assert code == 0 and "Traceback" not in err, err
-    assert any(line.startswith("warning: ") and str(sidecar) in line and "ignored" in line for line in err.splitlines()), err
+    assert any(
+        line.startswith("warning: ") and str(sidecar) in line and "ignored" in line for line in err.splitlines()
+    ), err
 
 
 def test_checkpoint_with_list_metrics_is_one_line(rel_data: Path, tmp_path: Path) -> None:
     bad = _rewrite_metadata(BUNDLED, tmp_path / "m.safetensors", lambda m: m.update({"tracknet.metrics": "[1, 2]"}))
-    proc = tracknet("predict", str(rel_data / "game1" / "Clip1"), "-c", str(bad), "--csv", str(tmp_path / "o.csv"),
-                    "--no-video")
+    proc = tracknet(
+        "predict", str(rel_data / "game1" / "Clip1"), "-c", str(bad), "--csv", str(tmp_path / "o.csv"), "--no-video"
+    )
     one_error_line(proc, 2, str(bad), "tracknet.metrics is a JSON list")
 
 
@@ -213,7 +246,10 @@ def test_models_folder_with_a_bad_file_lists_the_others(tmp_path: Path) -> None:
     _header_file(folder / "deep.safetensors", b"[" * 100_000 + b"]" * 100_000)
     _header_file(folder / "list.safetensors", b"[1, 2, 3]")
     entry = {"sport": "tennis", "description": "x", "data": []}
-    catalogue = {"format": 1, "models": {name: {**entry, "file": f"{name}.safetensors"} for name in ("good", "deep", "list")}}
+    catalogue = {
+        "format": 1,
+        "models": {name: {**entry, "file": f"{name}.safetensors"} for name in ("good", "deep", "list")},
+    }
     (folder / "catalogue.yaml").write_text(json.dumps(catalogue))
     proc = tracknet("models", "--json", env={"TRACKNET_MODELS_DIR": str(folder)})
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
@@ -226,8 +262,11 @@ def test_models_folder_with_a_bad_file_lists_the_others(tmp_path: Path) -> None:
 def _read_only_mount_works() -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", 'mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp'],
-                           capture_output=True, timeout=30)
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp"],
+        capture_output=True,
+        timeout=30,
+    )
     return probe.returncode == 0
 
 
@@ -239,11 +278,20 @@ def test_read_only_output_folder_is_one_line_naming_it(rel_data: Path, tmp_path:
     ro.mkdir()
     script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || exit 99; shift; exec "$@"'
     tiny = ["--profile", "quickstart", "--set", f"data.root={rel_data}", "--set", "training.max_steps=1"]
-    for args in (["data", "synth", str(ro / "ds"), "--games", "1", "--clips", "1", "--frames", "5", "--size", "64x36"],
-                 ["data", "import", str(rel_data), str(ro / "ds")], ["train", *tiny, "--out", str(ro / "ds")]):
-        proc = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(ro), sys.executable, "-m",
-                               "tracknet_cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                              env=os.environ.copy(), stdin=subprocess.DEVNULL)
+    for args in (
+        ["data", "synth", str(ro / "ds"), "--games", "1", "--clips", "1", "--frames", "5", "--size", "64x36"],
+        ["data", "import", str(rel_data), str(ro / "ds")],
+        ["train", *tiny, "--out", str(ro / "ds")],
+    ):
+        proc = subprocess.run(
+            ["unshare", "-rm", "sh", "-c", script, "sh", str(ro), sys.executable, "-m", "tracknet_cli", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=os.environ.copy(),
+            stdin=subprocess.DEVNULL,
+        )
         line = one_error_line(proc, 2, f"cannot write {ro / 'ds'}: {ro} is on a read-only file system")
         assert ".ds." not in line and ".tmp" not in line, line
     assert list(ro.iterdir()) == []
@@ -254,8 +302,9 @@ def test_label_host_errors_blame_the_host_and_host_0_prints_a_url_that_opens(vid
     proc = tracknet("label", str(video), "--no-model", "--host", "10.255.255.1", "--port", "0")
     line = one_error_line(proc, 2, "--host 10.255.255.1", "not an address of this machine")
     assert "--port" not in line and "reachable" not in proc.stderr
-    one_error_line(tracknet("label", str(video), "--no-model", "--host", "no.such.host.invalid"), 2,
-                   "--host no.such.host.invalid")
+    one_error_line(
+        tracknet("label", str(video), "--no-model", "--host", "no.such.host.invalid"), 2, "--host no.such.host.invalid"
+    )
     with label_server(str(video), "--no-model", "--host", "0", "--port", "0") as srv:
         assert srv.url.startswith("http://127.0.0.1:"), srv.url
         assert srv.json("GET", "/api/meta")[0] == 200
@@ -263,8 +312,9 @@ def test_label_host_errors_blame_the_host_and_host_0_prints_a_url_that_opens(vid
 
 def test_checkpoint_threshold_out_of_range_blames_the_file(rel_data: Path, tmp_path: Path) -> None:
     bad = _rewrite_metadata(BUNDLED, tmp_path / "t.safetensors", lambda m: m.update({"tracknet.threshold": "1.5"}))
-    proc = tracknet("predict", str(rel_data / "game1" / "Clip1"), "-c", str(bad), "--csv", str(tmp_path / "o.csv"),
-                    "--no-video")
+    proc = tracknet(
+        "predict", str(rel_data / "game1" / "Clip1"), "-c", str(bad), "--csv", str(tmp_path / "o.csv"), "--no-video"
+    )
     line = one_error_line(proc, 2, str(bad), "threshold in its metadata, 1.5")
     assert "(--threshold)" not in line
 
@@ -296,7 +346,13 @@ def test_training_out_of_file_space_names_the_file(rel_data: Path, tmp_path: Pat
         resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "tracknet_cli", "train", *TINY, "--set", f"data.root={rel_data}",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL, preexec_fn=limit)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracknet_cli", "train", *TINY, "--set", f"data.root={rel_data}", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=limit,
+    )
     one_error_line_after_info(proc, 1, "File too large while writing", f"{out}/weights/", ".safetensors")

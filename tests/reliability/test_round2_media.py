@@ -33,8 +33,11 @@ def numbered_video(path: Path) -> Path:
 
     rng = np.random.default_rng(0)
     with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=30, options={
-            "preset": "ultrafast", "x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0"})
+        stream = container.add_stream(
+            "libx264",
+            rate=30,
+            options={"preset": "ultrafast", "x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0"},
+        )
         stream.width, stream.height, stream.pix_fmt = 128, 72, "yuv420p"
         for i in range(FRAMES):
             img = rng.integers(0, 256, (72, 128, 3), dtype=np.uint8)
@@ -49,7 +52,7 @@ def numbered_video(path: Path) -> Path:
 def damaged(src: Path, dst: Path, offset: int, seed: int, count: int = 3000) -> Path:
     """A copy of `src` with `count` random bytes (seeded) written at `offset`."""
     data = bytearray(src.read_bytes())
-    data[offset:offset + count] = random.Random(seed).randbytes(count)
+    data[offset : offset + count] = random.Random(seed).randbytes(count)
     dst.write_bytes(bytes(data))
     return dst
 
@@ -112,7 +115,9 @@ def test_damage_in_the_middle_keeps_the_true_frame_numbers_after_it(rel_checkpoi
     assert len(wrong) <= 2, wrong  # a concealed frame at the damage may show another picture
 
 
-def test_training_refuses_a_video_with_a_gap_instead_of_shifting_its_labels(rel_checkpoint: Path, tmp_path: Path) -> None:
+def test_training_refuses_a_video_with_a_gap_instead_of_shifting_its_labels(
+    rel_checkpoint: Path, tmp_path: Path
+) -> None:
     """Training reads videos through the same reader and matches frames to labels by position: after a
     gap every later label would sit on the wrong frame, so it is refused, naming where the damage is
     (it said `decodes 150 frames but its labels need 300`: training's reader stopped at the first
@@ -123,10 +128,14 @@ def test_training_refuses_a_video_with_a_gap_instead_of_shifting_its_labels(rel_
     damaged(clean, data / "00001.mp4", clean.stat().st_size // 2, seed=5)
     labels = "Frame,Ball,x,y\n" + "".join(f"{i},1,0.5,0.5\n" for i in range(FRAMES - 30))
     (data / "00001.csv").write_text(labels)
-    tracknet("predict", str(data / "00001.mp4"), "-c", str(rel_checkpoint), "--no-video", "--csv", str(tmp_path / "o.csv"))
+    tracknet(
+        "predict", str(data / "00001.mp4"), "-c", str(rel_checkpoint), "--no-video", "--csv", str(tmp_path / "o.csv")
+    )
     first_lost = min(set(range(FRAMES)) - set(predicted_frames(tmp_path / "o.csv")))
     proc = tracknet("train", *TINY, "--set", f"data.root={data}", "--out", str(tmp_path / "run"))
-    line = one_error_line_after_info(proc, 2, str(data / "00001.mp4"), "did not decode", "cannot be matched to their labels")
+    line = one_error_line_after_info(
+        proc, 2, str(data / "00001.mp4"), "did not decode", "cannot be matched to their labels"
+    )
     assert re.search(rf"is damaged: frames? {first_lost}\b", line), line  # where the damage begins
 
 
@@ -158,8 +167,14 @@ def _startup_s() -> float:
 
 
 def _signalled(args: list[str], sig: signal.Signals, delay: float) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tracknet_cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracknet_cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     time.sleep(delay)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
@@ -171,8 +186,16 @@ def test_a_signal_at_any_moment_is_exit_130_and_one_line(rel_data: Path, rel_che
     (and `config show`) with 143 and no message."""
     video = write_mp4(tmp_path / "long.mp4", rel_data / "game1" / "Clip1", repeat=40)  # runs well past 1.5 s
     floor = _startup_s()
-    predict = ["predict", str(video), "-c", str(rel_checkpoint), "--no-video", "--csv", str(tmp_path / "o.csv"),
-               "--overwrite"]
+    predict = [
+        "predict",
+        str(video),
+        "-c",
+        str(rel_checkpoint),
+        "--no-video",
+        "--csv",
+        str(tmp_path / "o.csv"),
+        "--overwrite",
+    ]
     cases = [(predict, d) for d in (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 1.5)]
     cases += [(["config", "show"], d) for d in (0.05, 0.1, 0.2, 0.3)]
     for args, delay in cases:

@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import ROOT, tracknet
-from tests.reliability.conftest import TINY, one_error_line, one_error_line_after_info, refused_before_serving, write_mp4
+from tests.reliability.conftest import (
+    TINY,
+    one_error_line,
+    one_error_line_after_info,
+    refused_before_serving,
+    write_mp4,
+)
 from tests.reliability.test_files import _tiny_tmpfs_available
 
 
@@ -28,8 +34,9 @@ def _long_video(path: Path, frames: int) -> Path:
     import numpy as np
 
     with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25, options={
-            "preset": "ultrafast", "bf": "0", "x264-params": "keyint=infinite:scenecut=0"})
+        stream = container.add_stream(
+            "libx264", rate=25, options={"preset": "ultrafast", "bf": "0", "x264-params": "keyint=infinite:scenecut=0"}
+        )
         stream.width, stream.height, stream.pix_fmt = 64, 36, "yuv420p"
         img = np.full((36, 64, 3), 90, np.uint8)
         packets = [p for _ in range(3) for p in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24"))]
@@ -58,8 +65,13 @@ def _peak_rss_mb(args: list[str], out: Path) -> tuple[int, float]:
     """(exit code, peak resident MB) of `tracknet ARGS` in a subprocess: wait4's rusage is that child's
     alone (RUSAGE_CHILDREN would be the largest of every child this test process waited for)."""
     with (out / "stdout").open("w") as stdout, (out / "stderr").open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "tracknet_cli", *args], cwd=ROOT, stdout=stdout,
-                                stderr=stderr, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tracknet_cli", *args],
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_maxrss / 1024  # KiB on Linux
@@ -88,8 +100,10 @@ def test_label_rows_with_an_infinite_or_no_visibility_are_problems(tmp_path: Pat
     """`inf` in an integer column was `unexpected OverflowError` (exit 1); an empty visibility cell
     masked its frame without a word."""
     _long_video(tmp_path / "rally.mp4", 4)
-    (tmp_path / "rally.csv").write_text("file name,visibility,x-coordinate,y-coordinate,status\n"
-                                        "0000.jpg,inf,1,1,0\n0001.jpg,1,1,1,1e400\n0002.jpg,,1,1,0\n0003.jpg,1,2,3,0\n")
+    (tmp_path / "rally.csv").write_text(
+        "file name,visibility,x-coordinate,y-coordinate,status\n"
+        "0000.jpg,inf,1,1,0\n0001.jpg,1,1,1,1e400\n0002.jpg,,1,1,0\n0003.jpg,1,2,3,0\n"
+    )
     proc = tracknet("data", "inspect", str(tmp_path), "--json")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     problems = [(p["row"], p["kind"]) for p in json.loads(proc.stdout)["problems"]]
@@ -97,11 +111,30 @@ def test_label_rows_with_an_infinite_or_no_visibility_are_problems(tmp_path: Pat
 
 
 # ---------------------------------------------------------------- training out of space names its file
-def _train(rel_data: Path, out: Path, *, wrap: list[str] | None = None, env: dict[str, str] | None = None,
-           preexec=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*(wrap or []), sys.executable, "-m", "tracknet_cli", "train", *TINY, "--set",
-                           f"data.root={rel_data}", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, preexec_fn=preexec)
+def _train(
+    rel_data: Path, out: Path, *, wrap: list[str] | None = None, env: dict[str, str] | None = None, preexec=None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *(wrap or []),
+            sys.executable,
+            "-m",
+            "tracknet_cli",
+            "train",
+            *TINY,
+            "--set",
+            f"data.root={rel_data}",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        preexec_fn=preexec,
+    )
 
 
 def test_training_out_of_space_names_the_file_it_was_writing(rel_data: Path, tmp_path: Path) -> None:
@@ -110,13 +143,15 @@ def test_training_out_of_space_names_the_file_it_was_writing(rel_data: Path, tmp
     (torch.save hides the errno); on a full tmpfs curves.png, written on the way out, failed too and its
     nameless line replaced the state's."""
     for limit, name in ((1_000, "config.yaml"), (10_000_000, "state/last.pt")):
+
         def limited(limit: int = limit) -> None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
         out = tmp_path / f"run{limit}"
-        one_error_line_after_info(_train(rel_data, out, preexec=limited), 1,
-                                  f"File too large while writing {out / name}; free some space")
+        one_error_line_after_info(
+            _train(rel_data, out, preexec=limited), 1, f"File too large while writing {out / name}; free some space"
+        )
         assert [p.name for p in out.rglob(".*")] == []  # no temp file, no lock
     if not _tiny_tmpfs_available():
         pytest.skip("cannot mount a tmpfs here (unshare -rm refused): the file size limit cases ran")
@@ -124,10 +159,16 @@ def test_training_out_of_space_names_the_file_it_was_writing(rel_data: Path, tmp
     room = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) + (2 << 20)
     full, listing = tmp_path / "full", tmp_path / "full.listing"
     full.mkdir()
-    script = ('mount -t tmpfs -o size="$1" tmpfs "$FOLDER" || exit 99; shift; "$@"; rc=$?; '
-              'find "$FOLDER" -name ".*" > "$LISTING"; exit $rc')
-    proc = _train(rel_data, full / "run", wrap=["unshare", "-rm", "sh", "-c", script, "sh", str(room)],
-                  env={"FOLDER": str(full), "LISTING": str(listing)})
+    script = (
+        'mount -t tmpfs -o size="$1" tmpfs "$FOLDER" || exit 99; shift; "$@"; rc=$?; '
+        'find "$FOLDER" -name ".*" > "$LISTING"; exit $rc'
+    )
+    proc = _train(
+        rel_data,
+        full / "run",
+        wrap=["unshare", "-rm", "sh", "-c", script, "sh", str(room)],
+        env={"FOLDER": str(full), "LISTING": str(listing)},
+    )
     one_error_line_after_info(proc, 1, f"No space left on device while writing {full / 'run' / 'state' / 'last.pt'}")
     assert listing.read_text() == ""
 
@@ -136,17 +177,33 @@ def test_training_out_of_space_names_the_file_it_was_writing(rel_data: Path, tmp
 def test_stdout_at_dev_full_says_the_files_were_kept(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
     """It said `No space left on device; free some space or write elsewhere (unfinished files were removed)`
     while every file had been written and kept."""
+
     def full_stdout(*args: str) -> subprocess.CompletedProcess[str]:
         with open("/dev/full", "w") as full:
-            return subprocess.run([sys.executable, "-m", "tracknet_cli", *args], cwd=ROOT, stdout=full,
-                                  stderr=subprocess.PIPE, text=True, timeout=600, stdin=subprocess.DEVNULL)
+            return subprocess.run(
+                [sys.executable, "-m", "tracknet_cli", *args],
+                cwd=ROOT,
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=600,
+                stdin=subprocess.DEVNULL,
+            )
 
-    synth = full_stdout("data", "synth", str(tmp_path / "ds"), "--games", "1", "--clips", "1", "--frames", "5",
-                        "--size", "64x36")
+    synth = full_stdout(
+        "data", "synth", str(tmp_path / "ds"), "--games", "1", "--clips", "1", "--frames", "5", "--size", "64x36"
+    )
     one_error_line(synth, 1, "cannot write to stdout (No space left on device)", "the files it wrote are kept")
     assert tracknet("data", "inspect", str(tmp_path / "ds")).returncode == 0  # the dataset is whole
-    predict = full_stdout("predict", str(rel_data / "game1" / "Clip1"), "-c", str(rel_checkpoint), "--csv",
-                          str(tmp_path / "o.csv"), "--no-video")
+    predict = full_stdout(
+        "predict",
+        str(rel_data / "game1" / "Clip1"),
+        "-c",
+        str(rel_checkpoint),
+        "--csv",
+        str(tmp_path / "o.csv"),
+        "--no-video",
+    )
     one_error_line_after_info(predict, 1, "cannot write to stdout", "kept")
     assert len((tmp_path / "o.csv").read_text().splitlines()) == 31  # a header and a row per frame
     one_error_line(full_stdout("data", "inspect", str(rel_data), "--json"), 1, "cannot write to stdout")
@@ -165,8 +222,9 @@ def _unprivileged() -> list[str] | None:
     return prefix if probe.returncode == 0 else None
 
 
-def test_label_refuses_a_folder_it_cannot_write_even_with_a_lock_file_left_there(rel_data: Path,
-                                                                                  tmp_path: Path) -> None:
+def test_label_refuses_a_folder_it_cannot_write_even_with_a_lock_file_left_there(
+    rel_data: Path, tmp_path: Path
+) -> None:
     """The lock file was the only check: one left by a killed session opens for writing, so `label` served
     a page whose labels could never be saved. (tests/reliability/test_round2_files.py's check of a plain
     read-only folder skips as root; this one runs as root too.)"""
@@ -180,13 +238,17 @@ def test_label_refuses_a_folder_it_cannot_write_even_with_a_lock_file_left_there
             (folder / ".rally.csv.lock").write_text("999999\n")  # what a SIGKILL leaves (the OS lock is gone)
         folder.chmod(0o555)
         try:
-            proc = refused_before_serving([*prefix, sys.executable, "-m", "tracknet_cli", "label", str(video), "--no-model",
-                                           "--port", "0"], f"label served a folder it cannot write (stale lock {stale_lock})", 60)
+            proc = refused_before_serving(
+                [*prefix, sys.executable, "-m", "tracknet_cli", "label", str(video), "--no-model", "--port", "0"],
+                f"label served a folder it cannot write (stale lock {stale_lock})",
+                60,
+            )
         finally:
             folder.chmod(0o755)
         one_error_line(proc, 2, f"cannot save labels in {folder}: Permission denied")
         assert proc.stdout == "" and sorted(p.name for p in folder.iterdir()) == sorted(
-            ["rally.mp4"] + [".rally.csv.lock"] * stale_lock)
+            ["rally.mp4"] + [".rally.csv.lock"] * stale_lock
+        )
 
 
 # ---------------------------------------------------------------- x equal to the frame width

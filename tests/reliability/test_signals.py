@@ -14,8 +14,14 @@ from tests.reliability.conftest import synth, temp_files
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tracknet_cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracknet_cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 # ---------------------------------------------------------------- case 11: commands without their own handler
@@ -36,7 +42,9 @@ def test_ctrl_c_in_data_import_says_what_was_interrupted_and_kept(tmp_path: Path
 
 
 # ---------------------------------------------------------------- case 3: a second Ctrl-C during predict
-def test_second_ctrl_c_in_predict_still_exits_130_with_consistent_files(rel_data: Path, rel_checkpoint: Path, tmp_path: Path) -> None:
+def test_second_ctrl_c_in_predict_still_exits_130_with_consistent_files(
+    rel_data: Path, rel_checkpoint: Path, tmp_path: Path
+) -> None:
     """Two SIGINTs 0.01-0.3 s apart, several times: the second one used to raise while the decode and
     inference threads were still in native code (PyAV, torch), and the process aborted (exit 134,
     `terminate called without an active exception`)."""
@@ -47,8 +55,18 @@ def test_second_ctrl_c_in_predict_still_exits_130_with_consistent_files(rel_data
     video = write_mp4(tmp_path / "long.mp4", rel_data / "game1" / "Clip1", repeat=20)
     for k, gap in enumerate((0.01, 0.05, 0.15, 0.3)):
         out = tmp_path / f"o{k}"
-        proc = _start("predict", str(video), "-c", str(rel_checkpoint), "--batch", "1",
-                      "--csv", str(out / "o.csv"), "--out", str(out / "o.mp4"))
+        proc = _start(
+            "predict",
+            str(video),
+            "-c",
+            str(rel_checkpoint),
+            "--batch",
+            "1",
+            "--csv",
+            str(out / "o.csv"),
+            "--out",
+            str(out / "o.mp4"),
+        )
         deadline = time.monotonic() + 120
         while len(temp_files(tmp_path)) < 2 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -117,7 +117,9 @@ def test_state_round_trip_gives_identical_behaviour(scheduler: str, tmp_path: Pa
         return (
             BestCheckpoint("f1"),
             EarlyStopping("f1", patience=3, min_delta=0.001),
-            build_schedule(scheduler, total_steps=100, warmup_steps=5, **({"patience": 1} if scheduler == "plateau" else {})),
+            build_schedule(
+                scheduler, total_steps=100, warmup_steps=5, **({"patience": 1} if scheduler == "plateau" else {})
+            ),
         )
 
     head, tail = F1S[:5], F1S[5:]
@@ -128,8 +130,13 @@ def test_state_round_trip_gives_identical_behaviour(scheduler: str, tmp_path: Pa
     interrupted = fresh()
     _drive(*interrupted, head, start=0)
     saved = [round_trip(obj.state_dict(), tmp_path) for obj in interrupted]
-    resumed = (BestCheckpoint("recall"), EarlyStopping("recall", patience=9), build_schedule(
-        scheduler, total_steps=7, warmup_steps=0, **({"metric": "recall"} if scheduler == "plateau" else {})))
+    resumed = (
+        BestCheckpoint("recall"),
+        EarlyStopping("recall", patience=9),
+        build_schedule(
+            scheduler, total_steps=7, warmup_steps=0, **({"metric": "recall"} if scheduler == "plateau" else {})
+        ),
+    )
     for obj, state in zip(resumed, saved):
         obj.load_state_dict(state)
     assert _drive(*resumed, tail, start=len(head)) == expected

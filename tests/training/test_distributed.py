@@ -71,8 +71,17 @@ def test_context_from_torchrun_environment() -> None:
 
 def test_torchrun_command_line() -> None:
     assert torchrun_args(2, ["--quiet", "train", "--out", "x"]) == [
-        "--standalone", "--nnodes", "1", "--nproc-per-node", "2", "--module", "tracknet_cli",
-        "--quiet", "train", "--out", "x",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--module",
+        "tracknet_cli",
+        "--quiet",
+        "train",
+        "--out",
+        "x",
     ]
 
 
@@ -122,8 +131,18 @@ def test_two_processes_write_one_run_directory(synth_root: Path, tmp_path: Path)
 
     from tracknet_cli.inference.checkpoint import load_model
 
-    proc = tracknet("train", *TINY, "--set", f"data.root={synth_root}", "--set", "data.split.val=[game1/Clip3]",
-                    "--devices", "2", cwd=tmp_path, timeout=180)
+    proc = tracknet(
+        "train",
+        *TINY,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "data.split.val=[game1/Clip3]",
+        "--devices",
+        "2",
+        cwd=tmp_path,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "launching 2 processes under torchrun (gloo on CPU)" in proc.stderr
     summary = json.loads(proc.stdout)  # one JSON document: only rank 0 printed
@@ -134,8 +153,16 @@ def test_two_processes_write_one_run_directory(synth_root: Path, tmp_path: Path)
     assert [p.name for p in runs.iterdir()] == ["exp1"]
     run_dir = runs / "exp1"
     assert Path(summary["run_dir"]) == run_dir
-    for rel in ["config.yaml", "train.log", "metrics.csv", "overlays/epoch_000.png", "curves.png",
-                "weights/best.safetensors", "weights/last.safetensors", "state/last.pt"]:
+    for rel in [
+        "config.yaml",
+        "train.log",
+        "metrics.csv",
+        "overlays/epoch_000.png",
+        "curves.png",
+        "weights/best.safetensors",
+        "weights/last.safetensors",
+        "state/last.pt",
+    ]:
         assert (run_dir / rel).is_file(), rel
     assert not list(run_dir.rglob("*.tmp"))
 
@@ -155,8 +182,9 @@ def test_two_processes_write_one_run_directory(synth_root: Path, tmp_path: Path)
 def test_a_usage_error_on_every_rank_is_said_once_with_its_exit_code(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = tracknet("train", *TINY, "--set", f"data.root={empty}", "--devices", "2", "--out", str(tmp_path / "run"),
-                    timeout=180)
+    proc = tracknet(
+        "train", *TINY, "--set", f"data.root={empty}", "--devices", "2", "--out", str(tmp_path / "run"), timeout=180
+    )
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no labelled clips" in errors[0], proc.stderr
@@ -170,9 +198,28 @@ def test_stopping_stops_every_rank_then_resume_finishes(stop: signal.Signals, sy
     run_dir = tmp_path / "interrupted"
     args = [a if a != "training.max_steps=6" else "training.max_steps=100000" for a in TINY]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracknet_cli", "train", *args, "--set", f"data.root={synth_root}",
-         "--set", "training.val_every=1000", "--set", "training.scheduler=none", "--devices", "2", "--out", str(run_dir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tracknet_cli",
+            "train",
+            *args,
+            "--set",
+            f"data.root={synth_root}",
+            "--set",
+            "training.val_every=1000",
+            "--set",
+            "training.scheduler=none",
+            "--devices",
+            "2",
+            "--out",
+            str(run_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.stderr is not None
     seen, deadline = "", time.monotonic() + 120
@@ -190,8 +237,16 @@ def test_stopping_stops_every_rank_then_resume_finishes(stop: signal.Signals, sy
     stopped_at = torch.load(run_dir / "state" / "last.pt", weights_only=True)["step"]
     assert stopped_at >= 1
 
-    resumed = tracknet("train", "--resume", str(run_dir), "--set", f"training.max_steps={stopped_at + 2}",
-                       "--devices", "2", timeout=180)
+    resumed = tracknet(
+        "train",
+        "--resume",
+        str(run_dir),
+        "--set",
+        f"training.max_steps={stopped_at + 2}",
+        "--devices",
+        "2",
+        timeout=180,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["steps"] == stopped_at + 2
     assert torch.load(run_dir / "state" / "last.pt", weights_only=True)["step"] == stopped_at + 2

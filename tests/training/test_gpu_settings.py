@@ -24,12 +24,24 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((run_dir / "metrics.csv").open()))
 
 
-def test_deferred_loss_reads_give_the_same_run(synth_root: Path, reference: list[dict[str, str]], tmp_path: Path) -> None:
+def test_deferred_loss_reads_give_the_same_run(
+    synth_root: Path, reference: list[dict[str, str]], tmp_path: Path
+) -> None:
     import torch
 
     run_dir = tmp_path / "deferred"
-    result = invoke("train", *TINY, "--set", f"data.root={synth_root}", "--set", "training.sync_every=4",
-                    "--set", "training.checkpoint_every=2", "--out", str(run_dir))
+    result = invoke(
+        "train",
+        *TINY,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "training.sync_every=4",
+        "--set",
+        "training.checkpoint_every=2",
+        "--out",
+        str(run_dir),
+    )
     assert result.exit_code == 0, result.stderr
     rows = _rows(run_dir)
     assert [r["step"] for r in rows] == ["3", "6"]
@@ -45,8 +57,18 @@ def test_channels_last_trains_the_same_model(synth_root: Path, reference: list[d
     from tracknet_cli.inference.checkpoint import load_model
 
     run_dir = tmp_path / "cl"
-    result = invoke("train", *TINY, "--set", f"data.root={synth_root}", "--set", "training.channels_last=true",
-                    "--set", "training.max_steps=3", "--out", str(run_dir))
+    result = invoke(
+        "train",
+        *TINY,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "training.channels_last=true",
+        "--set",
+        "training.max_steps=3",
+        "--out",
+        str(run_dir),
+    )
     assert result.exit_code == 0, result.stderr
     (row,) = _rows(run_dir)  # other kernels, the same arithmetic up to rounding
     assert float(row["train_loss"]) == pytest.approx(float(reference[0]["train_loss"]), rel=1e-3)

@@ -27,8 +27,21 @@ def test_flat_hyperparameters_are_scalars_or_strings() -> None:
 
 
 def test_validation_scalars_name_every_metric() -> None:
-    row = ValidationRow(epoch=1, step=30, train_loss=2.5, val_loss=2.0, precision=0.5, recall=0.25, f1=1 / 3,
-                        accuracy=0.4, l2_median=None, lr=1e-4, data_wait=0.1, seconds=9.0, threshold=0.3)
+    row = ValidationRow(
+        epoch=1,
+        step=30,
+        train_loss=2.5,
+        val_loss=2.0,
+        precision=0.5,
+        recall=0.25,
+        f1=1 / 3,
+        accuracy=0.4,
+        l2_median=None,
+        lr=1e-4,
+        data_wait=0.1,
+        seconds=9.0,
+        threshold=0.3,
+    )
     values = validation_scalars(row)
     assert values["val/f1"] == pytest.approx(1 / 3) and values["val/threshold"] == 0.3
     assert values["train/loss_window"] == 2.5
@@ -47,7 +60,18 @@ def test_nothing_enabled_opens_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(HAS_TENSORBOARD, reason="tensorboard is installed: the missing-package line cannot be seen")
 def test_tensorboard_without_the_package_is_one_line(tmp_path: Path) -> None:
-    result = invoke("train", *TINY, "--set", "training.max_steps=4", "--set", "training.val_every=2", "--set", "training.tensorboard=true", "--out", str(tmp_path / "run"))
+    result = invoke(
+        "train",
+        *TINY,
+        "--set",
+        "training.max_steps=4",
+        "--set",
+        "training.val_every=2",
+        "--set",
+        "training.tensorboard=true",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "training.tensorboard=true needs the tensorboard package" in lines[0]
@@ -56,7 +80,18 @@ def test_tensorboard_without_the_package_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(HAS_WANDB, reason="wandb is installed")
 def test_wandb_without_the_package_is_one_line(tmp_path: Path) -> None:
-    result = invoke("train", *TINY, "--set", "training.max_steps=4", "--set", "training.val_every=2", "--set", "training.wandb=offline", "--out", str(tmp_path / "run"))
+    result = invoke(
+        "train",
+        *TINY,
+        "--set",
+        "training.max_steps=4",
+        "--set",
+        "training.val_every=2",
+        "--set",
+        "training.wandb=offline",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert result.exit_code == 2
     assert "training.wandb=offline needs the wandb package" in result.stderr
 
@@ -70,8 +105,22 @@ def test_tensorboard_events_hold_scalars_overlays_and_hparams(tmp_path: Path) ->
     root = tmp_path / "synth"
     synthesize(root, games=1, clips=3, frames=24, size=(256, 144), seed=3)
     run_dir = tmp_path / "run"
-    result = invoke("train", *TINY, "--set", "training.max_steps=4", "--set", "training.val_every=2", "--set", f"data.root={root}", "--set", "data.split.val=[game1/Clip3]",
-                    "--set", "training.tensorboard=true", "--out", str(run_dir))
+    result = invoke(
+        "train",
+        *TINY,
+        "--set",
+        "training.max_steps=4",
+        "--set",
+        "training.val_every=2",
+        "--set",
+        f"data.root={root}",
+        "--set",
+        "data.split.val=[game1/Clip3]",
+        "--set",
+        "training.tensorboard=true",
+        "--out",
+        str(run_dir),
+    )
     assert result.exit_code == 0, result.stderr
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
@@ -92,8 +141,22 @@ def test_wandb_offline_run_holds_the_overlays_and_keeps_its_id(tmp_path: Path, m
     root = tmp_path / "synth"
     synthesize(root, games=1, clips=3, frames=24, size=(256, 144), seed=3)
     run_dir = tmp_path / "run"
-    result = invoke("train", *TINY, "--set", "training.max_steps=4", "--set", "training.val_every=2", "--set", f"data.root={root}",
-                    "--set", "data.split.val=[game1/Clip3]", "--set", "training.wandb=offline", "--out", str(run_dir))
+    result = invoke(
+        "train",
+        *TINY,
+        "--set",
+        "training.max_steps=4",
+        "--set",
+        "training.val_every=2",
+        "--set",
+        f"data.root={root}",
+        "--set",
+        "data.split.val=[game1/Clip3]",
+        "--set",
+        "training.wandb=offline",
+        "--out",
+        str(run_dir),
+    )
     assert result.exit_code == 0, result.stderr
     run_id = (run_dir / "wandb_id").read_text().strip()
     assert len(list((run_dir / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))) == 1

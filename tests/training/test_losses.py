@@ -10,12 +10,12 @@ import torch
 
 from tracknet_cli.config.schema import TrainingConfig
 from tracknet_cli.errors import ConfigError
+from tracknet_cli.inference.engine import LOSS_OUTPUTS, probabilities
 from tracknet_cli.training.losses import (
     LOSSES,
     LossName,
     build_loss,
 )
-from tracknet_cli.inference.engine import LOSS_OUTPUTS, probabilities
 
 torch.set_num_threads(1)
 BIG = 30.0  # logit that saturates sigmoid/softmax in fp32
@@ -119,9 +119,9 @@ def test_mse_hand_value() -> None:
     assert out.total.item() == pytest.approx(0.125)
     # Per-frame weights: frame 0 weight 3, frame 1 weight 1 -> (3*0.25 + 0) / 4.
     w = torch.tensor([[3.0, 1.0]])
-    assert build_loss("mse")(logits, targets, torch.ones(1, 2, dtype=torch.bool), weights=w).total.item() == pytest.approx(
-        0.1875
-    )
+    assert build_loss("mse")(
+        logits, targets, torch.ones(1, 2, dtype=torch.bool), weights=w
+    ).total.item() == pytest.approx(0.1875)
 
 
 def test_wbce_hand_value() -> None:

@@ -174,8 +174,23 @@ def test_merge_equals_scoring_everything_at_once() -> None:
 
 def test_to_dict_is_json_safe() -> None:
     d = score_table("tracknet").to_dict()
-    for key in ("precision", "recall", "f1", "accuracy", "tp", "fp1", "fp2", "fn", "tn", "ignored", "l2_median",
-                "rmse", "ap", "pck@5", "recall_vis1"):
+    for key in (
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "tp",
+        "fp1",
+        "fp2",
+        "fn",
+        "tn",
+        "ignored",
+        "l2_median",
+        "rmse",
+        "ap",
+        "pck@5",
+        "recall_vis1",
+    ):
         assert key in d
     json.dumps(d, allow_nan=False)
     empty = score_frames(np.full((1, 2), N), [0.0], np.full((1, 2), N), [-1], 1280, "v2", 0.5).to_dict()

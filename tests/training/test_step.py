@@ -32,12 +32,21 @@ def batch(seed: int = 0) -> Batch:
     g = torch.Generator().manual_seed(seed)
     heat = torch.zeros(2, 3, 8, 8)
     heat[:, :, 3, 4] = 1.0
-    return Batch(frames=torch.randint(0, 256, (2, 3, 3, 16, 16), generator=g, dtype=torch.uint8), heatmaps=heat,
-                 mask=torch.ones(2, 3, dtype=torch.bool), xy=torch.zeros(2, 3, 2), visibility=torch.ones(2, 3, dtype=torch.int8),
-                 clip_ids=["a", "a"], frame_ids=torch.zeros(2, 3, dtype=torch.int64), source_size=torch.tensor([[16, 16]] * 2))
+    return Batch(
+        frames=torch.randint(0, 256, (2, 3, 3, 16, 16), generator=g, dtype=torch.uint8),
+        heatmaps=heat,
+        mask=torch.ones(2, 3, dtype=torch.bool),
+        xy=torch.zeros(2, 3, 2),
+        visibility=torch.ones(2, 3, dtype=torch.int8),
+        clip_ids=["a", "a"],
+        frame_ids=torch.zeros(2, 3, dtype=torch.int64),
+        source_size=torch.tensor([[16, 16]] * 2),
+    )
 
 
-def step(model: torch.nn.Module, scaler: torch.amp.GradScaler, amp: torch.dtype | None = None, **kw) -> torch.optim.Optimizer:
+def step(
+    model: torch.nn.Module, scaler: torch.amp.GradScaler, amp: torch.dtype | None = None, **kw
+) -> torch.optim.Optimizer:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     train_step(model, [batch(0), batch(1)], build_loss("softmax"), opt, amp=amp, scaler=scaler, **kw)
     return opt
@@ -84,8 +93,15 @@ def test_an_overflowing_step_is_skipped_and_the_scale_backs_off() -> None:
 
 def state_of(model: torch.nn.Module, scaler: torch.amp.GradScaler) -> TrainState:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    return TrainState(model=model, optimizer=opt, schedule=build_schedule("none", warmup_steps=0),
-                      best=BestCheckpoint("f1"), early=EarlyStopping("f1", patience=None), scaler=scaler, threshold=0.5)
+    return TrainState(
+        model=model,
+        optimizer=opt,
+        schedule=build_schedule("none", warmup_steps=0),
+        best=BestCheckpoint("f1"),
+        early=EarlyStopping("f1", patience=None),
+        scaler=scaler,
+        threshold=0.5,
+    )
 
 
 def test_the_state_carries_the_loss_scale_across_a_resume(tmp_path) -> None:

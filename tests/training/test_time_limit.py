@@ -14,9 +14,19 @@ from tracknet_cli.training.distributed import SINGLE
 from tracknet_cli.training.loop import Hooks
 from tracknet_cli.training.session import open_session
 
-SMALL = ("data.input_width=128", "data.input_height=72", "data.heatmap_width=64", "data.heatmap_height=36",
-         "training.batch_size=4", "data.cache=off", "training.precision=fp32", "data.num_workers=0",
-         "data.augment.crop_width=null", "data.augment.crop_height=null", "training.time_limit=100")
+SMALL = (
+    "data.input_width=128",
+    "data.input_height=72",
+    "data.heatmap_width=64",
+    "data.heatmap_height=36",
+    "training.batch_size=4",
+    "data.cache=off",
+    "training.precision=fp32",
+    "data.num_workers=0",
+    "data.augment.crop_width=null",
+    "data.augment.crop_height=null",
+    "training.time_limit=100",
+)
 
 
 @pytest.fixture
@@ -27,7 +37,9 @@ def session(synth_root: Path, tmp_path: Path):
 
 @contextmanager
 def _session(synth_root: Path, tmp_path: Path, *sets: str):
-    config = resolve(Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL, *sets)), environ={}).config
+    config = resolve(
+        Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL, *sets)), environ={}
+    ).config
     s = open_session(config, tmp_path / "run", Hooks(), resume=None, init_from=None, dist=SINGLE)
     try:
         yield s
@@ -82,13 +94,19 @@ def test_data_preparation_does_not_eat_the_schedule(session) -> None:
 def test_train_log_says_where_the_time_went(synth_root: Path, tmp_path: Path) -> None:
     from tracknet_cli.training.loop import fit
 
-    config = resolve(Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL, "training.max_steps=2")),
-                     environ={}).config
+    config = resolve(
+        Selection(profile="quickstart", sets=(f"data.root={synth_root}", *SMALL, "training.max_steps=2")), environ={}
+    ).config
     fit(config, tmp_path / "run")
     log = (tmp_path / "run" / "train.log").read_text()
     assert "s of data preparation (opening clips, decoding, caching); the learning-rate schedule runs over" in log
     last = log.strip().splitlines()[-1]
-    assert " s in all: " in last and " s data preparation, " in last and " s validation, " in last and " s training" in last
+    assert (
+        " s in all: " in last
+        and " s data preparation, " in last
+        and " s validation, " in last
+        and " s training" in last
+    )
 
 
 def test_a_validation_longer_than_half_the_limit_says_the_run_will_overrun(synth_root: Path, tmp_path: Path) -> None:

@@ -14,16 +14,16 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from tracknet_cli import stopping
 from tracknet_cli.cli import config as config_cmd
 from tracknet_cli.cli import console
+from tracknet_cli.cli import data as data_cmd
 from tracknet_cli.cli import eval as eval_cmd
 from tracknet_cli.cli import export as export_cmd
 from tracknet_cli.cli import label as label_cmd
 from tracknet_cli.cli import models as models_cmd
 from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
-from tracknet_cli.cli import data as data_cmd
-from tracknet_cli import stopping
 from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, Reported, TrackNetError
 
 app = typer.Typer(
@@ -58,8 +58,10 @@ def _interruptible(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: tracknet {name} stopped before it finished; files it had completed "
-                              "are kept and none is left half-written (outputs are written atomically)") from None
+            raise Interrupted(
+                f"interrupted: tracknet {name} stopped before it finished; files it had completed "
+                "are kept and none is left half-written (outputs are written atomically)"
+            ) from None
 
     return command
 
@@ -82,7 +84,9 @@ def _global(
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs (or TRACKNET_DEBUG=1).")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and library logs (or TRACKNET_DEBUG=1).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors; no progress or logs.")] = False,
 ) -> None:
     console.configure(debug=debug or console.debug_enabled(), quiet=quiet)
@@ -174,8 +178,9 @@ def _run(args: list[str]) -> int:
             return int(getattr(exc, "exit_code", EXIT_FAILURE))
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             where = f" while writing {exc.filename}" if exc.filename else ""
-            console.error_line(f"{exc.strerror or exc}{where}; free some space or write elsewhere "
-                               "(unfinished files were removed)")
+            console.error_line(
+                f"{exc.strerror or exc}{where}; free some space or write elsewhere (unfinished files were removed)"
+            )
             return EXIT_FAILURE
         console.error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return EXIT_FAILURE

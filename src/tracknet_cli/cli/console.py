@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from rich.console import Console
 from rich.segment import Segment
 
+from tracknet_cli.errors import DEBUG_ENV, RuntimeFailure, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
+
 # C0 controls but tab and newline, DEL and C1: a file named `\x1b]0;x` or `\x1b[2J` must not retitle or
 # clear the user's terminal when an error, a warning, a summary or a table names it.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -29,18 +31,14 @@ class _EscapingConsole(Console):
     warnings, never only in error lines); rich's own styling and cursor moves are not text segments."""
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
-        return super()._render_buffer(seg if seg.control else Segment(printable(seg.text), seg.style)
-                                      for seg in buffer)
+        return super()._render_buffer(seg if seg.control else Segment(printable(seg.text), seg.style) for seg in buffer)
 
-from tracknet_cli.errors import DEBUG_ENV, debug_enabled  # noqa: F401 - the CLI asks console.debug_enabled()
-from tracknet_cli.errors import RuntimeFailure
 
 # markup=False: paths, clip names and messages are user text, never rich markup (a folder named
 # `mk[/b]` must print as itself); styling is added with Text objects. soft_wrap=True: a log line
 # stays one line however long (rich would wrap it at 80 columns when stderr is not a terminal).
 out = _EscapingConsole(soft_wrap=True, highlight=False, markup=False)
 err = _EscapingConsole(stderr=True, highlight=False, markup=False, soft_wrap=True)
-
 
 
 def wide_console(width: int) -> Console:
@@ -96,8 +94,10 @@ class StdoutFailed(RuntimeFailure):
     printed is lost, the files it wrote are not (exit 1)."""
 
     def __init__(self, exc: OSError) -> None:
-        super().__init__(f"cannot write to stdout ({exc.strerror or exc}): what tracknet printed there is lost; "
-                         "the files it wrote are kept (none was removed)")
+        super().__init__(
+            f"cannot write to stdout ({exc.strerror or exc}): what tracknet printed there is lost; "
+            "the files it wrote are kept (none was removed)"
+        )
 
 
 class _GuardedStdout:

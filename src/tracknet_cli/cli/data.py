@@ -30,13 +30,24 @@ def _render(report: "InspectReport") -> None:
 
     table = Table()
     for name in ("game", "clip", "source", "size", "frames", "labelled", "v0", "v1", "v2", "v3", "status", "problems"):
-        table.add_column(name, justify="left" if name in ("game", "clip", "source", "size", "status") else "right",
-                         no_wrap=True)
+        table.add_column(
+            name, justify="left" if name in ("game", "clip", "source", "size", "status") else "right", no_wrap=True
+        )
 
     def row(game: str, clip: str, source: str, size: str, n: Counts, problems: int, style: str | None = None) -> None:
         status = " ".join(f"{k}:{v}" for k, v in sorted(n.status.items())) or "-"
-        table.add_row(game, clip, source, size, str(n.frames), str(n.labelled),
-                      *(str(n.visibility[str(v)]) for v in range(4)), status, str(problems), style=style)
+        table.add_row(
+            game,
+            clip,
+            source,
+            size,
+            str(n.frames),
+            str(n.labelled),
+            *(str(n.visibility[str(v)]) for v in range(4)),
+            status,
+            str(problems),
+            style=style,
+        )
 
     games = report.games
     for game in games:
@@ -127,8 +138,13 @@ def import_(
     n = len(report.clips)
     print(console.printable(f"imported {n} clip{'' if n == 1 else 's'}, {report.frames} frames into {report.out}"))
     if report.problems and not console.quiet():  # plain write: a long path must not be wrapped mid-command
-        sys.stderr.write(console.printable(f"warning: {len(report.problems)} problems in the source were carried "
-                                           f"over (list them: tracknet data inspect {out})") + "\n")
+        sys.stderr.write(
+            console.printable(
+                f"warning: {len(report.problems)} problems in the source were carried "
+                f"over (list them: tracknet data inspect {out})"
+            )
+            + "\n"
+        )
     return 0
 
 
@@ -157,8 +173,12 @@ def synth(
     from tracknet_cli.data.synth import synthesize
 
     report = synthesize(out, games=games, clips=clips, frames=frames, size=(width, height), seed=seed)
-    print(console.printable(f"wrote {report.clips} clips, {report.frames} frames ({width}x{height}) to {report.out} "
-                            f"in {report.seconds:.1f} s; next: tracknet data inspect {report.out}"))
+    print(
+        console.printable(
+            f"wrote {report.clips} clips, {report.frames} frames ({width}x{height}) to {report.out} "
+            f"in {report.seconds:.1f} s; next: tracknet data inspect {report.out}"
+        )
+    )
     return 0
 
 
@@ -185,7 +205,14 @@ def cache(
         console.info(f"{'built' if built else 'valid'} {clip.id}")
 
     summary = build_cache(clips, cfg.data, cache_dir=cfg.data.cache_dir, progress=progress)
-    print(json.dumps({
-        "cache_dir": str(summary.directory), "built": len(summary.built), "reused": len(summary.reused),
-        "bytes": summary.bytes, "seconds": round(time.monotonic() - started, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "cache_dir": str(summary.directory),
+                "built": len(summary.built),
+                "reused": len(summary.reused),
+                "bytes": summary.bytes,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
+    )

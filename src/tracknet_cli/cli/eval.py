@@ -23,21 +23,87 @@ EPILOG = (
 
 
 def evaluate_command(
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", metavar="NAME|FILE|RUN", help="A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name.")] = None,
-    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Dataset to score on. \\[default: the checkpoint's data.root]")] = None,
-    split: Annotated[str, typer.Option("--split", help="test | val | train | all (test falls back to all clips when the config has no test split).")] = "test",
-    protocol: Annotated[Optional[str], typer.Option("--protocol", help=f"{listed(PROTOCOL_NAMES)}. \\[default: the checkpoint's training.protocol, or v2]")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's; with --pred-csv 0: every visible row counts]")] = None,
+    checkpoint: Annotated[
+        Optional[str],
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            metavar="NAME|FILE|RUN",
+            help=(
+                "A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), "
+                "a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) "
+                "or a Hugging Face repo id org/name."
+            ),
+        ),
+    ] = None,
+    data_root: Annotated[
+        Optional[Path], typer.Option("--data-root", help="Dataset to score on. \\[default: the checkpoint's data.root]")
+    ] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split", help="test | val | train | all (test falls back to all clips when the config has no test split)."
+        ),
+    ] = "test",
+    protocol: Annotated[
+        Optional[str],
+        typer.Option(
+            "--protocol", help=f"{listed(PROTOCOL_NAMES)}. \\[default: the checkpoint's training.protocol, or v2]"
+        ),
+    ] = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            "--threshold",
+            help=(
+                "Detection score threshold. \\[default: the checkpoint's; with --pred-csv 0: every visible row counts]"
+            ),
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: as predict picks it)")] = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: as predict picks it)")
+    ] = "auto",
     runtime: RuntimeOpt = "auto",
-    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass. \\[default: the training batch on a GPU; on a CPU 2 at 256x144, 1 at 512x288]")] = None,
-    save_csv: Annotated[Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")] = None,
-    pred_csv: Annotated[Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")] = None,
-    gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth dataset: for --pred-csv, or with --checkpoint the dataset to score on (as --data-root).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="With --pred-csv: refuse CSVs with unreadable rows (exit 2) instead of scoring them as no detection.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --save-csv: replace existing CSVs (never the dataset's own labels).")] = False,
+    batch: Annotated[
+        Optional[int],
+        typer.Option(
+            "--batch",
+            min=1,
+            help=(
+                "Windows per forward pass. "
+                "\\[default: the training batch on a GPU; on a CPU 2 at 256x144, 1 at 512x288]"
+            ),
+        ),
+    ] = None,
+    save_csv: Annotated[
+        Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")
+    ] = None,
+    pred_csv: Annotated[
+        Optional[Path],
+        typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt)."),
+    ] = None,
+    gt: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--gt",
+            help="Ground-truth dataset: for --pred-csv, or with --checkpoint the dataset to score on (as --data-root).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="With --pred-csv: refuse CSVs with unreadable rows (exit 2) instead of scoring them as no detection.",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="With --save-csv: replace existing CSVs (never the dataset's own labels)."),
+    ] = False,
 ) -> None:
     """Precision, recall, F1, accuracy and errors per clip and in total, under a named protocol."""
     from tracknet_cli.training.evaluate import SPLIT_CHOICES
@@ -55,21 +121,37 @@ def evaluate_command(
             raise typer.BadParameter("--pred-csv needs --gt PATH and no --checkpoint", param_hint="--pred-csv")
         payload = _score_csvs(pred_csv, gt, protocol or "v2", 0.0 if threshold is None else threshold, strict)
     elif checkpoint is None:
-        raise typer.BadParameter("give --checkpoint NAME|FILE|RUN, or --pred-csv DIR --gt PATH", param_hint="--checkpoint")
+        raise typer.BadParameter(
+            "give --checkpoint NAME|FILE|RUN, or --pred-csv DIR --gt PATH", param_hint="--checkpoint"
+        )
     else:
         if gt is not None:  # what a user means by it: score the checkpoint on that dataset (as --data-root)
             if data_root is not None and data_root.resolve() != gt.resolve():
-                raise typer.BadParameter(f"with --checkpoint, --gt is the dataset to score on, as --data-root: "
-                                         f"give one of them, not {gt} and {data_root}", param_hint="--gt")
+                raise typer.BadParameter(
+                    f"with --checkpoint, --gt is the dataset to score on, as --data-root: "
+                    f"give one of them, not {gt} and {data_root}",
+                    param_hint="--gt",
+                )
             data_root = gt
-        payload = _score_checkpoint(checkpoint, data_root, split, protocol, threshold, device, precision, batch, save_csv,
-                                    overwrite, runtime)
+        payload = _score_checkpoint(
+            checkpoint, data_root, split, protocol, threshold, device, precision, batch, save_csv, overwrite, runtime
+        )
     _render(payload, as_json)
 
 
-def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, protocol: Optional[str],
-                      threshold: Optional[float], device_name: str, precision: str, batch: Optional[int],
-                      save_csv: Optional[Path], overwrite: bool = False, runtime: str = "auto") -> dict[str, Any]:
+def _score_checkpoint(
+    checkpoint: str,
+    data_root: Optional[Path],
+    split: str,
+    protocol: Optional[str],
+    threshold: Optional[float],
+    device_name: str,
+    precision: str,
+    batch: Optional[int],
+    save_csv: Optional[Path],
+    overwrite: bool = False,
+    runtime: str = "auto",
+) -> dict[str, Any]:
     from tracknet_cli.data.datasets import eval_dataset
     from tracknet_cli.inference.engine import load_engine
     from tracknet_cli.pretrained.resolve import resolve_checkpoint
@@ -91,15 +173,32 @@ def _score_checkpoint(checkpoint: str, data_root: Optional[Path], split: str, pr
     if save_csv is not None:  # refused before any work: existing files, and always the files read here
         prediction_csv_targets(save_csv, clips, overwrite=overwrite, reads=[checkpoint])
     dataset = eval_dataset(clips, config.data)
-    console.info(f"scoring {len(clips)} clips ({sum(len(c) for c in clips)} frames) of {root}, split {split}, "
-                 f"protocol {protocol}, threshold {threshold:.3f}, runtime {engine.runtime}")
-    report = evaluate(engine.model, dataset, config, device=engine.device, amp=engine.amp, protocol=protocol,
-                      threshold=threshold, loss_name=meta.loss, batch_size=batch, keep_predictions=save_csv is not None)
+    console.info(
+        f"scoring {len(clips)} clips ({sum(len(c) for c in clips)} frames) of {root}, split {split}, "
+        f"protocol {protocol}, threshold {threshold:.3f}, runtime {engine.runtime}"
+    )
+    report = evaluate(
+        engine.model,
+        dataset,
+        config,
+        device=engine.device,
+        amp=engine.amp,
+        protocol=protocol,
+        threshold=threshold,
+        loss_name=meta.loss,
+        batch_size=batch,
+        keep_predictions=save_csv is not None,
+    )
     if save_csv is not None:
         written = write_prediction_csvs(save_csv, report.predictions, threshold)
         console.info(f"wrote {len(written)} prediction CSVs under {save_csv}")
-    return _payload(report.metrics, report.per_clip, protocol, threshold,
-                    {"checkpoint": str(checkpoint), "data_root": str(root), "split": split})
+    return _payload(
+        report.metrics,
+        report.per_clip,
+        protocol,
+        threshold,
+        {"checkpoint": str(checkpoint), "data_root": str(root), "split": split},
+    )
 
 
 _PROBLEMS_SHOWN = 20
@@ -116,16 +215,24 @@ def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float, stric
         first = problems[0]
         where = f"{first.file}:{first.row}" if first.row is not None else first.file
         if strict:
-            raise InputError(f"{len(problems)} problems in the prediction CSVs, first {where} {first.kind}: {first.message} "
-                             "(fix the rows, or leave out --strict to score them as no detection)")
+            raise InputError(
+                f"{len(problems)} problems in the prediction CSVs, first {where} {first.kind}: {first.message} "
+                "(fix the rows, or leave out --strict to score them as no detection)"
+            )
         for p in problems[:_PROBLEMS_SHOWN]:
-            console.warn(f"{p.file}:{p.row}: {p.kind}: {p.message}" if p.row is not None else f"{p.file}: {p.kind}: {p.message}")
+            console.warn(
+                f"{p.file}:{p.row}: {p.kind}: {p.message}" if p.row is not None else f"{p.file}: {p.kind}: {p.message}"
+            )
         more = f", {len(problems) - _PROBLEMS_SHOWN} more not shown" if len(problems) > _PROBLEMS_SHOWN else ""
-        console.warn(f"{len(problems)} problems in the prediction CSVs{more}: those frames score as no detection "
-                     "(--strict refuses them; --json lists them all)")
+        console.warn(
+            f"{len(problems)} problems in the prediction CSVs{more}: those frames score as no detection "
+            "(--strict refuses them; --json lists them all)"
+        )
     if missing:
-        console.warn(f"scoring the {len(predictions)} of {len(clips)} clips that have a prediction CSV; "
-                     f"none for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        console.warn(
+            f"scoring the {len(predictions)} of {len(clips)} clips that have a prediction CSV; "
+            f"none for {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+        )
     total, per_clip = score_predictions(predictions, protocol, threshold)
     payload = _payload(total, per_clip, protocol, threshold, {"pred_csv": str(pred_dir), "gt": str(gt)})
     if problems:
@@ -133,9 +240,14 @@ def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float, stric
     return payload
 
 
-def _payload(total: Any, per_clip: dict[str, Any], protocol: str, threshold: float, source: dict[str, str]) -> dict[str, Any]:
+def _payload(
+    total: Any, per_clip: dict[str, Any], protocol: str, threshold: float, source: dict[str, str]
+) -> dict[str, Any]:
     return {
-        **total.to_dict(), "protocol": protocol, "threshold": threshold, **source,
+        **total.to_dict(),
+        "protocol": protocol,
+        "threshold": threshold,
+        **source,
         "clips": [{"clip": cid, **m.to_dict()} for cid, m in per_clip.items()],
     }
 
@@ -146,9 +258,25 @@ def _render(payload: dict[str, Any], as_json: bool) -> None:
         return
     from rich.table import Table
 
-    columns = [("frames", None), ("TP", "tp"), ("FP1", "fp1"), ("FP2", "fp2"), ("FN", "fn"), ("TN", "tn"),
-               ("P", "precision"), ("R", "recall"), ("F1", "f1"), ("acc", "accuracy"), ("L2", "l2_median")]
-    table = Table(title=f"protocol {payload['protocol']}, threshold {payload['threshold']:.3f} (P precision, R recall, L2 median error in source px)")
+    columns = [
+        ("frames", None),
+        ("TP", "tp"),
+        ("FP1", "fp1"),
+        ("FP2", "fp2"),
+        ("FN", "fn"),
+        ("TN", "tn"),
+        ("P", "precision"),
+        ("R", "recall"),
+        ("F1", "f1"),
+        ("acc", "accuracy"),
+        ("L2", "l2_median"),
+    ]
+    table = Table(
+        title=(
+            f"protocol {payload['protocol']}, threshold {payload['threshold']:.3f} "
+            "(P precision, R recall, L2 median error in source px)"
+        )
+    )
     table.add_column("clip", min_width=12, overflow="fold")
     for title, _ in columns:
         table.add_column(title, justify="right", no_wrap=True)

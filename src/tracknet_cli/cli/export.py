@@ -22,11 +22,24 @@ EPILOG = (
 
 
 def export_command(
-    checkpoint: Annotated[str, typer.Option("--checkpoint", "-c", metavar="NAME|FILE|RUN", show_default=False,
-                                            help="A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), a runs folder (the newest run) or a Hugging Face repo id org/name.")],
+    checkpoint: Annotated[
+        str,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            metavar="NAME|FILE|RUN",
+            show_default=False,
+            help=(
+                "A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), "
+                "a runs folder (the newest run) or a Hugging Face repo id org/name."
+            ),
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", show_default=False, help="The file to write (NAME.onnx).")],
     fmt: Annotated[str, typer.Option("--format", help=listed(EXPORT_FORMATS))] = "onnx",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file (never the checkpoint).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output file (never the checkpoint).")
+    ] = False,
 ) -> None:
     """Export a checkpoint as an ONNX model: uint8 frames in, heatmap logits out, its metadata inside."""
     choice(fmt, EXPORT_FORMATS, "--format")
@@ -36,5 +49,9 @@ def export_command(
     resolved = resolve_checkpoint(checkpoint)
     done = export_checkpoint(resolved.path, out, fmt=fmt, overwrite=overwrite)
     shape = ", ".join(str(d) for d in done.input_shape)
-    console.out.print(f"{resolved.label} → {done.path} ({fmt}, {done.bytes / 1e6:.1f} MB): frames uint8 ({shape}) → "
-                      f"{', '.join(done.outputs)}", markup=False, highlight=False)
+    console.out.print(
+        f"{resolved.label} → {done.path} ({fmt}, {done.bytes / 1e6:.1f} MB): frames uint8 ({shape}) → "
+        f"{', '.join(done.outputs)}",
+        markup=False,
+        highlight=False,
+    )

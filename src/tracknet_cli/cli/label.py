@@ -31,15 +31,45 @@ def _require_extra() -> None:
 
 
 def label_command(
-    input: Annotated[Path, typer.Argument(metavar="INPUT", show_default=False,
-                                          help="A video, or a folder of frame images (labels already there are loaded).")],
-    labels: Annotated[Optional[Path], typer.Option("--labels", "-l", show_default=False, help="Label file to write. \\[default: beside INPUT: NAME.csv for a video, Label.csv in a frame folder]")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", metavar="NAME|FILE|RUN", show_default=False, help="The model proposing labels. \\[default: the default ready model]")] = None,
+    input: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            show_default=False,
+            help="A video, or a folder of frame images (labels already there are loaded).",
+        ),
+    ],
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--labels",
+            "-l",
+            show_default=False,
+            help="Label file to write. \\[default: beside INPUT: NAME.csv for a video, Label.csv in a frame folder]",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Optional[str],
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            metavar="NAME|FILE|RUN",
+            show_default=False,
+            help="The model proposing labels. \\[default: the default ready model]",
+        ),
+    ] = None,
     no_model: Annotated[bool, typer.Option("--no-model", help="No proposals: label by hand only.")] = False,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (other than 127.0.0.1: reachable from other machines).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (other than 127.0.0.1: reachable from other machines).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: a free one).")] = 0,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a label file tracknet label did not write (default: write beside it).")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace a label file tracknet label did not write (default: write beside it)."
+        ),
+    ] = False,
     device: Annotated[str, typer.Option("--device", help=f"{listed(DEVICES)} (for the proposals)")] = "auto",
     runtime: RuntimeOpt = "auto",
 ) -> None:
@@ -66,5 +96,9 @@ def label_command(
     options = LabelOptions(input, labels, checkpoint, not no_model, host, port, overwrite, device, runtime)
     session = serve(options, Hooks(warn=console.warn, info=console.info, url=show_url))
     counts = session.counts()
-    console.out.print(f"{session.files.target}: {counts['confirmed']} of {session.frames} frames labelled "
-                      f"({len(session.confirmed)} confirmed in this session)", markup=False, highlight=False)
+    console.out.print(
+        f"{session.files.target}: {counts['confirmed']} of {session.frames} frames labelled "
+        f"({len(session.confirmed)} confirmed in this session)",
+        markup=False,
+        highlight=False,
+    )

@@ -23,7 +23,9 @@ EPILOG = (
 
 
 def models_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: the default name and every model with its metadata.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON: the default name and every model with its metadata.")
+    ] = False,
 ) -> None:
     """Ready models: name, sport, input size, parameters, held-out F1 and its protocol, data source."""
     from tracknet_cli.pretrained.catalogue import load_catalogue
@@ -41,8 +43,10 @@ def models_command(
         print(json.dumps({"default": catalogue.default, "models": rows}))
         return
     if not rows:
-        console.info("no models are bundled with this install yet; set TRACKNET_MODELS_DIR to a models folder "
-                     "(docs/models/pretrained.md), or pass --checkpoint FILE|RUN")
+        console.info(
+            "no models are bundled with this install yet; set TRACKNET_MODELS_DIR to a models folder "
+            "(docs/models/pretrained.md), or pass --checkpoint FILE|RUN"
+        )
         return
     _table(rows)
 
@@ -86,11 +90,19 @@ def _table(rows: list[dict[str, Any]]) -> None:
 
     from tracknet_cli.pretrained.catalogue import BUNDLED, DataSource
 
-    table = Table(caption="* the default (predict without --checkpoint); pick one with --checkpoint NAME; "
-                          "input: width x height x frames; --json for data commits")
-    for title, justify, wrap in (("name", "left", False), ("sport", "left", False), ("input", "right", False),
-                                 ("params", "right", False), ("F1", "right", False),
-                                 ("held out (protocol)", "left", True), ("data", "left", True)):
+    table = Table(
+        caption="* the default (predict without --checkpoint); pick one with --checkpoint NAME; "
+        "input: width x height x frames; --json for data commits"
+    )
+    for title, justify, wrap in (
+        ("name", "left", False),
+        ("sport", "left", False),
+        ("input", "right", False),
+        ("params", "right", False),
+        ("F1", "right", False),
+        ("held out (protocol)", "left", True),
+        ("data", "left", True),
+    ):
         table.add_column(title, justify=justify, no_wrap=not wrap, overflow="fold")  # type: ignore[arg-type]
     foreign = any(row["origin"] != BUNDLED for row in rows)
     if foreign:

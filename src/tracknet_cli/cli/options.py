@@ -9,14 +9,25 @@ import typer
 from tracknet_cli.choices import RUNTIMES, listed
 from tracknet_cli.config.load import ResolvedConfig, resolve, selection_from
 
-RuntimeOpt = Annotated[str, typer.Option("--runtime", help=f"{listed(RUNTIMES)}: what runs the model's forward (auto: "
-                                        "openvino on a CPU, torch on a GPU; a .onnx checkpoint runs in openvino or "
-                                        "onnxruntime)")]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        help=f"{listed(RUNTIMES)}: what runs the model's forward (auto: "
+        "openvino on a CPU, torch on a GPU; a .onnx checkpoint runs in openvino or "
+        "onnxruntime)",
+    ),
+]
 ProfileOpt = Annotated[
-    Optional[str], typer.Option("--profile", "-p", help="Profile name (see profiles/) or path to a .yaml file. \\[default: quickstart]")
+    Optional[str],
+    typer.Option(
+        "--profile", "-p", help="Profile name (see profiles/) or path to a .yaml file. \\[default: quickstart]"
+    ),
 ]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Data piece replacing the profile's (name or .yaml).")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model piece replacing the profile's (name or .yaml).")]
+ModelOpt = Annotated[
+    Optional[str], typer.Option("--model", help="Model piece replacing the profile's (name or .yaml).")
+]
 TrainingOpt = Annotated[
     Optional[str], typer.Option("--training", help="Training piece replacing the profile's (name or .yaml).")
 ]

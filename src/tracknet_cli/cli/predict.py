@@ -33,25 +33,98 @@ RUNS_ROOT = Path("runs/predict")
 
 
 def predict(
-    inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...", show_default=False,
-                                                 help="Videos, folders of frames, folders of videos, or images.")],
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", show_default=False, metavar="NAME|FILE|RUN",
-                                                      help="A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) or a Hugging Face repo id org/name. \\[default: the default ready model]")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Overlay video path (single input). \\[default: runs/predict/expN/<stem>.mp4]")] = None,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]")] = None,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="INPUT...", show_default=False, help="Videos, folders of frames, folders of videos, or images."
+        ),
+    ],
+    checkpoint: Annotated[
+        Optional[str],
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            show_default=False,
+            metavar="NAME|FILE|RUN",
+            help=(
+                "A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), "
+                "a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) "
+                "or a Hugging Face repo id org/name. \\[default: the default ready model]"
+            ),
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Overlay video path (single input). \\[default: runs/predict/expN/<stem>.mp4]"),
+    ] = None,
+    csv: Annotated[
+        Optional[Path],
+        typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]"),
+    ] = None,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV.")] = False,
-    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Windows per forward pass. \\[default: 8 on a GPU; on a CPU 2 at 256x144, 1 at 512x288]")] = None,
+    batch: Annotated[
+        Optional[int],
+        typer.Option(
+            "--batch",
+            min=1,
+            help="Windows per forward pass. \\[default: 8 on a GPU; on a CPU 2 at 256x144, 1 at 512x288]",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
     start: Annotated[int, typer.Option("--start", min=0, help="First frame (0-based).")] = 0,
-    end: Annotated[Optional[int], typer.Option("--end", min=1, help="Stop before this frame (exclusive). \\[default: the last frame]")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's]")] = None,
-    max_gap: Annotated[int, typer.Option("--max-gap", min=0, help="Fill gaps of at most N frames between detections (flagged Interpolated).")] = 5,
-    max_jump: Annotated[Optional[float], typer.Option("--max-jump", help="Reject jumps beyond PX source pixels per frame unless confirmed. \\[default: 10% of the frame diagonal]")] = None,
-    no_track: Annotated[bool, typer.Option("--no-track", help="Raw thresholded detections: no gating, resets or gap filling.")] = False,
+    end: Annotated[
+        Optional[int],
+        typer.Option("--end", min=1, help="Stop before this frame (exclusive). \\[default: the last frame]"),
+    ] = None,
+    threshold: Annotated[
+        Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's]")
+    ] = None,
+    max_gap: Annotated[
+        int,
+        typer.Option(
+            "--max-gap", min=0, help="Fill gaps of at most N frames between detections (flagged Interpolated)."
+        ),
+    ] = 5,
+    max_jump: Annotated[
+        Optional[float],
+        typer.Option(
+            "--max-jump",
+            help=(
+                "Reject jumps beyond PX source pixels per frame unless confirmed. "
+                "\\[default: 10% of the frame diagonal]"
+            ),
+        ),
+    ] = None,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Raw thresholded detections: no gating, resets or gap filling.")
+    ] = False,
     trail: Annotated[int, typer.Option("--trail", min=0, help="Overlay: fading trail of the last N positions.")] = 10,
-    overlay_scale: Annotated[float, typer.Option("--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode).")] = 1.0,
-    csv_format: Annotated[str, typer.Option("--csv-format", help=f"{listed(CSV_FORMATS)}: default Frame,Visibility,X,Y,Score,Interpolated; tracknet the Label.csv dialect")] = "default",
-    precision: Annotated[str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it)")] = "auto",
+    overlay_scale: Annotated[
+        float,
+        typer.Option(
+            "--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode)."
+        ),
+    ] = 1.0,
+    csv_format: Annotated[
+        str,
+        typer.Option(
+            "--csv-format",
+            help=(
+                f"{listed(CSV_FORMATS)}: default Frame,Visibility,X,Y,Score,Interpolated; "
+                "tracknet the Label.csv dialect"
+            ),
+        ),
+    ] = "default",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help=(
+                f"{listed(INFERENCE_PRECISIONS)} "
+                "(auto: bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it)"
+            ),
+        ),
+    ] = "auto",
     runtime: RuntimeOpt = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
@@ -67,15 +140,19 @@ def predict(
     if not 0.0 < overlay_scale <= 4.0:
         raise typer.BadParameter("must be in (0, 4]", param_hint="--overlay-scale")
     if no_video and out is not None:
-        raise typer.BadParameter("--out names the overlay video, which --no-video turns off (use --csv)", param_hint="--out")
+        raise typer.BadParameter(
+            "--out names the overlay video, which --no-video turns off (use --csv)", param_hint="--out"
+        )
 
     from tracknet_cli.predict.sources import open_sources
     from tracknet_cli.predict.tracker import Tracker
 
     sources = open_sources(inputs, start, end)  # every input is checked before any work
     if (out is not None or csv is not None) and len(sources) > 1:
-        raise UsageError(f"--out/--csv name the outputs of one input, but the inputs hold {len(sources)} "
-                         "videos or folders; leave them out to write runs/predict/expN/<stem>.csv")
+        raise UsageError(
+            f"--out/--csv name the outputs of one input, but the inputs hold {len(sources)} "
+            "videos or folders; leave them out to write runs/predict/expN/<stem>.csv"
+        )
     from tracknet_cli.pretrained.resolve import default_checkpoint, default_notice, resolve_checkpoint
 
     resolved = resolve_checkpoint(checkpoint) if checkpoint is not None else default_checkpoint()
@@ -83,17 +160,29 @@ def predict(
         console.info(default_notice(resolved))
     # Named outputs are checked before the model loads; the default runs/predict/expN is made after.
     named = _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path]) if out or csv else None
-    tracker = Tracker.from_pretrained(resolved, device=device, batch_size=batch, threshold=threshold,
-                                      max_gap=max_gap, max_jump=max_jump, track=not no_track, precision=precision,
-                                      runtime=runtime)
+    tracker = Tracker.from_pretrained(
+        resolved,
+        device=device,
+        batch_size=batch,
+        threshold=threshold,
+        max_gap=max_gap,
+        max_jump=max_jump,
+        track=not no_track,
+        precision=precision,
+        runtime=runtime,
+    )
     targets = named or _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path])
     engine = tracker.engine
     if engine.runtime_note:
         console.warn(engine.runtime_note)
-    console.info(f"model {resolved.label} on {engine.device} ({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}, "
-                 f"{engine.runtime}), "
-                 f"input {engine.input_size[0]}x{engine.input_size[1]}, {engine.window}-frame windows, batch {engine.batch_size}, "
-                 f"threshold {tracker.threshold:.3f}{'' if tracker.tracking.enabled else ', no tracking'}")
+    console.info(
+        f"model {resolved.label} on {engine.device} "
+        f"({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}, "
+        f"{engine.runtime}), "
+        f"input {engine.input_size[0]}x{engine.input_size[1]}, {engine.window}-frame windows, "
+        f"batch {engine.batch_size}, "
+        f"threshold {tracker.threshold:.3f}{'' if tracker.tracking.enabled else ', no tracking'}"
+    )
 
     from tracknet_cli.predict.pipeline import write_outputs
 
@@ -101,9 +190,16 @@ def predict(
     for source, (csv_path, video_path) in zip(sources, targets):
         with _Progress(source) as progress:
             summary = write_outputs(
-                lambda size, s=source: tracker.stream(s, overlay_size=size), source,
-                csv_path=csv_path, video_path=video_path, csv_format=csv_format,  # type: ignore[arg-type]
-                trail=trail, overlay_scale=overlay_scale, overwrite=overwrite, on_row=progress.update)
+                lambda size, s=source: tracker.stream(s, overlay_size=size),
+                source,
+                csv_path=csv_path,
+                video_path=video_path,
+                csv_format=csv_format,  # type: ignore[arg-type]
+                trail=trail,
+                overlay_scale=overlay_scale,
+                overwrite=overwrite,
+                on_row=progress.update,
+            )
             progress.done(summary)
         if summary.warning:
             console.warn(summary.warning)
@@ -113,13 +209,23 @@ def predict(
     if len(totals) > 1:
         frames = sum(s.frames for s in totals)
         seconds = sum(s.seconds for s in totals)
-        console.out.print(f"total: {len(totals)} inputs, {frames} frames, {sum(s.detections for s in totals)} detections, "
-                          f"{sum(s.interpolated for s in totals)} interpolated, {seconds:.1f} s, "
-                          f"{frames / seconds if seconds > 0 else 0.0:.1f} frames/s", markup=False, highlight=False)
+        console.out.print(
+            f"total: {len(totals)} inputs, {frames} frames, {sum(s.detections for s in totals)} detections, "
+            f"{sum(s.interpolated for s in totals)} interpolated, {seconds:.1f} s, "
+            f"{frames / seconds if seconds > 0 else 0.0:.1f} frames/s",
+            markup=False,
+            highlight=False,
+        )
 
 
-def _targets(sources: list["FrameSource"], out: Optional[Path], csv: Optional[Path], no_video: bool,
-             overwrite: bool, reads: Optional[list[Path]] = None) -> list[tuple[Path, Optional[Path]]]:
+def _targets(
+    sources: list["FrameSource"],
+    out: Optional[Path],
+    csv: Optional[Path],
+    no_video: bool,
+    overwrite: bool,
+    reads: Optional[list[Path]] = None,
+) -> list[tuple[Path, Optional[Path]]]:
     """(csv, overlay or None) per source; refuses existing files before any work, and always an
     output that is one of the inputs (a video, a frame, the checkpoint), --overwrite or not."""
     if out is not None or csv is not None:
@@ -152,8 +258,9 @@ def _refuse_inputs(outputs: list[Path], sources: list["FrameSource"], reads: lis
     inputs = [*reads, *(p for s in sources for p in (getattr(s, "paths", None) or [s.info.path]))]
     path = first_overwritten_input(outputs, inputs)
     if path is not None:
-        raise UsageError(f"{path} is one of the inputs; name an output that is not an input "
-                         "(--overwrite never replaces an input)")
+        raise UsageError(
+            f"{path} is one of the inputs; name an output that is not an input (--overwrite never replaces an input)"
+        )
 
 
 class _Progress:
@@ -161,14 +268,27 @@ class _Progress:
     Elsewhere (pipes, logs) a line every 30 s."""
 
     def __init__(self, source: "FrameSource") -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.source = source
         self.live = console.err.is_terminal and not console.quiet()
         self.progress = Progress(
-            TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console.err, transient=False, disable=not self.live,
+            TextColumn("{task.description}", style="bold", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.1f} frames/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console.err,
+            transient=False,
+            disable=not self.live,
         )
         self.task: Any = None
         self._shown = 0
@@ -188,8 +308,10 @@ class _Progress:
         elif not console.quiet() and time.monotonic() - self._logged >= 30.0:
             self._logged = time.monotonic()
             total = self.source.expected_frames
-            console.info(f"{self.source.info.stem}: {summary.frames}/{total if total else '?'} frames, "
-                         f"{summary.fps:.1f} frames/s")
+            console.info(
+                f"{self.source.info.stem}: {summary.frames}/{total if total else '?'} frames, "
+                f"{summary.fps:.1f} frames/s"
+            )
 
     def done(self, summary: "PredictionSummary") -> None:
         self.progress.update(self.task, completed=summary.frames, total=summary.frames, rate=summary.fps)

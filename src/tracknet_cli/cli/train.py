@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from tracknet_cli.cli import console
-from tracknet_cli.errors import ConfigError, EXIT_FAILURE, InputError, Reported, RuntimeFailure, TrackNetError
 from tracknet_cli.cli.options import DataOpt, ModelOpt, ProfileOpt, SetOpt, TrainingOpt, resolve_selection
+from tracknet_cli.errors import EXIT_FAILURE, ConfigError, InputError, Reported, RuntimeFailure, TrackNetError
 
 EPILOG = (
     "Examples:\n\n"
@@ -32,27 +32,66 @@ def train(
     model: ModelOpt = None,
     training: TrainingOpt = None,
     set_: SetOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (new or empty). \\[default: runs/<profile>/expN]")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Build data and model, run one batch forward and backward, write nothing.")] = False,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Run directory (new or empty). \\[default: runs/<profile>/expN]")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build data and model, run one batch forward and backward, write nothing.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the report as JSON.")] = False,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets).")] = None,
-    init_from: Annotated[Optional[str], typer.Option("--init-from", metavar="NAME|FILE|RUN", help="Start a new run from a trained model's weights: a ready model's name (tracknet models), a .safetensors file, a run directory or a Hugging Face repo id.")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Refuse to train (exit 2) when a clip under data.root cannot be read, instead of leaving it out with a warning.")] = False,
-    devices: Annotated[Optional[int], typer.Option(
-        "--devices", min=1,
-        help="Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
-             "DistributedDataParallel under torchrun. Effective batch = batch_size x N x grad_accumulation. \\[default: 1]",
-    )] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets)."
+        ),
+    ] = None,
+    init_from: Annotated[
+        Optional[str],
+        typer.Option(
+            "--init-from",
+            metavar="NAME|FILE|RUN",
+            help=(
+                "Start a new run from a trained model's weights: a ready model's name (tracknet models), "
+                "a .safetensors file, a run directory or a Hugging Face repo id."
+            ),
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help=(
+                "Refuse to train (exit 2) when a clip under data.root cannot be read, "
+                "instead of leaving it out with a warning."
+            ),
+        ),
+    ] = False,
+    devices: Annotated[
+        Optional[int],
+        typer.Option(
+            "--devices",
+            min=1,
+            help=(
+                "Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
+                "DistributedDataParallel under torchrun. Effective batch = batch_size x N x grad_accumulation. "
+                "\\[default: 1]"
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Train a heatmap model; writes runs/<profile>/expN (config, log, metrics, overlays, weights, state)."""
     from tracknet_cli.training.distributed import under_torchrun
 
     if devices is not None and under_torchrun():
-        raise typer.BadParameter("already running under torchrun: its --nproc-per-node sets the processes", param_hint="--devices")
+        raise typer.BadParameter(
+            "already running under torchrun: its --nproc-per-node sets the processes", param_hint="--devices"
+        )
     launch = devices is not None and devices > 1
     if resume is not None:
         if any(v is not None for v in (profile, data, model, training, out, init_from)) or dry_run:
-            raise typer.BadParameter("--resume takes the run's own config: only --set may go with it", param_hint="--resume")
+            raise typer.BadParameter(
+                "--resume takes the run's own config: only --set may go with it", param_hint="--resume"
+            )
         if launch:
             config = _resume_config(resume, set_ or [])
             _check_devices(devices, config)
@@ -63,8 +102,10 @@ def train(
     if init_from is not None and all(v is None for v in (profile, data, model, training)):
         # Fine-tuning a ready model: its own recipe (the bundled models' architecture and crops), 5 minutes.
         profile = FINETUNE_PROFILE
-        console.info(f"--init-from without --profile: using the {FINETUNE_PROFILE} profile "
-                     "(tracknet config show --profile finetune; pick another with --profile)")
+        console.info(
+            f"--init-from without --profile: using the {FINETUNE_PROFILE} profile "
+            "(tracknet config show --profile finetune; pick another with --profile)"
+        )
     resolved = resolve_selection(profile, data, model, training, set_)
     if dry_run:
         if launch:
@@ -75,23 +116,31 @@ def train(
         raise typer.BadParameter("--json goes with --dry-run", param_hint="--json")
     init_path: Optional[Path] = None
     if init_from is not None:
-        from tracknet_cli.pretrained.resolve import resolve_checkpoint
         from tracknet_cli.inference.checkpoint import check_init_from
+        from tracknet_cli.pretrained.resolve import resolve_checkpoint
 
         init_path = resolve_checkpoint(init_from, option="--init-from").path
         check_init_from(resolved.config, init_path, init_from)
-    from tracknet_cli.training.loggers import require_trackers
-    from tracknet_cli.inference.rundir import create_run_dir
-
     from tracknet_cli.data.datasets import check_training_data
+    from tracknet_cli.inference.rundir import create_run_dir
+    from tracknet_cli.training.loggers import require_trackers
 
     require_trackers(resolved.config)  # before a run directory exists
     _report_skipped(check_training_data(resolved.config), strict)
     if launch:
         _check_devices(devices, resolved.config)
         run_dir = create_run_dir(resolved.profile_name, out, claim=False).resolve()  # created once, for every rank
-        picked = [(flag, v) for flag, v in (("--profile", profile), ("--data", data), ("--model", model),
-                                            ("--training", training), ("--init-from", init_path)) if v is not None]
+        picked = [
+            (flag, v)
+            for flag, v in (
+                ("--profile", profile),
+                ("--data", data),
+                ("--model", model),
+                ("--training", training),
+                ("--init-from", init_path),
+            )
+            if v is not None
+        ]
         worker = [a for flag, v in picked for a in (flag, str(v))] + _set_args(set_) + ["--out", str(run_dir)]
         _launch(devices, resolved.config, worker)
         return
@@ -112,8 +161,10 @@ def _report_skipped(problems: list, strict: bool) -> None:
 
     lines = [p.message if p.file in p.message else f"{p.file}: {p.message}" for p in problems]
     if lines and strict:
-        raise InputError(f"{lines[0]} ({len(lines)} clip(s) unreadable: fix or remove them, "
-                         "or leave out --strict to train without them)")
+        raise InputError(
+            f"{lines[0]} ({len(lines)} clip(s) unreadable: fix or remove them, "
+            "or leave out --strict to train without them)"
+        )
     if os.environ.get("RANK", "0") == "0":
         for line in lines:
             console.warn(f"{line}; training without it (--strict refuses)")
@@ -129,11 +180,15 @@ def _check_devices(devices: int, config) -> None:
     from tracknet_cli.training.distributed import backend_for
 
     if config.training.device == "mps":
-        raise ConfigError("--devices: distributed training runs on CUDA (nccl) or CPU (gloo): set training.device=cpu or cuda")
+        raise ConfigError(
+            "--devices: distributed training runs on CUDA (nccl) or CPU (gloo): set training.device=cpu or cuda"
+        )
     backend = backend_for(config.training.device)
     if backend == "nccl" and devices > torch.cuda.device_count():
-        raise ConfigError(f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s) visible "
-                          f"(lower --devices, or set training.device=cpu for CPU processes)")
+        raise ConfigError(
+            f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s) visible "
+            f"(lower --devices, or set training.device=cpu for CPU processes)"
+        )
 
 
 def _launch(devices: int, config, worker_args: list[str]) -> None:
@@ -141,7 +196,9 @@ def _launch(devices: int, config, worker_args: list[str]) -> None:
     from tracknet_cli.training.distributed import backend_for, launch_local
 
     backend = backend_for(config.training.device)
-    console.info(f"launching {devices} processes under torchrun ({'nccl, one per GPU' if backend == 'nccl' else 'gloo on CPU'})")
+    console.info(
+        f"launching {devices} processes under torchrun ({'nccl, one per GPU' if backend == 'nccl' else 'gloo on CPU'})"
+    )
     flags = (["--debug"] if console.debug_enabled() else []) + (["--quiet"] if console.quiet() else [])
     result = launch_local(devices, [*flags, "train", *worker_args], verbose=console.debug_enabled())
     if result.message:

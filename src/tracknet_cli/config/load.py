@@ -85,6 +85,8 @@ def excerpt(value: Any, limit: int = 120) -> str:
     short.maxstring, short.maxother = limit, limit
     text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 DEFAULT_PROFILE = "quickstart"
 
 
@@ -154,8 +156,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
-                          "save it as UTF-8") from exc
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); save it as UTF-8"
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     if loaded is None:
@@ -181,7 +184,9 @@ def _parse_value(text: str, key: str, origin: str) -> Any:
     try:
         return load_yaml(text) if text.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{key}: cannot parse {excerpt(text)} from {origin} as a YAML value ({getattr(exc, 'problem', exc)})") from exc
+        raise ConfigError(
+            f"{key}: cannot parse {excerpt(text)} from {origin} as a YAML value ({getattr(exc, 'problem', exc)})"
+        ) from exc
 
 
 def _nest(dotted: str, value: Any) -> dict[str, Any]:
@@ -207,7 +212,7 @@ def env_layer(environ: Mapping[str, str]) -> list[tuple[str, Any, str]]:
     for name, text in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
-        rest = name[len(ENV_PREFIX):].lower().split("__")
+        rest = name[len(ENV_PREFIX) :].lower().split("__")
         if len(rest) < 2 or rest[0] not in SECTIONS:
             continue  # e.g. TRACKNET_DEBUG, TRACKNET_REALDATA: not configuration
         key = ".".join(rest)
@@ -348,8 +353,9 @@ def dump_yaml(config: TrackNetConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
-def selection_from(profile: str | None, data: str | None, model: str | None, training: str | None,
-                   sets: Iterable[str] | None) -> Selection:
+def selection_from(
+    profile: str | None, data: str | None, model: str | None, training: str | None, sets: Iterable[str] | None
+) -> Selection:
     return Selection(profile=profile, data=data, model=model, training=training, sets=tuple(sets or ()))
 
 

@@ -23,9 +23,11 @@ class SplitConfig(Section):
     """Which clips (or, by time, which stretches of every clip) train, validate and test."""
 
     by: Literal["clip", "time"] = Field(
-        "clip", description="clip: whole clips per split (lists win over ratios); time: every clip's labelled "
+        "clip",
+        description="clip: whole clips per split (lists win over ratios); time: every clip's labelled "
         "frames in time order, the first train, then val_ratio for validation, then test_ratio for test "
-        "(for a few labelled clips, where a clip-level split leaves nothing)")
+        "(for a few labelled clips, where a clip-level split leaves nothing)",
+    )
     train: list[str] | None = Field(None, description="game names or game/clip paths relative to data.root")
     val: list[str] | None = None
     test: list[str] | None = None
@@ -39,8 +41,10 @@ class SplitConfig(Section):
         """YAML reads `val: [00001]` as the number 1, losing the zeros that the clip's name has."""
         for item in value if isinstance(value, list) else []:
             if isinstance(item, (int, float)) and not isinstance(item, bool):
-                raise ValueError(f"{item!r} was read as a number, but clip names are text (YAML drops the leading "
-                                 f"zeros of names like 00001): quote each name, e.g. ['00001']")
+                raise ValueError(
+                    f"{item!r} was read as a number, but clip names are text (YAML drops the leading "
+                    f"zeros of names like 00001): quote each name, e.g. ['00001']"
+                )
         return value
 
     @model_validator(mode="after")
@@ -49,8 +53,10 @@ class SplitConfig(Section):
             raise ValueError("val_ratio + test_ratio must be below 1 so that some clips remain for training")
         listed = [name for name in ("train", "val", "test") if getattr(self, name) is not None]
         if self.by == "time" and listed:
-            raise ValueError(f"by: time cuts every clip by val_ratio and test_ratio, so lists of clips "
-                             f"({', '.join(listed)}) do not apply: remove them or use by: clip")
+            raise ValueError(
+                f"by: time cuts every clip by val_ratio and test_ratio, so lists of clips "
+                f"({', '.join(listed)}) do not apply: remove them or use by: clip"
+            )
         return self
 
 
@@ -68,20 +74,47 @@ class AugmentConfig(Section):
     scale: float = Field(0.0, ge=0.0, le=0.5, description="largest zoom-in as a fraction (0.2: crop down to 80%)")
     translate: float = Field(0.0, ge=0.0, le=0.5, description="largest shift as a fraction of the size")
     color_jitter: float = Field(0.0, ge=0.0, le=1.0, description="strength of brightness/contrast/saturation jitter")
-    hue: float = Field(0.0, ge=0.0, le=1.0, description="largest hue rotation as a fraction of half a turn (1.0: up to "
-                       "±180°), about the grey axis so white and grey stay as they are: red boards and floors of one "
-                       "hall look like the blue or green of another")
-    zoom_out: float = Field(0.0, ge=0.0, le=0.75, description="largest zoom-out as a fraction (0.5: shrink down to 50%, black borders), "
-                            "so a model also sees balls smaller than the footage shows them")
-    crop_width: int | None = Field(None, ge=8, le=8192, description="train on crops this wide (input pixels, at most the input "
-                                   "width) instead of whole frames: several times less compute per step for the same ball "
-                                   "signal (docs/training/crops.md)")
-    crop_height: int | None = Field(None, ge=8, le=8192, description="crop height in input pixels (set with crop_width)")
-    crop_ball: float = Field(0.75, ge=0.0, le=1.0, description="share of crops placed around a labelled ball; the rest are "
-                             "anywhere in the frame (background the model must learn to ignore)")
-    still: float = Field(0.0, ge=0.0, le=1.0, description="share of windows that show one frame T times: a ball that does "
-                         "not move (held before a serve, lying on the floor), which a model that finds the ball by its "
-                         "motion misses")
+    hue: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="largest hue rotation as a fraction of half a turn (1.0: up to "
+        "±180°), about the grey axis so white and grey stay as they are: red boards and floors of one "
+        "hall look like the blue or green of another",
+    )
+    zoom_out: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.75,
+        description="largest zoom-out as a fraction (0.5: shrink down to 50%, black borders), "
+        "so a model also sees balls smaller than the footage shows them",
+    )
+    crop_width: int | None = Field(
+        None,
+        ge=8,
+        le=8192,
+        description="train on crops this wide (input pixels, at most the input "
+        "width) instead of whole frames: several times less compute per step for the same ball "
+        "signal (docs/training/crops.md)",
+    )
+    crop_height: int | None = Field(
+        None, ge=8, le=8192, description="crop height in input pixels (set with crop_width)"
+    )
+    crop_ball: float = Field(
+        0.75,
+        ge=0.0,
+        le=1.0,
+        description="share of crops placed around a labelled ball; the rest are "
+        "anywhere in the frame (background the model must learn to ignore)",
+    )
+    still: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of windows that show one frame T times: a ball that does "
+        "not move (held before a serve, lying on the floor), which a model that finds the ball by its "
+        "motion misses",
+    )
 
     @model_validator(mode="after")
     def _crop_both_or_neither(self) -> "AugmentConfig":
@@ -99,11 +132,17 @@ class DataConfig(Section):
     sigma: float = Field(1.5, gt=0.0, le=64.0, description="Gaussian target radius in heatmap cells")
     sequence_length: int = Field(3, ge=1, le=32, description="frames per window (T)")
     window_stride: int = Field(1, ge=1, le=1024, description="frames between the starts of training windows")
-    inference_stride: int = Field(1, ge=1, le=32, description="frames between the starts of the windows that "
-                                  "validation, eval, predict and label run: 1 averages every frame over the T windows "
-                                  "that cover it; T (sequence_length) runs each frame once, T times faster")
+    inference_stride: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="frames between the starts of the windows that "
+        "validation, eval, predict and label run: 1 averages every frame over the T windows "
+        "that cover it; T (sequence_length) runs each frame once, T times faster",
+    )
     no_ball_frames: Literal["negative", "mask"] = Field(
-        "negative", description="negative: keep frames without a ball with an empty target; mask: drop them from the loss"
+        "negative",
+        description="negative: keep frames without a ball with an empty target; mask: drop them from the loss",
     )
     split: SplitConfig = SplitConfig()
     subset: SubsetConfig = SubsetConfig()
@@ -124,8 +163,10 @@ class DataConfig(Section):
     @model_validator(mode="after")
     def _inference_stride_within_window(self) -> "DataConfig":
         if self.inference_stride > self.sequence_length:
-            raise ValueError(f"inference_stride {self.inference_stride} must be at most sequence_length "
-                             f"{self.sequence_length}, or frames between the windows would never be seen")
+            raise ValueError(
+                f"inference_stride {self.inference_stride} must be at most sequence_length "
+                f"{self.sequence_length}, or frames between the windows would never be seen"
+            )
         return self
 
     @model_validator(mode="after")
@@ -133,18 +174,23 @@ class DataConfig(Section):
         size = self.crop_size()
         if size is None:
             return self
-        for what, crop, inp, heat in (("width", size[0], self.input_width, self.heatmap_width),
-                                      ("height", size[1], self.input_height, self.heatmap_height)):
+        for what, crop, inp, heat in (
+            ("width", size[0], self.input_width, self.heatmap_width),
+            ("height", size[1], self.input_height, self.heatmap_height),
+        ):
             if inp % heat or crop % (inp // heat):
-                raise ValueError(f"augment crop_{what} {crop} must be a multiple of input_{what} / heatmap_{what} "
-                                 f"({inp}/{heat}), so the crop's heatmap cells line up with the frame's")
+                raise ValueError(
+                    f"augment crop_{what} {crop} must be a multiple of input_{what} / heatmap_{what} "
+                    f"({inp}/{heat}), so the crop's heatmap cells line up with the frame's"
+                )
         return self
 
 
 # ---------------------------------------------------------------- model
 class BackboneConfig(Section):
     type: BackboneName = Field(
-        "dinov3_vit", description="unet: plain full-resolution conv encoder (model.unet), random init, for CPUs and small balls"
+        "dinov3_vit",
+        description="unet: plain full-resolution conv encoder (model.unet), random init, for CPUs and small balls",
     )
     pretrained_model_name: str = Field(
         "facebook/dinov3-vitb16-pretrain-lvd1689m", description="hub id or local directory"
@@ -166,11 +212,17 @@ class FPNConfig(Section):
 
 
 class UNetConfig(Section):
-    widths: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1,
-                              description="channels of the unet encoder's stages (strides 1, 2, 4, ...)")
+    widths: list[int] = Field(
+        default_factory=lambda: [16, 32, 64, 128],
+        min_length=1,
+        description="channels of the unet encoder's stages (strides 1, 2, 4, ...)",
+    )
     convs: int = Field(2, ge=1, le=8, description="3x3 conv + BatchNorm + ReLU layers per stage (encoder and decoder)")
-    input_stride: Literal[1, 2] = Field(1, description="stride of the first convolution: 2 computes every stage, and the "
-                                        "heatmap, at half resolution, for a quarter of the FLOPs (the real-time family)")
+    input_stride: Literal[1, 2] = Field(
+        1,
+        description="stride of the first convolution: 2 computes every stage, and the "
+        "heatmap, at half resolution, for a quarter of the FLOPs (the real-time family)",
+    )
 
 
 class ModelConfig(Section):
@@ -180,7 +232,9 @@ class ModelConfig(Section):
     fpn: FPNConfig = FPNConfig()
     unet: UNetConfig = UNetConfig()
     temporal_fusion: Literal["early", "late"] = Field("early", description="how the T frames of a window meet")
-    no_ball_logit: bool = Field(False, description="also learn one 'no ball' logit per frame (for a softmax over H*W+1)")
+    no_ball_logit: bool = Field(
+        False, description="also learn one 'no ball' logit per frame (for a softmax over H*W+1)"
+    )
 
 
 # ---------------------------------------------------------------- training
@@ -192,25 +246,43 @@ class TrainingConfig(Section):
     batch_size: int = Field(8, ge=1, le=4096)
     epochs: int = Field(10, ge=1, le=100000)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    time_limit: float | None = Field(None, gt=0.0, description="wall-clock seconds for the whole run, the final validation included: training stops early enough for it to fit, then validates and saves")
+    time_limit: float | None = Field(
+        None,
+        gt=0.0,
+        description=(
+            "wall-clock seconds for the whole run, the final validation included: "
+            "training stops early enough for it to fit, then validates and saves"
+        ),
+    )
     device: DeviceName = "auto"
     loss: LossName = Field(
-        "softmax", description="softmax: per-frame softmax over cells + 'no ball' (learns in minutes; docs/training/losses.md)"
+        "softmax",
+        description="softmax: per-frame softmax over cells + 'no ball' (learns in minutes; docs/training/losses.md)",
     )
     protocol: ProtocolName = Field("v2", description="how validation scores a frame (docs/training/metrics.md)")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="decode score at or above which a frame has a detection")
-    best_metric: Literal["f1", "precision", "recall", "accuracy", "ap", "val_loss", "l2_median", "l2_mean", "rmse"] = Field(
-        "f1", description="validation metric that picks weights/best.safetensors (losses and errors: lower is better)"
+    best_metric: Literal["f1", "precision", "recall", "accuracy", "ap", "val_loss", "l2_median", "l2_mean", "rmse"] = (
+        Field(
+            "f1",
+            description="validation metric that picks weights/best.safetensors (losses and errors: lower is better)",
+        )
     )
-    early_stopping_patience: int | None = Field(None, ge=1, description="validations without improvement before stopping (unset: never)")
-    early_stopping_min_delta: float = Field(0.0, ge=0.0, description="smallest change of best_metric that counts as improvement")
-    scheduler: Literal["cosine", "plateau", "none"] = Field("cosine", description="lr after warmup: cosine decay, reduce-on-plateau, or constant")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="validations without improvement before stopping (unset: never)"
+    )
+    early_stopping_min_delta: float = Field(
+        0.0, ge=0.0, description="smallest change of best_metric that counts as improvement"
+    )
+    scheduler: Literal["cosine", "plateau", "none"] = Field(
+        "cosine", description="lr after warmup: cosine decay, reduce-on-plateau, or constant"
+    )
     warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear lr warmup")
     grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient norm to this (unset: no clipping)")
     grad_accumulation: int = Field(1, ge=1, le=1024, description="batches per optimizer step")
     precision: PrecisionSetting = Field(
-        "auto", description="autocast: auto = bf16 (else fp16 with loss scaling) on CUDA; on CPU bf16 only with "
-        "native bf16 and for the model families a measured table lists as faster (docs/training/losses.md)"
+        "auto",
+        description="autocast: auto = bf16 (else fp16 with loss scaling) on CUDA; on CPU bf16 only with "
+        "native bf16 and for the model families a measured table lists as faster (docs/training/losses.md)",
     )
     val_every: int | None = Field(None, ge=1, description="validate every N optimizer steps (unset: once per epoch)")
     checkpoint_every: int = Field(200, ge=1, description="save state/last.pt every N optimizer steps")
@@ -218,13 +290,24 @@ class TrainingConfig(Section):
     calibrate_threshold: bool = Field(
         True, description="at each validation choose the decode threshold that maximises F1; saved in the checkpoint"
     )
-    channels_last: bool = Field(False, description="NHWC memory format for the model's convolutions (measure: helps conv nets under bf16)")
-    compile: bool = Field(False, description="torch.compile the training forward (first steps are slow while it compiles)")
-    sync_every: int | None = Field(
-        None, ge=1, le=100000,
-        description="read the loss back to the host every N optimizer steps (finite check, progress); unset: 1 on CPU, 20 on GPU",
+    channels_last: bool = Field(
+        False, description="NHWC memory format for the model's convolutions (measure: helps conv nets under bf16)"
     )
-    tensorboard: bool = Field(False, description="write TensorBoard events to RUN_DIR/tensorboard (needs the tensorboard package)")
+    compile: bool = Field(
+        False, description="torch.compile the training forward (first steps are slow while it compiles)"
+    )
+    sync_every: int | None = Field(
+        None,
+        ge=1,
+        le=100000,
+        description=(
+            "read the loss back to the host every N optimizer steps (finite check, progress); "
+            "unset: 1 on CPU, 20 on GPU"
+        ),
+    )
+    tensorboard: bool = Field(
+        False, description="write TensorBoard events to RUN_DIR/tensorboard (needs the tensorboard package)"
+    )
     wandb: Literal["off", "online", "offline"] = Field(
         "off", description="log to Weights & Biases (needs the wandb package); WANDB_MODE in the environment wins"
     )
@@ -241,7 +324,9 @@ class TrackNetConfig(BaseSettings):
     training: TrainingConfig = TrainingConfig()
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         # Profiles, environment and --set are layered (with provenance) in config.load; the
         # merged result arrives as init arguments, so that is the only source here.
         return (init_settings,)

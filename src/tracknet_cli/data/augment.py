@@ -105,7 +105,7 @@ def _warp(frames: np.ndarray, affine: Affine, size: tuple[int, int] | None = Non
         y0 = -int(f)
         x0 = -int(c) if a == 1.0 else int(c) - ow  # x' = c - x: output columns 0..ow-1 read c-1 .. c-ow
         if 0 <= y0 and y0 + oh <= h and 0 <= x0 and x0 + ow <= w:
-            region = frames[:, y0:y0 + oh, x0:x0 + ow]
+            region = frames[:, y0 : y0 + oh, x0 : x0 + ow]
             return np.ascontiguousarray(region if a == 1.0 else region[:, :, ::-1])
     # Only the source pixels the output can sample (its corners mapped back, plus the bilinear
     # neighbours) go to PIL: a small crop of a large frame costs what the crop costs.
@@ -118,8 +118,9 @@ def _warp(frames: np.ndarray, affine: Affine, size: tuple[int, int] | None = Non
     data = Affine((1.0, 0.0, float(x_lo), 0.0, 1.0, float(y_lo))).then(affine).pil_data()  # region -> output
     out = np.empty((frames.shape[0], oh, ow, 3), dtype=frames.dtype)
     for t, frame in enumerate(region):
-        image = Image.fromarray(np.ascontiguousarray(frame)).transform((ow, oh), Image.AFFINE, data, resample=Image.BILINEAR,
-                                                                       fillcolor=(0, 0, 0))
+        image = Image.fromarray(np.ascontiguousarray(frame)).transform(
+            (ow, oh), Image.AFFINE, data, resample=Image.BILINEAR, fillcolor=(0, 0, 0)
+        )
         out[t] = np.asarray(image)
     return out
 
@@ -158,9 +159,16 @@ def _mix(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return x[..., 0] * weights[0] + x[..., 1] * weights[1] + x[..., 2] * weights[2]
 
 
-def augment_crop_window(frames: np.ndarray, xy: np.ndarray, state: np.ndarray, config: AugmentConfig,
-                        crop: tuple[int, int], cell: tuple[int, int], margin: float,
-                        rng: np.random.Generator) -> tuple[Augmented, np.ndarray, tuple[int, int]]:
+def augment_crop_window(
+    frames: np.ndarray,
+    xy: np.ndarray,
+    state: np.ndarray,
+    config: AugmentConfig,
+    crop: tuple[int, int],
+    cell: tuple[int, int],
+    margin: float,
+    rng: np.random.Generator,
+) -> tuple[Augmented, np.ndarray, tuple[int, int]]:
     """One draw of `augment_window`, then a `crop` (width, height) window of it, computed directly.
 
     The crop is placed on the augmented canvas: with probability `crop_ball` so that it contains the

@@ -214,7 +214,9 @@ def build_cache(
 
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir(data)
     if not _writable(directory):
-        raise InputError(f"the frame cache folder {directory} is not writable", hint="pass a writable --cache-dir / data.cache_dir")
+        raise InputError(
+            f"the frame cache folder {directory} is not writable", hint="pass a writable --cache-dir / data.cache_dir"
+        )
     cache = FrameCache(directory, (data.input_width, data.input_height))
     summary = CacheSummary(directory)
     limit = data.subset.max_frames_per_clip

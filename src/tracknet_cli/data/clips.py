@@ -79,8 +79,14 @@ class Clip:
         whole = self.whole or self
         start = self.start + begin
         paths = self.frame_paths[begin:end] if self.frame_paths is not None else None
-        return replace(self, id=f"{whole.id}[{start}:{self.start + end}]", frame_paths=paths,
-                       labels=self.labels.slice(begin, end), start=start, whole=whole)
+        return replace(
+            self,
+            id=f"{whole.id}[{start}:{self.start + end}]",
+            frame_paths=paths,
+            labels=self.labels.slice(begin, end),
+            start=start,
+            whole=whole,
+        )
 
 
 @dataclass
@@ -167,8 +173,9 @@ class _Unreadable(Exception):
         self.reason = reason
 
 
-def _make_clip(clip_id: str, root: Path, label_path: Path, images: list[Path] | None, video: Path | None,
-               scan_root: Path) -> Clip:
+def _make_clip(
+    clip_id: str, root: Path, label_path: Path, images: list[Path] | None, video: Path | None, scan_root: Path
+) -> Clip:
     """Size and frame count from headers/packets, then labels aligned to the frames."""
     if images:
         try:
@@ -185,8 +192,9 @@ def _make_clip(clip_id: str, root: Path, label_path: Path, images: list[Path] | 
         except InputError as exc:
             raise _Unreadable(video, exc.message) from exc
         names, frame_paths = None, None
-    labels = read_labels(label_path, width=width, height=height, num_frames=n, frame_names=names,
-                         display=_rel(label_path, scan_root))
+    labels = read_labels(
+        label_path, width=width, height=height, num_frames=n, frame_names=names, display=_rel(label_path, scan_root)
+    )
     return Clip(clip_id, root, frame_paths, video, labels, width, height, label_path)
 
 
@@ -210,8 +218,13 @@ def _label_file_of(folder: Path, csvs: list[Path], problems: list[Problem], scan
     if len(known) == 1:
         return known[0]
     if len(known) > 1:
-        problems.append(Problem(AMBIGUOUS_LABELS, _rel(folder, scan_root), message=(
-            f"{len(known)} label CSVs and no Label.csv: rename the one to use to Label.csv")))
+        problems.append(
+            Problem(
+                AMBIGUOUS_LABELS,
+                _rel(folder, scan_root),
+                message=(f"{len(known)} label CSVs and no Label.csv: rename the one to use to Label.csv"),
+            )
+        )
     return None
 
 
@@ -238,7 +251,9 @@ def label_file_for(source: Path) -> Path | None:
 def _v2_clips(folder: Path, prefix: tuple[str, ...], scan_root: Path, problems: list[Problem]) -> list[Clip]:
     images_dir, labels_dir, videos_dir = folder / "images", folder / "labels", folder / "videos"
     clips = []
-    videos = {p.stem: p for p in videos_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES} if videos_dir.is_dir() else {}
+    videos = (
+        {p.stem: p for p in videos_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES} if videos_dir.is_dir() else {}
+    )
     labelled: set[str] = set()
     for label_path in sorted(labels_dir.glob("*.csv"), key=_natural_key):
         rally = label_path.stem.removesuffix("_ball")  # TrackNetV3 names them <rally>_ball.csv
@@ -246,8 +261,13 @@ def _v2_clips(folder: Path, prefix: tuple[str, ...], scan_root: Path, problems: 
         images = list_images(images_dir / rally) if (images_dir / rally).is_dir() else []
         video = videos.get(rally)
         if not images and video is None:
-            problems.append(Problem(LABELS_WITHOUT_FRAMES, _rel(label_path, scan_root),
-                                    message=f"no images/{rally}/ and no videos/{rally}.mp4"))
+            problems.append(
+                Problem(
+                    LABELS_WITHOUT_FRAMES,
+                    _rel(label_path, scan_root),
+                    message=f"no images/{rally}/ and no videos/{rally}.mp4",
+                )
+            )
             continue
         clips.extend(_try_clip(problems, scan_root, _join(prefix, rally), folder, label_path, images or None, video))
     for stem, video in sorted(videos.items()):
@@ -268,15 +288,22 @@ def _walk(folder: Path, prefix: tuple[str, ...], depth: int, scan_root: Path, pr
     videos = {p.stem: p for p in files if p.suffix.lower() in VIDEO_SUFFIXES}
     pairs = [c for c in csvs if c.stem in videos]
     if pairs:  # flat layout: NAME.mp4 + NAME.csv
-        clips = [clip for c in pairs
-                 for clip in _try_clip(problems, scan_root, _join(prefix, c.stem), folder, c, None, videos[c.stem])]
+        clips = [
+            clip
+            for c in pairs
+            for clip in _try_clip(problems, scan_root, _join(prefix, c.stem), folder, c, None, videos[c.stem])
+        ]
         paired = {c.stem for c in pairs}
         for stem, video in videos.items():
             if stem not in paired:
-                problems.append(Problem(VIDEO_WITHOUT_LABELS, _rel(video, scan_root), message=f"no {stem}.csv beside it"))
+                problems.append(
+                    Problem(VIDEO_WITHOUT_LABELS, _rel(video, scan_root), message=f"no {stem}.csv beside it")
+                )
         for c in csvs:
             if c.stem not in paired and sniff_dialect(c) is not None:
-                problems.append(Problem(LABELS_WITHOUT_FRAMES, _rel(c, scan_root), message=f"no {c.stem}.mp4 beside it"))
+                problems.append(
+                    Problem(LABELS_WITHOUT_FRAMES, _rel(c, scan_root), message=f"no {c.stem}.mp4 beside it")
+                )
         return clips
     label_path = _label_file_of(folder, csvs, problems, scan_root) if csvs else None
     if label_path is not None:  # a clip folder
@@ -286,8 +313,13 @@ def _walk(folder: Path, prefix: tuple[str, ...], depth: int, scan_root: Path, pr
             return _try_clip(problems, scan_root, clip_id, folder, label_path, images, None)
         if len(videos) == 1:
             return _try_clip(problems, scan_root, clip_id, folder, label_path, None, next(iter(videos.values())))
-        problems.append(Problem(LABELS_WITHOUT_FRAMES, _rel(label_path, scan_root),
-                                message="no frame images (or single video) beside the label file"))
+        problems.append(
+            Problem(
+                LABELS_WITHOUT_FRAMES,
+                _rel(label_path, scan_root),
+                message="no frame images (or single video) beside the label file",
+            )
+        )
         return []
     if depth >= MAX_DEPTH:
         return []

@@ -84,8 +84,13 @@ class Batch:
         """Lets ``DataLoader(pin_memory=True)`` pin a custom batch type."""
         import torch
 
-        return Batch(**{f.name: (v.pin_memory() if isinstance(v, torch.Tensor) else v)
-                        for f in fields(self) for v in [getattr(self, f.name)]})
+        return Batch(
+            **{
+                f.name: (v.pin_memory() if isinstance(v, torch.Tensor) else v)
+                for f in fields(self)
+                for v in [getattr(self, f.name)]
+            }
+        )
 
 
 def collate(samples: Sequence[Sample]) -> Batch:
@@ -169,7 +174,11 @@ class SequenceDataset:
         self.epoch = 0  # used by plain integer indexing; EpochSampler passes the epoch explicitly
         self.memory = FrameMemory(memory_bytes)
         self.codecs = [clip_codec(c, data) for c in self.clips]
-        pairs = [(ci, s) for ci, c in enumerate(self.clips) for s in window_starts(len(c), self.length, self.stride, cover=cover)]
+        pairs = [
+            (ci, s)
+            for ci, c in enumerate(self.clips)
+            for s in window_starts(len(c), self.length, self.stride, cover=cover)
+        ]
         self._clip_index = np.asarray([p[0] for p in pairs], dtype=np.int64)
         self._starts = np.asarray([p[1] for p in pairs], dtype=np.int64)
         self._sources: dict[int, Any] = {}  # clip index -> what frames are read from
@@ -272,9 +281,13 @@ class SequenceDataset:
         rng = np.random.default_rng([self.seed, epoch, index])
         a, crop = self.data.augment, self.data.crop_size()
         if crop is not None:
-            cell = (self.data.input_width // self.data.heatmap_width, self.data.input_height // self.data.heatmap_height)
-            out, state, corner = augment_crop_window(frames, codec.source_to_input(xy), state, a, crop, cell,
-                                                     2.0 * self.data.sigma * max(cell), rng)
+            cell = (
+                self.data.input_width // self.data.heatmap_width,
+                self.data.input_height // self.data.heatmap_height,
+            )
+            out, state, corner = augment_crop_window(
+                frames, codec.source_to_input(xy), state, a, crop, cell, 2.0 * self.data.sigma * max(cell), rng
+            )
             crop_codec = replace(codec, input_size=crop, heatmap_size=(crop[0] // cell[0], crop[1] // cell[1]))
             heatmaps = crop_codec.encode_heatmap(crop_codec.input_to_heatmap(out.xy))
             # xy stays in the (augmented) frame's source pixels: the ball inside the crop, NaN elsewhere
@@ -285,8 +298,13 @@ class SequenceDataset:
         return out.frames, codec.input_to_source(out.xy), state, heatmaps
 
 
-def eval_dataset(clips: Sequence["Clip"], data: "DataConfig", *, stride: int | None = None,
-                 cache: FrameCache | None | Literal["config"] = None) -> SequenceDataset:
+def eval_dataset(
+    clips: Sequence["Clip"],
+    data: "DataConfig",
+    *,
+    stride: int | None = None,
+    cache: FrameCache | None | Literal["config"] = None,
+) -> SequenceDataset:
     """Every frame of every clip covered by windows of ``data.sequence_length``.
 
     Validation and ``tracknet eval`` read only its clips, codecs and frame sources: the inference
@@ -345,8 +363,9 @@ class EpochSampler:
     ``rank`` (like torch's DistributedSampler): all ranks see the same number of batches, together
     they see every window, and ``skip`` counts this rank's samples, so a resume stays exact."""
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, epoch
@@ -365,9 +384,11 @@ class EpochSampler:
     def __iter__(self):
         epoch, skip = self.epoch, self.skip
         self.epoch, self.skip = self.epoch + 1, 0
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.size) if self.shuffle else np.arange(self.size)
+        order = (
+            np.random.default_rng([self.seed, epoch]).permutation(self.size) if self.shuffle else np.arange(self.size)
+        )
         if self.world_size > 1 and self.size:
-            order = np.resize(order, self.per_rank * self.world_size)[self.rank::self.world_size]
+            order = np.resize(order, self.per_rank * self.world_size)[self.rank :: self.world_size]
         for index in list(order)[skip:]:
             yield (epoch, int(index))
 
@@ -378,8 +399,18 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode; compute threads belong to the main process
 
 
-def make_loader(dataset: SequenceDataset, batch_size: int, *, shuffle: bool, num_workers: int = 0, seed: int = 0,
-                drop_last: bool = False, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> "DataLoader":
+def make_loader(
+    dataset: SequenceDataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    num_workers: int = 0,
+    seed: int = 0,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> "DataLoader":
     """A DataLoader of ``Batch`` that does not starve compute on a small machine.
 
     ``num_workers`` 0 (default) loads in the main process: on 2 cores a worker competes with the

@@ -77,8 +77,9 @@ def decode_image(path: Path | str, size: tuple[int, int]) -> np.ndarray:
         raise InputError(f"cannot decode image {path}: {exc}") from exc
 
 
-def iter_video(path: Path | str, size: tuple[int, int] | None = None, limit: int | None = None,
-               start: int = 0) -> Iterator[np.ndarray]:
+def iter_video(
+    path: Path | str, size: tuple[int, int] | None = None, limit: int | None = None, start: int = 0
+) -> Iterator[np.ndarray]:
     """Yield the frames of a video in decode order as uint8 RGB (h, w, 3), upright (its rotation
     metadata applied, as predict reads it) and resized by libswscale (`media.video.read_frames`);
     ``start`` skips the first frames, ``limit`` counts those yielded."""
@@ -87,7 +88,9 @@ def iter_video(path: Path | str, size: tuple[int, int] | None = None, limit: int
     return read_frames(path, size, limit, start=start)
 
 
-def fill(frames: Iterator[np.ndarray], input_size: tuple[int, int], count: int, what: str, out: np.ndarray | None = None) -> np.ndarray:
+def fill(
+    frames: Iterator[np.ndarray], input_size: tuple[int, int], count: int, what: str, out: np.ndarray | None = None
+) -> np.ndarray:
     """Write ``count`` canvas frames into ``out`` (a new array by default); too few is an InputError."""
     width, height = input_size
     if out is None:
@@ -212,7 +215,9 @@ class ArrayFrames:
         return np.ascontiguousarray(self.array[np.asarray(indices, dtype=np.int64)])
 
 
-def source_frames(clip: "Clip", codec: "Codec", memory: FrameMemory, count: int | None = None) -> ImageFrames | VideoFrames:
+def source_frames(
+    clip: "Clip", codec: "Codec", memory: FrameMemory, count: int | None = None
+) -> ImageFrames | VideoFrames:
     """The decoding source of a clip: its image files when it has them, else its video.
 
     ``count`` limits the clip to its first frames (``data.subset.max_frames_per_clip``).

@@ -149,9 +149,12 @@ class Codec:
             sw, sh = self.source_size
             if abs(w / h - sw / sh) > 0.02 * (sw / sh) + 2.0 / min(h, w):
                 raise InputError(
-                    f"a frame of {w}x{h} does not match the clip's {sw}x{sh} aspect; check the clip's frames are all one size"
+                    f"a frame of {w}x{h} does not match the clip's {sw}x{sh} aspect; "
+                    "check the clip's frames are all one size"
                 )
-            frame = np.asarray(Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).resize((rw, rh), Image.BILINEAR))
+            frame = np.asarray(
+                Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).resize((rw, rh), Image.BILINEAR)
+            )
         if (rw, rh) == (wi, hi):
             return np.ascontiguousarray(frame, dtype=np.uint8)
         canvas = np.zeros((hi, wi, 3), dtype=np.uint8)
@@ -174,8 +177,8 @@ class Codec:
         valid = np.isfinite(xy).all(axis=1)
         xy = np.where(valid[:, None], xy, 0.0)
         two_var = 2.0 * self.sigma**2
-        gx = np.exp(-((np.arange(wh) + 0.5)[None, :] - xy[:, :1]) ** 2 / two_var)
-        gy = np.exp(-((np.arange(hh) + 0.5)[None, :] - xy[:, 1:]) ** 2 / two_var)
+        gx = np.exp(-(((np.arange(wh) + 0.5)[None, :] - xy[:, :1]) ** 2) / two_var)
+        gy = np.exp(-(((np.arange(hh) + 0.5)[None, :] - xy[:, 1:]) ** 2) / two_var)
         gx[~valid] = 0.0
         return (gy[:, :, None] * gx[:, None, :]).astype(np.float32)
 
@@ -196,7 +199,9 @@ class Codec:
     def _window(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
         hh, wh = shape[-2:]
         if (wh, hh) != self.heatmap_size:
-            raise InputError(f"heatmaps are {wh}x{hh} but the codec expects {self.heatmap_size[0]}x{self.heatmap_size[1]}")
+            raise InputError(
+                f"heatmaps are {wh}x{hh} but the codec expects {self.heatmap_size[0]}x{self.heatmap_size[1]}"
+            )
         return hh, wh, self.radius
 
     def _decode_numpy(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

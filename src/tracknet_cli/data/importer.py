@@ -116,8 +116,10 @@ def import_dataset(src: Path, out: Path, *, on_clip: Callable[[int, int, str], N
         os.replace(tmp, out_abs)
     except KeyboardInterrupt:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise Interrupted(f"interrupted after {len(report.clips)} of {len(found.clips)} clips; {out} was not created "
-                          "(the partial copy was removed; run the import again)") from None
+        raise Interrupted(
+            f"interrupted after {len(report.clips)} of {len(found.clips)} clips; {out} was not created "
+            "(the partial copy was removed; run the import again)"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

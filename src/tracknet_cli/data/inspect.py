@@ -128,8 +128,16 @@ def check_frames(clip: Clip, root: Path) -> list[Problem]:
     except Exception as exc:  # noqa: BLE001 - av raises many types for broken files
         return [Problem(UNREADABLE_VIDEO, _rel(clip.video, root), None, None, f"decoding failed: {exc}", clip.id)]
     if decoded != len(clip):
-        problems.append(Problem(FRAME_COUNT_MISMATCH, _rel(clip.video, root), None, None,
-                                f"{decoded} frames decode but {len(clip)} packets were counted", clip.id))
+        problems.append(
+            Problem(
+                FRAME_COUNT_MISMATCH,
+                _rel(clip.video, root),
+                None,
+                None,
+                f"{decoded} frames decode but {len(clip)} packets were counted",
+                clip.id,
+            )
+        )
     return problems
 
 
@@ -148,12 +156,23 @@ def inspect_dataset(root: Path, *, check_images: bool = False, found: Scan | Non
             problems.extend(check_frames(clip, base))
         counts = clip_counts(clip)
         totals.add(counts)
-        frames_at = clip.video if clip.frame_paths is None else (clip.frame_paths[0].parent if clip.frame_paths else clip.root)
-        reports.append(ClipReport(
-            id=clip.id, game=clip.game, clip=clip.name, source=clip.source, path=_rel(frames_at, base),
-            label_file=_rel(clip.label_path, base), dialect=clip.labels.dialect, width=clip.width,
-            height=clip.height, counts=counts,
-        ))
+        frames_at = (
+            clip.video if clip.frame_paths is None else (clip.frame_paths[0].parent if clip.frame_paths else clip.root)
+        )
+        reports.append(
+            ClipReport(
+                id=clip.id,
+                game=clip.game,
+                clip=clip.name,
+                source=clip.source,
+                path=_rel(frames_at, base),
+                label_file=_rel(clip.label_path, base),
+                dialect=clip.labels.dialect,
+                width=clip.width,
+                height=clip.height,
+                counts=counts,
+            )
+        )
     per_clip = Counter(p.clip for p in problems)
     for report in reports:
         report.problems = per_clip.get(report.id, 0)
@@ -206,7 +225,9 @@ def _load_frames(samples: list[tuple[Clip, int]]) -> list[Any]:
     return images
 
 
-def write_preview(clips: Sequence[Clip], out: Path, *, samples: int = 12, columns: int = 4, tile_width: int = 320) -> Path:
+def write_preview(
+    clips: Sequence[Clip], out: Path, *, samples: int = 12, columns: int = 4, tile_width: int = 320
+) -> Path:
     """A contact sheet PNG of sample frames with their labels drawn, written atomically."""
     from PIL import Image, ImageDraw
 

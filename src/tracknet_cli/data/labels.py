@@ -44,7 +44,14 @@ class Problem:
     clip: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {"clip": self.clip, "file": self.file, "row": self.row, "frame": self.frame, "kind": self.kind, "message": self.message}
+        return {
+            "clip": self.clip,
+            "file": self.file,
+            "row": self.row,
+            "frame": self.frame,
+            "kind": self.kind,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -59,16 +66,29 @@ class Dialect:
 
 
 DIALECTS: tuple[Dialect, ...] = (
-    Dialect("tennis", ("file name", "visibility", "x-coordinate", "y-coordinate", "status"), True, False,
-            "TrackNet tennis dataset: pixels, empty x,y when visibility is 0, status 0 flying / 1 hit / 2 bounce"),
-    Dialect("labelling-tool", ("file name", "visibility class", "x", "y", "trajectory pattern"), True, False,
-            "the TrackNet labelling tool: pixels, trajectory pattern read as status"),
-    Dialect("tracknetv2", ("frame", "visibility", "x", "y"), False, False,
-            "TrackNetV2/V3: frame number, visibility 0/1, pixels"),
-    Dialect("frame-ball", ("frame", "ball", "x", "y"), False, True,
-            "normalised x,y in [0,1]; -1 means no ball"),
-    Dialect("frame-num", ("frame_num", "visible", "x", "y"), False, True,
-            "normalised x,y in [0,1]"),
+    Dialect(
+        "tennis",
+        ("file name", "visibility", "x-coordinate", "y-coordinate", "status"),
+        True,
+        False,
+        "TrackNet tennis dataset: pixels, empty x,y when visibility is 0, status 0 flying / 1 hit / 2 bounce",
+    ),
+    Dialect(
+        "labelling-tool",
+        ("file name", "visibility class", "x", "y", "trajectory pattern"),
+        True,
+        False,
+        "the TrackNet labelling tool: pixels, trajectory pattern read as status",
+    ),
+    Dialect(
+        "tracknetv2",
+        ("frame", "visibility", "x", "y"),
+        False,
+        False,
+        "TrackNetV2/V3: frame number, visibility 0/1, pixels",
+    ),
+    Dialect("frame-ball", ("frame", "ball", "x", "y"), False, True, "normalised x,y in [0,1]; -1 means no ball"),
+    Dialect("frame-num", ("frame_num", "visible", "x", "y"), False, True, "normalised x,y in [0,1]"),
 )
 
 TENNIS_HEADER = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
@@ -116,7 +136,7 @@ class _Keys:
 
     def __getitem__(self, r: int) -> str:
         start = self._ends[r - 1] if r > 0 else 0
-        return self._data[start:self._ends[r]].decode("utf-8")
+        return self._data[start : self._ends[r]].decode("utf-8")
 
     def __iter__(self) -> Iterator[str]:
         return (self[r] for r in range(len(self)))
@@ -173,20 +193,26 @@ def parse_label_file(path: Path, display: str | None = None) -> ParsedLabels:
             if header is None:
                 raise InputError(f"{shown}: empty label file (expected a header such as {','.join(TENNIS_HEADER)})")
             dialect = detect_dialect(header, shown)
-            parsed = ParsedLabels(path, dialect, array("q"), _Keys(), bytearray(), array("d"), array("d"), array("d"),
-                                  array("d"))
+            parsed = ParsedLabels(
+                path, dialect, array("q"), _Keys(), bytearray(), array("d"), array("d"), array("d"), array("d")
+            )
             width = len(dialect.columns)
             for line, cells in enumerate(reader, start=2):
                 if not cells or all(not c.strip() for c in cells):
                     continue
                 cells = (cells + [""] * width)[:width]
                 try:
-                    values = (_int(cells[1]), _float(cells[2]), _float(cells[3]),
-                              _int(cells[4]) if len(cells) > 4 else math.nan)
+                    values = (
+                        _int(cells[1]),
+                        _float(cells[2]),
+                        _float(cells[3]),
+                        _int(cells[4]) if len(cells) > 4 else math.nan,
+                    )
                     readable = 1
                 except (ValueError, OverflowError):
-                    parsed.problems.append(Problem(BAD_VALUE, shown, line,
-                                                   message=f"unreadable values {','.join(cells)!r}"))
+                    parsed.problems.append(
+                        Problem(BAD_VALUE, shown, line, message=f"unreadable values {','.join(cells)!r}")
+                    )
                     values, readable = (math.nan,) * 4, 0
                 parsed.lines.append(line)
                 parsed.keys.append(cells[0].strip())
@@ -236,12 +262,28 @@ class LabelTable:
         """Frames begin..end-1 (problems about other frames are dropped)."""
         keep = [p for p in self.problems if p.frame is None or begin <= p.frame < end]
         cut = slice(begin, end)
-        return replace(self, visibility=self.visibility[cut], x=self.x[cut], y=self.y[cut], status=self.status[cut],
-                       state=self.state[cut], problems=keep)
+        return replace(
+            self,
+            visibility=self.visibility[cut],
+            x=self.x[cut],
+            y=self.y[cut],
+            status=self.status[cut],
+            state=self.state[cut],
+            problems=keep,
+        )
 
     @classmethod
-    def from_arrays(cls, visibility: Iterable[int], x: Iterable[float], y: Iterable[float], *, width: int, height: int,
-                    status: Iterable[int] | None = None, dialect: str = "arrays") -> "LabelTable":
+    def from_arrays(
+        cls,
+        visibility: Iterable[int],
+        x: Iterable[float],
+        y: Iterable[float],
+        *,
+        width: int,
+        height: int,
+        status: Iterable[int] | None = None,
+        dialect: str = "arrays",
+    ) -> "LabelTable":
         """Build a table from per-frame values (e.g. predictions); state is derived from the frame size."""
         vis = np.asarray(list(visibility), dtype=np.int8)
         xs = np.asarray(list(x), dtype=np.float32)
@@ -278,8 +320,15 @@ def frame_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: int | None = None,
-                frame_names: Sequence[str] | None = None, display: str | None = None) -> LabelTable:
+def build_table(
+    parsed: ParsedLabels,
+    *,
+    width: int,
+    height: int,
+    num_frames: int | None = None,
+    frame_names: Sequence[str] | None = None,
+    display: str | None = None,
+) -> LabelTable:
     """Place parsed rows on the clip's frame axis 0..n-1 and convert to source pixels.
 
     Rows find their frame by image file name (file-keyed dialects) or by the number in the name
@@ -310,8 +359,9 @@ def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: in
     for r, key in enumerate(keys):
         idx = index_of(key)
         if idx is None or idx < 0 or (num_frames is not None and idx >= num_frames):
-            problems.append(Problem(LABEL_WITHOUT_FRAME, shown, lines[r], None,
-                                    f"{key}: labelled frame does not exist in the clip"))
+            problems.append(
+                Problem(LABEL_WITHOUT_FRAME, shown, lines[r], None, f"{key}: labelled frame does not exist in the clip")
+            )
             idx = -1
         index.append(idx)
     n = num_frames if num_frames is not None else max(index, default=-1) + 1
@@ -321,14 +371,22 @@ def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: in
     ys = np.full(n, np.nan, np.float32)
     status = np.full(n, -1, np.int8)
     seen = array("q", [0]) * n  # the line that labelled each frame first (0: none)
-    for r, (idx, readable, v, x, y, s) in enumerate(zip(index, parsed.readable, parsed.visibility, parsed.x, parsed.y,
-                                                       parsed.status)):
+    for r, (idx, readable, v, x, y, s) in enumerate(
+        zip(index, parsed.readable, parsed.visibility, parsed.x, parsed.y, parsed.status)
+    ):
         if idx < 0:
             continue
         line = lines[r]
         if seen[idx]:
-            problems.append(Problem(DUPLICATE_ROW, shown, line, idx,
-                                    f"{keys[r]}: frame already labelled on line {seen[idx]}; this row is ignored"))
+            problems.append(
+                Problem(
+                    DUPLICATE_ROW,
+                    shown,
+                    line,
+                    idx,
+                    f"{keys[r]}: frame already labelled on line {seen[idx]}; this row is ignored",
+                )
+            )
             continue
         seen[idx] = line
         if not readable:  # unreadable row, already reported
@@ -347,16 +405,29 @@ def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: in
         if v == 0:
             continue
         if math.isnan(x) or math.isnan(y):
-            problems.append(Problem(VISIBLE_WITHOUT_COORDINATES, shown, line, idx,
-                                    f"{keys[r]}: visibility {int(v)} but no coordinates; frame masked"))
+            problems.append(
+                Problem(
+                    VISIBLE_WITHOUT_COORDINATES,
+                    shown,
+                    line,
+                    idx,
+                    f"{keys[r]}: visibility {int(v)} but no coordinates; frame masked",
+                )
+            )
             continue
         if dialect.normalised:
             x, y = x * width, y * height
         xs[idx], ys[idx] = x, y
         if not inside(np.float32(x), np.float32(y), width, height):
-            problems.append(Problem(OUTSIDE_IMAGE, shown, line, idx,
-                                    f"{keys[r]}: ({_cell(x)}, {_cell(y)}) outside the {width}x{height} frame; "
-                                    "frame masked"))
+            problems.append(
+                Problem(
+                    OUTSIDE_IMAGE,
+                    shown,
+                    line,
+                    idx,
+                    f"{keys[r]}: ({_cell(x)}, {_cell(y)}) outside the {width}x{height} frame; frame masked",
+                )
+            )
     for idx in np.flatnonzero(vis < 0):
         if seen[idx]:
             continue  # an unreadable row, reported already
@@ -365,12 +436,20 @@ def build_table(parsed: ParsedLabels, *, width: int, height: int, num_frames: in
     return LabelTable(vis, xs, ys, status, frame_state(vis, xs, ys, width, height), dialect.name, problems)
 
 
-def read_labels(path: Path, *, width: int, height: int, num_frames: int | None = None,
-                frame_names: Sequence[str] | None = None, display: str | None = None) -> LabelTable:
+def read_labels(
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    num_frames: int | None = None,
+    frame_names: Sequence[str] | None = None,
+    display: str | None = None,
+) -> LabelTable:
     """Parse a label file in any dialect and place it on the clip's frames (see `build_table`)."""
     parsed = parse_label_file(path, display)
-    return build_table(parsed, width=width, height=height, num_frames=num_frames, frame_names=frame_names,
-                       display=display)
+    return build_table(
+        parsed, width=width, height=height, num_frames=num_frames, frame_names=frame_names, display=display
+    )
 
 
 def _cell(value: float) -> str:

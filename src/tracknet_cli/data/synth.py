@@ -276,7 +276,9 @@ class _Body:
     y: float
     height: float
 
-    def shapes(self) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float], tuple[float, float, float, float]]:
+    def shapes(
+        self,
+    ) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float], tuple[float, float, float, float]]:
         """Boxes (x0, y0, x1, y1) of torso ellipse, head ellipse and legs rectangle."""
         b, x, y = self.height, self.x, self.y
         torso = (x - 0.17 * b, y - 0.80 * b, x + 0.17 * b, y - 0.38 * b)
@@ -294,7 +296,9 @@ class _Body:
         return x0 - grow <= px <= x1 + grow and y0 - grow <= py <= y1 + grow
 
 
-def _players(flight: _Flight, court: _Court, bx: np.ndarray, by: np.ndarray, rng: np.random.Generator) -> list[list[_Body]]:
+def _players(
+    flight: _Flight, court: _Court, bx: np.ndarray, by: np.ndarray, rng: np.random.Generator
+) -> list[list[_Body]]:
     """Each player's body per frame: keyframes at their hits (beside the ball, or in front of it), interpolated."""
     frames = len(flight.u)
     out: list[list[_Body]] = []
@@ -347,7 +351,9 @@ def _bird_track(rng: np.random.Generator, frames: int, w: int, h: int, scale: fl
 
 
 # ------------------------------------------------------------------ drawing
-def _stamp_ball(pixels: np.ndarray, cx: float, cy: float, vx: float, vy: float, radius: float, colour: tuple[int, int, int]) -> None:
+def _stamp_ball(
+    pixels: np.ndarray, cx: float, cy: float, vx: float, vy: float, radius: float, colour: tuple[int, int, int]
+) -> None:
     """Blend a motion-blurred ball (a capsule along the velocity) into pixels in place."""
     h, w = pixels.shape[:2]
     exposure = 0.8
@@ -387,7 +393,14 @@ def _velocity(p: np.ndarray) -> np.ndarray:
     return np.where(n > 0, np.nansum(both, axis=0) / np.maximum(n, 1), 0.0)
 
 
-def _render_clip(clip_dir: Path, rng: np.random.Generator, game_rng: np.random.Generator, style: _Style, frames: int, size: tuple[int, int]) -> np.ndarray:
+def _render_clip(
+    clip_dir: Path,
+    rng: np.random.Generator,
+    game_rng: np.random.Generator,
+    style: _Style,
+    frames: int,
+    size: tuple[int, int],
+) -> np.ndarray:
     """Write one clip's JPEGs and Label.csv; return its (visibility, status) per frame."""
     w, h = size
     scale = math.sqrt((w / 512) * (h / 288))
@@ -433,14 +446,25 @@ def _render_clip(clip_dir: Path, rng: np.random.Generator, game_rng: np.random.G
             _draw_body(draw, bodies[player][t], style.shirts[player])
         draw.rectangle(board, fill=(18, 28, 60))
         for i in range(2):
-            draw.rectangle([board[0] + 4 * scale, board[1] + (5 + 11 * i) * scale, board[0] + (40 + 25 * i) * scale, board[1] + (11 + 11 * i) * scale], fill=(230, 230, 230))
+            draw.rectangle(
+                [
+                    board[0] + 4 * scale,
+                    board[1] + (5 + 11 * i) * scale,
+                    board[0] + (40 + 25 * i) * scale,
+                    board[1] + (11 + 11 * i) * scale,
+                ],
+                fill=(230, 230, 230),
+            )
         oy, ox = offsets[t]
         pixels = np.asarray(img, np.int16) + noise[oy : oy + h, ox : ox + w]
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(clip_dir / f"{t:0{digits}d}.jpg", quality=90)
         status = int(flight.status[t]) if visibility[t] > 0 else FLYING
         if visibility[t] > 0:
             # Truncate to 2 decimals so a centre at 511.999 is written 511.99, inside the picture.
-            rows.append(f"{t:0{digits}d}.jpg,{visibility[t]},{math.floor(x * 100) / 100:.2f},{math.floor(y * 100) / 100:.2f},{status}")
+            rows.append(
+                f"{t:0{digits}d}.jpg,{visibility[t]},"
+                f"{math.floor(x * 100) / 100:.2f},{math.floor(y * 100) / 100:.2f},{status}"
+            )
         else:
             rows.append(f"{t:0{digits}d}.jpg,0,,,{status}")
     (clip_dir / "Label.csv").write_text(LABEL_HEADER + "\n" + "\n".join(rows) + "\n")
@@ -474,7 +498,9 @@ def synthesize(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder; choose another output path")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(f"{out} is not empty and was not written by `tracknet data synth`; choose an empty or new folder")
+        raise InputError(
+            f"{out} is not empty and was not written by `tracknet data synth`; choose an empty or new folder"
+        )
     require_writable(out, replaced=True)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -489,11 +515,23 @@ def synthesize(
                 clip_dir = work / f"game{game}" / f"Clip{clip}"
                 clip_dir.mkdir(parents=True)
                 labels = _render_clip(
-                    clip_dir, np.random.default_rng([seed, game, clip]), np.random.default_rng([seed, game, 0]), style, frames, (w, h)
+                    clip_dir,
+                    np.random.default_rng([seed, game, clip]),
+                    np.random.default_rng([seed, game, 0]),
+                    style,
+                    frames,
+                    (w, h),
                 )
                 for row in (0, 1):
                     counts[row] += np.bincount(labels[row], minlength=4)[:4]
-        meta = {"generator": "tracknet data synth", "games": games, "clips": clips, "frames": frames, "size": [w, h], "seed": seed}
+        meta = {
+            "generator": "tracknet data synth",
+            "games": games,
+            "clips": clips,
+            "frames": frames,
+            "size": [w, h],
+            "seed": seed,
+        }
         (work / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
         publish_mode(work, directory=True)  # mkdtemp made it 0700
         _swap_into_place(work, out)

@@ -55,8 +55,16 @@ class CheckpointMeta:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def save_checkpoint(path: str | Path, model: "HeatmapModel", config: "TrackNetConfig", *, threshold: float,
-                    loss: str, metrics: dict[str, float], extra: dict[str, str] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: "HeatmapModel",
+    config: "TrackNetConfig",
+    *,
+    threshold: float,
+    loss: str,
+    metrics: dict[str, float],
+    extra: dict[str, str] | None = None,
+) -> Path:
     """Write the model and its metadata atomically (temp file in the same folder, then a rename)."""
     from safetensors.torch import save_file
 
@@ -139,8 +147,10 @@ def read_metadata(path: str | Path) -> CheckpointMeta:
         raise InputError(f"{path}: unreadable checkpoint format {raw[f'{_PREFIX}format']!r}") from exc
     version = raw.get(f"{_PREFIX}version", "?")
     if fmt > FORMAT_VERSION:
-        raise InputError(f"{path} was written by tracknet {version} in checkpoint format {fmt}; this version reads "
-                         f"up to format {FORMAT_VERSION}: upgrade tracknet-cli")
+        raise InputError(
+            f"{path} was written by tracknet {version} in checkpoint format {fmt}; this version reads "
+            f"up to format {FORMAT_VERSION}: upgrade tracknet-cli"
+        )
     try:
         config = from_mapping(json.loads(raw[f"{_PREFIX}config"]))
         meta = CheckpointMeta(
@@ -159,8 +169,10 @@ def read_metadata(path: str | Path) -> CheckpointMeta:
     except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise InputError(f"{path}: incomplete or garbled TrackNet metadata ({type(exc).__name__}: {exc})") from exc
     if not 0.0 <= meta.threshold <= 1.0:  # NaN too: its own line, not one blaming a --threshold nobody passed
-        raise InputError(f"{path}: the threshold in its metadata, {meta.threshold}, is not between 0 and 1 "
-                         "(the file is damaged or was edited)")
+        raise InputError(
+            f"{path}: the threshold in its metadata, {meta.threshold}, is not between 0 and 1 "
+            "(the file is damaged or was edited)"
+        )
     return meta
 
 
@@ -192,34 +204,45 @@ def check_architecture(path: Path, config: "TrackNetConfig", backbone_config: di
         with torch.device("meta"):
             built = build_model(config, backbone_config=backbone_config)
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
-        raise InputError(f"{path}: its metadata describes no model this version can build "
-                         f"({type(exc).__name__}: {first_line(exc)})") from exc
+        raise InputError(
+            f"{path}: its metadata describes no model this version can build ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
     expected = {name: tuple(t.shape) for name, t in built.state_dict().items()}
     stored = _header_shapes(path)
     if expected == stored:
         return
     name = next(n for n in [*expected, *stored] if expected.get(n) != stored.get(n))
-    raise InputError(f"{path}: the weights do not match the architecture in its own metadata (that asks for "
-                     f"{_fp32_size(expected.values())} of weights, the file holds {_fp32_size(stored.values())}; "
-                     f"first difference: {name} {expected.get(name, 'absent')} in the metadata, "
-                     f"{stored.get(name, 'absent')} in the file): it was not written by tracknet, or was edited")
+    raise InputError(
+        f"{path}: the weights do not match the architecture in its own metadata (that asks for "
+        f"{_fp32_size(expected.values())} of weights, the file holds {_fp32_size(stored.values())}; "
+        f"first difference: {name} {expected.get(name, 'absent')} in the metadata, "
+        f"{stored.get(name, 'absent')} in the file): it was not written by tracknet, or was edited"
+    )
 
 
 def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple["HeatmapModel", CheckpointMeta]:
-    """Rebuild the architecture from the embedded configs (random init, never the hub), then load the weights strictly."""
+    """Rebuild the architecture from the embedded configs (random init, never the hub), then load the
+    weights strictly."""
     from tracknet_cli.models.registry import build_model
 
     path = Path(path)
     if is_onnx(path):
-        raise InputError(f"{path} is an ONNX model: it holds no torch weights (run it with --runtime onnxruntime "
-                         "or openvino, or give the .safetensors checkpoint it was exported from)")
+        raise InputError(
+            f"{path} is an ONNX model: it holds no torch weights (run it with --runtime onnxruntime "
+            "or openvino, or give the .safetensors checkpoint it was exported from)"
+        )
     meta = read_metadata(path)
     config = meta.config.model_copy(deep=True)
     config.model.backbone.pretrained = False
     check_architecture(path, config, meta.backbone_config)
     model = build_model(config, backbone_config=meta.backbone_config)
-    load_weights(model, path, refuse=lambda first: InputError(
-        f"{path}: the weights do not match the architecture in its own config (first mismatch: {first})"))
+    load_weights(
+        model,
+        path,
+        refuse=lambda first: InputError(
+            f"{path}: the weights do not match the architecture in its own config (first mismatch: {first})"
+        ),
+    )
     model.set_normalization(meta.normalization)
     model.eval()
     return model.to(device), meta
@@ -269,8 +292,10 @@ def check_init_from(config: "TrackNetConfig", path: Path, given: str | None = No
     the user typed (a model name such as `tennis`), named in the messages rather than the file it resolved to."""
     shown = given or path
     if is_onnx(path):
-        raise InputError(f"--init-from {shown} is an ONNX model: it holds no torch weights "
-                         "(give the .safetensors checkpoint it was exported from)")
+        raise InputError(
+            f"--init-from {shown} is an ONNX model: it holds no torch weights "
+            "(give the .safetensors checkpoint it was exported from)"
+        )
     diffs = architecture_differences(config, read_metadata(path).config)
     if diffs:
         raise ConfigError(
@@ -281,5 +306,8 @@ def check_init_from(config: "TrackNetConfig", path: Path, given: str | None = No
 
 def load_init_weights(model: "HeatmapModel", path: Path) -> None:
     """`--init-from`: copy a trained model's weights into this architecture (shapes checked again here)."""
-    load_weights(model, path, refuse=lambda first: ConfigError(
-        f"--init-from {path} does not fit this model (first mismatch: {first})"))
+    load_weights(
+        model,
+        path,
+        refuse=lambda first: ConfigError(f"--init-from {path} does not fit this model (first mismatch: {first})"),
+    )

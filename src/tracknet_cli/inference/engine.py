@@ -62,7 +62,9 @@ def forward_logits(model: Any, frames: Any) -> tuple[Any, Any]:
     return model(frames).float(), None
 
 
-def probabilities(logits: "torch.Tensor", loss_name: str, no_ball_logit: "torch.Tensor | None" = None) -> "torch.Tensor":
+def probabilities(
+    logits: "torch.Tensor", loss_name: str, no_ball_logit: "torch.Tensor | None" = None
+) -> "torch.Tensor":
     """Per-cell scores in [0, 1] `(…,Hh,Wh)`, fp32, for the codec to decode, matching the loss that trained the model.
 
     - mse: the output is the heatmap itself, clamped to [0, 1];
@@ -132,9 +134,18 @@ class Engine:
             raise UsageError(f"window stride {self.stride} must be between 1 and the window length {self.window}")
 
     @classmethod
-    def for_model(cls, model: Any, data: "DataConfig", *, loss: str, device: Any, amp: Any = None,
-                  batch_size: int | None = None, accelerator_batch: int = DEFAULT_BATCH,
-                  stride: int | None = None) -> "Engine":
+    def for_model(
+        cls,
+        model: Any,
+        data: "DataConfig",
+        *,
+        loss: str,
+        device: Any,
+        amp: Any = None,
+        batch_size: int | None = None,
+        accelerator_batch: int = DEFAULT_BATCH,
+        stride: int | None = None,
+    ) -> "Engine":
         """An engine for a model built from ``data`` (canvas, heatmap size, sigma, T); ``batch_size``
         None: ``default_batch`` for ``device``, ``accelerator_batch`` on a GPU; ``stride`` None: the
         model's ``data.inference_stride``."""
@@ -142,17 +153,28 @@ class Engine:
         size = (data.input_width, data.input_height)
         if batch_size is None:
             batch_size = default_batch(device, size, accelerator_batch)
-        return cls(model=model, loss=loss, input_size=size,
-                   heatmap_size=(data.heatmap_width, data.heatmap_height), sigma=data.sigma,
-                   window=int(getattr(core, "frames", data.sequence_length)), device=device, amp=amp,
-                   batch_size=batch_size, stride=data.inference_stride if stride is None else stride,
-                   no_ball=getattr(core, "no_ball", None) is not None, runtime=getattr(core, "runtime", "torch"))
+        return cls(
+            model=model,
+            loss=loss,
+            input_size=size,
+            heatmap_size=(data.heatmap_width, data.heatmap_height),
+            sigma=data.sigma,
+            window=int(getattr(core, "frames", data.sequence_length)),
+            device=device,
+            amp=amp,
+            batch_size=batch_size,
+            stride=data.inference_stride if stride is None else stride,
+            no_ball=getattr(core, "no_ball", None) is not None,
+            runtime=getattr(core, "runtime", "torch"),
+        )
 
     def codec(self, source_size: Size) -> "Codec":
         """The geometry between a source of ``source_size`` and this model's canvas and heatmaps."""
         from tracknet_cli.data.geometry import Codec
 
-        return Codec(source_size=source_size, input_size=self.input_size, heatmap_size=self.heatmap_size, sigma=self.sigma)
+        return Codec(
+            source_size=source_size, input_size=self.input_size, heatmap_size=self.heatmap_size, sigma=self.sigma
+        )
 
     def forward(self, windows: np.ndarray) -> tuple["torch.Tensor", "torch.Tensor | None"]:
         """uint8 (B, T, h, w, 3) frames no larger than the canvas (padded right/bottom with black, as
@@ -169,8 +191,10 @@ class Engine:
             return run_uint8(windows)
         x = torch.from_numpy(np.ascontiguousarray(windows)).to(self.device, non_blocking=True)
         x = x.permute(0, 1, 4, 2, 3).float().div_(255.0).contiguous()
-        with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=self.amp,
-                                                      enabled=self.amp is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type=self.device.type, dtype=self.amp, enabled=self.amp is not None),
+        ):
             return forward_logits(self.model, x)
 
     def probabilities(self, windows: np.ndarray) -> "torch.Tensor":
@@ -181,7 +205,9 @@ class Engine:
         with torch.inference_mode():
             return probabilities(logits, self.loss, no_ball)
 
-    def run(self, frames: Iterable[np.ndarray], codec: "Codec", *, on_batch: OnBatch | None = None) -> Iterator[Released]:
+    def run(
+        self, frames: Iterable[np.ndarray], codec: "Codec", *, on_batch: OnBatch | None = None
+    ) -> Iterator[Released]:
         """Every frame of ``frames`` (uint8 (h, w, 3), numbered from 0) once, in order, as soon as no
         later window can cover it. ``on_batch(batch, logits, no_ball)`` sees each forward pass (the
         validation loss). Memory: about ``batch_size * stride + T`` frames and maps."""
@@ -216,8 +242,15 @@ class Engine:
         return Released([fid for fid, _ in done], maps, xy.double().cpu().numpy(), score.double().cpu().numpy())
 
 
-def load_engine(path: str | Path, *, device: str = "auto", precision: str = "auto", batch_size: int | None = None,
-                stride: int | None = None, runtime: str = "auto") -> tuple[Engine, "CheckpointMeta"]:
+def load_engine(
+    path: str | Path,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+    stride: int | None = None,
+    runtime: str = "auto",
+) -> tuple[Engine, "CheckpointMeta"]:
     """A checkpoint file (.safetensors, or .onnx from `tracknet export`) on ``device`` under ``precision``
     in ``runtime``, ready to run. ``path`` is a file: a model name, run directory or hub id is resolved
     once, by the caller, with ``pretrained.resolve.resolve_checkpoint``.
@@ -232,8 +265,9 @@ def load_engine(path: str | Path, *, device: str = "auto", precision: str = "aut
         return _load_engine(Path(path), device, precision, batch_size, stride, runtime)
 
 
-def _load_engine(path: Path, device: str, precision: str, batch_size: int | None, stride: int | None,
-                 runtime: str) -> tuple[Engine, "CheckpointMeta"]:
+def _load_engine(
+    path: Path, device: str, precision: str, batch_size: int | None, stride: int | None, runtime: str
+) -> tuple[Engine, "CheckpointMeta"]:
     from tracknet_cli.inference.checkpoint import load_model, read_metadata
     from tracknet_cli.inference.onnx import choose_runtime
     from tracknet_cli.inference.runtime import pick_device, resolve_precision
@@ -243,8 +277,9 @@ def _load_engine(path: Path, device: str, precision: str, batch_size: int | None
     meta = read_metadata(path)
     dev = pick_device(device)
     choice = resolve_precision(precision, dev, model_family=meta.config.model.backbone.type)
-    plan = choose_runtime(runtime, path, device=device, precision=precision, device_type=dev.type,
-                          torch_precision=choice.name)
+    plan = choose_runtime(
+        runtime, path, device=device, precision=precision, device_type=dev.type, torch_precision=choice.name
+    )
     settings = dict(loss=meta.loss, batch_size=batch_size, stride=stride)
     note = ""
     if plan.name != "torch":

@@ -46,8 +46,11 @@ ONNX_RUNTIMES = ("onnxruntime", "openvino")
 # What each ONNX runtime imports (`onnx` reads the metadata and lets torch export).
 _NEEDS = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx"), "export": ("onnx",)}
 # How to install each module: openvino and onnx are dependencies, onnxruntime the `onnxruntime` extra.
-_INSTALL = {"onnxruntime": "pip install 'tracknet-cli[onnxruntime]'", "openvino": "pip install openvino",
-            "onnx": "pip install onnx"}
+_INSTALL = {
+    "onnxruntime": "pip install 'tracknet-cli[onnxruntime]'",
+    "openvino": "pip install openvino",
+    "onnx": "pip install onnx",
+}
 
 
 class ExportFailed(RuntimeFailure):
@@ -71,7 +74,8 @@ def require(what: str, who: str) -> None:
 
 # ---------------------------------------------------------------- export
 def export_onnx(model: Any, metadata: dict[str, str]) -> bytes:
-    """A `HeatmapModel` (fp32, CPU, eval) as ONNX bytes with ``metadata`` in its metadata_props (see the module docstring)."""
+    """A `HeatmapModel` (fp32, CPU, eval) as ONNX bytes with ``metadata`` in its metadata_props (see the
+    module docstring)."""
     import torch
 
     require("export", "ONNX export")
@@ -92,10 +96,19 @@ def export_onnx(model: Any, metadata: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # TracerWarnings on shape checks (the canvas is fixed) and the exporter's deprecation
-            torch.onnx.export(Graph(model.float().eval()), (sample,), buffer, dynamo=False, opset_version=OPSET,
-                              input_names=[INPUT], output_names=outputs,
-                              dynamic_axes={name: {0: "batch"} for name in [INPUT, *outputs]})
+            warnings.simplefilter(
+                "ignore"
+            )  # TracerWarnings on shape checks (the canvas is fixed) and the exporter's deprecation
+            torch.onnx.export(
+                Graph(model.float().eval()),
+                (sample,),
+                buffer,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[INPUT],
+                output_names=outputs,
+                dynamic_axes={name: {0: "batch"} for name in [INPUT, *outputs]},
+            )
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types; one line says which model failed
         raise ExportFailed(f"torch could not export this model to ONNX ({first_line(exc)})") from exc
     proto = onnx.load_model_from_string(buffer.getvalue())
@@ -109,8 +122,10 @@ def export_onnx(model: Any, metadata: dict[str, str]) -> bytes:
     from tracknet_cli import __version__
 
     proto.producer_name, proto.producer_version = "tracknet-cli", __version__
-    proto.doc_string = (f"TrackNet heatmap model: {INPUT} uint8 (B, {model.frames}, {hi}, {wi}, 3) RGB -> "
-                        f"{', '.join(outputs)} float32; tracknet.* metadata as in the .safetensors checkpoint")
+    proto.doc_string = (
+        f"TrackNet heatmap model: {INPUT} uint8 (B, {model.frames}, {hi}, {wi}, 3) RGB -> "
+        f"{', '.join(outputs)} float32; tracknet.* metadata as in the .safetensors checkpoint"
+    )
     del proto.metadata_props[:]
     for key, value in sorted(metadata.items()):
         entry = proto.metadata_props.add()
@@ -140,7 +155,9 @@ class Exported:
     outputs: tuple[str, ...]
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, *, fmt: str = "onnx", overwrite: bool = False) -> Exported:
+def export_checkpoint(
+    checkpoint: str | Path, out: str | Path, *, fmt: str = "onnx", overwrite: bool = False
+) -> Exported:
     """Export a `.safetensors` checkpoint to ``out`` (atomically). Refused before any work, exit 2: an unknown
     format, an output not named .onnx, an existing output without ``overwrite``, the input itself (always)."""
     from tracknet_cli.atomic import atomic_write_bytes, first_overwritten_input, refuse_special
@@ -153,7 +170,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, fmt: str = "on
     if not is_onnx(out):
         raise UsageError(f"-o {out}: name the ONNX model NAME.onnx (tracknet runs a .onnx file in an ONNX runtime)")
     if first_overwritten_input([out], [checkpoint]) is not None:
-        raise UsageError(f"{out} is the checkpoint being exported; name another output (--overwrite never replaces an input)")
+        raise UsageError(
+            f"{out} is the checkpoint being exported; name another output (--overwrite never replaces an input)"
+        )
     if out.is_dir():
         raise UsageError(f"{out} is a folder; name the .onnx file to write")
     refuse_special(out)  # a FIFO, a device, a link: never replaced
@@ -164,7 +183,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, fmt: str = "on
     data = export_onnx(model, raw_metadata(checkpoint))
     atomic_write_bytes(out, data)
     outputs = (LOGITS, NO_BALL) if model.no_ball is not None else (LOGITS,)
-    return Exported(out, len(data), ("B", model.frames, meta.config.data.input_height, meta.config.data.input_width, 3), outputs)
+    return Exported(
+        out, len(data), ("B", model.frames, meta.config.data.input_height, meta.config.data.input_width, 3), outputs
+    )
 
 
 # ---------------------------------------------------------------- runtimes
@@ -176,8 +197,9 @@ class RuntimeChoice:
     reason: str
 
 
-def choose_runtime(runtime: str, checkpoint: Path, *, device: str, precision: str, device_type: str,
-                   torch_precision: str) -> RuntimeChoice:
+def choose_runtime(
+    runtime: str, checkpoint: Path, *, device: str, precision: str, device_type: str, torch_precision: str
+) -> RuntimeChoice:
     """The runtime ``--runtime`` means for ``checkpoint`` (see the module docstring). ``device`` and ``precision``
     are as asked; ``device_type`` and ``torch_precision`` what torch would use (`pick_device`, `resolve_precision`).
     A runtime that is not installed, or one asked for with a device or precision it cannot run, is a `UsageError`."""
@@ -187,8 +209,10 @@ def choose_runtime(runtime: str, checkpoint: Path, *, device: str, precision: st
     onnx_file = is_onnx(checkpoint)
     if runtime == "torch":
         if onnx_file:
-            raise UsageError(f"{checkpoint} is an ONNX model: run it with --runtime onnxruntime, openvino or auto "
-                             "(--runtime torch needs the .safetensors checkpoint)")
+            raise UsageError(
+                f"{checkpoint} is an ONNX model: run it with --runtime onnxruntime, openvino or auto "
+                "(--runtime torch needs the .safetensors checkpoint)"
+            )
         return RuntimeChoice("torch", "asked for")
     if runtime == "auto" and not onnx_file:
         if device_type != "cpu":
@@ -221,7 +245,9 @@ class OnnxModel:
     (quantised back to uint8, exact for frames that came from uint8). ``run_uint8`` takes the uint8 (B, T, Hi, Wi, 3)
     windows as they are: what `Engine.forward` passes, with no float copy."""
 
-    def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], *, runtime: str, frames: int, no_ball: bool) -> None:
+    def __init__(
+        self, run: Callable[[np.ndarray], list[np.ndarray]], *, runtime: str, frames: int, no_ball: bool
+    ) -> None:
         self._run = run
         self.runtime = runtime
         self.frames = int(frames)
@@ -277,15 +303,18 @@ def load_onnx_model(checkpoint: Path, meta: "CheckpointMeta", runtime: str, *, t
     return OnnxModel(run, runtime=runtime, frames=frames, no_ball=NO_BALL in outputs)
 
 
-def _onnxruntime(source: bytes | Path, threads: int) -> tuple[Callable[[np.ndarray], list[np.ndarray]], list[Any], list[str]]:
+def _onnxruntime(
+    source: bytes | Path, threads: int
+) -> tuple[Callable[[np.ndarray], list[np.ndarray]], list[Any], list[str]]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"]
+    )
     outputs = [o.name for o in session.get_outputs()]
     return (lambda x: session.run(outputs, {INPUT: x})), list(session.get_inputs()[0].shape), outputs
 
@@ -299,7 +328,9 @@ def _openvino_core() -> Any:
     return ov.Core()
 
 
-def _openvino(source: bytes | Path, threads: int) -> tuple[Callable[[np.ndarray], list[np.ndarray]], list[Any], list[str]]:
+def _openvino(
+    source: bytes | Path, threads: int
+) -> tuple[Callable[[np.ndarray], list[np.ndarray]], list[Any], list[str]]:
     core = _openvino_core()
     model = core.read_model(source if isinstance(source, bytes) else str(source))
     # f32: OpenVINO would otherwise pick bf16 on CPUs that have it, and differ from torch's fp32.

@@ -32,11 +32,14 @@ def _used(out: Path) -> bool:
 
 
 def _not_empty(out: Path) -> InputError:
-    return InputError(f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)")
+    return InputError(
+        f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)"
+    )
 
 
-def create_run_dir(profile_name: str, out: Path | None = None, runs_root: Path = Path("runs"), *,
-                   claim: bool = True) -> Path:
+def create_run_dir(
+    profile_name: str, out: Path | None = None, runs_root: Path = Path("runs"), *, claim: bool = True
+) -> Path:
     """`--out DIR` names the directory (must be new or empty); otherwise `runs/<profile>/expN`.
     `claim`: hold its lock for this process (`claim_run_dir`; the `--devices` launcher leaves that to
     the rank-0 worker, which trains)."""
@@ -66,8 +69,10 @@ def claim_run_dir(run_dir: Path, *, new: bool = False) -> None:
     try:
         lock = hold(run_dir / LOCK)
     except Busy as exc:
-        raise InputError(f"{flag} {run_dir} is in use by another tracknet train ({exc}): "
-                         f"{'choose a new directory' if new else 'wait for it to end, or stop it'}") from None
+        raise InputError(
+            f"{flag} {run_dir} is in use by another tracknet train ({exc}): "
+            f"{'choose a new directory' if new else 'wait for it to end, or stop it'}"
+        ) from None
     except OSError as exc:
         raise InputError(f"{flag} {run_dir}: cannot write there: {exc.strerror or exc}") from exc
     if new and _used(run_dir):
@@ -91,5 +96,7 @@ def best_weights_in(folder: Path) -> Path:
         for run in runs:
             if (run / "weights" / which).is_file():
                 return run / "weights" / which
-    raise InputError(f"no weights/best.safetensors or last.safetensors in {folder} or in an expN folder under it "
-                     "(train first, or pass the .safetensors file)")
+    raise InputError(
+        f"no weights/best.safetensors or last.safetensors in {folder} or in an expN folder under it "
+        "(train first, or pass the .safetensors file)"
+    )

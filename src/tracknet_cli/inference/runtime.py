@@ -140,8 +140,14 @@ def _pass(model: Any, frames: "torch.Tensor", dtype: "torch.dtype | None") -> fl
     return time.perf_counter() - start
 
 
-def probe_speed(model: Any, sample_shape: Sequence[int], *, channels_last: bool = False, rounds: int = 2,
-                budget_s: float = PROBE_BUDGET_S) -> dict[str, float] | None:
+def probe_speed(
+    model: Any,
+    sample_shape: Sequence[int],
+    *,
+    channels_last: bool = False,
+    rounds: int = 2,
+    budget_s: float = PROBE_BUDGET_S,
+) -> dict[str, float] | None:
     """Seconds per forward+backward pass of `model` on `sample_shape` (fastest of `rounds`), per variant.
 
     Variants `fp32`, `bf16` and, with `channels_last`, `bf16+cl` (on a copy of the model). Rounds are
@@ -178,9 +184,16 @@ def probe_speed(model: Any, sample_shape: Sequence[int], *, channels_last: bool 
             p.grad = None
 
 
-def resolve_precision(precision: str, device: Any, *, model_family: str | None = None, model: Any = None,
-                      sample_shape: Sequence[int] | None = None, cpu_bf16: CpuBf16 | bool | None = None,
-                      probe_rounds: int = 2) -> PrecisionChoice:
+def resolve_precision(
+    precision: str,
+    device: Any,
+    *,
+    model_family: str | None = None,
+    model: Any = None,
+    sample_shape: Sequence[int] | None = None,
+    cpu_bf16: CpuBf16 | bool | None = None,
+    probe_rounds: int = 2,
+) -> PrecisionChoice:
     """The precision `precision` means on `device` (see the module docstring).
 
     `model` and `sample_shape` (B, T, 3, H, W) let `auto` on a bf16-capable CPU measure instead of
@@ -198,8 +211,11 @@ def resolve_precision(precision: str, device: Any, *, model_family: str | None =
     check(precision, PRECISIONS, "precision")
     support = None
     if kind == "cpu":
-        support = cpu_bf16 if isinstance(cpu_bf16, CpuBf16) else (
-            CpuBf16(bool(cpu_bf16), "given") if cpu_bf16 is not None else cpu_bf16_support())
+        support = (
+            cpu_bf16
+            if isinstance(cpu_bf16, CpuBf16)
+            else (CpuBf16(bool(cpu_bf16), "given") if cpu_bf16 is not None else cpu_bf16_support())
+        )
     if precision == "bf16":
         if support is not None and not support.native:
             return PrecisionChoice("bf16", False, "asked for; this CPU has no native bf16, so it is emulated and slow")
@@ -219,7 +235,9 @@ def resolve_precision(precision: str, device: Any, *, model_family: str | None =
     family = model_family or "unknown"
     traits = BACKBONES.get(family)
     if model is not None and sample_shape is not None:
-        seconds = probe_speed(model, sample_shape, channels_last=traits is not None and traits.conv, rounds=probe_rounds)
+        seconds = probe_speed(
+            model, sample_shape, channels_last=traits is not None and traits.conv, rounds=probe_rounds
+        )
         if seconds is not None:
             best = pick_fastest(seconds)
             measured = ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items())
@@ -227,12 +245,17 @@ def resolve_precision(precision: str, device: Any, *, model_family: str | None =
             return PrecisionChoice("fp32" if best == "fp32" else "bf16", best == "bf16+cl", why)
     if traits is not None and traits.bf16_on_cpu:
         cl = traits.channels_last_on_cpu
-        return PrecisionChoice("bf16", cl, f"auto: {support.feature} CPU and {family} runs faster in bf16"
-                                           f"{' + channels_last' if cl else ''} (table)")
+        return PrecisionChoice(
+            "bf16",
+            cl,
+            f"auto: {support.feature} CPU and {family} runs faster in bf16{' + channels_last' if cl else ''} (table)",
+        )
     return PrecisionChoice("fp32", False, f"auto: {family} stays fp32 on CPU (table)")
 
 
-def prepare_model_precision(model: Any, config: "TrackNetConfig", device: Any, *, precision: str | None = None) -> PrecisionChoice:
+def prepare_model_precision(
+    model: Any, config: "TrackNetConfig", device: Any, *, precision: str | None = None
+) -> PrecisionChoice:
     """Resolve the precision for `model` on `device` (`auto`: the family table) and apply channels_last if chosen
     or configured.
 

@@ -137,4 +137,3 @@ class HeatmapAverager:
 
 def _copy(array: Any) -> Any:
     return array.copy() if isinstance(array, np.ndarray) else array.clone()
-

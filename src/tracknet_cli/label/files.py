@@ -66,13 +66,17 @@ def claim(target: Path):  # -> locks.Lock
         _probe_folder(target)
         return lock
     except Busy as exc:
-        raise UsageError(f"{target} is being labelled by another tracknet label ({exc}); stop that one "
-                         "(Ctrl-C) or label into another file with --labels") from None
+        raise UsageError(
+            f"{target} is being labelled by another tracknet label ({exc}); stop that one "
+            "(Ctrl-C) or label into another file with --labels"
+        ) from None
     except OSError as exc:
         if lock is not None:
             lock.release()
-        raise UsageError(f"cannot save labels in {target.parent}: {exc.strerror or exc}; make the folder "
-                         "writable or choose another file with --labels") from exc
+        raise UsageError(
+            f"cannot save labels in {target.parent}: {exc.strerror or exc}; make the folder "
+            "writable or choose another file with --labels"
+        ) from exc
 
 
 def _probe_folder(target: Path) -> None:
@@ -135,8 +139,10 @@ def plan(media: LabelMedia, labels: Path | None, overwrite: bool) -> LabelFiles:
     paired = label_file_for(media.path)
     if wanted.exists() and read_sidecar(wanted) is None and not overwrite:
         target = beside(wanted)
-        notice = (f"{wanted} was not written by tracknet label, so it is left as it is: its labels are loaded and "
-                  f"saved to {target} (--overwrite replaces {wanted.name} instead)")
+        notice = (
+            f"{wanted} was not written by tracknet label, so it is left as it is: its labels are loaded and "
+            f"saved to {target} (--overwrite replaces {wanted.name} instead)"
+        )
     else:
         target, notice = wanted, None
     refuse_special(target)  # a link would be replaced by the first save

@@ -41,7 +41,9 @@ def encode_jpeg(frame: np.ndarray, quality: int = QUALITY) -> bytes:
 class FrameStore:
     """`jpeg(i)`: frame i of INPUT as JPEG bytes (blocks until decoded); `close()` stops the thread."""
 
-    def __init__(self, media: LabelMedia, *, ahead: int = AHEAD, behind: int = BEHIND, capacity: int = CAPACITY) -> None:
+    def __init__(
+        self, media: LabelMedia, *, ahead: int = AHEAD, behind: int = BEHIND, capacity: int = CAPACITY
+    ) -> None:
         self.media = media
         self.ahead, self.behind, self.capacity = ahead, behind, max(capacity, ahead + behind + 1)
         self._cache: OrderedDict[int, bytes] = OrderedDict()

@@ -40,8 +40,10 @@ def open_media(path: Path) -> LabelMedia:
     if path.is_dir():
         images = image_files(path)
         if not images:
-            raise InputError(f"{path} holds no frame images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
-                             "name a video or a folder of frames")
+            raise InputError(
+                f"{path} holds no frame images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                "name a video or a folder of frames"
+            )
         from tracknet_cli.data.clips import image_size
 
         try:

@@ -75,8 +75,16 @@ class Proposer:
     """Loads the model and runs it over INPUT once, in a thread, handing proposals to the session as
     they come (the page is up meanwhile: loading torch and the weights can take seconds)."""
 
-    def __init__(self, session: "LabelSession", load: Callable[[], "Tracker"], name: str, key: str,
-                 on_failure: Callable[[str], None] | None = None, short: str = "", default: bool = False) -> None:
+    def __init__(
+        self,
+        session: "LabelSession",
+        load: Callable[[], "Tracker"],
+        name: str,
+        key: str,
+        on_failure: Callable[[str], None] | None = None,
+        short: str = "",
+        default: bool = False,
+    ) -> None:
         self.session, self.load, self.on_failure = session, load, on_failure
         self.name, self.key, self.short, self.default = name, key, short or name, default
         self._stop = threading.Event()

@@ -36,17 +36,23 @@ MAX_BODY = 8 << 20  # a PUT of every frame of a long clip fits
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 KEYS = [  # every key and gesture the page reacts to (docs/scripts/label.md has the details)
     ("click", "place the ball (class: 1 2 3); nothing outside the picture"),
-    ("double-click", "fit the picture (places nothing)"), ("wheel", "zoom at the pointer"),
+    ("double-click", "fit the picture (places nothing)"),
+    ("wheel", "zoom at the pointer"),
     ("pointer", "loupe: 4x around it, top right (top left while the pointer is near there)"),
     ("l", "loupe off / on"),
     ("0", "no ball in this frame"),
-    ("1 2 3", "class of the next click (visible, hard, occluded), and of a ball labelled here; "
-              "never confirms a proposal"),
-    ("← →", "previous / next frame"), ("Home End", "first / last frame"),
+    (
+        "1 2 3",
+        "class of the next click (visible, hard, occluded), and of a ball labelled here; never confirms a proposal",
+    ),
+    ("← →", "previous / next frame"),
+    ("Home End", "first / last frame"),
     ("Shift+→", "next frame that needs a person (uncertain first)"),
     ("Shift+←", "previous frame that needs a person"),
     ("Enter", "confirm the proposal, next frame; stops at an uncertain one (Enter again confirms)"),
-    ("Space", "play / pause"), ("Backspace", "clear this frame's label"), ("Ctrl+Z", "undo"),
+    ("Space", "play / pause"),
+    ("Backspace", "clear this frame's label"),
+    ("Ctrl+Z", "undo"),
     ("Ctrl+Shift+Z", "redo (also Ctrl+Y)"),
     ("i", "interpolate the unlabelled frames between two labelled balls (never across no ball)"),
     ("timeline", "click to jump to a frame; hover: its number and state"),
@@ -134,11 +140,20 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         return Response(_static(name), media_type=STATIC[name])
 
     async def meta(request: "Request") -> Response:
-        return JSONResponse({
-            "name": media.path.name, "kind": media.kind, "width": media.width, "height": media.height,
-            "frames": media.frames, "fps": media.fps, "frame_names": media.frame_names,
-            "labels_path": str(session.files.target), "notes": session.notes, "keys": KEYS,
-        })
+        return JSONResponse(
+            {
+                "name": media.path.name,
+                "kind": media.kind,
+                "width": media.width,
+                "height": media.height,
+                "frames": media.frames,
+                "fps": media.fps,
+                "frame_names": media.frame_names,
+                "labels_path": str(session.files.target),
+                "notes": session.notes,
+                "keys": KEYS,
+            }
+        )
 
     async def labels(request: "Request") -> Response:
         if request.method == "GET":
@@ -151,12 +166,23 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
 
     async def status(request: "Request") -> Response:
         info = session.model
-        return JSONResponse({
-            "revision": session.revision, "saved_revision": session.saved_revision, "save_error": session.save_error,
-            "model": {"name": info.name, "short": info.short, "default": info.default, "status": info.status,
-                      "done": info.done, "total": media.frames, "message": info.message},
-            "counts": session.counts(),
-        })
+        return JSONResponse(
+            {
+                "revision": session.revision,
+                "saved_revision": session.saved_revision,
+                "save_error": session.save_error,
+                "model": {
+                    "name": info.name,
+                    "short": info.short,
+                    "default": info.default,
+                    "status": info.status,
+                    "done": info.done,
+                    "total": media.frames,
+                    "message": info.message,
+                },
+                "counts": session.counts(),
+            }
+        )
 
     async def needing(request: "Request") -> Response:  # Shift+→ (next after i) and Shift+← (previous before i)
         back = request.url.path.endswith("/previous")
@@ -175,8 +201,15 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     async def bad_request(request: "Request", exc: Exception) -> Response:
-        status = (413 if isinstance(exc, BodyTooLarge) else 409 if isinstance(exc, LabelConflict)
-                  else 422 if isinstance(exc, LabelRequestError) else 400)
+        status = (
+            413
+            if isinstance(exc, BodyTooLarge)
+            else 409
+            if isinstance(exc, LabelConflict)
+            else 422
+            if isinstance(exc, LabelRequestError)
+            else 400
+        )
         return _error(status, str(exc))
 
     async def http_error(request: "Request", exc: Exception) -> Response:
@@ -190,12 +223,20 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
         return _error(500, exc.line() if isinstance(exc, TrackNetError) else f"{type(exc).__name__}: {first_line(exc)}")
 
     routes = [
-        Route("/", page), Route("/static/{name}", static), Route("/api/meta", meta),
-        Route("/api/labels", labels, methods=["GET", "PUT"]), Route("/api/status", status),
-        Route("/api/next", needing), Route("/api/previous", needing), Route("/api/frames/{index:int}", frame),
+        Route("/", page),
+        Route("/static/{name}", static),
+        Route("/api/meta", meta),
+        Route("/api/labels", labels, methods=["GET", "PUT"]),
+        Route("/api/status", status),
+        Route("/api/next", needing),
+        Route("/api/previous", needing),
+        Route("/api/frames/{index:int}", frame),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_TokenGate, token=token)],
-                     exception_handlers={LabelRequestError: bad_request, HTTPException: http_error, Exception: failure})
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_TokenGate, token=token)],
+        exception_handlers={LabelRequestError: bad_request, HTTPException: http_error, Exception: failure},
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -205,8 +246,10 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:  # socket.gaierror: not an address, and no name that resolves
-        raise UsageError(f"--host {host}: not an address or a name this machine can resolve ({exc.strerror or exc}); "
-                         "use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from exc
+        raise UsageError(
+            f"--host {host}: not an address or a name this machine can resolve ({exc.strerror or exc}); "
+            "use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+        ) from exc
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -215,10 +258,13 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise UsageError(f"--host {host}: not an address of this machine ({exc.strerror}); use one of its "
-                             "addresses, 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from exc
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
-                         "(0 picks a free one)") from exc
+            raise UsageError(
+                f"--host {host}: not an address of this machine ({exc.strerror}); use one of its "
+                "addresses, 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+            ) from exc
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port (0 picks a free one)"
+        ) from exc
     sock.listen(128)
     return sock
 
@@ -239,12 +285,14 @@ class Server:
     def __init__(self, app: "Starlette", sock: socket.socket) -> None:
         import uvicorn
 
-        config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app, log_level="critical", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
         self._server = uvicorn.Server(config)
         self._sock = sock
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name="tracknet-label-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="tracknet-label-server", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()

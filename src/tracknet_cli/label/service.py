@@ -53,9 +53,15 @@ def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # ->
         hooks.info(default_notice(resolved))
     load = functools.partial(Tracker.from_pretrained, resolved, device=options.device, runtime=options.runtime)
     short = resolved.entry.name if resolved.entry else str(resolved.hub.repo) if resolved.hub else resolved.path.name
-    return Proposer(session, load, resolved.label, model_key(resolved.path), short=short,
-                    default=options.checkpoint is None,
-                    on_failure=lambda message: hooks.warn(f"model proposals stopped: {message}"))
+    return Proposer(
+        session,
+        load,
+        resolved.label,
+        model_key(resolved.path),
+        short=short,
+        default=options.checkpoint is None,
+        on_failure=lambda message: hooks.warn(f"model proposals stopped: {message}"),
+    )
 
 
 def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:
@@ -70,8 +76,10 @@ def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:
     proposer = _proposer(session, options, hooks)
     sock = bind(options.host, options.port)  # a bad --host is refused before any warning about it
     if options.host not in LOCAL_HOSTS:
-        hooks.warn(f"--host {options.host}: the page is reachable from other machines; anyone with the URL "
-                   "(its token) can read the frames and change the labels")
+        hooks.warn(
+            f"--host {options.host}: the page is reachable from other machines; anyone with the URL "
+            "(its token) can read the frames and change the labels"
+        )
     token = new_token()
     frames = FrameStore(session.media)
     server = Server(build_app(session, frames, token), sock)
@@ -95,7 +103,9 @@ def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:
                 from tracknet_cli.errors import RuntimeFailure
 
                 session.close()
-                raise RuntimeFailure("the web server stopped unexpectedly; the labels so far are saved (run with --debug)")
+                raise RuntimeFailure(
+                    "the web server stopped unexpectedly; the labels so far are saved (run with --debug)"
+                )
         finally:
             with stopping.ignoring((signal.SIGINT,)):  # a second Ctrl-C must not cut the last save short
                 server.stop()

@@ -27,8 +27,19 @@ from tracknet_cli.atomic import atomic_write_bytes
 from tracknet_cli.errors import RuntimeFailure, TrackNetError
 from tracknet_cli.label.files import SIDECAR_FORMAT, LabelFiles, claim, plan, read_sidecar, sha256, sidecar_path
 from tracknet_cli.label.media import LabelMedia, open_media
-from tracknet_cli.label.state import (Label, LabelConflict, LabelRequestError, Proposal, Reason, State, frame_state,
-                                      next_needing, parse_change, reasons, rounded)
+from tracknet_cli.label.state import (
+    Label,
+    LabelConflict,
+    LabelRequestError,
+    Proposal,
+    Reason,
+    State,
+    frame_state,
+    next_needing,
+    parse_change,
+    reasons,
+    rounded,
+)
 
 QUIET_S = 0.25  # save once no change came for this long...
 LATEST_S = 0.8  # ...or this long after the first unsaved change, whichever is first
@@ -126,10 +137,14 @@ class LabelSession:
         if self.conflict is not None:
             raise LabelConflict(self.conflict)
         parsed = [parse_change(c, self.frames, self.media.width, self.media.height) for c in changes]
-        interpolated = {f for (f, lab), c in zip(parsed, changes) if lab is not None and lab.visibility > 0
-                        and c.get("interpolated") is True}
-        if position is not None and (isinstance(position, bool) or not isinstance(position, int)
-                                     or not 0 <= position < self.frames):
+        interpolated = {
+            f
+            for (f, lab), c in zip(parsed, changes)
+            if lab is not None and lab.visibility > 0 and c.get("interpolated") is True
+        }
+        if position is not None and (
+            isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < self.frames
+        ):
             raise LabelRequestError(f"position must be a frame number 0..{self.frames - 1}, got {position!r}"[:200])
         with self._lock:
             for frame, label in parsed:
@@ -176,7 +191,10 @@ class LabelSession:
                 [lab.x if lab is not None and lab.x is not None else np.nan for lab in rows],
                 [lab.y if lab is not None and lab.y is not None else np.nan for lab in rows],
                 status=[lab.status if lab is not None else -1 for lab in rows],
-                width=self.media.width, height=self.media.height, dialect="label")
+                width=self.media.width,
+                height=self.media.height,
+                dialect="label",
+            )
         names = self.media.frame_names
         return tennis_text(table, names) if names is not None else tracknetv2_text(table)
 
@@ -202,13 +220,19 @@ class LabelSession:
             side = {
                 "format": SIDECAR_FORMAT,
                 "input": str(self.media.path.resolve()),
-                "frames": self.frames, "width": self.media.width, "height": self.media.height,
-                "labels_sha256": written, "previous_sha256": previous,
+                "frames": self.frames,
+                "width": self.media.width,
+                "height": self.media.height,
+                "labels_sha256": written,
+                "previous_sha256": previous,
                 "confirmed": sorted(self.confirmed),
                 "interpolated": sorted(self.interpolated),
                 "position": self.position,
-                "model": {"name": self.model.name, "key": self.model.key,
-                          "complete": self.model.status in ("done", "cached")},
+                "model": {
+                    "name": self.model.name,
+                    "key": self.model.key,
+                    "complete": self.model.status in ("done", "cached"),
+                },
                 "proposals": [p.to_json() if p is not None else None for p in self.proposals],
             }
             self._first_unsaved = None
@@ -225,7 +249,8 @@ class LabelSession:
         self.conflict = self.save_error = (
             f"{target} was changed by another program while tracknet label had it open: it is left as it is, and "
             f"this session's labels were saved to {copy}; saving has stopped (stop the server, merge the two "
-            "files, then label again)")
+            "files, then label again)"
+        )
         raise LabelConflict(self.conflict)
 
     def _report(self, message: str) -> None:
@@ -279,8 +304,9 @@ class LabelSession:
         except LabelConflict as exc:
             self._report(str(exc))
         except (OSError, TrackNetError) as exc:
-            raise RuntimeFailure(f"cannot save the labels to {self.files.target}: {_why(exc)}; "
-                                 "the last save that worked is kept") from exc
+            raise RuntimeFailure(
+                f"cannot save the labels to {self.files.target}: {_why(exc)}; the last save that worked is kept"
+            ) from exc
         finally:
             if self._held is not None:
                 self._held.release()
@@ -313,8 +339,10 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
             model_key, model_complete = str(model.get("key") or ""), bool(model.get("complete"))
             model_name = str(model.get("name") or "")
         except (TypeError, ValueError, AttributeError) as exc:  # a sidecar edited by hand: the labels still count
-            notes.append(f"{sidecar_path(files.target)} is garbled ({type(exc).__name__}: {exc}), so it is ignored: "
-                         f"the labels in {files.target} are kept, the model's proposals and the position are not")
+            notes.append(
+                f"{sidecar_path(files.target)} is garbled ({type(exc).__name__}: {exc}), so it is ignored: "
+                f"the labels in {files.target} are kept, the model's proposals and the position are not"
+            )
             position, proposals, here, model_key, model_complete = 0, [None] * n, set(), "", False
         confirmed = {i for i in confirmed if i in here}
     elif files.load_from is not None:
@@ -323,8 +351,11 @@ def open_session(input_path: Path, labels: Path | None = None, *, overwrite: boo
         notes.insert(0, files.notice)
     session = LabelSession(media, files, rows, confirmed, proposals, position, notes, _disk_sha=disk_sha, _held=held)
     if side is not None and side.get("frames") == n:
-        session.interpolated = {i for i in side.get("interpolated") or [] if isinstance(i, int) and i in confirmed
-                                and rows[i] is not None and rows[i].visibility > 0}  # type: ignore[union-attr]
+        session.interpolated = {
+            i
+            for i in side.get("interpolated") or []
+            if isinstance(i, int) and i in confirmed and rows[i] is not None and rows[i].visibility > 0
+        }  # type: ignore[union-attr]
     if side is not None:
         session.model.key = model_key
         session.model.status = "cached" if model_complete else "off"  # cached: no model runs (--no-model)
@@ -352,8 +383,9 @@ def _load_labels(media: LabelMedia, path: Path | None) -> tuple[list[Label | Non
     rows: list[Label | None] = [None] * media.frames
     if path is None:
         return rows, []
-    table = read_labels(path, width=media.width, height=media.height, num_frames=media.frames,
-                        frame_names=media.frame_names)
+    table = read_labels(
+        path, width=media.width, height=media.height, num_frames=media.frames, frame_names=media.frame_names
+    )
     for i in range(media.frames):
         v = int(table.visibility[i])
         if v == 0:
@@ -365,8 +397,10 @@ def _load_labels(media: LabelMedia, path: Path | None) -> tuple[list[Label | Non
     if problems:
         first = problems[0]
         where = f"{first.file}:{first.row}" if first.row is not None else first.file
-        notes.append(f"{len(problems)} rows of {path} are not usable labels and were left out "
-                     f"(first: {where} {first.kind}: {first.message}); those frames need a label")
+        notes.append(
+            f"{len(problems)} rows of {path} are not usable labels and were left out "
+            f"(first: {where} {first.kind}: {first.message}); those frames need a label"
+        )
     return rows, notes
 
 

@@ -109,8 +109,9 @@ def track_limit(width: int, height: int) -> float:
     return max(TRACK_MIN_PX, TRACK_FRACTION * math.hypot(width, height))
 
 
-def reasons(labels: Sequence[Label | None], proposals: Sequence[Proposal | None], width: int,
-            height: int) -> list[Reason]:
+def reasons(
+    labels: Sequence[Label | None], proposals: Sequence[Proposal | None], width: int, height: int
+) -> list[Reason]:
     """Why each frame's proposal is uncertain: the model's reason, else `track` (see the module doc;
     checked only for frames without a label); '' for a confident proposal and for no proposal."""
     n, limit = len(labels), track_limit(width, height)

@@ -149,8 +149,9 @@ def frame_span(first: int, last: int) -> str:
     return f"frame {first}" if first == last else f"frames {first}-{last}"
 
 
-def read_frames(path: Path | str, size: Size | None = None, limit: int | None = None, *,
-                threads: bool = True, start: int = 0) -> Iterator[np.ndarray]:
+def read_frames(
+    path: Path | str, size: Size | None = None, limit: int | None = None, *, threads: bool = True, start: int = 0
+) -> Iterator[np.ndarray]:
     """The frames of a video from frame ``start`` on, as upright uint8 RGB at ``size`` (None: full
     size): the k-th frame yielded is frame ``start + k``, for callers that match frames to labels
     by position (training, import, labelling). ``limit`` counts the frames yielded.
@@ -179,9 +180,11 @@ def read_frames(path: Path | str, size: Size | None = None, limit: int | None = 
             if number < start:
                 continue
             if number > start + count:
-                raise InputError(f"{path} is damaged: {frame_span(start + count, number - 1)} did not decode, so "
-                                 "the later frames cannot be matched to their labels by position; re-encode or "
-                                 "replace the video, or leave it out")
+                raise InputError(
+                    f"{path} is damaged: {frame_span(start + count, number - 1)} did not decode, so "
+                    "the later frames cannot be matched to their labels by position; re-encode or "
+                    "replace the video, or leave it out"
+                )
             yield to_rgb(frame, size)
             count += 1
             if limit is not None and count >= limit:

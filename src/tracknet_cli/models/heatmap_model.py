@@ -28,9 +28,17 @@ class HeatmapModel(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, backbone: Backbone, decoder: nn.Module, *, frames: int,
-                 heatmap_size: tuple[int, int], input_size: tuple[int, int],
-                 fusion: Literal["early", "late"] = "early", no_ball_logit: bool = False) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        decoder: nn.Module,
+        *,
+        frames: int,
+        heatmap_size: tuple[int, int],
+        input_size: tuple[int, int],
+        fusion: Literal["early", "late"] = "early",
+        no_ball_logit: bool = False,
+    ) -> None:
         super().__init__()
         self.frames = int(frames)
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))  # (Hh, Wh)
@@ -87,7 +95,9 @@ class HeatmapModel(nn.Module):
             return hh, wh
         return max(1, round(height * hh / hi)), max(1, round(width * wh / wi))
 
-    def forward(self, frames: torch.Tensor, *, with_no_ball: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, frames: torch.Tensor, *, with_no_ball: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, T, Hh, Wh); with `with_no_ball` also the (B, T) "no ball" logits (needs `no_ball_logit`)."""
         if frames.ndim != 5 or frames.shape[1] != self.frames or frames.shape[2] != 3:
             raise ValueError(f"expected frames (B, {self.frames}, 3, H, W), got {tuple(frames.shape)}")

@@ -38,6 +38,7 @@ class BackboneEntry:
 
 def _transformers(model_class: str, config_class: str, wrap: Callable[[Any, "list[int] | None"], "Backbone"]):
     """A builder for a backbone that `transformers` implements (`model_class`, `config_class` name its classes)."""
+
     def build(model: "ModelConfig", source_config: "Mapping[str, Any] | None", verbose: "bool | None") -> "Backbone":
         import transformers
 
@@ -46,11 +47,13 @@ def _transformers(model_class: str, config_class: str, wrap: Callable[[Any, "lis
         spec = model.backbone
         model_cls, config_cls = getattr(transformers, model_class), getattr(transformers, config_class)
         if spec.pretrained and source_config is None:
-            loaded = weights.load_pretrained(model_cls, config_cls, spec.pretrained_model_name, spec.config_overrides,
-                                             verbose=verbose)
+            loaded = weights.load_pretrained(
+                model_cls, config_cls, spec.pretrained_model_name, spec.config_overrides, verbose=verbose
+            )
         else:
-            loaded = weights.build_random(model_cls, config_cls, spec.pretrained_model_name, spec.config_overrides,
-                                          source_config=source_config)
+            loaded = weights.build_random(
+                model_cls, config_cls, spec.pretrained_model_name, spec.config_overrides, source_config=source_config
+            )
         return wrap(loaded, default_out_indices(model))
 
     return build
@@ -71,29 +74,47 @@ def _wrap_convnext(family: str) -> Callable[..., "Backbone"]:
     return wrap
 
 
-def _build_unet_backbone(model: "ModelConfig", source_config: "Mapping[str, Any] | None",
-                         verbose: "bool | None") -> "Backbone":
+def _build_unet_backbone(
+    model: "ModelConfig", source_config: "Mapping[str, Any] | None", verbose: "bool | None"
+) -> "Backbone":
     """Plain torch: no transformers import."""
     from tracknet_cli.models.backbones.unet import UNetBackbone, unet_source_config
 
     if model.backbone.pretrained and source_config is None:
-        raise ConfigError("model.backbone.type=unet has no pretrained weights", hint="set model.backbone.pretrained=false")
+        raise ConfigError(
+            "model.backbone.type=unet has no pretrained weights", hint="set model.backbone.pretrained=false"
+        )
     source = source_config or unet_source_config(model.unet.widths, model.unet.convs, model.unet.input_stride)
     return UNetBackbone(source, default_out_indices(model))
 
 
-BACKBONES: dict[str, BackboneEntry] = registry({
-    "dinov3_vit": BackboneEntry(_transformers("DINOv3ViTModel", "DINOv3ViTConfig", _wrap_vit),
-                                "DINOv3 ViT, patch 16, stride-16 maps of chosen layers (default: the last)",
-                                bf16_on_cpu=False, conv=False),
-    "convnext": BackboneEntry(_transformers("ConvNextModel", "ConvNextConfig", _wrap_convnext("convnext")),
-                              "ConvNeXt (open ImageNet weights), stage maps at strides 4/8/16/32", bf16_on_cpu=True),
-    "dinov3_convnext": BackboneEntry(_transformers("DINOv3ConvNextModel", "DINOv3ConvNextConfig",
-                                                   _wrap_convnext("dinov3_convnext")),
-                                     "DINOv3 ConvNeXt (gated weights), stage maps at strides 4/8/16/32", bf16_on_cpu=True),
-    "unet": BackboneEntry(_build_unet_backbone, "plain full-resolution conv encoder (model.unet), random init, "
-                          "for CPUs and small balls", bf16_on_cpu=True, channels_last_on_cpu=True),
-}, BackboneName)
+BACKBONES: dict[str, BackboneEntry] = registry(
+    {
+        "dinov3_vit": BackboneEntry(
+            _transformers("DINOv3ViTModel", "DINOv3ViTConfig", _wrap_vit),
+            "DINOv3 ViT, patch 16, stride-16 maps of chosen layers (default: the last)",
+            bf16_on_cpu=False,
+            conv=False,
+        ),
+        "convnext": BackboneEntry(
+            _transformers("ConvNextModel", "ConvNextConfig", _wrap_convnext("convnext")),
+            "ConvNeXt (open ImageNet weights), stage maps at strides 4/8/16/32",
+            bf16_on_cpu=True,
+        ),
+        "dinov3_convnext": BackboneEntry(
+            _transformers("DINOv3ConvNextModel", "DINOv3ConvNextConfig", _wrap_convnext("dinov3_convnext")),
+            "DINOv3 ConvNeXt (gated weights), stage maps at strides 4/8/16/32",
+            bf16_on_cpu=True,
+        ),
+        "unet": BackboneEntry(
+            _build_unet_backbone,
+            "plain full-resolution conv encoder (model.unet), random init, for CPUs and small balls",
+            bf16_on_cpu=True,
+            channels_last_on_cpu=True,
+        ),
+    },
+    BackboneName,
+)
 """Every backbone family, keyed by `choices.BackboneName` (which feeds the config schema)."""
 
 
@@ -115,11 +136,14 @@ def _build_unet(model: "ModelConfig", channels: list[int]) -> "nn.Module":
     return UNetDecoder(channels, model.unet.convs)
 
 
-DECODERS: dict[str, Callable[["ModelConfig", list[int]], "nn.Module"]] = registry({
-    "upsampling": _build_upsampling,
-    "fpn": _build_fpn,
-    "unet": _build_unet,
-}, DecoderName)
+DECODERS: dict[str, Callable[["ModelConfig", list[int]], "nn.Module"]] = registry(
+    {
+        "upsampling": _build_upsampling,
+        "fpn": _build_fpn,
+        "unet": _build_unet,
+    },
+    DecoderName,
+)
 
 
 def default_out_indices(model: "ModelConfig") -> list[int] | None:
@@ -131,14 +155,16 @@ def default_out_indices(model: "ModelConfig") -> list[int] | None:
     return None
 
 
-def build_backbone(model: "ModelConfig", *, source_config: Mapping[str, Any] | None = None,
-                   verbose: bool | None = None) -> "Backbone":
+def build_backbone(
+    model: "ModelConfig", *, source_config: Mapping[str, Any] | None = None, verbose: bool | None = None
+) -> "Backbone":
     """Pretrained from a folder or the hub cache, or random from a config (`source_config`: a checkpoint's)."""
     return BACKBONES[model.backbone.type].build(model, source_config, verbose)
 
 
-def build_model(config: "TrackNetConfig", *, backbone_config: Mapping[str, Any] | None = None,
-                verbose: bool | None = None) -> "HeatmapModel":
+def build_model(
+    config: "TrackNetConfig", *, backbone_config: Mapping[str, Any] | None = None, verbose: bool | None = None
+) -> "HeatmapModel":
     """The configured model on the CPU (the caller moves it). `verbose`: show transformers' loading output
     (default: when TRACKNET_DEBUG is set). `backbone_config`: rebuild from a checkpoint's embedded config."""
     from tracknet_cli.models.heatmap_model import HeatmapModel
@@ -147,7 +173,8 @@ def build_model(config: "TrackNetConfig", *, backbone_config: Mapping[str, Any] 
     backbone = build_backbone(model_cfg, source_config=backbone_config, verbose=verbose)
     decoder = DECODERS[model_cfg.decoder](model_cfg, list(backbone.channels))
     model = HeatmapModel(
-        backbone, decoder,
+        backbone,
+        decoder,
         frames=data.sequence_length,
         heatmap_size=(data.heatmap_height, data.heatmap_width),
         input_size=(data.input_height, data.input_width),

@@ -14,9 +14,17 @@ def inflate_input_conv(conv: nn.Conv2d, frames: int) -> nn.Conv2d:
     if frames == 1:
         return conv
     inflated = nn.Conv2d(
-        conv.in_channels * frames, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
-        dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None, padding_mode=conv.padding_mode,
-        device=conv.weight.device, dtype=conv.weight.dtype,
+        conv.in_channels * frames,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
     )
     with torch.no_grad():
         inflated.weight.copy_(conv.weight.repeat(1, frames, 1, 1) / frames)

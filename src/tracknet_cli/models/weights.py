@@ -29,12 +29,30 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 # Architectures of the public checkpoints, so that `pretrained: false` with a hub id builds the
 # same network the weights would fill (no download needed to know its shape).
-_VIT_S = dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=12, num_attention_heads=6,
-              num_register_tokens=4, layerscale_value=1e-5)
-_VIT_B = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-              num_register_tokens=4, layerscale_value=1e-5)
-_VIT_L = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-              num_register_tokens=4, layerscale_value=1e-5)
+_VIT_S = dict(
+    hidden_size=384,
+    intermediate_size=1536,
+    num_hidden_layers=12,
+    num_attention_heads=6,
+    num_register_tokens=4,
+    layerscale_value=1e-5,
+)
+_VIT_B = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    num_register_tokens=4,
+    layerscale_value=1e-5,
+)
+_VIT_L = dict(
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    num_register_tokens=4,
+    layerscale_value=1e-5,
+)
 _CNX_T = dict(depths=[3, 3, 9, 3], hidden_sizes=[96, 192, 384, 768])
 _CNX_S = dict(depths=[3, 3, 27, 3], hidden_sizes=[96, 192, 384, 768])
 _CNX_B = dict(depths=[3, 3, 27, 3], hidden_sizes=[128, 256, 512, 1024])
@@ -87,7 +105,9 @@ def _three(values: Any) -> tuple[float, float, float]:
 
 
 def offline() -> bool:
-    return any(os.environ.get(v, "") not in ("", "0", "false", "False") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "") not in ("", "0", "false", "False") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def local_dir(name: str) -> Path | None:
@@ -138,8 +158,9 @@ def read_normalization(name: str) -> Normalization:
         return Normalization()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Normalization(mean=_three(data.get("image_mean", IMAGENET_MEAN)),
-                             std=_three(data.get("image_std", IMAGENET_STD)))
+        return Normalization(
+            mean=_three(data.get("image_mean", IMAGENET_MEAN)), std=_three(data.get("image_std", IMAGENET_STD))
+        )
     except (ValueError, TypeError, OSError) as exc:
         raise InputError(f"{path}: unreadable image_mean/image_std ({exc})") from exc
 
@@ -147,9 +168,7 @@ def read_normalization(name: str) -> Normalization:
 def _apply_overrides(config: "PretrainedConfig", overrides: Mapping[str, Any]) -> "PretrainedConfig":
     for key, value in overrides.items():
         if not hasattr(config, key):
-            raise ConfigError(
-                f"model.backbone.config_overrides.{key}: {type(config).__name__} has no field {key!r}"
-            )
+            raise ConfigError(f"model.backbone.config_overrides.{key}: {type(config).__name__} has no field {key!r}")
         setattr(config, key, value)
     if "depths" in overrides and hasattr(config, "num_stages"):
         config.num_stages = len(config.depths)  # ConvNextConfig keeps the count separately
@@ -169,8 +188,10 @@ def check_type(config_cls: type["PretrainedConfig"], name: str) -> None:
     elif name in KNOWN_ARCHITECTURES:
         found = KNOWN_ARCHITECTURES[name][0]
     if found is not None and found != wanted:
-        raise ConfigError(f"model.backbone.pretrained_model_name={name} holds a {found} model but "
-                          f"model.backbone.type is {wanted}: change one of them")
+        raise ConfigError(
+            f"model.backbone.pretrained_model_name={name} holds a {found} model but "
+            f"model.backbone.type is {wanted}: change one of them"
+        )
 
 
 def build_config(config_cls: type["PretrainedConfig"], name: str, overrides: Mapping[str, Any]) -> "PretrainedConfig":
@@ -178,8 +199,10 @@ def build_config(config_cls: type["PretrainedConfig"], name: str, overrides: Map
     check_type(config_cls, name)
     folder = local_dir(name)
     if folder is None and looks_like_path(name):
-        raise InputError(f"model.backbone.pretrained_model_name: folder {name} does not exist "
-                         "(with pretrained=false a hub id or a folder only gives the architecture)")
+        raise InputError(
+            f"model.backbone.pretrained_model_name: folder {name} does not exist "
+            "(with pretrained=false a hub id or a folder only gives the architecture)"
+        )
     with quiet_transformers():
         if folder is not None and (folder / "config.json").is_file():
             config = config_cls.from_pretrained(str(folder))
@@ -210,20 +233,32 @@ def _unavailable(name: str, exc: BaseException) -> WeightsUnavailableError:
     else:
         why = f"weights for {name} could not be downloaded ({first_line(exc)[:120]})"
         todo = f"check the network and the name; {access}" if gated(name) else "check the network and the name"
-    return WeightsUnavailableError(f"{why}: {todo}; or point model.backbone.pretrained_model_name at a local folder; "
-                                   "or set model.backbone.pretrained=false for random weights")
+    return WeightsUnavailableError(
+        f"{why}: {todo}; or point model.backbone.pretrained_model_name at a local folder; "
+        "or set model.backbone.pretrained=false for random weights"
+    )
 
 
-def load_pretrained(model_cls: type["PreTrainedModel"], config_cls: type["PretrainedConfig"], name: str,
-                    overrides: Mapping[str, Any], *, verbose: bool | None = None) -> LoadedBackbone:
+def load_pretrained(
+    model_cls: type["PreTrainedModel"],
+    config_cls: type["PretrainedConfig"],
+    name: str,
+    overrides: Mapping[str, Any],
+    *,
+    verbose: bool | None = None,
+) -> LoadedBackbone:
     """`from_pretrained` from a local folder or the hub (cache), with errors turned into one line."""
     folder = local_dir(name)
     if folder is None and looks_like_path(name):
-        raise InputError(f"model.backbone.pretrained_model_name: folder {name} does not exist "
-                         "(give an existing folder written by save_pretrained, or a hub id like facebook/convnext-tiny-224)")
+        raise InputError(
+            f"model.backbone.pretrained_model_name: folder {name} does not exist "
+            "(give an existing folder written by save_pretrained, or a hub id like facebook/convnext-tiny-224)"
+        )
     if folder is not None and not (folder / "config.json").is_file():
-        raise InputError(f"{folder} has no config.json: point model.backbone.pretrained_model_name at a folder "
-                         "written by save_pretrained (config.json + model.safetensors)")
+        raise InputError(
+            f"{folder} has no config.json: point model.backbone.pretrained_model_name at a folder "
+            "written by save_pretrained (config.json + model.safetensors)"
+        )
     check_type(config_cls, name)
     try:
         with quiet_transformers(verbose):
@@ -237,12 +272,16 @@ def load_pretrained(model_cls: type["PreTrainedModel"], config_cls: type["Pretra
         raise _unavailable(name, exc) from exc
     except ValueError as exc:  # includes huggingface_hub's HFValidationError for malformed ids
         if folder is None and "repo" in str(exc).lower():
-            raise InputError(f"model.backbone.pretrained_model_name={name!r} is neither a local folder nor a hub id "
-                             "like facebook/convnext-tiny-224") from exc
+            raise InputError(
+                f"model.backbone.pretrained_model_name={name!r} is neither a local folder nor a hub id "
+                "like facebook/convnext-tiny-224"
+            ) from exc
         raise
     except RuntimeError as exc:  # size mismatch after config_overrides changed the architecture
-        raise ConfigError(f"the weights of {name} do not fit the overridden architecture ({first_line(exc)}): "
-                          "drop model.backbone.config_overrides or set model.backbone.pretrained=false") from exc
+        raise ConfigError(
+            f"the weights of {name} do not fit the overridden architecture ({first_line(exc)}): "
+            "drop model.backbone.config_overrides or set model.backbone.pretrained=false"
+        ) from exc
     if folder is None:
         _fetch_preprocessor_config(name)
     return LoadedBackbone(model=model, normalization=read_normalization(name), source_config=config.to_dict())
@@ -259,8 +298,14 @@ def _fetch_preprocessor_config(name: str) -> None:
         pass
 
 
-def build_random(model_cls: type["PreTrainedModel"], config_cls: type["PretrainedConfig"], name: str,
-                 overrides: Mapping[str, Any], *, source_config: Mapping[str, Any] | None = None) -> LoadedBackbone:
+def build_random(
+    model_cls: type["PreTrainedModel"],
+    config_cls: type["PretrainedConfig"],
+    name: str,
+    overrides: Mapping[str, Any],
+    *,
+    source_config: Mapping[str, Any] | None = None,
+) -> LoadedBackbone:
     """Random weights from a config (a saved one when rebuilding a checkpoint): never the network."""
     with quiet_transformers():
         if source_config is not None:

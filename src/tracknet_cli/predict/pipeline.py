@@ -42,7 +42,14 @@ from tracknet_cli import stopping
 from tracknet_cli.errors import Interrupted, RuntimeFailure, UsageError
 from tracknet_cli.inference.engine import Engine
 from tracknet_cli.predict.sources import DEFAULT_FPS, DecodeReport, FrameSource, Size, SourceFrame, SourceInfo
-from tracknet_cli.predict.tracking import FrameResult, OnlineTracker, TrackingConfig, TrackRow, gray_thumbnail, scene_difference
+from tracknet_cli.predict.tracking import (
+    FrameResult,
+    OnlineTracker,
+    TrackingConfig,
+    TrackRow,
+    gray_thumbnail,
+    scene_difference,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.data.geometry import Codec
@@ -116,8 +123,14 @@ def _yield_to_model() -> None:
         pass
 
 
-def _decode_worker(source: FrameSource, size: Size, overlay_size: Size | None, out: "queue.Queue[Any]",
-                   stop: threading.Event, shares_cpu: bool) -> None:
+def _decode_worker(
+    source: FrameSource,
+    size: Size,
+    overlay_size: Size | None,
+    out: "queue.Queue[Any]",
+    stop: threading.Event,
+    shares_cpu: bool,
+) -> None:
     previous: np.ndarray | None = None
     seq = 0
     try:
@@ -125,7 +138,9 @@ def _decode_worker(source: FrameSource, size: Size, overlay_size: Size | None, o
             _yield_to_model()
         for frame in source.frames(sizes=[size], overlay_size=overlay_size, decoder_threads=not shares_cpu):
             thumb = gray_thumbnail(frame.images[0])
-            item = _Decoded(seq, frame.index, frame.images[0], frame.name, frame.overlay, scene_difference(previous, thumb))
+            item = _Decoded(
+                seq, frame.index, frame.images[0], frame.name, frame.overlay, scene_difference(previous, thumb)
+            )
             previous = thumb
             seq += 1
             if not _put(out, item, stop):
@@ -140,7 +155,9 @@ class _Stopped(Exception):
     """The consumer closed the stream: leave without running the remaining windows."""
 
 
-def _inbox_frames(inbox: "queue.Queue[Any]", stop: threading.Event, waiting: dict[int, _Decoded]) -> Iterator[np.ndarray]:
+def _inbox_frames(
+    inbox: "queue.Queue[Any]", stop: threading.Event, waiting: dict[int, _Decoded]
+) -> Iterator[np.ndarray]:
     """The decoded frames, in arrival order, for the engine; a decode error is raised here."""
     while True:
         item = _get(inbox, stop)
@@ -155,8 +172,15 @@ def _inbox_frames(inbox: "queue.Queue[Any]", stop: threading.Event, waiting: dic
         yield image
 
 
-def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, frame_size: Size,
-                  inbox: "queue.Queue[Any]", out: "queue.Queue[Any]", stop: threading.Event) -> None:
+def _infer_worker(
+    engine: Engine,
+    codec: "Codec",
+    tracking: TrackingConfig,
+    frame_size: Size,
+    inbox: "queue.Queue[Any]",
+    out: "queue.Queue[Any]",
+    stop: threading.Event,
+) -> None:
     tracker = OnlineTracker(tracking, frame_size)
     waiting: dict[int, _Decoded] = {}  # frames whose row has not left the tracker yet
 
@@ -164,15 +188,22 @@ def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, fram
         for row in rows:
             item = waiting.pop(row.frame)
             peak = dataclasses.replace(item.peak, frame=item.index) if item.peak is not None else None
-            if not _put(out, Prediction(dataclasses.replace(row, frame=item.index), item.name, item.overlay, peak), stop):
+            if not _put(
+                out, Prediction(dataclasses.replace(row, frame=item.index), item.name, item.overlay, peak), stop
+            ):
                 return False
         return True
 
     try:
         for released in engine.run(_inbox_frames(inbox, stop, waiting), codec):
             for k, fid in enumerate(released.frame_ids):
-                result = FrameResult(fid, float(released.xy[k, 0]), float(released.xy[k, 1]),
-                                     float(released.score[k]), waiting[fid].scene_diff)
+                result = FrameResult(
+                    fid,
+                    float(released.xy[k, 0]),
+                    float(released.xy[k, 1]),
+                    float(released.score[k]),
+                    waiting[fid].scene_diff,
+                )
                 waiting[fid].peak = result
                 if not emit(tracker.push(result)):
                     return
@@ -184,8 +215,9 @@ def _infer_worker(engine: Engine, codec: "Codec", tracking: TrackingConfig, fram
         _put(out, _End(exc), stop)
 
 
-def stream(source: FrameSource, engine: Engine, tracking: TrackingConfig, *,
-           overlay_size: Size | None = None) -> Iterator[Prediction]:
+def stream(
+    source: FrameSource, engine: Engine, tracking: TrackingConfig, *, overlay_size: Size | None = None
+) -> Iterator[Prediction]:
     """Predictions for every frame of ``source`` in frame order, computed in background threads.
 
     Closing the generator early (``break``, an exception or Ctrl-C in the caller) stops and joins
@@ -197,10 +229,18 @@ def stream(source: FrameSource, engine: Engine, tracking: TrackingConfig, *,
     results: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     threads = [
-        threading.Thread(target=_decode_worker, name="tracknet-decode", daemon=True,
-                         args=(source, codec.resized_size, overlay_size, decoded, stop, engine.device.type == "cpu")),
-        threading.Thread(target=_infer_worker, name="tracknet-infer", daemon=True,
-                         args=(engine, codec, tracking, source.info.size, decoded, results, stop)),
+        threading.Thread(
+            target=_decode_worker,
+            name="tracknet-decode",
+            daemon=True,
+            args=(source, codec.resized_size, overlay_size, decoded, stop, engine.device.type == "cpu"),
+        ),
+        threading.Thread(
+            target=_infer_worker,
+            name="tracknet-infer",
+            daemon=True,
+            args=(engine, codec, tracking, source.info.size, decoded, results, stop),
+        ),
     ]
     for t in threads:
         t.start()
@@ -224,8 +264,9 @@ class ArraySource(FrameSource):
 
     The first frame is read up front to learn the size; the iterable is consumed once."""
 
-    def __init__(self, frames: Iterable[np.ndarray], *, first: int = 0, fps: float = DEFAULT_FPS,
-                 name: str = "frames") -> None:
+    def __init__(
+        self, frames: Iterable[np.ndarray], *, first: int = 0, fps: float = DEFAULT_FPS, name: str = "frames"
+    ) -> None:
         super().__init__(0, None)
         from fractions import Fraction
 
@@ -241,8 +282,9 @@ class ArraySource(FrameSource):
         self.info = SourceInfo(Path(name), "frames", (w, h), float(fps), rate, None)
         self.report = DecodeReport(Path(name))
 
-    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *,
-               decoder_threads: bool = True) -> Iterator[SourceFrame]:
+    def frames(
+        self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *, decoder_threads: bool = True
+    ) -> Iterator[SourceFrame]:
         full = self.info.size
         targets = [full if s is None else (int(s[0]), int(s[1])) for s in sizes]
         index = self._first
@@ -301,8 +343,10 @@ class PredictionSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        return (f"{self.frames} frames, {self.detections} detections, {self.interpolated} interpolated, "
-                f"{self.seconds:.1f} s, {self.fps:.1f} frames/s")
+        return (
+            f"{self.frames} frames, {self.detections} detections, {self.interpolated} interpolated, "
+            f"{self.seconds:.1f} s, {self.fps:.1f} frames/s"
+        )
 
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -331,13 +375,18 @@ def _discard_all(exc: BaseException, writers: Sequence[Any], frames: int, source
         free = shutil.disk_usage(Path(target).parent).free
     except OSError:
         free = 0
-    what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-            errno.EFBIG: "file size limit reached"}[err]
+    what = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EFBIG: "file size limit reached",
+    }[err]
     # Part way through, the rate so far extrapolates; failing as the files close, only a bound is known.
     midway = bool(total) and frames < (total or 0)
     need = f"about {_size(needed)}" if midway and needed > free * 1.1 else f"more than {_size(max(free, written))}"
-    return RuntimeFailure(f"{what} while writing {target} after {frames} frames: {_size(free)} free there "
-                          f"(the unfinished files removed), {need} needed; free some space or write elsewhere (--out/--csv)")
+    return RuntimeFailure(
+        f"{what} while writing {target} after {frames} frames: {_size(free)} free there "
+        f"(the unfinished files removed), {need} needed; free some space or write elsewhere (--out/--csv)"
+    )
 
 
 def _finish(csv_writer: Any, video: Any, summary: PredictionSummary, source: FrameSource) -> None:
@@ -357,10 +406,18 @@ def _finish(csv_writer: Any, video: Any, summary: PredictionSummary, source: Fra
         raise
 
 
-def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], source: FrameSource, *,
-                  csv_path: Path, video_path: Path | None, csv_format: "CsvFormat" = "default",
-                  trail: int = 10, overlay_scale: float = 1.0, overwrite: bool = False,
-                  on_row: Callable[[PredictionSummary], None] | None = None) -> PredictionSummary:
+def write_outputs(
+    predictions: Callable[[Size | None], Iterator[Prediction]],
+    source: FrameSource,
+    *,
+    csv_path: Path,
+    video_path: Path | None,
+    csv_format: "CsvFormat" = "default",
+    trail: int = 10,
+    overlay_scale: float = 1.0,
+    overwrite: bool = False,
+    on_row: Callable[[PredictionSummary], None] | None = None,
+) -> PredictionSummary:
     """Write the CSV (and the overlay when ``video_path``) as predictions arrive.
 
     ``predictions(overlay_size)`` starts the stream (``Tracker.stream`` bound to ``source``), asked
@@ -384,8 +441,14 @@ def write_outputs(predictions: Callable[[Size | None], Iterator[Prediction]], so
             setup.callback(csv_writer.discard)
             video = None
             if video_path is not None:
-                video = OverlayWriter(video_path, fps=source.info.rate, source_size=source.info.size,
-                                      scale=overlay_scale, trail=trail, overwrite=overwrite)
+                video = OverlayWriter(
+                    video_path,
+                    fps=source.info.rate,
+                    source_size=source.info.size,
+                    scale=overlay_scale,
+                    trail=trail,
+                    overwrite=overwrite,
+                )
                 setup.callback(video.discard)
             setup.pop_all()  # from here on the outcome decides: close (done or interrupted) or discard (failed)
         writers = [w for w in (csv_writer, video) if w is not None]

@@ -98,8 +98,10 @@ class DecodeReport(DecodeLog):
             regions = lost_regions(self.lost)
             n = sum(r[2] for r in regions)
             where = ", ".join(frame_span(a, b) for a, b, _ in regions[:3]) + (" and more" if len(regions) > 3 else "")
-            parts.append(f"{n} frame{'s' if n != 1 else ''} did not decode ({where}; no rows for them, "
-                         "the later rows keep their frame numbers)")
+            parts.append(
+                f"{n} frame{'s' if n != 1 else ''} did not decode ({where}; no rows for them, "
+                "the later rows keep their frame numbers)"
+            )
         if self.corrupt:
             parts.append(f"{self.corrupt} corrupt frame{'s' if self.corrupt != 1 else ''}")
         if self.finished and self.header_frames and max(self.through, self.decoded) < self.header_frames:
@@ -138,8 +140,9 @@ class FrameSource:
         stop = total if self.end is None else min(total, self.end)
         return max(0, stop - self.start)
 
-    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *,
-               decoder_threads: bool = True) -> Iterator[SourceFrame]:
+    def frames(
+        self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *, decoder_threads: bool = True
+    ) -> Iterator[SourceFrame]:
         """Frames of the slice, each at every size in ``sizes`` (None: the source size). With
         ``overlay_size`` (even numbers, e.g. ``OverlayWriter.frame_size``) each frame also carries
         ``overlay``: for unrotated videos the decoded frame itself as yuv420p, which the overlay
@@ -150,8 +153,9 @@ class FrameSource:
 
     def _check_not_past_end(self) -> None:
         if self.report.yielded == 0 and self.report.through > 0 and self.start >= self.report.through:
-            raise UsageError(f"--start {self.start} is past the end of {self.info.path} "
-                             f"({self.report.through} frames decoded)")
+            raise UsageError(
+                f"--start {self.start} is past the end of {self.info.path} ({self.report.through} frames decoded)"
+            )
 
 
 # ---------------------------------------------------------------- videos
@@ -202,8 +206,9 @@ class VideoSource(FrameSource):
         finally:
             container.close()
 
-    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *,
-               decoder_threads: bool = True) -> Iterator[SourceFrame]:
+    def frames(
+        self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *, decoder_threads: bool = True
+    ) -> Iterator[SourceFrame]:
         """Decode lazily; stop at ``end``; count errors in ``report`` instead of raising."""
         report = self.report = DecodeReport(self.path, header_frames=self.info.frame_count)
         full = self.info.size
@@ -254,8 +259,16 @@ def _reason(exc: BaseException) -> str:
 class ImageFolderSource(FrameSource):
     """A folder of frame images (natural order), or one image (a one-frame source)."""
 
-    def __init__(self, paths: Sequence[Path], root: Path, kind: SourceKind, start: int = 0, end: int | None = None,
-                 *, fps: float = DEFAULT_FPS) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        root: Path,
+        kind: SourceKind,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        fps: float = DEFAULT_FPS,
+    ) -> None:
         super().__init__(start, end)
         if not paths:
             raise InputError(f"no images in {root}")
@@ -268,8 +281,9 @@ class ImageFolderSource(FrameSource):
         if start >= len(self.paths):
             raise UsageError(f"--start {start} is past the end of {root} ({len(self.paths)} frames)")
 
-    def frames(self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *,
-               decoder_threads: bool = True) -> Iterator[SourceFrame]:
+    def frames(
+        self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *, decoder_threads: bool = True
+    ) -> Iterator[SourceFrame]:
         report = self.report = DecodeReport(self.info.path, header_frames=len(self.paths))
         full = self.info.size
         targets = [full if s is None else (int(s[0]), int(s[1])) for s in sizes]
@@ -327,8 +341,9 @@ _images_in = image_files  # media.files: the same frames and order as training d
 _videos_in = video_files
 
 
-def open_source(path: Path | str, start: int = 0, end: int | None = None, *,
-                fps: float = DEFAULT_FPS) -> list[FrameSource]:
+def open_source(
+    path: Path | str, start: int = 0, end: int | None = None, *, fps: float = DEFAULT_FPS
+) -> list[FrameSource]:
     """The sources one INPUT names: a video → one; an image → one; a folder of frames → one;
     a folder of videos → one per video (natural order). ``fps`` applies to frames and images."""
     path = Path(path)
@@ -342,15 +357,18 @@ def open_source(path: Path | str, start: int = 0, end: int | None = None, *,
         videos = _videos_in(path)
         if videos:
             return [VideoSource(v, start, end) for v in videos]
-        raise InputError(f"{path} holds no frame images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                         f"and no videos ({', '.join(sorted(VIDEO_SUFFIXES))})")
+        raise InputError(
+            f"{path} holds no frame images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+            f"and no videos ({', '.join(sorted(VIDEO_SUFFIXES))})"
+        )
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return [ImageFolderSource([path], path, "image", start, end, fps=fps)]
     return [VideoSource(path, start, end)]
 
 
-def open_sources(paths: Sequence[Path | str], start: int = 0, end: int | None = None, *,
-                 fps: float = DEFAULT_FPS) -> list[FrameSource]:
+def open_sources(
+    paths: Sequence[Path | str], start: int = 0, end: int | None = None, *, fps: float = DEFAULT_FPS
+) -> list[FrameSource]:
     """Every source named by the command's INPUTs, in the order given; fails before any decode."""
     if not paths:
         raise UsageError("no INPUT given: name a video, a folder of frames or videos, or an image")

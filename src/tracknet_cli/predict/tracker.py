@@ -42,10 +42,20 @@ class Tracker:
     meta: "CheckpointMeta"
 
     @classmethod
-    def from_pretrained(cls, name: "str | os.PathLike[str] | ResolvedCheckpoint | None" = None, device: str = "auto",
-                        batch_size: int | None = None, threshold: float | None = None, *, max_gap: int = 5,
-                        max_jump: float | None = None, track: bool = True, precision: str = "auto",
-                        window_stride: int | None = None, runtime: str = "auto") -> "Tracker":
+    def from_pretrained(
+        cls,
+        name: "str | os.PathLike[str] | ResolvedCheckpoint | None" = None,
+        device: str = "auto",
+        batch_size: int | None = None,
+        threshold: float | None = None,
+        *,
+        max_gap: int = 5,
+        max_jump: float | None = None,
+        track: bool = True,
+        precision: str = "auto",
+        window_stride: int | None = None,
+        runtime: str = "auto",
+    ) -> "Tracker":
         """Rebuild the model from the checkpoint alone (config, normalisation and threshold embedded).
 
         ``name``: a ready model (``tracknet models`` lists them: bundled, or from a ``$TRACKNET_MODELS_DIR``
@@ -74,10 +84,15 @@ class Tracker:
         TrackingConfig.check_options(threshold, max_gap, max_jump)  # before the model loads
         if not isinstance(name, ResolvedCheckpoint):
             name = default_checkpoint() if name is None else resolve_checkpoint(name, option="model")
-        engine, meta = load_engine(name.path, device=device, precision=precision, batch_size=batch_size,
-                                   stride=window_stride, runtime=runtime)
-        tracking = TrackingConfig(threshold=meta.threshold if threshold is None else float(threshold),
-                                  max_gap=max_gap, max_jump=max_jump, enabled=track)
+        engine, meta = load_engine(
+            name.path, device=device, precision=precision, batch_size=batch_size, stride=window_stride, runtime=runtime
+        )
+        tracking = TrackingConfig(
+            threshold=meta.threshold if threshold is None else float(threshold),
+            max_gap=max_gap,
+            max_jump=max_jump,
+            enabled=track,
+        )
         return cls(engine, tracking, meta)
 
     @property
@@ -102,8 +117,9 @@ class Tracker:
             raise UsageError(f"{path} is a folder of {len(sources)} videos; call track_video on each")
         return self._rows(sources[0])
 
-    def track_frames(self, frames: Iterable[np.ndarray], *, first_frame: int = 0,
-                     fps: float = DEFAULT_FPS) -> Iterator[TrackRow]:
+    def track_frames(
+        self, frames: Iterable[np.ndarray], *, first_frame: int = 0, fps: float = DEFAULT_FPS
+    ) -> Iterator[TrackRow]:
         """One ``TrackRow`` per frame of ``frames`` (uint8 RGB (H, W, 3), all one size), numbered from
         ``first_frame``. Any iterable works (a list, a generator reading a camera); it is consumed
         lazily, in a background thread."""
@@ -112,4 +128,3 @@ class Tracker:
     def _rows(self, source: FrameSource) -> Iterator[TrackRow]:
         for prediction in self.stream(source):
             yield prediction.row
-

@@ -147,8 +147,12 @@ class OnlineTracker:
             raise ValueError(f"frames must be pushed in order: expected {self._next_frame}, got {result.frame}")
         self._next_frame = result.frame + 1
         cfg = self.config
-        detected = bool(np.isfinite(result.x) and np.isfinite(result.y) and np.isfinite(result.score)
-                        and result.score >= cfg.threshold)
+        detected = bool(
+            np.isfinite(result.x)
+            and np.isfinite(result.y)
+            and np.isfinite(result.score)
+            and result.score >= cfg.threshold
+        )
         entry = _Entry(result.frame, float(result.x), float(result.y), float(result.score), detected)
         if not cfg.enabled:
             return [self._raw_row(entry)]

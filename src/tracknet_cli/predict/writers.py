@@ -16,6 +16,7 @@ from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
+
 import numpy as np
 
 from tracknet_cli.atomic import publish_mode, refuse_special, remove_stale_temps, temp_prefix
@@ -156,9 +157,14 @@ def even_size(size: tuple[int, int], scale: float = 1.0) -> tuple[int, int]:
 def _yuv(rgb: tuple[int, int, int]) -> np.ndarray:
     """BT.601 limited-range YUV of an RGB colour (what swscale and x264 assume by default)."""
     r, g, b = rgb
-    return np.array([16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255,
-                     128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255,
-                     128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255], dtype=np.float32)
+    return np.array(
+        [
+            16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255,
+            128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255,
+            128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255,
+        ],
+        dtype=np.float32,
+    )
 
 
 _SHAPES: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
@@ -168,7 +174,7 @@ def _shape(radius: int, hollow: bool) -> tuple[np.ndarray, np.ndarray]:
     """(dy, dx) offsets of a disk or a 2-px ring of ``radius``, cached."""
     key = (radius, hollow)
     if key not in _SHAPES:
-        yy, xx = np.mgrid[-radius - 1:radius + 2, -radius - 1:radius + 2]
+        yy, xx = np.mgrid[-radius - 1 : radius + 2, -radius - 1 : radius + 2]
         dist = np.hypot(yy, xx)
         mask = dist <= radius + 0.5
         if hollow:
@@ -190,7 +196,7 @@ class Canvas:
 
     def __init__(self, rgb: np.ndarray | None = None, yuv: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
         self.rgb, self.yuv = rgb, yuv
-        self.height, self.width = (rgb.shape[:2] if rgb is not None else yuv[0].shape)  # type: ignore[index]
+        self.height, self.width = rgb.shape[:2] if rgb is not None else yuv[0].shape  # type: ignore[index]
 
     def stamp(self, x: float, y: float, radius: int, hollow: bool, color: tuple[int, int, int], alpha: float) -> None:
         dy, dx = _shape(radius, hollow)
@@ -242,9 +248,18 @@ class OverlayWriter:
     N frames, fading; detections are filled red disks, interpolated points hollow yellow rings.
     """
 
-    def __init__(self, path: Path | str, *, fps: float | Fraction, source_size: tuple[int, int],
-                 scale: float = 1.0, trail: int = 10, preset: str = "veryfast", crf: int = 23,
-                 overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        fps: float | Fraction,
+        source_size: tuple[int, int],
+        scale: float = 1.0,
+        trail: int = 10,
+        preset: str = "veryfast",
+        crf: int = 23,
+        overwrite: bool = False,
+    ) -> None:
         import av
 
         if not 0 < scale <= 4:
@@ -264,8 +279,9 @@ class OverlayWriter:
         self._closed = False
         try:
             self._container = av.open(self._tmp, "w", format="mp4", options={"movflags": "+faststart"})
-            self._stream = self._container.add_stream("libx264", rate=self.rate,
-                                                      options={"preset": preset, "crf": str(crf)})
+            self._stream = self._container.add_stream(
+                "libx264", rate=self.rate, options={"preset": preset, "crf": str(crf)}
+            )
             self._stream.width, self._stream.height = w, h
             self._stream.pix_fmt = "yuv420p"
         except av.error.FFmpegError as exc:

@@ -90,7 +90,10 @@ class CatalogueSpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> "CatalogueSpec":
         if self.format > FORMAT_VERSION:
-            raise ValueError(f"catalogue format {self.format} is newer than this tracknet reads ({FORMAT_VERSION}): upgrade tracknet-cli")
+            raise ValueError(
+                f"catalogue format {self.format} is newer than this tracknet reads ({FORMAT_VERSION}): "
+                "upgrade tracknet-cli"
+            )
         for name in self.models:
             if not NAME_PATTERN.match(name):
                 raise ValueError(f"model name {name!r}: use lower-case letters, digits, '.', '_' and '-'")
@@ -142,8 +145,10 @@ def read_catalogue(folder: Path, origin: str) -> tuple[list[CatalogueEntry], Opt
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{folder}: no {CATALOGUE_FILE} there (a models folder holds one beside its "
-                          ".safetensors files; see docs/models/pretrained.md)") from None
+        raise ConfigError(
+            f"{folder}: no {CATALOGUE_FILE} there (a models folder holds one beside its "
+            ".safetensors files; see docs/models/pretrained.md)"
+        ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: unreadable catalogue ({first_line(exc)})") from exc
     try:
@@ -209,7 +214,9 @@ def weights_info(path: Path) -> WeightsInfo:
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except RecursionError:
-        raise InputError(f"{path} is not a readable .safetensors checkpoint (its header is nested too deeply)") from None
+        raise InputError(
+            f"{path} is not a readable .safetensors checkpoint (its header is nested too deeply)"
+        ) from None
     except (OSError, ValueError, struct.error) as exc:
         raise InputError(f"{path} is not a readable .safetensors checkpoint ({first_line(exc)})") from exc
     meta = header.pop("__metadata__", None) or {}
@@ -225,8 +232,14 @@ def weights_info(path: Path) -> WeightsInfo:
                 for dim in tensor["shape"]:
                     count *= int(dim)
                 params += count
-        return WeightsInfo(params, int(data["input_width"]), int(data["input_height"]),
-                           int(data.get("sequence_length", 1)), str(config["model"]["backbone"]["type"]),
-                           float(meta["tracknet.threshold"]), size)
+        return WeightsInfo(
+            params,
+            int(data["input_width"]),
+            int(data["input_height"]),
+            int(data.get("sequence_length", 1)),
+            str(config["model"]["backbone"]["type"]),
+            float(meta["tracknet.threshold"]),
+            size,
+        )
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise InputError(f"{path}: incomplete or garbled TrackNet metadata ({type(exc).__name__}: {exc})") from exc

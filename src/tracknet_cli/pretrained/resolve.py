@@ -49,7 +49,9 @@ class HubRef:
     revision: Optional[str] = None
 
     def __str__(self) -> str:
-        return self.repo + (f"/{self.filename}" if self.filename else "") + (f"@{self.revision}" if self.revision else "")
+        return (
+            self.repo + (f"/{self.filename}" if self.filename else "") + (f"@{self.revision}" if self.revision else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,9 @@ def parse_hub_id(text: str) -> Optional[HubRef]:
     return HubRef(repo, filename or None, rev or None)
 
 
-def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--checkpoint",
-                       environ: Mapping[str, str] | None = None) -> ResolvedCheckpoint:
+def resolve_checkpoint(
+    spec: "str | os.PathLike[str]", *, option: str = "--checkpoint", environ: Mapping[str, str] | None = None
+) -> ResolvedCheckpoint:
     """The checkpoint file `spec` stands for (see the module docstring); `option` names the flag in errors."""
     text = os.fspath(spec)
     if not text.strip():
@@ -121,13 +124,17 @@ def resolve_checkpoint(spec: "str | os.PathLike[str]", *, option: str = "--check
     raise InputError(f"{option} {text}: checkpoint not found (no such file or run folder{also})")
 
 
-def default_checkpoint(environ: Mapping[str, str] | None = None, *, catalogue: Catalogue | None = None) -> ResolvedCheckpoint:
+def default_checkpoint(
+    environ: Mapping[str, str] | None = None, *, catalogue: Catalogue | None = None
+) -> ResolvedCheckpoint:
     """The catalogue's default model (`tracknet predict` without `--checkpoint`)."""
     catalogue = load_catalogue(environ) if catalogue is None else catalogue
     if catalogue.default is None:
         where = "this install bundles none" if not catalogue.entries else "no catalogue names a default"
-        raise InputError(f"no --checkpoint given and no default model ({where}): pass {PICK_ANOTHER}, "
-                         f"or set {MODELS_DIR_ENV} to a models folder (docs/models/pretrained.md)")
+        raise InputError(
+            f"no --checkpoint given and no default model ({where}): pass {PICK_ANOTHER}, "
+            f"or set {MODELS_DIR_ENV} to a models folder (docs/models/pretrained.md)"
+        )
     return _from_catalogue(catalogue.default, "--checkpoint", catalogue)
 
 
@@ -137,8 +144,10 @@ def default_notice(resolved: ResolvedCheckpoint) -> str:
     assert entry is not None
     held = entry.spec.held_out
     score = f"; held-out F1 {held.f1:.2f} ({held.protocol} protocol, {held.split})" if held else ""
-    return (f"no --checkpoint: using the default model {entry.label}, {entry.spec.sport}{score}. "
-            f"Pick another with {PICK_ANOTHER} (tracknet models lists the names)")
+    return (
+        f"no --checkpoint: using the default model {entry.label}, {entry.spec.sport}{score}. "
+        f"Pick another with {PICK_ANOTHER} (tracknet models lists the names)"
+    )
 
 
 def _is_name(text: str) -> bool:
@@ -156,8 +165,11 @@ def _from_catalogue(name: str, option: str, catalogue: Catalogue) -> ResolvedChe
 def require_file(entry: CatalogueEntry) -> None:
     """A catalogue entry whose file is gone is one line saying which catalogue to fix."""
     if not entry.path.is_file():
-        fix = ("reinstall tracknet-cli" if entry.origin == BUNDLED
-               else f"fix {entry.origin}/catalogue.yaml or put the file there")
+        fix = (
+            "reinstall tracknet-cli"
+            if entry.origin == BUNDLED
+            else f"fix {entry.origin}/catalogue.yaml or put the file there"
+        )
         raise InputError(f"model {entry.name}: its catalogue names {entry.path}, which is missing ({fix})")
 
 
@@ -201,16 +213,20 @@ def _download(ref: HubRef, text: str, prefix: str) -> ResolvedCheckpoint:
                 return ResolvedCheckpoint(path, "hub", text, hub=HubRef(ref.repo, candidates[0], ref.revision))
             if not candidates:
                 raise InputError(prefix + f"the repo {ref.repo} holds no .safetensors file") from None
-            raise InputError(prefix + f"the repo {ref.repo} holds several .safetensors files "
-                             f"({', '.join(candidates[:4])}{' ...' if len(candidates) > 4 else ''}): "
-                             f"name one, e.g. {ref.repo}/{candidates[0]}") from None
+            raise InputError(
+                prefix + f"the repo {ref.repo} holds several .safetensors files "
+                f"({', '.join(candidates[:4])}{' ...' if len(candidates) > 4 else ''}): "
+                f"name one, e.g. {ref.repo}/{candidates[0]}"
+            ) from None
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - every hub failure becomes one line
         if _unreachable(exc):  # the network, not what the user typed: a runtime failure (exit 1)
-            raise WeightsUnavailableError(prefix + f"cannot reach the Hugging Face hub ({type(exc).__name__}: "
-                                          f"{first_line(exc)}); try again online, or set HF_HUB_OFFLINE=1 "
-                                          "to use the cache only") from exc
+            raise WeightsUnavailableError(
+                prefix + f"cannot reach the Hugging Face hub ({type(exc).__name__}: "
+                f"{first_line(exc)}); try again online, or set HF_HUB_OFFLINE=1 "
+                "to use the cache only"
+            ) from exc
         raise InputError(prefix + _hub_reason(exc, ref)) from exc
 
 
@@ -242,7 +258,8 @@ def _quiet_hub_logs() -> Iterator[None]:
 def _hub_safetensors(ref: HubRef) -> Optional[list[str]]:
     """The repo's .safetensors files: from the cache when offline (None when it holds no snapshot),
     else from the hub's file list."""
-    from huggingface_hub import constants, errors as hf_errors
+    from huggingface_hub import constants
+    from huggingface_hub import errors as hf_errors
 
     if constants.is_offline_mode():
         from huggingface_hub import snapshot_download
@@ -258,7 +275,8 @@ def _hub_safetensors(ref: HubRef) -> Optional[list[str]]:
 
 
 def _hub_reason(exc: BaseException, ref: HubRef) -> str:
-    from huggingface_hub import constants, errors as hf_errors
+    from huggingface_hub import constants
+    from huggingface_hub import errors as hf_errors
 
     login = "log in with `hf auth login` or set HF_TOKEN"
     if isinstance(exc, hf_errors.GatedRepoError):
@@ -270,8 +288,10 @@ def _hub_reason(exc: BaseException, ref: HubRef) -> str:
     if isinstance(exc, hf_errors.LocalEntryNotFoundError):
         what = f"{ref.repo}/{ref.filename or HUB_DEFAULT_FILE}" + (f"@{ref.revision}" if ref.revision else "")
         if constants.is_offline_mode():
-            return (f"{what} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is set: "
-                    f"download it once online (unset HF_HUB_OFFLINE), or pass a local file")
+            return (
+                f"{what} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is set: "
+                f"download it once online (unset HF_HUB_OFFLINE), or pass a local file"
+            )
         return f"cannot reach the hub and {what} is not in the Hugging Face cache ({first_line(exc)})"
     if isinstance(exc, hf_errors.EntryNotFoundError):
         return f"the repo {ref.repo} has no file {ref.filename or HUB_DEFAULT_FILE}"

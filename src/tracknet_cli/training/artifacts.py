@@ -147,8 +147,9 @@ class RunDirectory:
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())
 
     # ------------------------------------------------------------ weights and state
-    def save_weights(self, which: str, model: Any, config: TrackNetConfig, *, threshold: float, loss: str,
-                     metrics: dict[str, float]) -> Path:
+    def save_weights(
+        self, which: str, model: Any, config: TrackNetConfig, *, threshold: float, loss: str, metrics: dict[str, float]
+    ) -> Path:
         from tracknet_cli.inference.checkpoint import save_checkpoint
 
         path = self.path / "weights" / f"{which}.safetensors"
@@ -264,8 +265,10 @@ def _state_problem(exc: Exception) -> str:
 
     text = str(exc)
     if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text.lower().replace(" ", "_"):
-        return ("it holds objects other than tensors and plain data, so `tracknet train` did not write it "
-                "(it was refused unread: nothing in it ran)")
+        return (
+            "it holds objects other than tensors and plain data, so `tracknet train` did not write it "
+            "(it was refused unread: nothing in it ran)"
+        )
     return f"{first_line(exc)} (a damaged or foreign file; the run's weights/*.safetensors are kept)"
 
 
@@ -300,8 +303,15 @@ def read_steps(path: Path) -> list[StepRow]:
     with path.open(newline="", encoding="utf-8") as fh:
         for raw in csv.DictReader(fh):
             try:
-                rows.append(StepRow(step=int(raw["step"]), epoch=int(raw["epoch"]), loss=_float(raw["loss"]),
-                                    lr=_float(raw["lr"]), samples_per_s=_float(raw["samples_per_s"])))
+                rows.append(
+                    StepRow(
+                        step=int(raw["step"]),
+                        epoch=int(raw["epoch"]),
+                        loss=_float(raw["loss"]),
+                        lr=_float(raw["lr"]),
+                        samples_per_s=_float(raw["samples_per_s"]),
+                    )
+                )
             except (KeyError, TypeError, ValueError):
                 continue
     return rows
@@ -344,7 +354,9 @@ def draw_overlay(overlay: Overlay) -> "Any":
     for i in range(len(overlay.frames)):
         frame = overlay.frames[i].astype(np.float32)
         h, w = frame.shape[:2]
-        heat = Image.fromarray((np.clip(overlay.heatmaps[i], 0, 1) * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)
+        heat = Image.fromarray((np.clip(overlay.heatmaps[i], 0, 1) * 255).astype(np.uint8)).resize(
+            (w, h), Image.BILINEAR
+        )
         heat_arr = np.asarray(heat, dtype=np.float32)[..., None] / 255.0
         red = np.zeros_like(frame)
         red[..., 0] = 255
@@ -381,7 +393,9 @@ def draw_curves(steps: list[StepRow], rows: list[ValidationRow]) -> Any:
     FigureCanvasAgg(figure)
     loss_ax, f1_ax = figure.subplots(1, 2)
     if steps:
-        loss_ax.plot([r.step for r in steps], [r.loss for r in steps], color="tab:blue", linewidth=1, label="train (per step)")
+        loss_ax.plot(
+            [r.step for r in steps], [r.loss for r in steps], color="tab:blue", linewidth=1, label="train (per step)"
+        )
     if rows:
         loss_ax.plot([r.step for r in rows], [r.val_loss for r in rows], "o-", color="tab:orange", label="validation")
         f1_ax.plot([r.step for r in rows], [r.f1 for r in rows], "o-", color="tab:green", label="F1")

@@ -65,8 +65,13 @@ class BestCheckpoint:
         return True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": "best_checkpoint", "metric": self.metric, "mode": self.mode,
-                "best": self.best, "best_step": self.best_step}
+        return {
+            "kind": "best_checkpoint",
+            "metric": self.metric,
+            "mode": self.mode,
+            "best": self.best,
+            "best_step": self.best_step,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         _check_state(state, "best_checkpoint", ("metric", "mode", "best", "best_step"))
@@ -81,8 +86,9 @@ class EarlyStopping:
     `patience=None` disables it (`update` then always returns False but still tracks the best).
     """
 
-    def __init__(self, metric: str = "f1", patience: int | None = None, min_delta: float = 0.0,
-                 mode: Mode | None = None) -> None:
+    def __init__(
+        self, metric: str = "f1", patience: int | None = None, min_delta: float = 0.0, mode: Mode | None = None
+    ) -> None:
         if patience is not None and patience < 1:
             raise ConfigError(f"early stopping patience must be at least 1 (or unset), got {patience}")
         if min_delta < 0:
@@ -104,9 +110,15 @@ class EarlyStopping:
         return self.patience is not None and self.bad_validations >= self.patience
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": "early_stopping", "metric": self.metric, "patience": self.patience,
-                "min_delta": self.min_delta, "mode": self.mode, "best": self.best,
-                "bad_validations": self.bad_validations}
+        return {
+            "kind": "early_stopping",
+            "metric": self.metric,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "mode": self.mode,
+            "best": self.best,
+            "bad_validations": self.bad_validations,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         _check_state(state, "early_stopping", ("metric", "patience", "min_delta", "mode", "best", "bad_validations"))
@@ -204,9 +216,17 @@ class ReduceOnPlateau(LRSchedule):
 
     name = "plateau"
 
-    def __init__(self, metric: str = "f1", warmup_steps: int = 0, factor: float = 0.5, patience: int = 2,
-                 min_delta: float = 0.0, cooldown: int = 0, min_multiplier: float = 1e-3,
-                 mode: Mode | None = None) -> None:
+    def __init__(
+        self,
+        metric: str = "f1",
+        warmup_steps: int = 0,
+        factor: float = 0.5,
+        patience: int = 2,
+        min_delta: float = 0.0,
+        cooldown: int = 0,
+        min_multiplier: float = 1e-3,
+        mode: Mode | None = None,
+    ) -> None:
         super().__init__(warmup_steps)
         if not 0.0 < factor < 1.0:
             raise ConfigError(f"plateau factor must be within (0, 1), got {factor}")
@@ -239,8 +259,19 @@ class ReduceOnPlateau(LRSchedule):
             self.scale = max(self.min_multiplier, self.scale * self.factor)
             self.bad_validations, self.cooldown_left = 0, self.cooldown
 
-    _KEYS = ("metric", "mode", "factor", "patience", "min_delta", "cooldown", "min_multiplier", "scale",
-             "best", "bad_validations", "cooldown_left")
+    _KEYS = (
+        "metric",
+        "mode",
+        "factor",
+        "patience",
+        "min_delta",
+        "cooldown",
+        "min_multiplier",
+        "scale",
+        "best",
+        "bad_validations",
+        "cooldown_left",
+    )
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), **{k: getattr(self, k) for k in self._KEYS}}
@@ -259,13 +290,16 @@ class ReduceOnPlateau(LRSchedule):
 SCHEDULERS: tuple[str, ...] = ("cosine", "plateau", "none")
 
 
-def build_schedule(name: str, *, total_steps: int | None = None, warmup_steps: int = 0,
-                   metric: str = "f1", **opts: Any) -> LRSchedule:
+def build_schedule(
+    name: str, *, total_steps: int | None = None, warmup_steps: int = 0, metric: str = "f1", **opts: Any
+) -> LRSchedule:
     """`cosine` needs `total_steps` (the run's step budget); `plateau` watches `metric`; `none` is warmup only."""
     if name == "cosine":
         if total_steps is None:
-            raise ConfigError("the cosine schedule needs a step budget",
-                              hint="set training.max_steps or training.epochs, or use training.scheduler=plateau")
+            raise ConfigError(
+                "the cosine schedule needs a step budget",
+                hint="set training.max_steps or training.epochs, or use training.scheduler=plateau",
+            )
         return WarmupCosine(total_steps=total_steps, warmup_steps=warmup_steps, **opts)
     if name == "plateau":
         return ReduceOnPlateau(metric=metric, warmup_steps=warmup_steps, **opts)

@@ -53,24 +53,27 @@ class DistContext:
             torch.cuda.set_device(self.local_rank)
             return torch.device("cuda", self.local_rank)
         if picked.type != "cpu":
-            raise ConfigError(f"distributed training runs on CUDA (nccl) or CPU (gloo), not {picked.type}: "
-                              f"set training.device=cpu or cuda")
+            raise ConfigError(
+                f"distributed training runs on CUDA (nccl) or CPU (gloo), not {picked.type}: "
+                f"set training.device=cpu or cuda"
+            )
         return picked
 
     def wrap(self, model: Any, device: Any) -> Any:
         """DistributedDataParallel around `model` (which stays the module that is saved and validated)."""
         if not self.enabled:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         import warnings
+
+        from torch.nn.parallel import DistributedDataParallel
 
         # Depthwise (C,1,k,k) weights get gradients whose stride on the size-1 dimension differs from
         # the bucket's: the same memory layout, and DDP says so once per run. Not worth a warning.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         # Gradients as views into DDP's buckets: no copy of every gradient per step.
-        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                       gradient_as_bucket_view=True)
+        return DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, gradient_as_bucket_view=True
+        )
 
     # ------------------------------------------------------------ collectives (no-ops on one process)
     def broadcast(self, value: T) -> T:
@@ -117,8 +120,9 @@ def context_from_env(env: Mapping[str, str] | None = None) -> DistContext:
     env = os.environ if env is None else env
     if not under_torchrun(env):
         return SINGLE
-    return DistContext(rank=int(env["RANK"]), local_rank=int(env.get("LOCAL_RANK", "0")),
-                       world_size=int(env["WORLD_SIZE"]))
+    return DistContext(
+        rank=int(env["RANK"]), local_rank=int(env.get("LOCAL_RANK", "0")), world_size=int(env["WORLD_SIZE"])
+    )
 
 
 def backend_for(device_name: str) -> str:
@@ -141,8 +145,10 @@ def process_group(ctx: DistContext, device_name: str) -> Iterator[DistContext]:
     backend = backend_for(device_name)
     if backend == "nccl":
         if ctx.local_rank >= torch.cuda.device_count():
-            raise ConfigError(f"local rank {ctx.local_rank} has no GPU ({torch.cuda.device_count()} visible): "
-                              f"start at most one process per GPU")
+            raise ConfigError(
+                f"local rank {ctx.local_rank} has no GPU ({torch.cuda.device_count()} visible): "
+                f"start at most one process per GPU"
+            )
         torch.cuda.set_device(ctx.local_rank)
     dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     try:
@@ -199,8 +205,9 @@ class FollowerRunDirectory(RunDirectory):
     def append_step(self, row: Any) -> None:
         pass
 
-    def save_weights(self, which: str, model: Any, config: Any, *, threshold: float, loss: str,
-                     metrics: dict[str, float]) -> Path:
+    def save_weights(
+        self, which: str, model: Any, config: Any, *, threshold: float, loss: str, metrics: dict[str, float]
+    ) -> Path:
         return self.path / "weights" / f"{which}.safetensors"
 
     def save_state(self, state: dict[str, Any]) -> Path:
@@ -255,7 +262,9 @@ def launch_local(devices: int, worker_args: list[str], *, verbose: bool = False)
     try:
         run(args)
     except SignalException as exc:
-        return LaunchResult(EXIT_INTERRUPTED if exc.sigval in (signal.SIGINT, signal.SIGTERM) else 128 + int(exc.sigval))
+        return LaunchResult(
+            EXIT_INTERRUPTED if exc.sigval in (signal.SIGINT, signal.SIGTERM) else 128 + int(exc.sigval)
+        )
     except ChildFailedError as exc:
         return _failure_result(exc)
     return LaunchResult(0)
@@ -274,4 +283,3 @@ def _failure_result(exc: Any) -> LaunchResult:
     except ValueError:
         name = f"signal {-first.exitcode}"
     return LaunchResult(EXIT_FAILURE, f"rank {rank} was killed by {name} (out of memory?); the others were stopped")
-

@@ -35,11 +35,10 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
     import torch
 
     from tracknet_cli.data.datasets import build_datasets, collate
-    from tracknet_cli.models import build_model
     from tracknet_cli.inference.engine import forward_logits
-    from tracknet_cli.inference.runtime import pick_device
+    from tracknet_cli.inference.runtime import pick_device, prepare_model_precision
+    from tracknet_cli.models import build_model
     from tracknet_cli.training.losses import build_loss
-    from tracknet_cli.inference.runtime import prepare_model_precision
     from tracknet_cli.training.seeding import seed_everything
 
     seed_everything(config.training.seed)
@@ -65,9 +64,16 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     return DryRunReport(
-        input_shape=list(batch.frames.shape), output_shape=list(logits.shape),
-        heatmap_size=[config.data.heatmap_height, config.data.heatmap_width], heatmap_scale=scale,
-        params_trainable=trainable, params_frozen=frozen, loss=float(out.total.detach()),
-        seconds_per_batch=seconds, device=str(device), precision=choice.describe(), train_windows=len(train_ds),
+        input_shape=list(batch.frames.shape),
+        output_shape=list(logits.shape),
+        heatmap_size=[config.data.heatmap_height, config.data.heatmap_width],
+        heatmap_scale=scale,
+        params_trainable=trainable,
+        params_frozen=frozen,
+        loss=float(out.total.detach()),
+        seconds_per_batch=seconds,
+        device=str(device),
+        precision=choice.describe(),
+        train_windows=len(train_ds),
         val_windows=len(val_ds),
     )

@@ -45,18 +45,30 @@ class EvalReport:
     frames: int = 0
 
 
-def score_predictions(predictions: Sequence[ClipPredictions], protocol: str, threshold: float) -> tuple[Metrics, dict[str, Metrics]]:
+def score_predictions(
+    predictions: Sequence[ClipPredictions], protocol: str, threshold: float
+) -> tuple[Metrics, dict[str, Metrics]]:
     """Per-clip and total metrics of decoded predictions against each clip's labels."""
     per_clip: dict[str, Metrics] = {}
     for pred in predictions:
         labels = pred.clip.labels
         gt = np.stack([labels.x, labels.y], axis=-1)
         per_clip[pred.clip_id] = score_frames(
-            pred.xy, pred.score, gt, labels.visibility, pred.clip.width, protocol=protocol,
-            threshold=threshold, state=labels.state,
+            pred.xy,
+            pred.score,
+            gt,
+            labels.visibility,
+            pred.clip.width,
+            protocol=protocol,
+            threshold=threshold,
+            state=labels.state,
         )
-    total = Metrics.total(per_clip.values()) if per_clip else score_frames(
-        np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2)), np.zeros(0), 1.0, protocol=protocol, threshold=threshold
+    total = (
+        Metrics.total(per_clip.values())
+        if per_clip
+        else score_frames(
+            np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2)), np.zeros(0), 1.0, protocol=protocol, threshold=threshold
+        )
     )
     return total, per_clip
 
@@ -133,8 +145,16 @@ def evaluate(
     """
     from tracknet_cli.inference.engine import Engine
 
-    engine = Engine.for_model(model, config.data, loss=loss_name, device=device, amp=amp, batch_size=batch_size,
-                              accelerator_batch=config.training.batch_size, stride=stride)
+    engine = Engine.for_model(
+        model,
+        config.data,
+        loss=loss_name,
+        device=device,
+        amp=amp,
+        batch_size=batch_size,
+        accelerator_batch=config.training.batch_size,
+        stride=stride,
+    )
     picks = _overlay_picks(dataset, overlay_frames)
     negative = config.data.no_ball_frames == "negative"
     predictions: list[ClipPredictions] = []
@@ -157,8 +177,16 @@ def evaluate(
         frames_seen += n
         for i in picks.get(clip.id, []):
             label = np.array([clip.labels.x[i], clip.labels.y[i]], dtype=np.float64)
-            overlay_parts.append((source.get(np.asarray([i]))[0], maps[i], codec.source_to_input(label),
-                                  codec.source_to_input(xy[i]), float(score[i]), f"{clip.id} #{i}"))
+            overlay_parts.append(
+                (
+                    source.get(np.asarray([i]))[0],
+                    maps[i],
+                    codec.source_to_input(label),
+                    codec.source_to_input(xy[i]),
+                    float(score[i]),
+                    f"{clip.id} #{i}",
+                )
+            )
         if progress is not None:
             progress(frames_seen)
 
@@ -166,11 +194,21 @@ def evaluate(
     overlay = None
     if overlay_parts:
         frames_, heat, lab, pred, scores, titles = zip(*overlay_parts)
-        overlay = Overlay(frames=np.stack(frames_), heatmaps=np.stack(heat), label_xy=np.stack(lab),
-                          pred_xy=np.stack(pred), scores=np.asarray(scores), titles=list(titles))
+        overlay = Overlay(
+            frames=np.stack(frames_),
+            heatmaps=np.stack(heat),
+            label_xy=np.stack(lab),
+            pred_xy=np.stack(pred),
+            scores=np.asarray(scores),
+            titles=list(titles),
+        )
     return EvalReport(
-        metrics=total, per_clip=per_clip, loss=loss_sum / loss_batches if loss_batches else float("nan"),
-        predictions=predictions if keep_predictions else [], overlay=overlay, frames=frames_seen,
+        metrics=total,
+        per_clip=per_clip,
+        loss=loss_sum / loss_batches if loss_batches else float("nan"),
+        predictions=predictions if keep_predictions else [],
+        overlay=overlay,
+        frames=frames_seen,
     )
 
 
@@ -198,8 +236,9 @@ def select_clips(config: "TrackNetConfig", root: Any, split: str) -> list["Clip"
     return list(chosen)
 
 
-def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: bool = False,
-                           reads: Sequence[Any] = ()) -> list[Any]:
+def prediction_csv_targets(
+    out_dir: Any, clips: Sequence["Clip"], *, overwrite: bool = False, reads: Sequence[Any] = ()
+) -> list[Any]:
     """DIR/<clip id>/Label.csv for each clip, checked before any work is done.
 
     A target that is a file the evaluation reads (a clip's labels, frames or video, or any path in
@@ -214,12 +253,16 @@ def prediction_csv_targets(out_dir: Any, clips: Sequence["Clip"], *, overwrite: 
     inputs = [*reads, *(p for c in clips for p in (c.label_path, c.video, *(c.frame_paths or ())))]
     target = first_overwritten_input(targets, inputs)
     if target is not None:
-        raise InputError(f"--save-csv {out_dir} would write over {target}, which this evaluation reads; "
-                         "choose a folder outside the dataset")
+        raise InputError(
+            f"--save-csv {out_dir} would write over {target}, which this evaluation reads; "
+            "choose a folder outside the dataset"
+        )
     for target in targets:
         refuse_special(target)
         if target.exists() and not overwrite:
-            raise InputError(f"{target} already exists; pass --overwrite to replace it or choose another --save-csv folder")
+            raise InputError(
+                f"{target} already exists; pass --overwrite to replace it or choose another --save-csv folder"
+            )
     return targets
 
 
@@ -239,11 +282,17 @@ def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], 
         clip = pred.clip
         detected = np.isfinite(pred.xy).all(axis=1) & (pred.score >= threshold)
         table = LabelTable.from_arrays(
-            detected.astype(int), np.where(detected, pred.xy[:, 0], np.nan), np.where(detected, pred.xy[:, 1], np.nan),
-            width=clip.width, height=clip.height,
+            detected.astype(int),
+            np.where(detected, pred.xy[:, 0], np.nan),
+            np.where(detected, pred.xy[:, 1], np.nan),
+            width=clip.width,
+            height=clip.height,
         )
-        names = ([p.name for p in clip.frame_paths] if clip.frame_paths is not None
-                 else [f"{clip.start + i:04d}.jpg" for i in range(len(clip))])
+        names = (
+            [p.name for p in clip.frame_paths]
+            if clip.frame_paths is not None
+            else [f"{clip.start + i:04d}.jpg" for i in range(len(clip))]
+        )
         path = Path(out_dir) / (clip.whole or clip).id / "Label.csv"  # a time-split piece: its rows only
         path.parent.mkdir(parents=True, exist_ok=True)
         write_tennis_labels(path, table, names)
@@ -251,8 +300,9 @@ def write_prediction_csvs(out_dir: Any, predictions: Sequence[ClipPredictions], 
     return written
 
 
-def read_prediction_csvs(pred_dir: Any, clips: Sequence["Clip"],
-                         problems: list[Any] | None = None) -> tuple[list[ClipPredictions], list[str]]:
+def read_prediction_csvs(
+    pred_dir: Any, clips: Sequence["Clip"], problems: list[Any] | None = None
+) -> tuple[list[ClipPredictions], list[str]]:
     """Another tracker's per-clip CSVs (any supported dialect) placed on the ground-truth clips,
     and the ids of clips that have none (they are not scored; the caller says so).
 
@@ -325,7 +375,9 @@ def _score_column(path: Any, n: int, problems: list[Any] | None = None) -> np.nd
             if not np.isfinite(value):
                 if problems is not None:
                     cell = row[si] if si < len(row) else ""
-                    problems.append(Problem(BAD_VALUE, str(path), line, frame, f"score {cell[:40]!r} is not a finite number"))
+                    problems.append(
+                        Problem(BAD_VALUE, str(path), line, frame, f"score {cell[:40]!r} is not a finite number")
+                    )
                 value = 0.0
             scores[frame] = value
     return scores

@@ -109,8 +109,12 @@ class WandbTracker:
             atomic_write_text(id_file, run_id + "\n")
         # WANDB_MODE (online, offline, disabled) in the environment wins over the configuration.
         self.run = wandb.init(
-            project=config.training.wandb_project, name=f"{run_dir.parent.name}/{run_dir.name}", id=run_id,
-            resume="allow", dir=str(run_dir), mode=os.environ.get("WANDB_MODE") or mode,
+            project=config.training.wandb_project,
+            name=f"{run_dir.parent.name}/{run_dir.name}",
+            id=run_id,
+            resume="allow",
+            dir=str(run_dir),
+            mode=os.environ.get("WANDB_MODE") or mode,
             config=flatten_config(config),
         )
 
@@ -169,7 +173,9 @@ def require_trackers(config: TrackNetConfig) -> None:
             "(or pip install 'tracknet-cli[logging]'), or set training.tensorboard=false"
         )
     if tc.wandb != "off" and importlib.util.find_spec("wandb") is None:
-        raise ConfigError(f"training.wandb={tc.wandb} needs the wandb package: pip install wandb, or set training.wandb=off")
+        raise ConfigError(
+            f"training.wandb={tc.wandb} needs the wandb package: pip install wandb, or set training.wandb=off"
+        )
 
 
 def open_loggers(config: TrackNetConfig, run_dir: Path, *, resumed_at: int | None = None) -> RunLoggers:

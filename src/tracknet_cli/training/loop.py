@@ -44,9 +44,15 @@ class TrainResult:
     rows: list[ValidationRow] = field(default_factory=list)
 
 
-def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
-        resume: dict[str, Any] | None = None, init_from: Path | None = None,
-        dist: "DistContext | None" = None) -> TrainResult:
+def fit(
+    config: TrackNetConfig,
+    run_dir: Path,
+    hooks: Hooks | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    init_from: Path | None = None,
+    dist: "DistContext | None" = None,
+) -> TrainResult:
     """Train `config` into `run_dir` until a budget runs out. Ctrl-C saves the state and raises Interrupted.
 
     `resume` is a state loaded from `state/last.pt`: the run continues at its step with the optimizer,
@@ -70,8 +76,16 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
         while not done and state.epoch < tc.epochs:
             for batches in s.epoch_batches():
                 state.schedule.apply(state.optimizer, s.schedule_step())
-                train_step(s.train_model, batches, s.loss_fn, state.optimizer, amp=s.amp, scaler=state.scaler,
-                           grad_clip=tc.grad_clip, on_loss=s.on_loss)
+                train_step(
+                    s.train_model,
+                    batches,
+                    s.loss_fn,
+                    state.optimizer,
+                    amp=s.amp,
+                    scaler=state.scaler,
+                    grad_clip=tc.grad_clip,
+                    on_loss=s.on_loss,
+                )
                 synced = s.after_step(len(batches))
                 if s.has_val and tc.val_every is not None and state.step % tc.val_every == 0:
                     if validate(s):
@@ -116,8 +130,15 @@ def fit(config: TrackNetConfig, run_dir: Path, hooks: Hooks | None = None, *,
     s.log(f"done: {state.step} steps, stopped by {stopped}")
     s.log(s.budget_line())
     rows = s.rundir.rows
-    return TrainResult(run_dir=run_dir, steps=state.step, epochs_done=state.epoch, stopped_because=stopped,
-                       best=s.best_row or _best_of(rows, state.best), last=rows[-1] if rows else None, rows=rows)
+    return TrainResult(
+        run_dir=run_dir,
+        steps=state.step,
+        epochs_done=state.epoch,
+        stopped_because=stopped,
+        best=s.best_row or _best_of(rows, state.best),
+        last=rows[-1] if rows else None,
+        rows=rows,
+    )
 
 
 def _best_of(rows: list[ValidationRow], best: Any) -> ValidationRow | None:

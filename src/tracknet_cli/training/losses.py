@@ -28,7 +28,9 @@ class LossOutput:
     host-device synchronisation, and a training step that never looks at the terms makes none.
     """
 
-    def __init__(self, total: "torch.Tensor", terms: "dict[str, float] | Callable[[], dict[str, float]] | None" = None) -> None:
+    def __init__(
+        self, total: "torch.Tensor", terms: "dict[str, float] | Callable[[], dict[str, float]] | None" = None
+    ) -> None:
         self.total = total
         self._terms = terms
 
@@ -66,7 +68,9 @@ def _prepare(
         frame_w = frame_w * weights.to(device=logits.device, dtype=torch.float32)
     keep = (frame_w > 0)[..., None, None]
     x = torch.where(keep, logits.float(), torch.zeros((), dtype=torch.float32, device=logits.device))
-    tgt = torch.where(keep, targets.to(device=logits.device, dtype=torch.float32), torch.zeros((), device=logits.device))
+    tgt = torch.where(
+        keep, targets.to(device=logits.device, dtype=torch.float32), torch.zeros((), device=logits.device)
+    )
     return x, tgt, frame_w
 
 
@@ -171,8 +175,12 @@ class FocalLoss(Loss):
         total = pos_term + neg_term + _graph_keeper(x)
         return LossOutput(
             total,
-            lambda: {"focal": float(total.detach()), "pos": float(pos_term.detach()), "neg": float(neg_term.detach()),
-             "frames": float((frame_w > 0).sum())},
+            lambda: {
+                "focal": float(total.detach()),
+                "pos": float(pos_term.detach()),
+                "neg": float(neg_term.detach()),
+                "frames": float((frame_w > 0).sum()),
+            },
         )
 
 
@@ -230,12 +238,15 @@ class SpatialSoftmaxLoss(Loss):
         total = _weighted_frame_mean(per_frame, frame_w, x)
         counted = frame_w > 0
         p_no_ball = log_q[..., -1].detach().exp()
-        return LossOutput(total, lambda: {
-            "softmax": float(total.detach()),
-            "frames": float(counted.sum()),
-            "ball_frames": float((counted & has_ball).sum()),
-            "p_no_ball": float(p_no_ball[counted].mean()) if bool(counted.any()) else 0.0,
-        })
+        return LossOutput(
+            total,
+            lambda: {
+                "softmax": float(total.detach()),
+                "frames": float(counted.sum()),
+                "ball_frames": float((counted & has_ball).sum()),
+                "p_no_ball": float(p_no_ball[counted].mean()) if bool(counted.any()) else 0.0,
+            },
+        )
 
 
 def _no_ball_column(no_ball_logit: "torch.Tensor | None", b: int, t: int, like: "torch.Tensor") -> "torch.Tensor":
@@ -249,8 +260,9 @@ def _no_ball_column(no_ball_logit: "torch.Tensor | None", b: int, t: int, like: 
 
 
 # ---------------------------------------------------------------- registry
-LOSSES: dict[str, type[Loss]] = registry({cls.name: cls for cls in (MSELoss, FocalLoss, WeightedBCELoss, SpatialSoftmaxLoss)},
-                                         LossName)
+LOSSES: dict[str, type[Loss]] = registry(
+    {cls.name: cls for cls in (MSELoss, FocalLoss, WeightedBCELoss, SpatialSoftmaxLoss)}, LossName
+)
 """Every loss by name, keyed by `choices.LossName` (which feeds the config schema)."""
 
 

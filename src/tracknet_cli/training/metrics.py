@@ -56,29 +56,53 @@ class ScoringProtocol:
 
     def describe(self) -> str:
         """The tolerance with the resolution it is measured at, e.g. '4 px at 512-px width (scaled)'."""
-        at = "source resolution" if self.reference_width is None else f"{self.reference_width:g}-px width, scaled by source width"
+        at = (
+            "source resolution"
+            if self.reference_width is None
+            else f"{self.reference_width:g}-px width, scaled by source width"
+        )
         hi = "" if self.positive_max is None else f"-{self.positive_max}"
         plus = "+" if self.positive_max is None else ""
         return f"{self.tolerance_px:g} px at {at}; ball = visibility {self.positive_min}{hi}{plus}"
 
 
-PROTOCOLS: dict[str, ScoringProtocol] = registry({
-    "tracknet": ScoringProtocol(
-        name="tracknet", tolerance_px=5.0, reference_width=None, positive_min=1, positive_max=3,
-        negative=frozenset({0}), strict=False,
-        source="TrackNet (Huang et al., AVSS 2019, arXiv:1907.03698), tennis dataset",
-    ),
-    "v2": ScoringProtocol(
-        name="v2", tolerance_px=4.0, reference_width=512.0, positive_min=1, positive_max=None,
-        negative=frozenset({0}), strict=False,
-        source="TrackNetV2-V4 (TrackNetV3 test.py: tolerance 4 at 512x288, dist > tolerance is FP1)",
-    ),
-    "wasb": ScoringProtocol(
-        name="wasb", tolerance_px=4.0, reference_width=None, positive_min=1, positive_max=2,
-        negative=frozenset({0, 3}), strict=True,
-        source="WASB-SBDT (Tarashima et al., BMVC 2023; src/utils/evaluator.py, dist_threshold 4, visible_flags [1,2])",
-    ),
-}, ProtocolName)
+PROTOCOLS: dict[str, ScoringProtocol] = registry(
+    {
+        "tracknet": ScoringProtocol(
+            name="tracknet",
+            tolerance_px=5.0,
+            reference_width=None,
+            positive_min=1,
+            positive_max=3,
+            negative=frozenset({0}),
+            strict=False,
+            source="TrackNet (Huang et al., AVSS 2019, arXiv:1907.03698), tennis dataset",
+        ),
+        "v2": ScoringProtocol(
+            name="v2",
+            tolerance_px=4.0,
+            reference_width=512.0,
+            positive_min=1,
+            positive_max=None,
+            negative=frozenset({0}),
+            strict=False,
+            source="TrackNetV2-V4 (TrackNetV3 test.py: tolerance 4 at 512x288, dist > tolerance is FP1)",
+        ),
+        "wasb": ScoringProtocol(
+            name="wasb",
+            tolerance_px=4.0,
+            reference_width=None,
+            positive_min=1,
+            positive_max=2,
+            negative=frozenset({0, 3}),
+            strict=True,
+            source=(
+                "WASB-SBDT (Tarashima et al., BMVC 2023; src/utils/evaluator.py, dist_threshold 4, visible_flags [1,2])"
+            ),
+        ),
+    },
+    ProtocolName,
+)
 """Every scoring protocol by name, keyed by `choices.ProtocolName` (which feeds the config schema and `--protocol`)."""
 
 

@@ -136,12 +136,19 @@ class Session:
                 named = ", ".join(f"{k}={float(v):.4g}" for k, v in (terms or {}).items())
                 if self.eager:
                     self.save_state()  # the parameters are still those of the last good step
-                    where = f"at step {state.step + 1} (loss={value}, {named}, lr={state.lr:.3g}); the last good state is in"
+                    where = (
+                        f"at step {state.step + 1} (loss={value}, {named}, lr={state.lr:.3g}); "
+                        "the last good state is in"
+                    )
                 else:
-                    where = (f"between steps {self.read_step + 1} and {state.step} (loss={value}, lr={state.lr:.3g}); "
-                             f"the last good state (step {self.saved_step}) is in")
-                raise RuntimeFailure(f"non-finite loss {where} {self.rundir.state_path}",
-                                     hint="lower training.lr or set training.grad_clip")
+                    where = (
+                        f"between steps {self.read_step + 1} and {state.step} (loss={value}, lr={state.lr:.3g}); "
+                        f"the last good state (step {self.saved_step}) is in"
+                    )
+                raise RuntimeFailure(
+                    f"non-finite loss {where} {self.rundir.state_path}",
+                    hint="lower training.lr or set training.grad_clip",
+                )
             state.window_loss += value
             state.window_n += 1
             self.last_loss = value
@@ -161,8 +168,16 @@ class Session:
         if synced and self.loggers is not None:
             self.loggers.step(state.step, self.last_loss, state.lr, rate)
             self.rundir.append_step(StepRow(state.step, state.epoch, self.last_loss, state.lr, rate))
-        self.hooks.on_step(StepInfo(step=state.step, total_steps=self.total_steps, epoch=state.epoch,
-                                    loss=self.last_loss, lr=state.lr, samples_per_s=rate))
+        self.hooks.on_step(
+            StepInfo(
+                step=state.step,
+                total_steps=self.total_steps,
+                epoch=state.epoch,
+                loss=self.last_loss,
+                lr=state.lr,
+                samples_per_s=rate,
+            )
+        )
         return synced
 
     # ------------------------------------------------------------ budgets
@@ -170,9 +185,11 @@ class Session:
         """The data is ready: what it cost is preparation, which the time-based schedule leaves out."""
         self.prep_s = self._t_got - self.t_local
         if self.tc.time_limit is not None and self.dist.is_main:
-            self.log(f"first batch after {self.prep_s:.1f} s of data preparation (opening clips, decoding, caching); "
-                     f"the learning-rate schedule runs over the {max(self.training_seconds() - self.prep_s, 0):.0f} s "
-                     "left for training")
+            self.log(
+                f"first batch after {self.prep_s:.1f} s of data preparation (opening clips, decoding, caching); "
+                f"the learning-rate schedule runs over the {max(self.training_seconds() - self.prep_s, 0):.0f} s "
+                "left for training"
+            )
 
     def schedule_step(self) -> int:
         """The step the lr schedule sees. With a time limit (one process), whichever budget is nearer
@@ -192,8 +209,10 @@ class Session:
         """Where this process's time went, for train.log's last lines."""
         total = time.monotonic() - self.t_local
         prep = self.prep_s or 0.0
-        return (f"time: {total:.0f} s in all: {prep:.0f} s data preparation, {self.val_total_s:.0f} s validation, "
-                f"{max(total - prep - self.val_total_s, 0):.0f} s training")
+        return (
+            f"time: {total:.0f} s in all: {prep:.0f} s data preparation, {self.val_total_s:.0f} s validation, "
+            f"{max(total - prep - self.val_total_s, 0):.0f} s training"
+        )
 
     def training_seconds(self) -> float:
         """The part of `time_limit` left for training steps: the final validation must fit in the rest,
@@ -217,15 +236,21 @@ class Session:
         tc = self.tc
         if tc.max_steps is not None and self.state.step >= tc.max_steps:
             return "max_steps"
-        if tc.time_limit is not None and (synced or not self.dist.enabled) and \
-                self.dist.agree(time.monotonic() - self.t0 >= self.training_seconds()):
+        if (
+            tc.time_limit is not None
+            and (synced or not self.dist.enabled)
+            and self.dist.agree(time.monotonic() - self.t0 >= self.training_seconds())
+        ):
             return "time_limit"
         return None
 
     # ------------------------------------------------------------ files
     def save_state(self) -> None:
-        self.rundir.save_state(self.state.state_dict(elapsed=time.monotonic() - self.t0, rng=self.rundir.rng_state(),
-                                                     world_size=self.dist.world_size))
+        self.rundir.save_state(
+            self.state.state_dict(
+                elapsed=time.monotonic() - self.t0, rng=self.rundir.rng_state(), world_size=self.dist.world_size
+            )
+        )
 
     def checkpoint(self) -> None:
         """The periodic state: every rank calls it (the loss read-back is a collective); rank 0 writes."""
@@ -234,8 +259,9 @@ class Session:
         self.saved_step = self.state.step
 
     def save_weights(self, which: str, metrics: dict[str, Any]) -> None:
-        self.rundir.save_weights(which, self.model, self.config, threshold=self.state.threshold, loss=self.tc.loss,
-                                 metrics=metrics)
+        self.rundir.save_weights(
+            which, self.model, self.config, threshold=self.state.threshold, loss=self.tc.loss, metrics=metrics
+        )
 
 
 def make_optimizer(model: Any, lr: float, weight_decay: float, backbone_lr_multiplier: float) -> Any:
@@ -246,16 +272,28 @@ def make_optimizer(model: Any, lr: float, weight_decay: float, backbone_lr_multi
     for part, params in model.param_groups().items():
         trainable = [p for p in params if p.requires_grad]
         scale = backbone_lr_multiplier if part == "backbone" else 1.0
-        for plist, wd in (([p for p in trainable if p.ndim > 1], weight_decay), ([p for p in trainable if p.ndim <= 1], 0.0)):
+        for plist, wd in (
+            ([p for p in trainable if p.ndim > 1], weight_decay),
+            ([p for p in trainable if p.ndim <= 1], 0.0),
+        ):
             if plist:
-                groups.append({"params": plist, "lr": lr * scale, "base_lr": lr * scale, "weight_decay": wd, "name": part})
+                groups.append(
+                    {"params": plist, "lr": lr * scale, "base_lr": lr * scale, "weight_decay": wd, "name": part}
+                )
     if not groups:
         raise ConfigError("no trainable parameters: model.backbone.freeze leaves nothing to train")
     return torch.optim.AdamW(groups, lr=lr)
 
 
-def open_session(config: TrackNetConfig, run_dir: Path, hooks: "Hooks", *, resume: dict[str, Any] | None,
-                 init_from: Path | None, dist: "DistContext") -> Session:
+def open_session(
+    config: TrackNetConfig,
+    run_dir: Path,
+    hooks: "Hooks",
+    *,
+    resume: dict[str, Any] | None,
+    init_from: Path | None,
+    dist: "DistContext",
+) -> Session:
     """Build data, model, precision, optimizer, schedule and callbacks; restore `resume`; open the sinks."""
     import torch
 
@@ -277,8 +315,16 @@ def open_session(config: TrackNetConfig, run_dir: Path, hooks: "Hooks", *, resum
     train_ds, val_ds, _ = build_datasets(config)
     if len(train_ds) == 0:
         raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
-    loader = make_loader(train_ds, batch_size=tc.batch_size, shuffle=True, num_workers=config.data.num_workers, seed=tc.seed,
-                         rank=dist.rank, world_size=dist.world_size, pin_memory=device.type == "cuda")
+    loader = make_loader(
+        train_ds,
+        batch_size=tc.batch_size,
+        shuffle=True,
+        num_workers=config.data.num_workers,
+        seed=tc.seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+        pin_memory=device.type == "cuda",
+    )
     model = build_model(config)
     if init_from is not None:
         from tracknet_cli.inference.checkpoint import load_init_weights
@@ -293,24 +339,46 @@ def open_session(config: TrackNetConfig, run_dir: Path, hooks: "Hooks", *, resum
     if tc.max_steps is not None:
         total_steps = min(total_steps, tc.max_steps)
     state = TrainState(
-        model=model, optimizer=make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier),
-        schedule=build_schedule(tc.scheduler, total_steps=total_steps, warmup_steps=tc.warmup_steps, metric=tc.best_metric),
+        model=model,
+        optimizer=make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier),
+        schedule=build_schedule(
+            tc.scheduler, total_steps=total_steps, warmup_steps=tc.warmup_steps, metric=tc.best_metric
+        ),
         best=BestCheckpoint(tc.best_metric),
         early=EarlyStopping(tc.best_metric, patience=tc.early_stopping_patience, min_delta=tc.early_stopping_min_delta),
-        scaler=make_scaler(device, precision.name), threshold=tc.threshold,
+        scaler=make_scaler(device, precision.name),
+        threshold=tc.threshold,
     )
-    s = Session(config=config, run_dir=run_dir, hooks=hooks, dist=dist, device=device, rundir=rundir,
-                log=rundir.logger(hooks.on_log), train_ds=train_ds, val_ds=val_ds, loader=loader, model=model,
-                train_model=model, loss_fn=build_loss(tc.loss), precision=precision, state=state,
-                total_steps=total_steps, steps_per_epoch=steps_per_epoch, resumed=resume is not None,
-                sync_every=tc.sync_every or (1 if device.type == "cpu" else 20))
+    s = Session(
+        config=config,
+        run_dir=run_dir,
+        hooks=hooks,
+        dist=dist,
+        device=device,
+        rundir=rundir,
+        log=rundir.logger(hooks.on_log),
+        train_ds=train_ds,
+        val_ds=val_ds,
+        loader=loader,
+        model=model,
+        train_model=model,
+        loss_fn=build_loss(tc.loss),
+        precision=precision,
+        state=state,
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+        resumed=resume is not None,
+        sync_every=tc.sync_every or (1 if device.type == "cpu" else 20),
+    )
     if resume is not None:
         state.load_state_dict(resume, rundir.state_path)
         restore_rng(resume["rng"])
         rundir.forget_rows_after(state.step)
         if int(resume.get("world_size", 1)) != dist.world_size:
-            s.log(f"resumed on {dist.world_size} processes after {resume.get('world_size', 1)}: "
-                  f"the rest of epoch {state.epoch} is not the exact data order of the interrupted run")
+            s.log(
+                f"resumed on {dist.world_size} processes after {resume.get('world_size', 1)}: "
+                f"the rest of epoch {state.epoch} is not the exact data order of the interrupted run"
+            )
         s.last_validated = state.step
     s.first_step = s.saved_step = s.read_step = state.step
     # What the step calls: DDP around the model (which stays what is saved and validated), then compiled.
@@ -327,12 +395,18 @@ def _start(s: Session) -> None:
 
     tc, model, state = s.tc, s.model, s.state
     info = {
-        "device": str(s.device), "precision": "fp32" if s.amp is None else str(s.amp).replace("torch.", ""),
-        "train_windows": len(s.train_ds), "val_windows": len(s.val_ds), "steps_per_epoch": s.steps_per_epoch,
-        "total_steps": s.total_steps, "params": sum(p.numel() for p in model.parameters()),
+        "device": str(s.device),
+        "precision": "fp32" if s.amp is None else str(s.amp).replace("torch.", ""),
+        "train_windows": len(s.train_ds),
+        "val_windows": len(s.val_ds),
+        "steps_per_epoch": s.steps_per_epoch,
+        "total_steps": s.total_steps,
+        "params": sum(p.numel() for p in model.parameters()),
         "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "run_dir": str(s.run_dir), "resumed_at_step": state.step if s.resumed else None,
-        "world_size": s.dist.world_size, "effective_batch_size": tc.batch_size * tc.grad_accumulation * s.dist.world_size,
+        "run_dir": str(s.run_dir),
+        "resumed_at_step": state.step if s.resumed else None,
+        "world_size": s.dist.world_size,
+        "effective_batch_size": tc.batch_size * tc.grad_accumulation * s.dist.world_size,
     }
     s.log(f"{'resume' if s.resumed else 'start'}: {info}")
     s.log(f"precision: {s.precision.describe()}")
@@ -348,6 +422,8 @@ def _time_limit_line(limit: float, val_seconds: float, training: float) -> str:
     """What train.log says of the split: a validation longer than the limit leaves makes the run overrun it."""
     if training <= limit - val_seconds:  # the same expression the split took, so no rounding decides it
         return f"time limit {limit:g} s: about {val_seconds:.0f} s kept for the final validation"
-    return (f"time limit {limit:g} s: the final validation takes about {val_seconds:.0f} s, more than half of it; "
-            f"training keeps {training:.0f} s and the run will take about {training + val_seconds:.0f} s "
-            "(validate on fewer frames: data.split.val_ratio, data.split.val)")
+    return (
+        f"time limit {limit:g} s: the final validation takes about {val_seconds:.0f} s, more than half of it; "
+        f"training keeps {training:.0f} s and the run will take about {training + val_seconds:.0f} s "
+        "(validate on fewer frames: data.split.val_ratio, data.split.val)"
+    )

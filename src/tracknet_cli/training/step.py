@@ -46,9 +46,17 @@ def forward_loss(model: Any, batch: "Batch", loss_fn: Any, amp: Any) -> "LossOut
     return loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
 
 
-def train_step(model: Any, batches: Sequence["Batch"], loss_fn: Any, optimizer: Any, *, amp: Any,
-               scaler: "torch.amp.GradScaler", grad_clip: float | None = None,
-               on_loss: Callable[["LossOutput"], None] | None = None) -> None:
+def train_step(
+    model: Any,
+    batches: Sequence["Batch"],
+    loss_fn: Any,
+    optimizer: Any,
+    *,
+    amp: Any,
+    scaler: "torch.amp.GradScaler",
+    grad_clip: float | None = None,
+    on_loss: Callable[["LossOutput"], None] | None = None,
+) -> None:
     """One optimizer step over `batches` (its gradient-accumulation micro-batches, on the device).
 
     `on_loss(out)` sees each micro-batch's loss before its backward (the loop checks it is finite
@@ -97,12 +105,21 @@ class TrainState:
 
     def state_dict(self, *, elapsed: float, rng: dict[str, Any], world_size: int) -> dict[str, Any]:
         return {
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "elapsed": elapsed,
-            "window_loss": self.window_loss, "window_n": self.window_n, "threshold": self.threshold,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(), "best": self.best.state_dict(),
-            "early_stopping": self.early.state_dict(), "scaler": self.scaler.state_dict(),
-            "rng": rng, "world_size": world_size,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "elapsed": elapsed,
+            "window_loss": self.window_loss,
+            "window_n": self.window_n,
+            "threshold": self.threshold,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "best": self.best.state_dict(),
+            "early_stopping": self.early.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "world_size": world_size,
         }
 
     def load_state_dict(self, saved: dict[str, Any], where: Path) -> None:

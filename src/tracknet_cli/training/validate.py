@@ -23,7 +23,13 @@ def calibrate_threshold(predictions: list[Any], protocol: str, default: float) -
     if not predictions:
         return default
     scores = np.concatenate([p.score[np.isfinite(p.score)] for p in predictions])
-    candidates = np.unique(np.round(np.concatenate([np.linspace(0.05, 0.95, 19), np.quantile(scores, np.linspace(0, 1, 41))]), 4)) if scores.size else np.array([default])
+    candidates = (
+        np.unique(
+            np.round(np.concatenate([np.linspace(0.05, 0.95, 19), np.quantile(scores, np.linspace(0, 1, 41))]), 4)
+        )
+        if scores.size
+        else np.array([default])
+    )
     candidates = candidates[(candidates > 0) & (candidates < 1)]
     best_t, best_f1 = default, -1.0
     for t in candidates:
@@ -43,8 +49,9 @@ def estimate_validation_seconds(s: "Session") -> float:
 
     if not s.dist.is_main:
         return 0.0
-    engine = Engine.for_model(s.model, s.config.data, loss=s.tc.loss, device=s.device, amp=s.amp,
-                              accelerator_batch=s.tc.batch_size)  # the batch evaluate() will run
+    engine = Engine.for_model(
+        s.model, s.config.data, loss=s.tc.loss, device=s.device, amp=s.amp, accelerator_batch=s.tc.batch_size
+    )  # the batch evaluate() will run
     wi, hi = engine.input_size
     windows = np.zeros((engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8)
     was_training = s.model.training
@@ -81,8 +88,15 @@ def validate(s: "Session") -> bool:
     s.hooks.on_validation(row, is_best)
     state = s.state
     if s.dist.enabled:
-        s.dist.broadcast({"stop": stop, "threshold": state.threshold, "schedule": state.schedule.state_dict(),
-                          "best": state.best.state_dict(), "early_stopping": state.early.state_dict()})
+        s.dist.broadcast(
+            {
+                "stop": stop,
+                "threshold": state.threshold,
+                "schedule": state.schedule.state_dict(),
+                "best": state.best.state_dict(),
+                "early_stopping": state.early.state_dict(),
+            }
+        )
     return stop
 
 
@@ -105,9 +119,19 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
 
     tc, state = s.tc, s.state
     s.model.eval()
-    report = evaluate(s.model, s.val_ds, s.config, device=s.device, protocol=tc.protocol, threshold=state.threshold,
-                      loss=s.loss_fn, loss_name=tc.loss, amp=s.amp, overlay_frames=tc.overlay_frames,
-                      keep_predictions=tc.calibrate_threshold)
+    report = evaluate(
+        s.model,
+        s.val_ds,
+        s.config,
+        device=s.device,
+        protocol=tc.protocol,
+        threshold=state.threshold,
+        loss=s.loss_fn,
+        loss_name=tc.loss,
+        amp=s.amp,
+        overlay_frames=tc.overlay_frames,
+        keep_predictions=tc.calibrate_threshold,
+    )
     s.model.train()
     metrics = report.metrics
     if tc.calibrate_threshold:
@@ -115,11 +139,24 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
         metrics = score_predictions(report.predictions, tc.protocol, state.threshold)[0]
     busy = s.wait_s + s.busy_s
     row = ValidationRow(
-        epoch=state.epoch, step=state.step, train_loss=state.window_loss / state.window_n if state.window_n else float("nan"),
-        val_loss=report.loss, precision=metrics.precision, recall=metrics.recall, f1=metrics.f1,
-        accuracy=metrics.accuracy, l2_median=metrics.l2_median, lr=state.lr,
-        data_wait=s.wait_s / busy if busy > 0 else 0.0, seconds=time.monotonic() - s.t0, threshold=state.threshold,
-        tp=metrics.tp, fp1=metrics.fp1, fp2=metrics.fp2, fn=metrics.fn, tn=metrics.tn,
+        epoch=state.epoch,
+        step=state.step,
+        train_loss=state.window_loss / state.window_n if state.window_n else float("nan"),
+        val_loss=report.loss,
+        precision=metrics.precision,
+        recall=metrics.recall,
+        f1=metrics.f1,
+        accuracy=metrics.accuracy,
+        l2_median=metrics.l2_median,
+        lr=state.lr,
+        data_wait=s.wait_s / busy if busy > 0 else 0.0,
+        seconds=time.monotonic() - s.t0,
+        threshold=state.threshold,
+        tp=metrics.tp,
+        fp1=metrics.fp1,
+        fp2=metrics.fp2,
+        fn=metrics.fn,
+        tn=metrics.tn,
     )
     values = {**metrics.to_dict(), "val_loss": report.loss}
     is_best = state.best.update(values, state.step)

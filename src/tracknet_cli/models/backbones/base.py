@@ -54,7 +54,8 @@ def resolve_out_indices(indices: Sequence[int] | None, num_stages: int, default:
         j = i + num_stages + 1 if i < 0 else i
         if not 1 <= j <= num_stages:
             raise ConfigError(
-                f"model.backbone.out_indices: {i} is not a {what} of this backbone (use 1..{num_stages}, or -1 for the last)"
+                f"model.backbone.out_indices: {i} is not a {what} of this backbone "
+                f"(use 1..{num_stages}, or -1 for the last)"
             )
         out.add(j)
     return sorted(out)

@@ -23,14 +23,20 @@ class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of an NCHW map."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps).permute(
+            0, 3, 1, 2
+        )
 
 
 class ConvNeXtBackbone(Backbone):
     """Stage outputs C1..C4 (strides 4, 8, 16, 32); the FPN's C2..C5. Default: stages 2, 3, 4."""
 
-    def __init__(self, loaded: LoadedBackbone, family: Literal["convnext", "dinov3_convnext"],
-                 out_indices: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedBackbone,
+        family: Literal["convnext", "dinov3_convnext"],
+        out_indices: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         self.family = family
         self.net = loaded.model

@@ -29,14 +29,22 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seq
 
 def conv_stage(in_channels: int, out_channels: int, convs: int, stride: int = 1) -> nn.Sequential:
     """``convs`` 3×3 conv + BatchNorm + ReLU layers; the first one strided by ``stride``."""
-    return nn.Sequential(*(conv_bn_relu(in_channels if i == 0 else out_channels, out_channels, stride if i == 0 else 1)
-                           for i in range(convs)))
+    return nn.Sequential(
+        *(
+            conv_bn_relu(in_channels if i == 0 else out_channels, out_channels, stride if i == 0 else 1)
+            for i in range(convs)
+        )
+    )
 
 
 def unet_source_config(widths: Sequence[int], convs: int, input_stride: int = 1) -> dict[str, Any]:
     """What a checkpoint embeds to rebuild the encoder (the counterpart of a transformers config)."""
-    return {"model_type": "tracknet_unet", "widths": [int(w) for w in widths], "convs": int(convs),
-            "input_stride": int(input_stride)}
+    return {
+        "model_type": "tracknet_unet",
+        "widths": [int(w) for w in widths],
+        "convs": int(convs),
+        "input_stride": int(input_stride),
+    }
 
 
 class UNetBackbone(Backbone):
@@ -59,8 +67,9 @@ class UNetBackbone(Backbone):
         if first not in (1, 2):
             raise ConfigError(f"model.unet.input_stride: {first} is not supported (use 1 or 2)")
         self.source_config = unet_source_config(widths, convs, first)
-        self.stages = nn.ModuleList(conv_stage(3 if i == 0 else widths[i - 1], w, convs, first if i == 0 else 1)
-                                    for i, w in enumerate(widths))
+        self.stages = nn.ModuleList(
+            conv_stage(3 if i == 0 else widths[i - 1], w, convs, first if i == 0 else 1) for i, w in enumerate(widths)
+        )
         self.pool = nn.MaxPool2d(2)
         n = len(widths)
         self.out_indices = resolve_out_indices(out_indices, n, list(range(1, n + 1)), "stage")

@@ -62,7 +62,7 @@ class DINOv3ViTBackbone(Backbone):
         maps = []
         for index in self.out_indices:
             tokens = out.last_hidden_state if index == self.num_layers else self.vit.norm(out.hidden_states[index])
-            patches = tokens[:, self.num_prefix_tokens:, :]
+            patches = tokens[:, self.num_prefix_tokens :, :]
             if patches.shape[1] != grid_h * grid_w:
                 raise RuntimeError(f"expected {grid_h * grid_w} patch tokens, got {patches.shape[1]}")
             maps.append(patches.reshape(batch, grid_h, grid_w, -1).permute(0, 3, 1, 2).contiguous())

@@ -30,8 +30,13 @@ class UpsamplingDecoder(nn.Module):
     def forward(self, features: list[torch.Tensor], canvas: Canvas) -> torch.Tensor:
         finest = max(features, key=lambda f: f.shape[-2] * f.shape[-1])
         grid = tuple(finest.shape[-2:])
-        x = torch.cat([f if tuple(f.shape[-2:]) == grid else
-                       F.interpolate(f, size=grid, mode="bilinear", align_corners=False) for f in features], dim=1)
+        x = torch.cat(
+            [
+                f if tuple(f.shape[-2:]) == grid else F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+                for f in features
+            ],
+            dim=1,
+        )
         full_h, full_w = canvas.full_size()
         last = len(self.blocks) - 1
         for k, block in enumerate(self.blocks):
@@ -40,8 +45,10 @@ class UpsamplingDecoder(nn.Module):
             elif k > 0:
                 t = k / last
                 # float(): plain numbers also while tracing for ONNX export (shapes are then 0-d tensors)
-                size = (max(1, round(float(grid[0] * (full_h / grid[0]) ** t))),
-                        max(1, round(float(grid[1] * (full_w / grid[1]) ** t))))
+                size = (
+                    max(1, round(float(grid[0] * (full_h / grid[0]) ** t))),
+                    max(1, round(float(grid[1] * (full_w / grid[1]) ** t))),
+                )
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             x = block(x)
         return x
