@@ -13,7 +13,7 @@ import re
 from array import array
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -320,6 +320,115 @@ def frame_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _frame_lookup(dialect: Dialect, frame_names: Sequence[str] | None) -> Callable[[str], int | None]:
+    """How a row's key finds its frame: the image file's name (file-keyed dialects) or the number in the
+    name matched against the frames' numbers; with no frame names, the number is the frame."""
+    if frame_names is None:
+        return frame_number
+    by_name = {name: i for i, name in enumerate(frame_names)}
+    by_number: dict[int, int] = {}
+    for i, name in enumerate(frame_names):
+        num = frame_number(name)
+        if num is not None:
+            by_number.setdefault(num, i)
+
+    def index_of(key: str) -> int | None:
+        if dialect.keyed_by_file and key in by_name:
+            return by_name[key]
+        num = frame_number(key)
+        return by_number.get(num) if num is not None else None
+
+    return index_of
+
+
+def _row_frames(
+    parsed: ParsedLabels,
+    frame_names: Sequence[str] | None,
+    num_frames: int | None,
+    shown: str,
+    problems: list[Problem],
+) -> array:
+    """The frame of each row ("q"), -1 for a row whose frame is not in the clip (appended to `problems`)."""
+    index_of = _frame_lookup(parsed.dialect, frame_names)
+    index = array("q")
+    for r, key in enumerate(parsed.keys):
+        idx = index_of(key)
+        if idx is None or idx < 0 or (num_frames is not None and idx >= num_frames):
+            problems.append(
+                _row_problem(LABEL_WITHOUT_FRAME, parsed, r, None, shown, "labelled frame does not exist in the clip")
+            )
+            idx = -1
+        index.append(idx)
+    return index
+
+
+@dataclass
+class _Columns:
+    """A table's per-frame columns while rows fill them in (the `LabelTable` fields, masked until set);
+    `seen`: the line that labelled each frame first (0: none), to report duplicates and skip reported frames."""
+
+    visibility: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    status: np.ndarray
+    seen: array
+
+    @classmethod
+    def empty(cls, n: int) -> "_Columns":
+        nan = np.full(n, np.nan, np.float32)
+        return cls(np.full(n, -1, np.int8), nan, nan.copy(), np.full(n, -1, np.int8), array("q", [0]) * n)
+
+
+def _row_problem(kind: str, parsed: ParsedLabels, r: int, frame: int | None, shown: str, text: str) -> Problem:
+    """A problem located at row r, its message led by the row's key (decoded only when there is a problem)."""
+    return Problem(kind, shown, parsed.lines[r], frame, f"{parsed.keys[r]}: {text}")
+
+
+def _place_row(
+    columns: _Columns, parsed: ParsedLabels, r: int, idx: int, width: int, height: int, shown: str
+) -> Problem | None:
+    """Write row r into frame idx's columns; a Problem when the row, or the ball it gives, cannot be used."""
+    if columns.seen[idx]:
+        text = f"frame already labelled on line {columns.seen[idx]}; this row is ignored"
+        return _row_problem(DUPLICATE_ROW, parsed, r, idx, shown, text)
+    columns.seen[idx] = parsed.lines[r]
+    if not parsed.readable[r]:  # unreadable row, already reported
+        return None
+    v, x, y, s = parsed.visibility[r], parsed.x[r], parsed.y[r], parsed.status[r]
+    if math.isnan(v):
+        return _row_problem(BAD_VALUE, parsed, r, idx, shown, "no visibility; frame masked")
+    if parsed.dialect.name == "frame-ball" and (x == -1 or y == -1):
+        x = y = math.nan  # -1 is this dialect's "no ball"; other negative values are outside the frame
+    if v < 0 or v > 3:
+        return _row_problem(BAD_VALUE, parsed, r, idx, shown, f"visibility {int(v)} is not 0-3")
+    columns.visibility[idx] = v
+    if not math.isnan(s) and -128 <= s <= 127:
+        columns.status[idx] = s
+    if v == 0:
+        return None
+    if math.isnan(x) or math.isnan(y):
+        text = f"visibility {int(v)} but no coordinates; frame masked"
+        return _row_problem(VISIBLE_WITHOUT_COORDINATES, parsed, r, idx, shown, text)
+    if parsed.dialect.normalised:
+        x, y = x * width, y * height
+    columns.x[idx], columns.y[idx] = x, y
+    if not inside(np.float32(x), np.float32(y), width, height):
+        text = f"({_cell(x)}, {_cell(y)}) outside the {width}x{height} frame; frame masked"
+        return _row_problem(OUTSIDE_IMAGE, parsed, r, idx, shown, text)
+    return None
+
+
+def _frames_without_label(columns: _Columns, frame_names: Sequence[str] | None, shown: str) -> list[Problem]:
+    """A problem for each frame no row labelled (a frame whose row could not be used is reported already)."""
+    problems = []
+    for idx in np.flatnonzero(columns.visibility < 0):
+        if columns.seen[idx]:
+            continue
+        name = frame_names[idx] if frame_names is not None else f"frame {idx}"
+        problems.append(Problem(FRAME_WITHOUT_LABEL, shown, None, int(idx), f"{name}: no label row; frame masked"))
+    return problems
+
+
 def build_table(
     parsed: ParsedLabels,
     *,
@@ -335,105 +444,19 @@ def build_table(
     (frame-keyed dialects, or when there are no image files). `num_frames` None: as many frames as
     the highest labelled frame + 1 (a label file alone).
     """
-    dialect = parsed.dialect
     shown = display or str(parsed.path)
     problems = list(parsed.problems)
-    by_name = {name: i for i, name in enumerate(frame_names)} if frame_names is not None else {}
-    by_number: dict[int, int] = {}
-    if frame_names is not None:
-        for i, name in enumerate(frame_names):
-            num = frame_number(name)
-            if num is not None:
-                by_number.setdefault(num, i)
-
-    def index_of(key: str) -> int | None:
-        if frame_names is not None:
-            if dialect.keyed_by_file and key in by_name:
-                return by_name[key]
-            num = frame_number(key)
-            return by_number.get(num) if num is not None else None
-        return frame_number(key)
-
-    keys, lines = parsed.keys, parsed.lines
-    index = array("q")  # the frame of each row, -1 for a row without one
-    for r, key in enumerate(keys):
-        idx = index_of(key)
-        if idx is None or idx < 0 or (num_frames is not None and idx >= num_frames):
-            problems.append(
-                Problem(LABEL_WITHOUT_FRAME, shown, lines[r], None, f"{key}: labelled frame does not exist in the clip")
-            )
-            idx = -1
-        index.append(idx)
+    index = _row_frames(parsed, frame_names, num_frames, shown, problems)
     n = num_frames if num_frames is not None else max(index, default=-1) + 1
-
-    vis = np.full(n, -1, np.int8)
-    xs = np.full(n, np.nan, np.float32)
-    ys = np.full(n, np.nan, np.float32)
-    status = np.full(n, -1, np.int8)
-    seen = array("q", [0]) * n  # the line that labelled each frame first (0: none)
-    for r, (idx, readable, v, x, y, s) in enumerate(
-        zip(index, parsed.readable, parsed.visibility, parsed.x, parsed.y, parsed.status)
-    ):
-        if idx < 0:
-            continue
-        line = lines[r]
-        if seen[idx]:
-            problems.append(
-                Problem(
-                    DUPLICATE_ROW,
-                    shown,
-                    line,
-                    idx,
-                    f"{keys[r]}: frame already labelled on line {seen[idx]}; this row is ignored",
-                )
-            )
-            continue
-        seen[idx] = line
-        if not readable:  # unreadable row, already reported
-            continue
-        if math.isnan(v):
-            problems.append(Problem(BAD_VALUE, shown, line, idx, f"{keys[r]}: no visibility; frame masked"))
-            continue
-        if dialect.name == "frame-ball" and (x == -1 or y == -1):
-            x = y = math.nan  # -1 is this dialect's "no ball"; other negative values are outside the frame
-        if v < 0 or v > 3:
-            problems.append(Problem(BAD_VALUE, shown, line, idx, f"{keys[r]}: visibility {int(v)} is not 0-3"))
-            continue
-        vis[idx] = v
-        if not math.isnan(s) and -128 <= s <= 127:
-            status[idx] = s
-        if v == 0:
-            continue
-        if math.isnan(x) or math.isnan(y):
-            problems.append(
-                Problem(
-                    VISIBLE_WITHOUT_COORDINATES,
-                    shown,
-                    line,
-                    idx,
-                    f"{keys[r]}: visibility {int(v)} but no coordinates; frame masked",
-                )
-            )
-            continue
-        if dialect.normalised:
-            x, y = x * width, y * height
-        xs[idx], ys[idx] = x, y
-        if not inside(np.float32(x), np.float32(y), width, height):
-            problems.append(
-                Problem(
-                    OUTSIDE_IMAGE,
-                    shown,
-                    line,
-                    idx,
-                    f"{keys[r]}: ({_cell(x)}, {_cell(y)}) outside the {width}x{height} frame; frame masked",
-                )
-            )
-    for idx in np.flatnonzero(vis < 0):
-        if seen[idx]:
-            continue  # an unreadable row, reported already
-        name = frame_names[idx] if frame_names is not None else f"frame {idx}"
-        problems.append(Problem(FRAME_WITHOUT_LABEL, shown, None, int(idx), f"{name}: no label row; frame masked"))
-    return LabelTable(vis, xs, ys, status, frame_state(vis, xs, ys, width, height), dialect.name, problems)
+    columns = _Columns.empty(n)
+    for r, idx in enumerate(index):
+        if idx >= 0 and (problem := _place_row(columns, parsed, r, idx, width, height, shown)) is not None:
+            problems.append(problem)
+    problems.extend(_frames_without_label(columns, frame_names, shown))
+    vis, xs, ys = columns.visibility, columns.x, columns.y
+    return LabelTable(
+        vis, xs, ys, columns.status, frame_state(vis, xs, ys, width, height), parsed.dialect.name, problems
+    )
 
 
 def read_labels(

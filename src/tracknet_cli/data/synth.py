@@ -200,70 +200,117 @@ def _aim(rng: np.random.Generator, hitter: int, kind: str) -> tuple[float, float
     return float(u), float(v if hitter == 1 else 1 - v), n
 
 
+def _launch(
+    rng: np.random.Generator,
+    hits: list[tuple[int, int, bool]],
+    status: np.ndarray,
+    t: int,
+    pos: np.ndarray,
+    who: int,
+    kind: str,
+) -> np.ndarray:
+    """Player `who` hits the ball at `pos` in frame t: the new ball state (u, v, h, du, dv, dh), the hit recorded."""
+    tu, tv, n = _aim(rng, who, kind)
+    dh = (GRAVITY * n * n / 2 - pos[2]) / n
+    hits.append((t, who, not hits or bool(rng.random() < 0.15)))  # the first hit always hides the ball
+    status[t] = HIT
+    return np.array([pos[0], pos[1], pos[2], (tu - pos[0]) / n, (tv - pos[1]) / n, dh])
+
+
+def _reach(rng: np.random.Generator, receiver: int) -> float:
+    """The depth v at which the receiver plays the ball, a little inside or behind their baseline."""
+    return rng.uniform(-0.08, 0.04) if receiver == 0 else rng.uniform(0.96, 1.08)
+
+
+@dataclass
+class _Point:
+    """A point in play: the ball (u, v, h, du, dv, dh in court units) and where the rally stands."""
+
+    ball: np.ndarray
+    hitter: int
+    receiver: int
+    reach: float
+    bounced: bool = False
+    since_bounce: int = 0
+    over: bool = False  # lost (second bounce, a miss, or hit out): the ball runs on until it leaves
+    since_over: int = 0
+
+
+def _serve(rng: np.random.Generator, t: int, hits: list[tuple[int, int, bool]], status: np.ndarray) -> _Point:
+    """A new point: a random player serves from behind their baseline in frame t."""
+    hitter = int(rng.integers(0, 2))
+    receiver = 1 - hitter
+    start = np.array([rng.uniform(0.2, 0.8), -0.03 if hitter == 0 else 1.03, 0.26])
+    ball = _launch(rng, hits, status, t, start, hitter, "serve")
+    return _Point(ball, hitter, receiver, _reach(rng, receiver))
+
+
+def _fly(point: _Point, status: np.ndarray, t: int) -> None:
+    """One frame of flight under gravity; a bounce loses speed (and a second bounce loses the point)."""
+    ball = point.ball
+    ball[:3] += ball[3:]
+    ball[5] -= GRAVITY
+    if ball[2] < 0 and ball[5] < 0:
+        ball[2], ball[5] = -ball[2] * RESTITUTION, -ball[5] * RESTITUTION
+        ball[3:5] *= 0.85
+        status[t] = BOUNCE
+        if point.bounced:
+            point.over = True  # second bounce: the receiver missed
+        point.bounced, point.since_bounce = True, 0
+    elif point.bounced:
+        point.since_bounce += 1
+
+
+def _play_on(
+    rng: np.random.Generator, point: _Point, t: int, hits: list[tuple[int, int, bool]], status: np.ndarray
+) -> None:
+    """Once the ball has bounced and reached the receiver (or hung long enough), they return it or miss."""
+    ball = point.ball
+    beyond = ball[1] <= point.reach if point.receiver == 0 else ball[1] >= point.reach
+    if point.over or not point.bounced or status[t] == BOUNCE or not (beyond or point.since_bounce > 22):
+        return
+    if rng.random() < 0.1:
+        point.over = True  # a miss: the ball runs on past the receiver
+        return
+    kind = rng.choice(["normal", "fast", "lob", "out"], p=[0.65, 0.15, 0.1, 0.1])
+    point.hitter, point.receiver = point.receiver, point.hitter
+    point.ball = _launch(rng, hits, status, t, ball[:3].copy(), point.hitter, str(kind))
+    point.bounced, point.since_bounce = False, 0
+    point.reach = _reach(rng, point.receiver)
+    point.over = kind == "out"
+
+
+def _run_out(point: _Point, court: _Court) -> bool:
+    """Count a lost point's frames: True once its ball has left the picture, or after 30 frames."""
+    point.since_over += 1
+    x, y = court.image(point.ball[0], point.ball[1], point.ball[2])
+    gone = not (0 <= x < court.width and 0 <= y < court.height)
+    return gone or point.since_over > 30
+
+
 def _simulate(rng: np.random.Generator, frames: int, court: _Court) -> _Flight:
+    """Points one after another, a few ball-less frames between them, for `frames` frames."""
     u, v, h = (np.full(frames, np.nan) for _ in range(3))
     status = np.zeros(frames, np.int8)
     hits: list[tuple[int, int, bool]] = []
     point_ends: list[int] = []
     gap = int(rng.integers(3, 9))  # every clip opens without a ball: visibility 0 guaranteed
-    state: np.ndarray | None = None  # u, v, h, du, dv, dh
-    hitter = receiver = 0
-    bounced, since_bounce, over, since_over, reach = False, 0, False, 0, 0.0
-    first_hit = True
-
-    def launch(t: int, pos: np.ndarray, who: int, kind: str) -> np.ndarray:
-        nonlocal first_hit
-        tu, tv, n = _aim(rng, who, kind)
-        dh = (GRAVITY * n * n / 2 - pos[2]) / n
-        hits.append((t, who, first_hit or bool(rng.random() < 0.15)))
-        first_hit = False
-        status[t] = HIT
-        return np.array([pos[0], pos[1], pos[2], (tu - pos[0]) / n, (tv - pos[1]) / n, dh])
-
+    point: _Point | None = None
     for t in range(frames):
-        if state is None:
+        if point is None:
             if gap > 0:
                 gap -= 1
                 continue
-            hitter = int(rng.integers(0, 2))
-            receiver = 1 - hitter
-            start = np.array([rng.uniform(0.2, 0.8), -0.03 if hitter == 0 else 1.03, 0.26])
-            state = launch(t, start, hitter, "serve")
-            bounced, since_bounce, over, since_over = False, 0, False, 0
-            reach = rng.uniform(-0.08, 0.04) if receiver == 0 else rng.uniform(0.96, 1.08)
+            point = _serve(rng, t, hits, status)
         else:
-            state[:3] += state[3:]
-            state[5] -= GRAVITY
-            if state[2] < 0 and state[5] < 0:
-                state[2], state[5] = -state[2] * RESTITUTION, -state[5] * RESTITUTION
-                state[3:5] *= 0.85
-                status[t] = BOUNCE
-                if bounced:
-                    over = True  # second bounce: the receiver missed
-                bounced, since_bounce = True, 0
-            elif bounced:
-                since_bounce += 1
-            beyond = state[1] <= reach if receiver == 0 else state[1] >= reach
-            if not over and bounced and status[t] != BOUNCE and (beyond or since_bounce > 22):
-                if rng.random() < 0.1:
-                    over = True  # a miss: the ball runs on past the receiver
-                else:
-                    kind = rng.choice(["normal", "fast", "lob", "out"], p=[0.65, 0.15, 0.1, 0.1])
-                    hitter, receiver = receiver, hitter
-                    state = launch(t, state[:3].copy(), hitter, str(kind))
-                    bounced, since_bounce = False, 0
-                    reach = rng.uniform(-0.08, 0.04) if receiver == 0 else rng.uniform(0.96, 1.08)
-                    over = kind == "out"
-            if over:
-                since_over += 1
-                x, y = court.image(state[0], state[1], state[2])
-                gone = not (0 <= x < court.width and 0 <= y < court.height)
-                if gone or since_over > 30:
-                    point_ends.append(t)
-                    state = None
-                    gap = int(rng.integers(8, 20))
-                    continue
-        u[t], v[t], h[t] = state[0], state[1], state[2]
+            _fly(point, status, t)
+            _play_on(rng, point, t, hits, status)
+            if point.over and _run_out(point, court):
+                point_ends.append(t)
+                point = None
+                gap = int(rng.integers(8, 20))
+                continue
+        u[t], v[t], h[t] = point.ball[0], point.ball[1], point.ball[2]
     return _Flight(u, v, h, status, hits, point_ends)
 
 
@@ -393,15 +440,32 @@ def _velocity(p: np.ndarray) -> np.ndarray:
     return np.where(n > 0, np.nansum(both, axis=0) / np.maximum(n, 1), 0.0)
 
 
-def _render_clip(
-    clip_dir: Path,
-    rng: np.random.Generator,
-    game_rng: np.random.Generator,
-    style: _Style,
-    frames: int,
-    size: tuple[int, int],
-) -> np.ndarray:
-    """Write one clip's JPEGs and Label.csv; return its (visibility, status) per frame."""
+@dataclass(frozen=True)
+class _Scene:
+    """Everything a clip's frames are drawn from, laid out before the first one; ball arrays per frame
+    in pixels (NaN: no ball), `noise` a sensor-noise field each frame takes a window of at `offsets`."""
+
+    size: tuple[int, int]
+    scale: float
+    style: _Style
+    background: Image.Image
+    flight: _Flight
+    bx: np.ndarray
+    by: np.ndarray
+    vx: np.ndarray
+    vy: np.ndarray
+    radius: np.ndarray
+    bodies: list[list[_Body]]
+    bird: np.ndarray
+    board: tuple[float, float, float, float]
+    noise: np.ndarray
+    offsets: np.ndarray
+
+
+def _stage(
+    rng: np.random.Generator, game_rng: np.random.Generator, style: _Style, frames: int, size: tuple[int, int]
+) -> _Scene:
+    """Draw the clip's camera, court, ball flight, players, bird and noise from `rng`, in this fixed order."""
     w, h = size
     scale = math.sqrt((w / 512) * (h / 288))
     court = _clip_court(rng, game_rng, w, h)
@@ -415,64 +479,147 @@ def _render_clip(
     board = (0.03 * w, 0.04 * h, 0.24 * w, 0.13 * h)
     noise = rng.integers(-4, 5, (h + 8, w + 8, 3), dtype=np.int16)
     offsets = rng.integers(0, 9, (frames, 2))
+    return _Scene(size, scale, style, background, flight, bx, by, vx, vy, radius, bodies, bird, board, noise, offsets)
 
+
+def _visibility(scene: _Scene, t: int) -> int:
+    """TrackNet's class of the ball in frame t: 0 out of the picture, 3 hidden by a player or the scoreboard,
+    2 half hidden or fast enough to smear, 1 clearly visible."""
+    w, h = scene.size
+    x, y, board = scene.bx[t], scene.by[t], scene.board
+    if not (np.isfinite(x) and 0 <= x < w and 0 <= y < h):
+        return 0
+    r = float(scene.radius[t])
+    in_board = board[0] <= x <= board[2] and board[1] <= y <= board[3]
+    near_board = board[0] - r <= x <= board[2] + r and board[1] - r <= y <= board[3] + r
+    hidden = in_board or any(b[t].covers(x, y) for b in scene.bodies)
+    partly = near_board or any(b[t].covers(x, y, grow=r) for b in scene.bodies)
+    fast = math.hypot(scene.vx[t], scene.vy[t]) > FAST_SPEED * scene.scale
+    return 3 if hidden else 2 if (partly or fast) else 1
+
+
+def _draw_bird(draw: ImageDraw.ImageDraw, scene: _Scene, t: int) -> None:
+    """The bird in frame t, if it is in the picture, wings up and down every 3 frames."""
+    if not np.isfinite(scene.bird[t, 0]):
+        return
+    flap = (t // 3) % 2
+    rx, ry = (6.0, 2.2) if flap else (4.2, 3.6)
+    px, py = scene.bird[t]
+    s = scene.scale
+    draw.ellipse([px - rx * s, py - ry * s, px + rx * s, py + ry * s], fill=(244, 244, 238))
+
+
+def _draw_board(draw: ImageDraw.ImageDraw, board: tuple[float, float, float, float], scale: float) -> None:
+    """The scoreboard: a dark box with two light score bars."""
+    draw.rectangle(board, fill=(18, 28, 60))
+    for i in range(2):
+        draw.rectangle(
+            [
+                board[0] + 4 * scale,
+                board[1] + (5 + 11 * i) * scale,
+                board[0] + (40 + 25 * i) * scale,
+                board[1] + (11 + 11 * i) * scale,
+            ],
+            fill=(230, 230, 230),
+        )
+
+
+def _draw_frame(scene: _Scene, t: int) -> Image.Image:
+    """Frame t, back to front: background, bird, ball, players, scoreboard, then sensor noise."""
+    w, h = scene.size
+    img = scene.background.copy()
+    _draw_bird(ImageDraw.Draw(img), scene, t)
+    pixels = np.array(img)
+    x, y = scene.bx[t], scene.by[t]
+    if np.isfinite(x):
+        radius = float(scene.radius[t])
+        _stamp_ball(pixels, float(x), float(y), float(scene.vx[t]), float(scene.vy[t]), radius, scene.style.ball)
+    img = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(img)
+    for player in (0, 1):
+        _draw_body(draw, scene.bodies[player][t], scene.style.shirts[player])
+    _draw_board(draw, scene.board, scene.scale)
+    oy, ox = scene.offsets[t]
+    pixels = np.asarray(img, np.int16) + scene.noise[oy : oy + h, ox : ox + w]
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _label_row(name: str, visibility: int, x: float, y: float, status: int) -> str:
+    """One Label.csv row; no coordinates when the ball is out of the picture."""
+    if visibility == 0:
+        return f"{name},0,,,{status}"
+    # Truncate to 2 decimals so a centre at 511.999 is written 511.99, inside the picture.
+    return f"{name},{visibility},{math.floor(x * 100) / 100:.2f},{math.floor(y * 100) / 100:.2f},{status}"
+
+
+def _render_clip(
+    clip_dir: Path,
+    rng: np.random.Generator,
+    game_rng: np.random.Generator,
+    style: _Style,
+    frames: int,
+    size: tuple[int, int],
+) -> np.ndarray:
+    """Write one clip's JPEGs and Label.csv; return its (visibility, status) per frame."""
+    scene = _stage(rng, game_rng, style, frames, size)
     visibility = np.zeros(frames, np.int8)
+    statuses = np.zeros(frames, np.int8)
     rows = []
     digits = max(4, len(str(frames - 1)))
     for t in range(frames):
-        x, y = bx[t], by[t]
-        inside = bool(np.isfinite(x) and 0 <= x < w and 0 <= y < h)
-        if inside:
-            r = float(radius[t])
-            in_board = board[0] <= x <= board[2] and board[1] <= y <= board[3]
-            near_board = board[0] - r <= x <= board[2] + r and board[1] - r <= y <= board[3] + r
-            hidden = in_board or any(b[t].covers(x, y) for b in bodies)
-            partly = near_board or any(b[t].covers(x, y, grow=r) for b in bodies)
-            fast = math.hypot(vx[t], vy[t]) > FAST_SPEED * scale
-            visibility[t] = 3 if hidden else 2 if (partly or fast) else 1
-        img = background.copy()
-        draw = ImageDraw.Draw(img)
-        if np.isfinite(bird[t, 0]):
-            flap = (t // 3) % 2
-            rx, ry = (6.0, 2.2) if flap else (4.2, 3.6)
-            px, py = bird[t]
-            draw.ellipse([px - rx * scale, py - ry * scale, px + rx * scale, py + ry * scale], fill=(244, 244, 238))
-        pixels = np.array(img)
-        if np.isfinite(x):
-            _stamp_ball(pixels, float(x), float(y), float(vx[t]), float(vy[t]), float(radius[t]), style.ball)
-        img = Image.fromarray(pixels)
-        draw = ImageDraw.Draw(img)
-        for player in (0, 1):
-            _draw_body(draw, bodies[player][t], style.shirts[player])
-        draw.rectangle(board, fill=(18, 28, 60))
-        for i in range(2):
-            draw.rectangle(
-                [
-                    board[0] + 4 * scale,
-                    board[1] + (5 + 11 * i) * scale,
-                    board[0] + (40 + 25 * i) * scale,
-                    board[1] + (11 + 11 * i) * scale,
-                ],
-                fill=(230, 230, 230),
-            )
-        oy, ox = offsets[t]
-        pixels = np.asarray(img, np.int16) + noise[oy : oy + h, ox : ox + w]
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(clip_dir / f"{t:0{digits}d}.jpg", quality=90)
-        status = int(flight.status[t]) if visibility[t] > 0 else FLYING
-        if visibility[t] > 0:
-            # Truncate to 2 decimals so a centre at 511.999 is written 511.99, inside the picture.
-            rows.append(
-                f"{t:0{digits}d}.jpg,{visibility[t]},"
-                f"{math.floor(x * 100) / 100:.2f},{math.floor(y * 100) / 100:.2f},{status}"
-            )
-        else:
-            rows.append(f"{t:0{digits}d}.jpg,0,,,{status}")
+        visibility[t] = _visibility(scene, t)
+        name = f"{t:0{digits}d}.jpg"
+        _draw_frame(scene, t).save(clip_dir / name, quality=90)
+        statuses[t] = int(scene.flight.status[t]) if visibility[t] > 0 else FLYING
+        rows.append(_label_row(name, int(visibility[t]), scene.bx[t], scene.by[t], int(statuses[t])))
     (clip_dir / "Label.csv").write_text(LABEL_HEADER + "\n" + "\n".join(rows) + "\n")
-    statuses = np.array([int(r.rsplit(",", 1)[1]) for r in rows], np.int8)
     return np.stack([visibility, statuses])
 
 
 # ------------------------------------------------------------------ entry point
+def _checked_shape(games: int, clips: int, frames: int, size: tuple[int, int]) -> tuple[int, int]:
+    """Refuse counts and frame sizes synth cannot draw; the frame size as ints."""
+    if games < 1 or clips < 1 or frames < 1:
+        raise UsageError(f"games, clips and frames must be at least 1 (got {games}, {clips}, {frames})")
+    w, h = (int(v) for v in size)
+    if w < 64 or h < 36 or w > 8192 or h > 8192:
+        raise UsageError(f"size {w}x{h} is out of range: use between 64x36 and 8192x8192")
+    return w, h
+
+
+def _check_destination(out: Path) -> None:
+    """Refuse an OUT that synth must not replace (a file, or a folder it did not write) or cannot write."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder; choose another output path")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InputError(
+            f"{out} is not empty and was not written by `tracknet data synth`; choose an empty or new folder"
+        )
+    require_writable(out, replaced=True)
+
+
+def _write_games(work: Path, games: int, clips: int, frames: int, size: tuple[int, int], seed: int) -> np.ndarray:
+    """Every clip under work/gameN/ClipM, each from its own seeded generator (so any one clip is
+    reproducible alone); (2, 4) frame counts: row 0 by visibility, row 1 by status."""
+    counts = np.zeros((2, 4), np.int64)
+    for game in range(1, games + 1):
+        style = _game_style(np.random.default_rng([seed, game]), game)
+        for clip in range(1, clips + 1):
+            clip_dir = work / f"game{game}" / f"Clip{clip}"
+            clip_dir.mkdir(parents=True)
+            labels = _render_clip(
+                clip_dir,
+                np.random.default_rng([seed, game, clip]),
+                np.random.default_rng([seed, game, 0]),
+                style,
+                frames,
+                size,
+            )
+            for row in (0, 1):
+                counts[row] += np.bincount(labels[row], minlength=4)[:4]
+    return counts
+
+
 def synthesize(
     out: Path,
     games: int = 4,
@@ -489,41 +636,16 @@ def synthesize(
     OUT must be absent, empty, or an earlier synth output (which is replaced). The clips are built
     in a temporary folder beside OUT and renamed into place, so OUT is never half written.
     """
-    if games < 1 or clips < 1 or frames < 1:
-        raise UsageError(f"games, clips and frames must be at least 1 (got {games}, {clips}, {frames})")
-    w, h = (int(v) for v in size)
-    if w < 64 or h < 36 or w > 8192 or h > 8192:
-        raise UsageError(f"size {w}x{h} is out of range: use between 64x36 and 8192x8192")
+    w, h = _checked_shape(games, clips, frames, size)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a folder; choose another output path")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(
-            f"{out} is not empty and was not written by `tracknet data synth`; choose an empty or new folder"
-        )
-    require_writable(out, replaced=True)
+    _check_destination(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
     remove_stale_temps(out)
     work = Path(tempfile.mkdtemp(prefix=temp_prefix(out, "synth"), dir=out.parent))
-    counts = np.zeros((2, 4), np.int64)
     try:
-        for game in range(1, games + 1):
-            style = _game_style(np.random.default_rng([seed, game]), game)
-            for clip in range(1, clips + 1):
-                clip_dir = work / f"game{game}" / f"Clip{clip}"
-                clip_dir.mkdir(parents=True)
-                labels = _render_clip(
-                    clip_dir,
-                    np.random.default_rng([seed, game, clip]),
-                    np.random.default_rng([seed, game, 0]),
-                    style,
-                    frames,
-                    (w, h),
-                )
-                for row in (0, 1):
-                    counts[row] += np.bincount(labels[row], minlength=4)[:4]
+        counts = _write_games(work, games, clips, frames, (w, h), seed)
         meta = {
             "generator": "tracknet data synth",
             "games": games,

@@ -118,29 +118,36 @@ async def _json_body(request: "Request") -> Any:
         raise LabelRequestError("the body is not JSON this server reads: it is nested too deeply") from None
 
 
-def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Starlette":
-    """The ASGI app serving one session (see the module doc for the endpoints)."""
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
-    from starlette.middleware import Middleware
-    from starlette.responses import HTMLResponse, JSONResponse, Response
-    from starlette.routing import Route
+def _json(body: Any) -> "Response":
+    from starlette.responses import JSONResponse
 
-    media = session.media
+    return JSONResponse(body)
 
-    async def page(request: "Request") -> Response:
-        html = _static("index.html").replace("__TOKEN__", token)
+
+class _Endpoints:
+    """The route handlers of one session's app, holding what they serve (`build_app` wires them up)."""
+
+    def __init__(self, session: "LabelSession", frames: "FrameStore", token: str) -> None:
+        self.session, self.frames, self.token = session, frames, token
+        self.media = session.media
+
+    async def page(self, request: "Request") -> "Response":
+        from starlette.responses import HTMLResponse
+
+        html = _static("index.html").replace("__TOKEN__", self.token)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
-    async def static(request: "Request") -> Response:
+    async def static(self, request: "Request") -> "Response":
+        from starlette.responses import Response
+
         name = request.path_params["name"]
         if name not in STATIC:
             return _error(404, f"no such file: {name[:80]}")
         return Response(_static(name), media_type=STATIC[name])
 
-    async def meta(request: "Request") -> Response:
-        return JSONResponse(
+    async def meta(self, request: "Request") -> "Response":
+        media, session = self.media, self.session
+        return _json(
             {
                 "name": media.path.name,
                 "kind": media.kind,
@@ -155,18 +162,18 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
             }
         )
 
-    async def labels(request: "Request") -> Response:
+    async def labels(self, request: "Request") -> "Response":
         if request.method == "GET":
-            return JSONResponse(session.snapshot())
+            return _json(self.session.snapshot())
         body = await _json_body(request)
         if not isinstance(body, dict):
             raise LabelRequestError('the body must be an object {"changes": [...]}')
-        changed = session.apply(body.get("changes", []), body.get("position"))
-        return JSONResponse({"changed": changed, "revision": session.revision})
+        changed = self.session.apply(body.get("changes", []), body.get("position"))
+        return _json({"changed": changed, "revision": self.session.revision})
 
-    async def status(request: "Request") -> Response:
-        info = session.model
-        return JSONResponse(
+    async def status(self, request: "Request") -> "Response":
+        session, info = self.session, self.session.model
+        return _json(
             {
                 "revision": session.revision,
                 "saved_revision": session.saved_revision,
@@ -177,65 +184,87 @@ def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Sta
                     "default": info.default,
                     "status": info.status,
                     "done": info.done,
-                    "total": media.frames,
+                    "total": self.media.frames,
                     "message": info.message,
                 },
                 "counts": session.counts(),
             }
         )
 
-    async def needing(request: "Request") -> Response:  # Shift+→ (next after i) and Shift+← (previous before i)
+    async def needing(self, request: "Request") -> "Response":
+        """Shift+→ (the next frame needing a person after i) and Shift+← (the previous one before i)."""
         back = request.url.path.endswith("/previous")
-        name, lowest, highest = ("before", 0, media.frames) if back else ("after", -1, media.frames - 1)
+        count = self.media.frames
+        name, lowest, highest = ("before", 0, count) if back else ("after", -1, count - 1)
         try:
             at = int(request.query_params.get(name, str(highest if back else lowest)))
         except ValueError:
             raise LabelRequestError(f"{name} must be a frame number") from None
-        return JSONResponse({"frame": session.next_needing(max(lowest, min(at, highest)), -1 if back else 1)})
+        return _json({"frame": self.session.next_needing(max(lowest, min(at, highest)), -1 if back else 1)})
 
-    async def frame(request: "Request") -> Response:
+    async def frame(self, request: "Request") -> "Response":
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
+
         index = request.path_params["index"]
-        if not 0 <= index < media.frames:
-            return _error(404, f"frame {index} is outside 0..{media.frames - 1}")
-        data = await run_in_threadpool(frames.jpeg, index)
+        if not 0 <= index < self.media.frames:
+            return _error(404, f"frame {index} is outside 0..{self.media.frames - 1}")
+        data = await run_in_threadpool(self.frames.jpeg, index)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
-    async def bad_request(request: "Request", exc: Exception) -> Response:
-        status = (
-            413
-            if isinstance(exc, BodyTooLarge)
-            else 409
-            if isinstance(exc, LabelConflict)
-            else 422
-            if isinstance(exc, LabelRequestError)
-            else 400
-        )
-        return _error(status, str(exc))
 
-    async def http_error(request: "Request", exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        text = {404: "no such page", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
-        return _error(exc.status_code, text)
+async def _bad_request(request: "Request", exc: Exception) -> "Response":
+    """A request the session refuses: 413 too large, 409 a conflict with the file on disk, 422 invalid."""
+    status = (
+        413
+        if isinstance(exc, BodyTooLarge)
+        else 409
+        if isinstance(exc, LabelConflict)
+        else 422
+        if isinstance(exc, LabelRequestError)
+        else 400
+    )
+    return _error(status, str(exc))
 
-    async def failure(request: "Request", exc: Exception) -> Response:
-        from tracknet_cli.errors import TrackNetError, first_line
 
-        return _error(500, exc.line() if isinstance(exc, TrackNetError) else f"{type(exc).__name__}: {first_line(exc)}")
+async def _http_error(request: "Request", exc: Exception) -> "Response":
+    """Starlette's own 404 / 405, in our JSON shape."""
+    from starlette.exceptions import HTTPException
 
+    assert isinstance(exc, HTTPException)
+    text = {404: "no such page", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+    return _error(exc.status_code, text)
+
+
+async def _failure(request: "Request", exc: Exception) -> "Response":
+    """Anything else: a 500 with one line, never a traceback."""
+    from tracknet_cli.errors import TrackNetError, first_line
+
+    return _error(500, exc.line() if isinstance(exc, TrackNetError) else f"{type(exc).__name__}: {first_line(exc)}")
+
+
+def build_app(session: "LabelSession", frames: "FrameStore", token: str) -> "Starlette":
+    """The ASGI app serving one session (see the module doc for the endpoints)."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    api = _Endpoints(session, frames, token)
     routes = [
-        Route("/", page),
-        Route("/static/{name}", static),
-        Route("/api/meta", meta),
-        Route("/api/labels", labels, methods=["GET", "PUT"]),
-        Route("/api/status", status),
-        Route("/api/next", needing),
-        Route("/api/previous", needing),
-        Route("/api/frames/{index:int}", frame),
+        Route("/", api.page),
+        Route("/static/{name}", api.static),
+        Route("/api/meta", api.meta),
+        Route("/api/labels", api.labels, methods=["GET", "PUT"]),
+        Route("/api/status", api.status),
+        Route("/api/next", api.needing),
+        Route("/api/previous", api.needing),
+        Route("/api/frames/{index:int}", api.frame),
     ]
     return Starlette(
         routes=routes,
         middleware=[Middleware(_TokenGate, token=token)],
-        exception_handlers={LabelRequestError: bad_request, HTTPException: http_error, Exception: failure},
+        exception_handlers={LabelRequestError: _bad_request, HTTPException: _http_error, Exception: _failure},
     )
 
 

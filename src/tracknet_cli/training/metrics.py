@@ -279,6 +279,44 @@ def average_precision(scores: np.ndarray, correct: np.ndarray, num_positives: in
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def _frame_roles(
+    proto: ScoringProtocol, vis: np.ndarray, gt_xy: np.ndarray, state: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positive, negative, ignored) masks: a "ball" frame is scored only with a usable coordinate
+    (finite, and a state other than -1 unknown); a frame in neither role is ignored."""
+    positive, negative = proto.roles(vis)
+    usable = np.isfinite(gt_xy).all(axis=1)
+    if state is not None:
+        usable &= np.asarray(state).reshape(len(vis)) != -1
+    positive &= usable
+    return positive, negative, ~(positive | negative)
+
+
+def _closeness(
+    proto: ScoringProtocol, pred_xy: np.ndarray, gt_xy: np.ndarray, width: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(distance, within the protocol's tolerance) per frame; NaN distance (either point missing) is never close."""
+    with np.errstate(invalid="ignore"):
+        dist = np.sqrt(((pred_xy - gt_xy) ** 2).sum(axis=1))
+    tol = proto.tolerance(width)
+    close = (dist < tol) if proto.strict else (dist <= tol)
+    close &= np.isfinite(dist)
+    return dist, close
+
+
+def _outcomes(
+    positive: np.ndarray, negative: np.ndarray, detected: np.ndarray, close: np.ndarray
+) -> dict[str, np.ndarray]:
+    """One mask per outcome (the module doc defines them); ignored frames are in none."""
+    return {
+        "tp": positive & detected & close,
+        "fp1": positive & detected & ~close,
+        "fn": positive & ~detected,
+        "fp2": negative & detected,
+        "tn": negative & ~detected,
+    }
+
+
 def score_frames(
     pred_xy: np.ndarray,
     pred_score: np.ndarray,
@@ -306,28 +344,11 @@ def score_frames(
     vis = np.asarray(visibility).astype(np.int64).reshape(n)
     width = np.broadcast_to(np.asarray(source_width, dtype=np.float64), (n,))
 
-    positive, negative = proto.roles(vis)
-    usable = np.isfinite(gt_xy).all(axis=1)
-    if state is not None:
-        usable &= np.asarray(state).reshape(n) != -1
-    positive &= usable
-    ignored = ~(positive | negative)
-
+    positive, negative, ignored = _frame_roles(proto, vis, gt_xy, state)
     candidate = np.isfinite(pred_xy).all(axis=1) & np.isfinite(pred_score)
     detected = candidate & (pred_score >= threshold)
-    with np.errstate(invalid="ignore"):
-        dist = np.sqrt(((pred_xy - gt_xy) ** 2).sum(axis=1))
-    tol = proto.tolerance(width)
-    close = (dist < tol) if proto.strict else (dist <= tol)
-    close &= np.isfinite(dist)
-
-    outcome = {
-        "tp": positive & detected & close,
-        "fp1": positive & detected & ~close,
-        "fn": positive & ~detected,
-        "fp2": negative & detected,
-        "tn": negative & ~detected,
-    }
+    dist, close = _closeness(proto, pred_xy, gt_xy, width)
+    outcome = _outcomes(positive, negative, detected, close)
     by_visibility = {
         int(v): OutcomeCounts(**{k: int((m & (vis == v)).sum()) for k, m in outcome.items()})
         for v in np.unique(vis[~ignored])
