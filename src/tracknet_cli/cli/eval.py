@@ -10,7 +10,7 @@ import typer
 
 from tracknet_cli.choices import DEVICES, INFERENCE_PRECISIONS, PROTOCOL_NAMES, RUNTIMES, listed
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import RuntimeOpt, choice
+from tracknet_cli.cli.options import CHECKPOINT_HELP, DeviceOpt, RuntimeOpt, checkpoint_option, choice
 from tracknet_cli.errors import InputError
 
 EPILOG = (
@@ -22,88 +22,82 @@ EPILOG = (
 )
 
 
+CheckpointOpt = Annotated[Optional[str], checkpoint_option(CHECKPOINT_HELP)]
+DataRootOpt = Annotated[
+    Optional[Path], typer.Option("--data-root", help="Dataset to score on. \\[default: the checkpoint's data.root]")
+]
+SplitOpt = Annotated[
+    str,
+    typer.Option(
+        "--split", help="test | val | train | all (test falls back to all clips when the config has no test split)."
+    ),
+]
+ProtocolOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--protocol", help=f"{listed(PROTOCOL_NAMES)}. \\[default: the checkpoint's training.protocol, or v2]"
+    ),
+]
+ThresholdOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--threshold",
+        help="Detection score threshold. \\[default: the checkpoint's; with --pred-csv 0: every visible row counts]",
+    ),
+]
+PrecisionOpt = Annotated[
+    str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: as predict picks it)")
+]
+BatchOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--batch",
+        min=1,
+        help="Windows per forward pass. \\[default: the training batch on a GPU; on a CPU 2 at 256x144, 1 at 512x288]",
+    ),
+]
+SaveCsvOpt = Annotated[
+    Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")
+]
+PredCsvOpt = Annotated[
+    Optional[Path], typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt).")
+]
+GtOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--gt",
+        help="Ground-truth dataset: for --pred-csv, or with --checkpoint the dataset to score on (as --data-root).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="With --pred-csv: refuse CSVs with unreadable rows (exit 2) instead of scoring them as no detection.",
+    ),
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="With --save-csv: replace existing CSVs (never the dataset's own labels).")
+]
+
+
 def evaluate_command(
-    checkpoint: Annotated[
-        Optional[str],
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            metavar="NAME|FILE|RUN",
-            help=(
-                "A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), "
-                "a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) "
-                "or a Hugging Face repo id org/name."
-            ),
-        ),
-    ] = None,
-    data_root: Annotated[
-        Optional[Path], typer.Option("--data-root", help="Dataset to score on. \\[default: the checkpoint's data.root]")
-    ] = None,
-    split: Annotated[
-        str,
-        typer.Option(
-            "--split", help="test | val | train | all (test falls back to all clips when the config has no test split)."
-        ),
-    ] = "test",
-    protocol: Annotated[
-        Optional[str],
-        typer.Option(
-            "--protocol", help=f"{listed(PROTOCOL_NAMES)}. \\[default: the checkpoint's training.protocol, or v2]"
-        ),
-    ] = None,
-    threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            "--threshold",
-            help=(
-                "Detection score threshold. \\[default: the checkpoint's; with --pred-csv 0: every visible row counts]"
-            ),
-        ),
-    ] = None,
-    device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
-    precision: Annotated[
-        str, typer.Option("--precision", help=f"{listed(INFERENCE_PRECISIONS)} (auto: as predict picks it)")
-    ] = "auto",
+    checkpoint: CheckpointOpt = None,
+    data_root: DataRootOpt = None,
+    split: SplitOpt = "test",
+    protocol: ProtocolOpt = None,
+    threshold: ThresholdOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     runtime: RuntimeOpt = "auto",
-    batch: Annotated[
-        Optional[int],
-        typer.Option(
-            "--batch",
-            min=1,
-            help=(
-                "Windows per forward pass. "
-                "\\[default: the training batch on a GPU; on a CPU 2 at 256x144, 1 at 512x288]"
-            ),
-        ),
-    ] = None,
-    save_csv: Annotated[
-        Optional[Path], typer.Option("--save-csv", help="Write per-clip predictions as DIR/<game>/<clip>/Label.csv.")
-    ] = None,
-    pred_csv: Annotated[
-        Optional[Path],
-        typer.Option("--pred-csv", help="Score these per-clip CSVs instead of a checkpoint (with --gt)."),
-    ] = None,
-    gt: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--gt",
-            help="Ground-truth dataset: for --pred-csv, or with --checkpoint the dataset to score on (as --data-root).",
-        ),
-    ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON: totals at the top level and a `clips` list.")
-    ] = False,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict",
-            help="With --pred-csv: refuse CSVs with unreadable rows (exit 2) instead of scoring them as no detection.",
-        ),
-    ] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="With --save-csv: replace existing CSVs (never the dataset's own labels)."),
-    ] = False,
+    batch: BatchOpt = None,
+    save_csv: SaveCsvOpt = None,
+    pred_csv: PredCsvOpt = None,
+    gt: GtOpt = None,
+    as_json: JsonOpt = False,
+    strict: StrictOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Precision, recall, F1, accuracy and errors per clip and in total, under a named protocol."""
     from tracknet_cli.training.evaluate import SPLIT_CHOICES
@@ -125,18 +119,24 @@ def evaluate_command(
             "give --checkpoint NAME|FILE|RUN, or --pred-csv DIR --gt PATH", param_hint="--checkpoint"
         )
     else:
-        if gt is not None:  # what a user means by it: score the checkpoint on that dataset (as --data-root)
-            if data_root is not None and data_root.resolve() != gt.resolve():
-                raise typer.BadParameter(
-                    f"with --checkpoint, --gt is the dataset to score on, as --data-root: "
-                    f"give one of them, not {gt} and {data_root}",
-                    param_hint="--gt",
-                )
-            data_root = gt
+        data_root = _data_root(data_root, gt)
         payload = _score_checkpoint(
             checkpoint, data_root, split, protocol, threshold, device, precision, batch, save_csv, overwrite, runtime
         )
     _render(payload, as_json)
+
+
+def _data_root(data_root: Optional[Path], gt: Optional[Path]) -> Optional[Path]:
+    """The dataset a checkpoint is scored on: --gt, with --checkpoint, is what a user means by --data-root."""
+    if gt is None:
+        return data_root
+    if data_root is not None and data_root.resolve() != gt.resolve():
+        raise typer.BadParameter(
+            f"with --checkpoint, --gt is the dataset to score on, as --data-root: "
+            f"give one of them, not {gt} and {data_root}",
+            param_hint="--gt",
+        )
+    return gt
 
 
 def _score_checkpoint(

@@ -9,7 +9,7 @@ import typer
 
 from tracknet_cli.choices import EXPORT_FORMATS, listed
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import choice
+from tracknet_cli.cli.options import checkpoint_option, choice
 
 EPILOG = (
     "Examples:\n\n"
@@ -24,15 +24,9 @@ EPILOG = (
 def export_command(
     checkpoint: Annotated[
         str,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            metavar="NAME|FILE|RUN",
-            show_default=False,
-            help=(
-                "A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), "
-                "a runs folder (the newest run) or a Hugging Face repo id org/name."
-            ),
+        checkpoint_option(
+            "A ready model's name (tracknet models), weights (.safetensors), a run directory (its best weights), "
+            "a runs folder (the newest run) or a Hugging Face repo id org/name."
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", show_default=False, help="The file to write (NAME.onnx).")],

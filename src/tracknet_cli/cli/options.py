@@ -1,12 +1,13 @@
-"""Options shared by every command that takes a profile selection."""
+"""Options more than one command takes, declared once: the profile selection (train, config), the
+model to run (--checkpoint, --device, --runtime)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from tracknet_cli.choices import RUNTIMES, listed
+from tracknet_cli.choices import DEVICES, RUNTIMES, listed
 from tracknet_cli.config.load import ResolvedConfig, resolve, selection_from
 
 RuntimeOpt = Annotated[
@@ -18,6 +19,20 @@ RuntimeOpt = Annotated[
         "onnxruntime)",
     ),
 ]
+DeviceOpt = Annotated[str, typer.Option("--device", help=listed(DEVICES))]
+# What --checkpoint accepts; each command says its default (predict), or that it reads no ONNX file (export).
+CHECKPOINT_HELP = (
+    "A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), "
+    "a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) "
+    "or a Hugging Face repo id org/name."
+)
+
+
+def checkpoint_option(help: str) -> Any:
+    """--checkpoint/-c NAME|FILE|RUN with the command's own help (what it accepts and its default)."""
+    return typer.Option("--checkpoint", "-c", metavar="NAME|FILE|RUN", show_default=False, help=help)
+
+
 ProfileOpt = Annotated[
     Optional[str],
     typer.Option(

@@ -10,12 +10,14 @@ import typer
 
 from tracknet_cli.choices import CSV_FORMATS, DEVICES, INFERENCE_PRECISIONS, RUNTIMES, listed
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import RuntimeOpt, choice
+from tracknet_cli.cli.options import CHECKPOINT_HELP, DeviceOpt, RuntimeOpt, checkpoint_option, choice
 from tracknet_cli.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.predict.pipeline import PredictionSummary
     from tracknet_cli.predict.sources import FrameSource
+    from tracknet_cli.predict.tracker import Tracker
+    from tracknet_cli.pretrained.resolve import ResolvedCheckpoint
 
 EPILOG = (
     "Examples:\n\n"
@@ -31,119 +33,95 @@ EPILOG = (
 
 RUNS_ROOT = Path("runs/predict")
 
+InputsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="INPUT...", show_default=False, help="Videos, folders of frames, folders of videos, or images."
+    ),
+]
+CheckpointOpt = Annotated[Optional[str], checkpoint_option(f"{CHECKPOINT_HELP} \\[default: the default ready model]")]
+OutOpt = Annotated[
+    Optional[Path],
+    typer.Option("--out", help="Overlay video path (single input). \\[default: runs/predict/expN/<stem>.mp4]"),
+]
+CsvOpt = Annotated[
+    Optional[Path], typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]")
+]
+NoVideoOpt = Annotated[bool, typer.Option("--no-video", help="Write only the CSV.")]
+BatchOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--batch", min=1, help="Windows per forward pass. \\[default: 8 on a GPU; on a CPU 2 at 256x144, 1 at 512x288]"
+    ),
+]
+StartOpt = Annotated[int, typer.Option("--start", min=0, help="First frame (0-based).")]
+EndOpt = Annotated[
+    Optional[int], typer.Option("--end", min=1, help="Stop before this frame (exclusive). \\[default: the last frame]")
+]
+ThresholdOpt = Annotated[
+    Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's]")
+]
+MaxGapOpt = Annotated[
+    int,
+    typer.Option("--max-gap", min=0, help="Fill gaps of at most N frames between detections (flagged Interpolated)."),
+]
+MaxJumpOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-jump",
+        help="Reject jumps beyond PX source pixels per frame unless confirmed. \\[default: 10% of the frame diagonal]",
+    ),
+]
+NoTrackOpt = Annotated[
+    bool, typer.Option("--no-track", help="Raw thresholded detections: no gating, resets or gap filling.")
+]
+TrailOpt = Annotated[int, typer.Option("--trail", min=0, help="Overlay: fading trail of the last N positions.")]
+OverlayScaleOpt = Annotated[
+    float,
+    typer.Option("--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode)."),
+]
+CsvFormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--csv-format",
+        help=f"{listed(CSV_FORMATS)}: default Frame,Visibility,X,Y,Score,Interpolated; tracknet the Label.csv dialect",
+    ),
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help=(
+            f"{listed(INFERENCE_PRECISIONS)} (auto: bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it)"
+        ),
+    ),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+
 
 def predict(
-    inputs: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="INPUT...", show_default=False, help="Videos, folders of frames, folders of videos, or images."
-        ),
-    ],
-    checkpoint: Annotated[
-        Optional[str],
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            show_default=False,
-            metavar="NAME|FILE|RUN",
-            help=(
-                "A ready model's name (tracknet models), weights (.safetensors, or .onnx from tracknet export), "
-                "a run directory (its best weights), a runs folder such as runs/quickstart (the newest run) "
-                "or a Hugging Face repo id org/name. \\[default: the default ready model]"
-            ),
-        ),
-    ] = None,
-    out: Annotated[
-        Optional[Path],
-        typer.Option("--out", help="Overlay video path (single input). \\[default: runs/predict/expN/<stem>.mp4]"),
-    ] = None,
-    csv: Annotated[
-        Optional[Path],
-        typer.Option("--csv", help="CSV path (single input). \\[default: beside the overlay, <stem>.csv]"),
-    ] = None,
-    no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV.")] = False,
-    batch: Annotated[
-        Optional[int],
-        typer.Option(
-            "--batch",
-            min=1,
-            help="Windows per forward pass. \\[default: 8 on a GPU; on a CPU 2 at 256x144, 1 at 512x288]",
-        ),
-    ] = None,
-    device: Annotated[str, typer.Option("--device", help=listed(DEVICES))] = "auto",
-    start: Annotated[int, typer.Option("--start", min=0, help="First frame (0-based).")] = 0,
-    end: Annotated[
-        Optional[int],
-        typer.Option("--end", min=1, help="Stop before this frame (exclusive). \\[default: the last frame]"),
-    ] = None,
-    threshold: Annotated[
-        Optional[float], typer.Option("--threshold", help="Detection score threshold. \\[default: the checkpoint's]")
-    ] = None,
-    max_gap: Annotated[
-        int,
-        typer.Option(
-            "--max-gap", min=0, help="Fill gaps of at most N frames between detections (flagged Interpolated)."
-        ),
-    ] = 5,
-    max_jump: Annotated[
-        Optional[float],
-        typer.Option(
-            "--max-jump",
-            help=(
-                "Reject jumps beyond PX source pixels per frame unless confirmed. "
-                "\\[default: 10% of the frame diagonal]"
-            ),
-        ),
-    ] = None,
-    no_track: Annotated[
-        bool, typer.Option("--no-track", help="Raw thresholded detections: no gating, resets or gap filling.")
-    ] = False,
-    trail: Annotated[int, typer.Option("--trail", min=0, help="Overlay: fading trail of the last N positions.")] = 10,
-    overlay_scale: Annotated[
-        float,
-        typer.Option(
-            "--overlay-scale", help="Overlay size as a fraction of the input (0.5: 4x fewer pixels to encode)."
-        ),
-    ] = 1.0,
-    csv_format: Annotated[
-        str,
-        typer.Option(
-            "--csv-format",
-            help=(
-                f"{listed(CSV_FORMATS)}: default Frame,Visibility,X,Y,Score,Interpolated; "
-                "tracknet the Label.csv dialect"
-            ),
-        ),
-    ] = "default",
-    precision: Annotated[
-        str,
-        typer.Option(
-            "--precision",
-            help=(
-                f"{listed(INFERENCE_PRECISIONS)} "
-                "(auto: bf16/fp16 on GPUs; on CPUs with native bf16 as training picks it)"
-            ),
-        ),
-    ] = "auto",
+    inputs: InputsArg,
+    checkpoint: CheckpointOpt = None,
+    out: OutOpt = None,
+    csv: CsvOpt = None,
+    no_video: NoVideoOpt = False,
+    batch: BatchOpt = None,
+    device: DeviceOpt = "auto",
+    start: StartOpt = 0,
+    end: EndOpt = None,
+    threshold: ThresholdOpt = None,
+    max_gap: MaxGapOpt = 5,
+    max_jump: MaxJumpOpt = None,
+    no_track: NoTrackOpt = False,
+    trail: TrailOpt = 10,
+    overlay_scale: OverlayScaleOpt = 1.0,
+    csv_format: CsvFormatOpt = "default",
+    precision: PrecisionOpt = "auto",
     runtime: RuntimeOpt = "auto",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Ball position for every frame: a CSV, and an overlay video with the ball and its trail."""
-    choice(device, DEVICES, "--device")
-    choice(runtime, RUNTIMES, "--runtime")
-    choice(csv_format, CSV_FORMATS, "--csv-format")
-    choice(precision, INFERENCE_PRECISIONS, "--precision")
-    from tracknet_cli.predict.tracking import TrackingConfig
-
-    # --threshold, --max-gap, --max-jump are checked where they are owned, before sources or model load.
-    TrackingConfig.check_options(threshold, max_gap, max_jump)
-    if not 0.0 < overlay_scale <= 4.0:
-        raise typer.BadParameter("must be in (0, 4]", param_hint="--overlay-scale")
-    if no_video and out is not None:
-        raise typer.BadParameter(
-            "--out names the overlay video, which --no-video turns off (use --csv)", param_hint="--out"
-        )
-
+    _check_options(device, runtime, csv_format, precision, threshold, max_gap, max_jump, overlay_scale, no_video, out)
     from tracknet_cli.predict.sources import open_sources
     from tracknet_cli.predict.tracker import Tracker
 
@@ -172,6 +150,45 @@ def predict(
         runtime=runtime,
     )
     targets = named or _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path])
+    _show_model(resolved, tracker)
+    totals = [
+        _predict_one(tracker, source, csv_path, video_path, csv_format, trail, overlay_scale, overwrite)
+        for source, (csv_path, video_path) in zip(sources, targets)
+    ]
+    if len(totals) > 1:
+        _show_total(totals)
+
+
+def _check_options(
+    device: str,
+    runtime: str,
+    csv_format: str,
+    precision: str,
+    threshold: Optional[float],
+    max_gap: int,
+    max_jump: Optional[float],
+    overlay_scale: float,
+    no_video: bool,
+    out: Optional[Path],
+) -> None:
+    """What the command line alone can refuse, before sources or the model are opened."""
+    choice(device, DEVICES, "--device")
+    choice(runtime, RUNTIMES, "--runtime")
+    choice(csv_format, CSV_FORMATS, "--csv-format")
+    choice(precision, INFERENCE_PRECISIONS, "--precision")
+    from tracknet_cli.predict.tracking import TrackingConfig
+
+    # --threshold, --max-gap, --max-jump are checked where they are owned, before sources or model load.
+    TrackingConfig.check_options(threshold, max_gap, max_jump)
+    if not 0.0 < overlay_scale <= 4.0:
+        raise typer.BadParameter("must be in (0, 4]", param_hint="--overlay-scale")
+    if no_video and out is not None:
+        raise typer.BadParameter(
+            "--out names the overlay video, which --no-video turns off (use --csv)", param_hint="--out"
+        )
+
+
+def _show_model(resolved: "ResolvedCheckpoint", tracker: "Tracker") -> None:
     engine = tracker.engine
     if engine.runtime_note:
         console.warn(engine.runtime_note)
@@ -184,38 +201,50 @@ def predict(
         f"threshold {tracker.threshold:.3f}{'' if tracker.tracking.enabled else ', no tracking'}"
     )
 
+
+def _predict_one(
+    tracker: "Tracker",
+    source: "FrameSource",
+    csv_path: Path,
+    video_path: Optional[Path],
+    csv_format: str,
+    trail: int,
+    overlay_scale: float,
+    overwrite: bool,
+) -> "PredictionSummary":
+    """One input's CSV (and overlay), with its progress and its result line."""
     from tracknet_cli.predict.pipeline import write_outputs
 
-    totals: list[PredictionSummary] = []
-    for source, (csv_path, video_path) in zip(sources, targets):
-        with _Progress(source) as progress:
-            summary = write_outputs(
-                lambda size, s=source: tracker.stream(s, overlay_size=size),
-                source,
-                csv_path=csv_path,
-                video_path=video_path,
-                csv_format=csv_format,  # type: ignore[arg-type]
-                trail=trail,
-                overlay_scale=overlay_scale,
-                overwrite=overwrite,
-                on_row=progress.update,
-            )
-            progress.done(summary)
-        if summary.warning:
-            console.warn(summary.warning)
-        written = ", ".join(str(p) for p in (summary.csv_path, summary.video_path) if p is not None)
-        console.out.print(f"{source.info.stem}: {summary.line()} → {written}", markup=False, highlight=False)
-        totals.append(summary)
-    if len(totals) > 1:
-        frames = sum(s.frames for s in totals)
-        seconds = sum(s.seconds for s in totals)
-        console.out.print(
-            f"total: {len(totals)} inputs, {frames} frames, {sum(s.detections for s in totals)} detections, "
-            f"{sum(s.interpolated for s in totals)} interpolated, {seconds:.1f} s, "
-            f"{frames / seconds if seconds > 0 else 0.0:.1f} frames/s",
-            markup=False,
-            highlight=False,
+    with _Progress(source) as progress:
+        summary = write_outputs(
+            lambda size: tracker.stream(source, overlay_size=size),
+            source,
+            csv_path=csv_path,
+            video_path=video_path,
+            csv_format=csv_format,  # type: ignore[arg-type]
+            trail=trail,
+            overlay_scale=overlay_scale,
+            overwrite=overwrite,
+            on_row=progress.update,
         )
+        progress.done(summary)
+    if summary.warning:
+        console.warn(summary.warning)
+    written = ", ".join(str(p) for p in (summary.csv_path, summary.video_path) if p is not None)
+    console.out.print(f"{source.info.stem}: {summary.line()} → {written}", markup=False, highlight=False)
+    return summary
+
+
+def _show_total(totals: list["PredictionSummary"]) -> None:
+    frames = sum(s.frames for s in totals)
+    seconds = sum(s.seconds for s in totals)
+    console.out.print(
+        f"total: {len(totals)} inputs, {frames} frames, {sum(s.detections for s in totals)} detections, "
+        f"{sum(s.interpolated for s in totals)} interpolated, {seconds:.1f} s, "
+        f"{frames / seconds if seconds > 0 else 0.0:.1f} frames/s",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _targets(

@@ -30,9 +30,10 @@ class TrainProgress:
         self.task: Any = None
         self._last_logged = 0
 
-    def __enter__(self) -> "TrainProgress":
+    def __enter__(self) -> Any:
+        """The bar starts; the loop's `Hooks` that feed it are what `with` gives."""
         self.progress.__enter__()
-        return self
+        return self.hooks()
 
     def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)

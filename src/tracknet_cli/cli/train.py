@@ -12,7 +12,7 @@ import typer
 
 from tracknet_cli.cli import console
 from tracknet_cli.cli.options import DataOpt, ModelOpt, ProfileOpt, SetOpt, TrainingOpt, resolve_selection
-from tracknet_cli.errors import EXIT_FAILURE, ConfigError, InputError, Reported, RuntimeFailure, TrackNetError
+from tracknet_cli.errors import EXIT_FAILURE, InputError, Reported, TrackNetError
 
 EPILOG = (
     "Examples:\n\n"
@@ -26,58 +26,67 @@ EPILOG = (
 )
 
 
+OutOpt = Annotated[
+    Optional[Path], typer.Option("--out", help="Run directory (new or empty). \\[default: runs/<profile>/expN]")
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Build data and model, run one batch forward and backward, write nothing.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="With --dry-run: print the report as JSON.")]
+ResumeOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets)."
+    ),
+]
+InitFromOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--init-from",
+        metavar="NAME|FILE|RUN",
+        help=(
+            "Start a new run from a trained model's weights: a ready model's name (tracknet models), "
+            "a .safetensors file, a run directory or a Hugging Face repo id."
+        ),
+    ),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help=(
+            "Refuse to train (exit 2) when a clip under data.root cannot be read, "
+            "instead of leaving it out with a warning."
+        ),
+    ),
+]
+DevicesOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--devices",
+        min=1,
+        help=(
+            "Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
+            "DistributedDataParallel under torchrun. Effective batch = batch_size x N x grad_accumulation. "
+            "\\[default: 1]"
+        ),
+    ),
+]
+
+
 def train(
     profile: ProfileOpt = None,
     data: DataOpt = None,
     model: ModelOpt = None,
     training: TrainingOpt = None,
     set_: SetOpt = None,
-    out: Annotated[
-        Optional[Path], typer.Option("--out", help="Run directory (new or empty). \\[default: runs/<profile>/expN]")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Build data and model, run one batch forward and backward, write nothing.")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the report as JSON.")] = False,
-    resume: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--resume", help="Continue RUN_DIR from its state/last.pt (its config.yaml; --set may change budgets)."
-        ),
-    ] = None,
-    init_from: Annotated[
-        Optional[str],
-        typer.Option(
-            "--init-from",
-            metavar="NAME|FILE|RUN",
-            help=(
-                "Start a new run from a trained model's weights: a ready model's name (tracknet models), "
-                "a .safetensors file, a run directory or a Hugging Face repo id."
-            ),
-        ),
-    ] = None,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict",
-            help=(
-                "Refuse to train (exit 2) when a clip under data.root cannot be read, "
-                "instead of leaving it out with a warning."
-            ),
-        ),
-    ] = False,
-    devices: Annotated[
-        Optional[int],
-        typer.Option(
-            "--devices",
-            min=1,
-            help=(
-                "Train with N processes on this machine (one per GPU; CPU processes without CUDA), "
-                "DistributedDataParallel under torchrun. Effective batch = batch_size x N x grad_accumulation. "
-                "\\[default: 1]"
-            ),
-        ),
-    ] = None,
+    out: OutOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+    resume: ResumeOpt = None,
+    init_from: InitFromOpt = None,
+    strict: StrictOpt = False,
+    devices: DevicesOpt = None,
 ) -> None:
     """Train a heatmap model; writes runs/<profile>/expN (config, log, metrics, overlays, weights, state)."""
     from tracknet_cli.training.distributed import under_torchrun
@@ -92,12 +101,7 @@ def train(
             raise typer.BadParameter(
                 "--resume takes the run's own config: only --set may go with it", param_hint="--resume"
             )
-        if launch:
-            config = _resume_config(resume, set_ or [])
-            _check_devices(devices, config)
-            _launch(devices, config, ["--resume", str(resume), *_set_args(set_)])
-        else:
-            _resume(resume, set_ or [])
+        _resume(resume, set_ or [], devices if launch else None)
         return
     if init_from is not None and all(v is None for v in (profile, data, model, training)):
         # Fine-tuning a ready model: its own recipe (the bundled models' architecture and crops), 5 minutes.
@@ -114,45 +118,54 @@ def train(
         return
     if as_json:
         raise typer.BadParameter("--json goes with --dry-run", param_hint="--json")
-    init_path: Optional[Path] = None
-    if init_from is not None:
-        from tracknet_cli.inference.checkpoint import check_init_from
-        from tracknet_cli.pretrained.resolve import resolve_checkpoint
-
-        init_path = resolve_checkpoint(init_from, option="--init-from").path
-        check_init_from(resolved.config, init_path, init_from)
+    init_path = _init_path(init_from, resolved.config)
     from tracknet_cli.data.datasets import check_training_data
-    from tracknet_cli.inference.rundir import create_run_dir
     from tracknet_cli.training.loggers import require_trackers
 
     require_trackers(resolved.config)  # before a run directory exists
     _report_skipped(check_training_data(resolved.config), strict)
     if launch:
-        _check_devices(devices, resolved.config)
-        run_dir = create_run_dir(resolved.profile_name, out, claim=False).resolve()  # created once, for every rank
-        picked = [
-            (flag, v)
-            for flag, v in (
-                ("--profile", profile),
-                ("--data", data),
-                ("--model", model),
-                ("--training", training),
-                ("--init-from", init_path),
-            )
-            if v is not None
-        ]
-        worker = [a for flag, v in picked for a in (flag, str(v))] + _set_args(set_) + ["--out", str(run_dir)]
-        _launch(devices, resolved.config, worker)
-        return
+        picked = {"--profile": profile, "--data": data, "--model": model, "--training": training}
+        _launch_new(devices, resolved, out, {**picked, "--init-from": init_path}, set_)
+    else:
+        _train_new(resolved, out, init_path)
+
+
+FINETUNE_PROFILE = "finetune"
+
+
+def _init_path(init_from: Optional[str], config) -> Optional[Path]:
+    """The weights --init-from names, checked against the config before anything is written."""
+    if init_from is None:
+        return None
+    from tracknet_cli.inference.checkpoint import check_init_from
+    from tracknet_cli.pretrained.resolve import resolve_checkpoint
+
+    init_path = resolve_checkpoint(init_from, option="--init-from").path
+    check_init_from(config, init_path, init_from)
+    return init_path
+
+
+def _launch_new(devices: int, resolved, out: Optional[Path], picked: dict, sets: Optional[list[str]]) -> None:
+    """A new run as `devices` processes: the run directory is created here, once, for every rank."""
+    from tracknet_cli.inference.rundir import create_run_dir
+    from tracknet_cli.training.launch import check_devices
+
+    check_devices(devices, resolved.config)
+    run_dir = create_run_dir(resolved.profile_name, out, claim=False).resolve()
+    worker = [a for flag, v in picked.items() if v is not None for a in (flag, str(v))]
+    _launch(devices, resolved.config, worker + _set_args(sets) + ["--out", str(run_dir)])
+
+
+def _train_new(resolved, out: Optional[Path], init_path: Optional[Path]) -> None:
+    """A new run in this process (one rank of it under torchrun)."""
+    from tracknet_cli.inference.rundir import create_run_dir
     from tracknet_cli.training.distributed import context_from_env, main_only, process_group
 
     ctx = context_from_env()
     with _rank_errors(ctx), process_group(ctx, resolved.config.training.device):
         run_dir = main_only(ctx, lambda: create_run_dir(resolved.profile_name, out))
         _run(resolved.config, run_dir, init_from=init_path, dist=ctx)
-
-
-FINETUNE_PROFILE = "finetune"
 
 
 def _report_skipped(problems: list, strict: bool) -> None:
@@ -174,37 +187,11 @@ def _set_args(sets: Optional[list[str]]) -> list[str]:
     return [a for s in sets or [] for a in ("--set", s)]
 
 
-def _check_devices(devices: int, config) -> None:
-    import torch
-
-    from tracknet_cli.training.distributed import backend_for
-
-    if config.training.device == "mps":
-        raise ConfigError(
-            "--devices: distributed training runs on CUDA (nccl) or CPU (gloo): set training.device=cpu or cuda"
-        )
-    backend = backend_for(config.training.device)
-    if backend == "nccl" and devices > torch.cuda.device_count():
-        raise ConfigError(
-            f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s) visible "
-            f"(lower --devices, or set training.device=cpu for CPU processes)"
-        )
-
-
 def _launch(devices: int, config, worker_args: list[str]) -> None:
     """`--devices N` outside torchrun: start N copies of this command under torchrun and end as they do."""
-    from tracknet_cli.training.distributed import backend_for, launch_local
+    from tracknet_cli.training.launch import launch
 
-    backend = backend_for(config.training.device)
-    console.info(
-        f"launching {devices} processes under torchrun ({'nccl, one per GPU' if backend == 'nccl' else 'gloo on CPU'})"
-    )
-    flags = (["--debug"] if console.debug_enabled() else []) + (["--quiet"] if console.quiet() else [])
-    result = launch_local(devices, [*flags, "train", *worker_args], verbose=console.debug_enabled())
-    if result.message:
-        raise RuntimeFailure(result.message)
-    if result.exit_code:
-        raise Reported(result.exit_code)  # the failing rank already printed its line
+    launch(devices, config, worker_args, debug=console.debug_enabled(), quiet=console.quiet(), info=console.info)
 
 
 @contextmanager
@@ -226,20 +213,18 @@ def _rank_errors(ctx):
         raise Reported(exc.exit_code) from None
 
 
-def _resume_config(run_dir: Path, sets: list[str]):
-    from tracknet_cli.config.load import load_run_config
-    from tracknet_cli.training.artifacts import STATE_FILE
-
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / STATE_FILE).is_file():
-        raise InputError(f"--resume {run_dir}: not a run directory with config.yaml and state/last.pt")
-    return load_run_config(run_dir / "config.yaml", sets)
-
-
-def _resume(run_dir: Path, sets: list[str]) -> None:
-    from tracknet_cli.training.artifacts import RunDirectory
+def _resume(run_dir: Path, sets: list[str], devices: Optional[int]) -> None:
+    """--resume: the run's own config (`sets` applied) and its state; under torchrun when `devices` is given."""
+    from tracknet_cli.training.artifacts import RunDirectory, resume_config
     from tracknet_cli.training.distributed import context_from_env, main_only, process_group
 
-    config = _resume_config(run_dir, sets)
+    config = resume_config(run_dir, sets)
+    if devices is not None:
+        from tracknet_cli.training.launch import check_devices
+
+        check_devices(devices, config)
+        _launch(devices, config, ["--resume", str(run_dir), *_set_args(sets)])
+        return
     ctx = context_from_env()
     with _rank_errors(ctx):
         state = RunDirectory(run_dir).load_state()
@@ -251,22 +236,17 @@ def _resume(run_dir: Path, sets: list[str]) -> None:
 
 
 def _run(config, run_dir: Path, **kwargs) -> None:
-    import signal
-
-    from tracknet_cli import stopping
     from tracknet_cli.cli.progress import TrainProgress
-    from tracknet_cli.training.loop import fit
+    from tracknet_cli.training.launch import run
 
     dist = kwargs.get("dist")
-    main = dist is None or dist.is_main
     console.info(f"run directory: {run_dir}")
-    # `kill PID`, `docker stop`, a scheduler's preemption stop as Ctrl-C does (state and last weights
-    # saved, exit 130): a run started with `nohup ... &` ignores SIGINT, so SIGTERM is how it is
-    # stopped. Further SIGTERMs are ignored while the state is written (writes are atomic).
-    with stopping.interrupting((signal.SIGTERM,)), TrainProgress() as progress:
-        result = fit(config, run_dir, progress.hooks(), **kwargs)
-    if not main:
-        return
+    result = run(config, run_dir, TrainProgress(), **kwargs)
+    if dist is None or dist.is_main:
+        _show_summary(run_dir, result)
+
+
+def _show_summary(run_dir: Path, result) -> None:
     best = result.best
     summary = {
         "run_dir": str(run_dir),

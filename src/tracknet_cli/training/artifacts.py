@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tracknet_cli.atomic import atomic_path, atomic_write_text
-from tracknet_cli.config.load import dump_yaml
+from tracknet_cli.config.load import dump_yaml, load_run_config
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import InputError, first_line
 
@@ -256,6 +256,14 @@ class _KeepsWriteError:
         except OSError as exc:
             self.error = exc
             raise
+
+
+def resume_config(run_dir: Path, sets: list[str]) -> TrackNetConfig:
+    """The config `--resume RUN_DIR` continues with: the run's own config.yaml, `sets` applied (budgets
+    may change). A directory without config.yaml and the state is one `InputError` line."""
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / STATE_FILE).is_file():
+        raise InputError(f"--resume {run_dir}: not a run directory with config.yaml and state/last.pt")
+    return load_run_config(run_dir / "config.yaml", sets)
 
 
 def _state_problem(exc: Exception) -> str:
