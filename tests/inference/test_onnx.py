@@ -18,7 +18,7 @@ import torch
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import InputError, UsageError
 from tracknet_cli.inference import onnx as tn_onnx
-from tracknet_cli.inference.checkpoint import load_model, raw_metadata, read_metadata, save_checkpoint
+from tracknet_cli.inference.checkpoint import load_model, onnx_metadata, raw_metadata, read_metadata, save_checkpoint
 from tracknet_cli.inference.engine import load_engine
 from tracknet_cli.inference.onnx import ExportFailed, choose_runtime, export_checkpoint, load_onnx_model, missing
 from tracknet_cli.models import build_model
@@ -116,7 +116,7 @@ def test_the_graph_takes_uint8_frames_and_carries_the_checkpoint_metadata(checkp
     assert outputs == {"logits": ["batch", 3, 20, 36], "no_ball": ["batch", 3]}
     assert proto.opset_import[0].version == tn_onnx.OPSET
     # The same tracknet.* strings, so the same CheckpointMeta, without torch weights.
-    assert tn_onnx.onnx_metadata(exported) == raw_metadata(checkpoint)
+    assert onnx_metadata(exported) == raw_metadata(checkpoint)
     meta, original = read_metadata(exported), read_metadata(checkpoint)
     assert meta == original
     assert (meta.threshold, meta.loss, meta.metrics, meta.extra) == (

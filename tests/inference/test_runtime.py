@@ -13,9 +13,7 @@ from tracknet_cli.inference.runtime import (
     CpuBf16,
     cpu_bf16_support,
     kernels_below_avx512,
-    pick_fastest,
     prepare_model_precision,
-    probe_speed,
     resolve_precision,
 )
 from tracknet_cli.models import build_model
@@ -73,30 +71,6 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
         assert cpu_bf16_support(info) == CpuBf16(True, "avx512_bf16")
 
 
-def test_pick_fastest_needs_a_clear_win() -> None:
-    assert pick_fastest({"fp32": 1.0, "bf16": 0.5}) == "bf16"
-    assert pick_fastest({"fp32": 1.0, "bf16": 0.95}) == "fp32"  # 5 % is noise on a shared machine
-    assert pick_fastest({"fp32": 1.0, "bf16": 2.0}) == "fp32"  # the ViT case in FINDINGS
-    assert pick_fastest({"fp32": 1.0, "bf16": 0.5, "bf16+cl": 0.49}) == "bf16"  # cl must win by 5 %
-    assert pick_fastest({"fp32": 1.0, "bf16": 0.5, "bf16+cl": 0.4}) == "bf16+cl"
-    assert pick_fastest({"fp32": 1.0, "bf16": 1.0, "bf16+cl": 0.8}) == "bf16+cl"
-
-
-# ---------------------------------------------------------------- the probe on the real model
-def test_probe_measures_without_changing_the_model() -> None:
-    torch.manual_seed(0)
-    model = build_model(quickstart()).train()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    rng = torch.get_rng_state()
-    seconds = probe_speed(model, (2, 3, 3, 32, 64), channels_last=True, rounds=1)
-    assert seconds is not None and set(seconds) == {"fp32", "bf16", "bf16+cl"}
-    assert all(0 < s < 30 for s in seconds.values())
-    assert model.training and all(p.grad is None for p in model.parameters())
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert torch.equal(torch.get_rng_state(), rng)  # the run's data order and init stay reproducible
-    assert probe_speed(model, (2, 3, 3, 32, 64), budget_s=1e-6) is None  # too slow to probe: table
-
-
 def test_auto_in_training_follows_the_table_and_repeats() -> None:
     """`tracknet train` decides by the family table, so two runs with one seed compute alike."""
     config = quickstart("training.batch_size=2")
@@ -108,14 +82,6 @@ def test_auto_in_training_follows_the_table_and_repeats() -> None:
         return
     assert (first.name, first.channels_last) == ("bf16", False)
     assert "(table)" in first.reason
-
-
-def test_resolve_with_the_model_probes() -> None:
-    model = build_model(quickstart("training.batch_size=2"))
-    choice = resolve_precision(
-        "auto", CPU, model_family="convnext", model=model, sample_shape=(2, 3, 3, 32, 64), cpu_bf16=True, probe_rounds=1
-    )
-    assert "probe of convnext" in choice.reason and "fp32 " in choice.reason
 
 
 # ---------------------------------------------------------------- no loss of correctness

@@ -18,6 +18,7 @@ Metadata (all strings, safetensors only stores strings):
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from tracknet_cli.atomic import atomic_path
-from tracknet_cli.errors import ConfigError, InputError, first_line
+from tracknet_cli.errors import ConfigError, InputError, UsageError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -112,14 +113,26 @@ def _raw_metadata(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
     if is_onnx(path):  # the same strings, in the ONNX model's metadata_props
-        from tracknet_cli.inference.onnx import onnx_metadata
-
         return onnx_metadata(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except Exception as exc:  # safetensors raises its own error types for truncated/garbled headers
         raise InputError(f"{path} is not a readable .safetensors checkpoint ({first_line(exc)})") from exc
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """An ONNX model's metadata_props (`read_metadata` parses the ``tracknet.*`` ones). Here rather than in
+    inference/onnx.py, which imports this module: reading a checkpoint needs the `onnx` package only."""
+    if importlib.util.find_spec("onnx") is None:
+        raise UsageError(f"reading the ONNX model {path} needs onnx, which is not installed: pip install onnx")
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf's decode errors
+        raise InputError(f"{path} is not a readable ONNX model ({first_line(exc)})") from exc
+    return {p.key: p.value for p in proto.metadata_props}
 
 
 def _json_object(raw: dict[str, str], name: str, default: str | None = "{}") -> dict[str, Any]:

@@ -5,8 +5,8 @@ input_width), B dynamic; inside it /255, the permute to (B, T, 3, Hi, Wi), the m
 forward; outputs ``logits`` float32 (B, T, Hh, Wh) and, for a model with a no-ball head, ``no_ball`` (B, T).
 Written by torch's TorchScript exporter (``dynamo=False``, opset 17), which needs the ``onnx`` package (not
 onnxscript). The checkpoint's ``tracknet.*`` metadata go unchanged into the model's metadata_props, so
-``checkpoint.read_metadata`` reads a ``.onnx`` as it reads a ``.safetensors`` (config, threshold, normalisation,
-loss, metrics, version) without torch weights.
+``checkpoint.read_metadata`` reads a ``.onnx`` (through ``checkpoint.onnx_metadata``) as it reads a
+``.safetensors`` (config, threshold, normalisation, loss, metrics, version) without torch weights.
 
 Only the forward moves: the engine keeps the windows, padding, probabilities and decoding in torch and hands
 an `OnnxModel` the uint8 windows as they are (`Engine.forward`). The runtimes run fp32 on the CPU.
@@ -131,18 +131,6 @@ def export_onnx(model: Any, metadata: dict[str, str]) -> bytes:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return proto.SerializeToString()
-
-
-def onnx_metadata(path: Path) -> dict[str, str]:
-    """An ONNX model's metadata_props (`checkpoint.read_metadata` parses the ``tracknet.*`` ones)."""
-    require("export", f"reading the ONNX model {path}")
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf's decode errors
-        raise InputError(f"{path} is not a readable ONNX model ({first_line(exc)})") from exc
-    return {p.key: p.value for p in proto.metadata_props}
 
 
 @dataclass(frozen=True)

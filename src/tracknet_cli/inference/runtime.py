@@ -7,10 +7,8 @@ format) of `training.precision`, `eval --precision` and `predict --precision`.
 - `fp16`: CUDA only (a `ConfigError` elsewhere).
 - `auto`: CUDA → bf16 when the GPU supports it, else fp16; MPS → fp32; CPU → fp32 unless the CPU
   has native bf16 *and* the model family runs faster in bf16, by the table in `models.registry.BACKBONES` (measured,
-  docs/training/losses.md). `tracknet train` decides by the table so that a seed repeats a run
-  exactly: a timing probe answers differently under different load. `probe_speed` (and
-  `resolve_precision(..., model=, sample_shape=)`) measure the model at hand for whoever wants to
-  check the table on their machine.
+  docs/training/losses.md), not by timing the model: a timing probe answers differently under different
+  load, and a seed must repeat a run exactly.
 
 Only the model's forward runs under autocast: losses cast logits to fp32 and metrics run in numpy,
 so bf16 changes the rounding inside the network, never how a result is scored.
@@ -18,11 +16,9 @@ so bf16 changes the rounding inside the network, never how a result is scored.
 
 from __future__ import annotations
 
-import copy
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from tracknet_cli.choices import DEVICES, INFERENCE_PRECISIONS, PRECISIONS, check  # noqa: F401 (the precision lists, re-exported)
 from tracknet_cli.errors import ConfigError
@@ -33,10 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.config.schema import TrackNetConfig
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]  # what a choice resolves to
-
-MARGIN = 0.10  # bf16 must be at least 10 % faster than fp32 (and channels_last 5 % faster than plain bf16)
-CL_MARGIN = 0.05
-PROBE_BUDGET_S = 30.0  # skip the probe (use the table) when it would take longer than this
 
 
 def pick_device(name: str) -> "torch.device":
@@ -119,85 +111,16 @@ def cpu_bf16_support(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuBf16:
     return CpuBf16(False, "none")
 
 
-def pick_fastest(seconds: dict[str, float], margin: float = MARGIN, cl_margin: float = CL_MARGIN) -> str:
-    """`fp32`, `bf16` or `bf16+cl` from seconds per pass; ties and small wins keep the simpler one."""
-    best = "fp32"
-    if "bf16" in seconds and seconds["bf16"] <= (1.0 - margin) * seconds["fp32"]:
-        best = "bf16"
-    if "bf16+cl" in seconds and seconds["bf16+cl"] <= (1.0 - margin) * seconds["fp32"]:
-        if best == "fp32" or seconds["bf16+cl"] <= (1.0 - cl_margin) * seconds["bf16"]:
-            best = "bf16+cl"
-    return best
-
-
-def _pass(model: Any, frames: "torch.Tensor", dtype: "torch.dtype | None") -> float:
-    import torch
-
-    start = time.perf_counter()
-    with torch.autocast(device_type=frames.device.type, dtype=dtype, enabled=dtype is not None):
-        logits = model(frames)
-    logits.float().square().mean().backward()
-    return time.perf_counter() - start
-
-
-def probe_speed(
-    model: Any,
-    sample_shape: Sequence[int],
-    *,
-    channels_last: bool = False,
-    rounds: int = 2,
-    budget_s: float = PROBE_BUDGET_S,
-) -> dict[str, float] | None:
-    """Seconds per forward+backward pass of `model` on `sample_shape` (fastest of `rounds`), per variant.
-
-    Variants `fp32`, `bf16` and, with `channels_last`, `bf16+cl` (on a copy of the model). Rounds are
-    interleaved so a load spike on a shared machine hits every variant alike. The model runs in eval
-    mode (no dropout or drop-path, so no global RNG is consumed) on a fixed random input; its weights
-    are untouched and `.grad` is cleared afterwards. None when one fp32 pass shows that the probe
-    would take longer than `budget_s`.
-    """
-    import torch
-
-    device = next(model.parameters()).device
-    frames = torch.rand(tuple(sample_shape), generator=torch.Generator().manual_seed(0)).to(device)
-    was_training = model.training
-    variants: dict[str, tuple[Any, torch.dtype | None]] = {"fp32": (model, None), "bf16": (model, torch.bfloat16)}
-    try:
-        model.eval()
-        first = _pass(model, frames, None)  # warm-up, also the cost estimate
-        n_variants = 3 if channels_last else 2
-        if first * (n_variants * (rounds + 1) - 1) > budget_s:
-            return None
-        if channels_last:
-            variants["bf16+cl"] = (copy.deepcopy(model).to_channels_last(), torch.bfloat16)
-        for name, (m, dtype) in variants.items():
-            if name != "fp32":
-                _pass(m, frames, dtype)  # warm-up
-        seconds = {name: float("inf") for name in variants}
-        for _ in range(rounds):
-            for name, (m, dtype) in variants.items():
-                seconds[name] = min(seconds[name], _pass(m, frames, dtype))
-        return seconds
-    finally:
-        model.train(was_training)
-        for p in model.parameters():
-            p.grad = None
-
-
 def resolve_precision(
     precision: str,
     device: Any,
     *,
     model_family: str | None = None,
-    model: Any = None,
-    sample_shape: Sequence[int] | None = None,
     cpu_bf16: CpuBf16 | bool | None = None,
-    probe_rounds: int = 2,
 ) -> PrecisionChoice:
     """The precision `precision` means on `device` (see the module docstring).
 
-    `model` and `sample_shape` (B, T, 3, H, W) let `auto` on a bf16-capable CPU measure instead of
-    using the family table. `cpu_bf16` overrides the CPU check (tests, or a user who knows better).
+    `cpu_bf16` overrides the CPU check (tests, or a user who knows better).
     """
     import torch
 
@@ -234,15 +157,6 @@ def resolve_precision(
 
     family = model_family or "unknown"
     traits = BACKBONES.get(family)
-    if model is not None and sample_shape is not None:
-        seconds = probe_speed(
-            model, sample_shape, channels_last=traits is not None and traits.conv, rounds=probe_rounds
-        )
-        if seconds is not None:
-            best = pick_fastest(seconds)
-            measured = ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items())
-            why = f"auto: {support.feature} CPU, probe of {family} at {tuple(sample_shape)} per pass: {measured}"
-            return PrecisionChoice("fp32" if best == "fp32" else "bf16", best == "bf16+cl", why)
     if traits is not None and traits.bf16_on_cpu:
         cl = traits.channels_last_on_cpu
         return PrecisionChoice(

@@ -32,8 +32,6 @@ class BackboneEntry:
     ConvNeXt+FPN trains 1.4-1.7x faster; a small ViT ran 2x slower, so ViTs stay fp32)."""
     channels_last_on_cpu: bool = False
     """... and also channels_last (the unet: 35 vs 25 samples/s at 256x144)."""
-    conv: bool = True
-    """A conv net: the precision probe also tries channels_last."""
 
 
 def _transformers(model_class: str, config_class: str, wrap: Callable[[Any, "list[int] | None"], "Backbone"]):
@@ -94,7 +92,6 @@ BACKBONES: dict[str, BackboneEntry] = registry(
             _transformers("DINOv3ViTModel", "DINOv3ViTConfig", _wrap_vit),
             "DINOv3 ViT, patch 16, stride-16 maps of chosen layers (default: the last)",
             bf16_on_cpu=False,
-            conv=False,
         ),
         "convnext": BackboneEntry(
             _transformers("ConvNextModel", "ConvNextConfig", _wrap_convnext("convnext")),

@@ -53,7 +53,7 @@ from tracknet_cli.predict.tracking import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.data.geometry import Codec
-    from tracknet_cli.predict.writers import CsvFormat
+    from tracknet_cli.predict.writers import CsvFormat, CsvWriter, OverlayWriter
 
 _POLL_S = 0.1  # how often a blocked thread looks at the stop flag
 
@@ -406,6 +406,68 @@ def _finish(csv_writer: Any, video: Any, summary: PredictionSummary, source: Fra
         raise
 
 
+def _open_writers(
+    source: FrameSource,
+    csv_path: Path,
+    video_path: Path | None,
+    *,
+    csv_format: "CsvFormat",
+    trail: int,
+    scale: float,
+    overwrite: bool,
+) -> tuple["CsvWriter", "OverlayWriter | None"]:
+    """The CSV writer and, with ``video_path``, the overlay writer; when the second cannot start, the
+    first's temp file goes too."""
+    from tracknet_cli.predict.writers import CsvWriter, OverlayWriter
+
+    with ExitStack() as setup:
+        csv_writer = CsvWriter(csv_path, fmt=csv_format, overwrite=overwrite)
+        setup.callback(csv_writer.discard)
+        video = None
+        if video_path is not None:
+            video = OverlayWriter(
+                video_path,
+                fps=source.info.rate,
+                source_size=source.info.size,
+                scale=scale,
+                trail=trail,
+                overwrite=overwrite,
+            )
+            setup.callback(video.discard)
+        setup.pop_all()  # from here on the outcome decides: close (done or interrupted) or discard (failed)
+    return csv_writer, video
+
+
+def _write_rows(
+    rows: Iterator[Prediction],
+    csv_writer: "CsvWriter",
+    video: "OverlayWriter | None",
+    summary: PredictionSummary,
+    stop: stopping.Stop,
+    *,
+    began: float,
+    on_row: Callable[[PredictionSummary], None] | None,
+) -> None:
+    """Each prediction's CSV row and overlay frame, until the stream ends or a stop is asked for
+    (checked between frames); the stream is closed either way."""
+    try:
+        for p in rows if not stop.requested else ():
+            csv_writer.write(p.row, p.name)
+            if video is not None:
+                # Draw in place on frames nobody else holds (decoded RGB arrays are ours);
+                # Pillow's read-only arrays are copied.
+                in_place = isinstance(p.overlay, np.ndarray) and p.overlay.flags.writeable
+                video.write(p.overlay, p.row, copy=not in_place)
+            summary.add(p.row)
+            if on_row is not None:
+                summary.seconds = time.perf_counter() - began
+                on_row(summary)
+            if stop.requested:
+                break
+    finally:
+        rows.close()  # type: ignore[attr-defined]
+
+
 def write_outputs(
     predictions: Callable[[Size | None], Iterator[Prediction]],
     source: FrameSource,
@@ -424,7 +486,7 @@ def write_outputs(
     for overlay frames at the writer's size. Ctrl-C stops after the current frame, finalises both
     files (same number of rows and frames) and raises ``Interrupted``; any other failure removes
     the unfinished files. An existing output is refused unless ``overwrite``."""
-    from tracknet_cli.predict.writers import CsvWriter, OverlayWriter, refuse_existing
+    from tracknet_cli.predict.writers import refuse_existing
 
     refuse_existing((csv_path, video_path), overwrite)  # both, before either writer makes a temp file
     summary = PredictionSummary()
@@ -436,40 +498,13 @@ def write_outputs(
     # writer is being set up or in the middle of the cleanup (that left temp files behind, or
     # PyAV/torch threads running and the process aborted).
     with stopping.deferred(stopping.Stop()) as stop:
-        with ExitStack() as setup:
-            csv_writer = CsvWriter(csv_path, fmt=csv_format, overwrite=overwrite)
-            setup.callback(csv_writer.discard)
-            video = None
-            if video_path is not None:
-                video = OverlayWriter(
-                    video_path,
-                    fps=source.info.rate,
-                    source_size=source.info.size,
-                    scale=overlay_scale,
-                    trail=trail,
-                    overwrite=overwrite,
-                )
-                setup.callback(video.discard)
-            setup.pop_all()  # from here on the outcome decides: close (done or interrupted) or discard (failed)
+        csv_writer, video = _open_writers(
+            source, csv_path, video_path, csv_format=csv_format, trail=trail, scale=overlay_scale, overwrite=overwrite
+        )
         writers = [w for w in (csv_writer, video) if w is not None]
         try:
-            gen = predictions(video.frame_size if video is not None else None)
-            try:
-                for p in gen if not stop.requested else ():
-                    csv_writer.write(p.row, p.name)
-                    if video is not None:
-                        # Draw in place on frames nobody else holds (decoded RGB arrays are ours);
-                        # Pillow's read-only arrays are copied.
-                        in_place = isinstance(p.overlay, np.ndarray) and p.overlay.flags.writeable
-                        video.write(p.overlay, p.row, copy=not in_place)
-                    summary.add(p.row)
-                    if on_row is not None:
-                        summary.seconds = time.perf_counter() - began
-                        on_row(summary)
-                    if stop.requested:
-                        break
-            finally:
-                gen.close()  # type: ignore[attr-defined]
+            rows = predictions(video.frame_size if video is not None else None)
+            _write_rows(rows, csv_writer, video, summary, stop, began=began, on_row=on_row)
         except KeyboardInterrupt:  # outside the main thread no handler defers it
             interrupted = True
         except BaseException as exc:

@@ -121,6 +121,10 @@ def _targets(clip: "Clip", codec: Any, negative: bool) -> tuple[np.ndarray, np.n
     return codec.encode(xy), mask
 
 
+# One overlay tile: frame, heatmap, label and prediction at the model input, score, title.
+_OverlayPart = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, str]
+
+
 def evaluate(
     model: Any,
     dataset: "SequenceDataset",
@@ -158,57 +162,79 @@ def evaluate(
     picks = _overlay_picks(dataset, overlay_frames)
     negative = config.data.no_ball_frames == "negative"
     predictions: list[ClipPredictions] = []
-    overlay_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, str]] = []
+    overlay_parts: list[_OverlayPart] = []
     loss_sum, loss_batches, frames_seen = 0.0, 0, 0
     for ci, clip in enumerate(dataset.clips):
-        codec, source, n = dataset.codecs[ci], dataset.frames(ci), len(clip)
+        codec, source = dataset.codecs[ci], dataset.frames(ci)
         on_batch = _LossSum(loss, *_targets(clip, codec, negative)) if loss is not None else None
-        xy, score = np.full((n, 2), np.nan), np.zeros(n)
-        wanted, maps = set(picks.get(clip.id, [])), {}
-        frames = (source.get(np.asarray([i]))[0] for i in range(n))
-        for released in engine.run(frames, codec, on_batch=on_batch):
-            xy[released.frame_ids], score[released.frame_ids] = released.xy, released.score
-            for k, fid in enumerate(released.frame_ids):
-                if fid in wanted:
-                    maps[fid] = released.maps[k].float().cpu().numpy()
+        pred, maps = _predict_clip(engine, clip, codec, source, set(picks.get(clip.id, [])), on_batch)
         if on_batch is not None:
             loss_sum, loss_batches = loss_sum + on_batch.total, loss_batches + on_batch.batches
-        predictions.append(ClipPredictions(clip=clip, xy=xy, score=score))
-        frames_seen += n
-        for i in picks.get(clip.id, []):
-            label = np.array([clip.labels.x[i], clip.labels.y[i]], dtype=np.float64)
-            overlay_parts.append(
-                (
-                    source.get(np.asarray([i]))[0],
-                    maps[i],
-                    codec.source_to_input(label),
-                    codec.source_to_input(xy[i]),
-                    float(score[i]),
-                    f"{clip.id} #{i}",
-                )
-            )
+        predictions.append(pred)
+        frames_seen += len(clip)
+        overlay_parts += _overlay_parts(pred, codec, source, maps, picks.get(clip.id, []))
         if progress is not None:
             progress(frames_seen)
 
     total, per_clip = score_predictions(predictions, protocol, threshold)
-    overlay = None
-    if overlay_parts:
-        frames_, heat, lab, pred, scores, titles = zip(*overlay_parts)
-        overlay = Overlay(
-            frames=np.stack(frames_),
-            heatmaps=np.stack(heat),
-            label_xy=np.stack(lab),
-            pred_xy=np.stack(pred),
-            scores=np.asarray(scores),
-            titles=list(titles),
-        )
     return EvalReport(
         metrics=total,
         per_clip=per_clip,
         loss=loss_sum / loss_batches if loss_batches else float("nan"),
         predictions=predictions if keep_predictions else [],
-        overlay=overlay,
+        overlay=_overlay(overlay_parts),
         frames=frames_seen,
+    )
+
+
+def _predict_clip(
+    engine: Any, clip: "Clip", codec: Any, source: Any, wanted: set[int], on_batch: _LossSum | None
+) -> tuple[ClipPredictions, dict[int, np.ndarray]]:
+    """One clip through the engine, streamed; the heatmaps of the `wanted` frames kept for the overlay."""
+    n = len(clip)
+    xy, score = np.full((n, 2), np.nan), np.zeros(n)
+    maps: dict[int, np.ndarray] = {}
+    frames = (source.get(np.asarray([i]))[0] for i in range(n))
+    for released in engine.run(frames, codec, on_batch=on_batch):
+        xy[released.frame_ids], score[released.frame_ids] = released.xy, released.score
+        for k, fid in enumerate(released.frame_ids):
+            if fid in wanted:
+                maps[fid] = released.maps[k].float().cpu().numpy()
+    return ClipPredictions(clip=clip, xy=xy, score=score), maps
+
+
+def _overlay_parts(
+    pred: ClipPredictions, codec: Any, source: Any, maps: dict[int, np.ndarray], picks: list[int]
+) -> list[_OverlayPart]:
+    """The overlay tiles of one clip's picked frames (the frames read again from `source`)."""
+    clip = pred.clip
+    parts: list[_OverlayPart] = []
+    for i in picks:
+        label = np.array([clip.labels.x[i], clip.labels.y[i]], dtype=np.float64)
+        parts.append(
+            (
+                source.get(np.asarray([i]))[0],
+                maps[i],
+                codec.source_to_input(label),
+                codec.source_to_input(pred.xy[i]),
+                float(pred.score[i]),
+                f"{clip.id} #{i}",
+            )
+        )
+    return parts
+
+
+def _overlay(parts: list[_OverlayPart]) -> Overlay | None:
+    if not parts:
+        return None
+    frames, heat, lab, pred, scores, titles = zip(*parts)
+    return Overlay(
+        frames=np.stack(frames),
+        heatmaps=np.stack(heat),
+        label_xy=np.stack(lab),
+        pred_xy=np.stack(pred),
+        scores=np.asarray(scores),
+        titles=list(titles),
     )
 
 

@@ -1,10 +1,12 @@
 """The training loop: `fit`, a short coordinator a reader can hold in their head.
 
-The order of events is all here; each job lives in its own function: `open_session` (setup and
-resume, training/session.py), `train_step` (the arithmetic, training/step.py), `validate`
-(scoring through the inference engine, calibration, artefacts, training/validate.py).
-`fit` never prints and never exits the process: it reports through `Hooks` (the CLI renders them)
-and raises project exceptions. Every file it writes goes through `RunDirectory` (atomic writes).
+The order of events is all here, top to bottom: set up, train epochs of steps (each step followed by a
+validation or the periodic state when one is due), validate the last step, close. Each job lives in its
+own function: `open_session` (setup and resume, training/session.py), `train_step` (the arithmetic,
+training/step.py), `validate` (scoring through the inference engine, calibration, artefacts,
+training/validate.py). `fit` never prints and never exits the process: it reports through `Hooks`
+(training/hooks.py; the CLI renders them) and raises project exceptions. Every file it writes goes
+through `RunDirectory` (atomic writes).
 """
 
 from __future__ import annotations
@@ -12,25 +14,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import Interrupted, RuntimeFailure
 from tracknet_cli.training.artifacts import ValidationRow
-from tracknet_cli.training.session import StepInfo
+from tracknet_cli.training.hooks import Hooks  # also imported from here (`training.loop.Hooks`) by the CLI
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.training.distributed import DistContext
-
-
-@dataclass
-class Hooks:
-    """Named hook points; each gets plain data. Defaults do nothing."""
-
-    on_start: Callable[[dict[str, Any]], None] = lambda info: None
-    on_step: Callable[[StepInfo], None] = lambda info: None
-    on_validation: Callable[[ValidationRow, bool], None] = lambda row, is_best: None
-    on_log: Callable[[str], None] = lambda line: None
+    from tracknet_cli.training.session import Session
 
 
 @dataclass
@@ -63,79 +56,112 @@ def fit(
     """
     from tracknet_cli.training.distributed import SINGLE
     from tracknet_cli.training.session import open_session
-    from tracknet_cli.training.step import train_step
-    from tracknet_cli.training.validate import validate
 
     s = open_session(config, run_dir, hooks or Hooks(), resume=resume, init_from=init_from, dist=dist or SINGLE)
-    tc, state = config.training, s.state
-    stopped = "epochs"
     s.model.train()
-    state.optimizer.zero_grad(set_to_none=True)
+    s.state.optimizer.zero_grad(set_to_none=True)
     try:
-        done = s.budget_spent() is not None
-        while not done and state.epoch < tc.epochs:
-            for batches in s.epoch_batches():
-                state.schedule.apply(state.optimizer, s.schedule_step())
-                train_step(
-                    s.train_model,
-                    batches,
-                    s.loss_fn,
-                    state.optimizer,
-                    amp=s.amp,
-                    scaler=state.scaler,
-                    grad_clip=tc.grad_clip,
-                    on_loss=s.on_loss,
-                )
-                synced = s.after_step(len(batches))
-                if s.has_val and tc.val_every is not None and state.step % tc.val_every == 0:
-                    if validate(s):
-                        stopped, done = "early stopping", True
-                elif state.step % tc.checkpoint_every == 0:
-                    s.checkpoint()
-                reason = s.budget_spent(synced)
-                if reason is not None:
-                    stopped, done = reason, True
-                if done:
-                    break
-            if not done:
-                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                if s.has_val and tc.val_every is None and validate(s):
-                    stopped, done = "early stopping", True
-        if s.last_validated != state.step:
-            if s.has_val:
-                validate(s)
-            else:
-                s.read_losses()
-                s.save_weights("last", {})
-                s.save_state()
+        stopped = _train(s)
+        _last_weights(s)
     except KeyboardInterrupt:
         s.save_state()
         s.save_weights("last", {})
-        s.log(f"interrupted at step {state.step}; state saved")
+        s.log(f"interrupted at step {s.state.step}; state saved")
         raise Interrupted(
-            f"interrupted at step {state.step}; state saved (continue with: tracknet train --resume {run_dir})"
+            f"interrupted at step {s.state.step}; state saved (continue with: tracknet train --resume {run_dir})"
         ) from None
     except RuntimeFailure as exc:
         s.log(f"stopped: {exc.line()}")
         raise
     finally:
-        unwinding = sys.exc_info()[1] is not None
-        if s.loggers is not None:
-            s.loggers.close()
-        try:
-            s.rundir.write_curves()
-        except OSError:
-            if not unwinding:  # else the error on its way out (a full disk naming its file) is the one to report
-                raise
-    s.log(f"done: {state.step} steps, stopped by {stopped}")
+        _close(s, unwinding=sys.exc_info()[1] is not None)
+    s.log(f"done: {s.state.step} steps, stopped by {stopped}")
     s.log(s.budget_line())
+    return _result(s, stopped)
+
+
+def _train(s: "Session") -> str:
+    """Epochs of steps until a budget, early stopping or the last epoch ends them; says which."""
+    from tracknet_cli.training.validate import validate
+
+    tc, state = s.tc, s.state
+    if s.budget_spent() is not None:  # a run resumed at its budget trains no step
+        return "epochs"
+    while state.epoch < tc.epochs:
+        stopped = _train_epoch(s)
+        if stopped is not None:
+            return stopped
+        state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+        if s.has_val and tc.val_every is None and validate(s):
+            return "early stopping"
+    return "epochs"
+
+
+def _train_epoch(s: "Session") -> str | None:
+    """The rest of this epoch's steps, each followed by a validation or the periodic state when due;
+    why the run stops (a budget before early stopping), or None at the end of the epoch."""
+    from tracknet_cli.training.step import train_step
+    from tracknet_cli.training.validate import validate
+
+    tc, state = s.tc, s.state
+    for batches in s.epoch_batches():
+        state.schedule.apply(state.optimizer, s.schedule_step())
+        train_step(
+            s.train_model,
+            batches,
+            s.loss_fn,
+            state.optimizer,
+            amp=s.amp,
+            scaler=state.scaler,
+            grad_clip=tc.grad_clip,
+            on_loss=s.on_loss,
+        )
+        synced = s.after_step(len(batches))
+        early = False
+        if s.has_val and tc.val_every is not None and state.step % tc.val_every == 0:
+            early = validate(s)
+        elif state.step % tc.checkpoint_every == 0:
+            s.checkpoint()
+        reason = s.budget_spent(synced)
+        if reason is not None or early:
+            return reason or "early stopping"
+    return None
+
+
+def _last_weights(s: "Session") -> None:
+    """The last step's weights, unless a validation just wrote them: validated, or without a validation
+    set saved as they are with the state."""
+    from tracknet_cli.training.validate import validate
+
+    if s.last_validated == s.state.step:
+        return
+    if s.has_val:
+        validate(s)
+    else:
+        s.read_losses()
+        s.save_weights("last", {})
+        s.save_state()
+
+
+def _close(s: "Session", *, unwinding: bool) -> None:
+    """Close the loggers and draw the curves, however the run ended."""
+    if s.loggers is not None:
+        s.loggers.close()
+    try:
+        s.rundir.write_curves()
+    except OSError:
+        if not unwinding:  # else the error on its way out (a full disk naming its file) is the one to report
+            raise
+
+
+def _result(s: "Session", stopped: str) -> TrainResult:
     rows = s.rundir.rows
     return TrainResult(
-        run_dir=run_dir,
-        steps=state.step,
-        epochs_done=state.epoch,
+        run_dir=s.run_dir,
+        steps=s.state.step,
+        epochs_done=s.state.epoch,
         stopped_because=stopped,
-        best=s.best_row or _best_of(rows, state.best),
+        best=s.best_row or _best_of(rows, s.state.best),
         last=rows[-1] if rows else None,
         rows=rows,
     )

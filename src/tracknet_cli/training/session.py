@@ -16,23 +16,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from tracknet_cli.config.schema import TrackNetConfig
 from tracknet_cli.errors import ConfigError, RuntimeFailure
 from tracknet_cli.training.artifacts import RunDirectory, StepRow, ValidationRow
-from tracknet_cli.training.step import TrainState
+from tracknet_cli.training.hooks import Hooks, StepInfo
+from tracknet_cli.training.step import TrainState, make_scaler
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.data.datasets import Batch
     from tracknet_cli.training.distributed import DistContext
     from tracknet_cli.training.loggers import RunLoggers
-    from tracknet_cli.training.loop import Hooks
-
-
-@dataclass
-class StepInfo:
-    step: int
-    total_steps: int
-    epoch: int
-    loss: float
-    lr: float
-    samples_per_s: float
 
 
 @dataclass
@@ -41,7 +31,7 @@ class Session:
 
     config: TrackNetConfig
     run_dir: Path
-    hooks: "Hooks"
+    hooks: Hooks
     dist: "DistContext"
     device: Any
     rundir: RunDirectory
@@ -223,8 +213,6 @@ class Session:
             return limit
         estimated = self.val_seconds is None
         if estimated:
-            from tracknet_cli.training.validate import estimate_validation_seconds
-
             self.val_seconds = estimate_validation_seconds(self)
         training = max(limit - self.val_seconds, 0.5 * limit)
         if estimated and self.dist.is_main:  # the others do not validate (their estimate is 0)
@@ -243,6 +231,15 @@ class Session:
         ):
             return "time_limit"
         return None
+
+    def validated(self, seconds: float | None) -> None:
+        """A validation ended at this step (rank 0 timed it; followers pass None): the loss window and
+        the data-wait counters start again, and what the validation wrote counts as saved."""
+        if seconds is not None:
+            self.val_seconds = seconds
+            self.val_total_s += seconds
+        self.state.window_loss, self.state.window_n, self.wait_s, self.busy_s = 0.0, 0, 0.0, 0.0
+        self.last_validated = self.saved_step = self.state.step
 
     # ------------------------------------------------------------ files
     def save_state(self) -> None:
@@ -288,67 +285,30 @@ def make_optimizer(model: Any, lr: float, weight_decay: float, backbone_lr_multi
 def open_session(
     config: TrackNetConfig,
     run_dir: Path,
-    hooks: "Hooks",
+    hooks: Hooks,
     *,
     resume: dict[str, Any] | None,
     init_from: Path | None,
     dist: "DistContext",
 ) -> Session:
     """Build data, model, precision, optimizer, schedule and callbacks; restore `resume`; open the sinks."""
-    import torch
-
-    from tracknet_cli.data.datasets import build_datasets, make_loader
     from tracknet_cli.inference.runtime import pick_device, prepare_model_precision, use_channels_last
-    from tracknet_cli.models import build_model
-    from tracknet_cli.training.artifacts import restore_rng
-    from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
     from tracknet_cli.training.distributed import FollowerRunDirectory
     from tracknet_cli.training.losses import build_loss
     from tracknet_cli.training.seeding import seed_everything
-    from tracknet_cli.training.step import make_scaler
 
     tc = config.training
     seed_everything(tc.seed)
     device = dist.device(pick_device(tc.device))
     rundir = RunDirectory(run_dir, keep_rows=resume is not None) if dist.is_main else FollowerRunDirectory(run_dir)
     rundir.write_config(config)
-    train_ds, val_ds, _ = build_datasets(config)
-    if len(train_ds) == 0:
-        raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
-    loader = make_loader(
-        train_ds,
-        batch_size=tc.batch_size,
-        shuffle=True,
-        num_workers=config.data.num_workers,
-        seed=tc.seed,
-        rank=dist.rank,
-        world_size=dist.world_size,
-        pin_memory=device.type == "cuda",
-    )
-    model = build_model(config)
-    if init_from is not None:
-        from tracknet_cli.inference.checkpoint import load_init_weights
-
-        load_init_weights(model, init_from)
-    model = model.to(device)
+    train_ds, val_ds, loader = _open_data(config, device, dist)
+    model = _open_model(config, init_from, device)
     # Under DDP rank 0 decides and the others follow: the ranks must compute alike.
     precision = dist.broadcast(prepare_model_precision(model, config, device) if dist.is_main else None)
     use_channels_last(model, config, precision)  # the followers' models (rank 0's is already done)
-    steps_per_epoch = max(1, len(loader) // tc.grad_accumulation)
-    total_steps = tc.epochs * steps_per_epoch
-    if tc.max_steps is not None:
-        total_steps = min(total_steps, tc.max_steps)
-    state = TrainState(
-        model=model,
-        optimizer=make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier),
-        schedule=build_schedule(
-            tc.scheduler, total_steps=total_steps, warmup_steps=tc.warmup_steps, metric=tc.best_metric
-        ),
-        best=BestCheckpoint(tc.best_metric),
-        early=EarlyStopping(tc.best_metric, patience=tc.early_stopping_patience, min_delta=tc.early_stopping_min_delta),
-        scaler=make_scaler(device, precision.name),
-        threshold=tc.threshold,
-    )
+    steps_per_epoch, total_steps = _step_budget(tc, len(loader))
+    state = _train_state(model, tc, total_steps, device, precision.name)
     s = Session(
         config=config,
         run_dir=run_dir,
@@ -371,22 +331,96 @@ def open_session(
         sync_every=tc.sync_every or (1 if device.type == "cpu" else 20),
     )
     if resume is not None:
-        state.load_state_dict(resume, rundir.state_path)
-        restore_rng(resume["rng"])
-        rundir.forget_rows_after(state.step)
-        if int(resume.get("world_size", 1)) != dist.world_size:
-            s.log(
-                f"resumed on {dist.world_size} processes after {resume.get('world_size', 1)}: "
-                f"the rest of epoch {state.epoch} is not the exact data order of the interrupted run"
-            )
-        s.last_validated = state.step
+        _restore(s, resume)
     s.first_step = s.saved_step = s.read_step = state.step
-    # What the step calls: DDP around the model (which stays what is saved and validated), then compiled.
-    s.train_model = dist.wrap(model, device)
-    if tc.compile:
-        s.train_model = torch.compile(s.train_model)
+    s.train_model = _train_model(model, tc, dist, device)
     _start(s)
     return s
+
+
+def _open_data(config: TrackNetConfig, device: Any, dist: "DistContext") -> tuple[Any, Any, Any]:
+    """The training and validation windows, and the loader of this rank's shard of the training ones."""
+    from tracknet_cli.data.datasets import build_datasets, make_loader
+
+    tc = config.training
+    train_ds, val_ds, _ = build_datasets(config)
+    if len(train_ds) == 0:
+        raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
+    loader = make_loader(
+        train_ds,
+        batch_size=tc.batch_size,
+        shuffle=True,
+        num_workers=config.data.num_workers,
+        seed=tc.seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+        pin_memory=device.type == "cuda",
+    )
+    return train_ds, val_ds, loader
+
+
+def _open_model(config: TrackNetConfig, init_from: Path | None, device: Any) -> Any:
+    """The model on `device`, its weights random (seeded) or those of `init_from`."""
+    from tracknet_cli.models import build_model
+
+    model = build_model(config)
+    if init_from is not None:
+        from tracknet_cli.inference.checkpoint import load_init_weights
+
+        load_init_weights(model, init_from)
+    return model.to(device)
+
+
+def _step_budget(tc: Any, batches: int) -> tuple[int, int]:
+    """Steps per epoch (a tail of batches too short for a whole step is left out) and the run's step budget."""
+    steps_per_epoch = max(1, batches // tc.grad_accumulation)
+    total_steps = tc.epochs * steps_per_epoch
+    if tc.max_steps is not None:
+        total_steps = min(total_steps, tc.max_steps)
+    return steps_per_epoch, total_steps
+
+
+def _train_model(model: Any, tc: Any, dist: "DistContext", device: Any) -> Any:
+    """What the step calls: DDP around the model (which stays what is saved and validated), then compiled."""
+    import torch
+
+    train_model = dist.wrap(model, device)
+    if tc.compile:
+        train_model = torch.compile(train_model)
+    return train_model
+
+
+def _train_state(model: Any, tc: Any, total_steps: int, device: Any, precision: str) -> TrainState:
+    """A fresh training state: optimizer, lr schedule, best/early-stopping trackers, loss scaler."""
+    from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
+
+    return TrainState(
+        model=model,
+        optimizer=make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier),
+        schedule=build_schedule(
+            tc.scheduler, total_steps=total_steps, warmup_steps=tc.warmup_steps, metric=tc.best_metric
+        ),
+        best=BestCheckpoint(tc.best_metric),
+        early=EarlyStopping(tc.best_metric, patience=tc.early_stopping_patience, min_delta=tc.early_stopping_min_delta),
+        scaler=make_scaler(device, precision),
+        threshold=tc.threshold,
+    )
+
+
+def _restore(s: Session, resume: dict[str, Any]) -> None:
+    """Continue where `resume` (state/last.pt) left off: training state, RNG, the rows written after it."""
+    from tracknet_cli.training.artifacts import restore_rng
+
+    state, dist = s.state, s.dist
+    state.load_state_dict(resume, s.rundir.state_path)
+    restore_rng(resume["rng"])
+    s.rundir.forget_rows_after(state.step)
+    if int(resume.get("world_size", 1)) != dist.world_size:
+        s.log(
+            f"resumed on {dist.world_size} processes after {resume.get('world_size', 1)}: "
+            f"the rest of epoch {state.epoch} is not the exact data order of the interrupted run"
+        )
+    s.last_validated = state.step
 
 
 def _start(s: Session) -> None:
@@ -416,6 +450,35 @@ def _start(s: Session) -> None:
     s.hooks.on_start(info)
     s.t0 = time.monotonic() - state.elapsed
     s.t_local = time.monotonic()
+
+
+def estimate_validation_seconds(s: Session) -> float:
+    """Seconds one validation will take: the second of two timed forward passes of a batch of black
+    windows (the first pays for kernel selection), scaled to the validation frames (one window every
+    ``engine.stride`` frames) plus a quarter for decoding, the loss and the overlay. Rank 0 alone validates."""
+    import numpy as np
+
+    from tracknet_cli.inference.engine import Engine
+
+    if not s.dist.is_main:
+        return 0.0
+    engine = Engine.for_model(
+        s.model, s.config.data, loss=s.tc.loss, device=s.device, amp=s.amp, accelerator_batch=s.tc.batch_size
+    )  # the batch evaluate() will run
+    wi, hi = engine.input_size
+    windows = np.zeros((engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8)
+    was_training = s.model.training
+    s.model.eval()
+    try:
+        seconds = 0.0
+        for _ in range(2):
+            t = time.monotonic()
+            engine.forward(windows)[0].sum().item()
+            seconds = time.monotonic() - t
+    finally:
+        s.model.train(was_training)
+    frames = sum(len(clip) for clip in s.val_ds.clips)
+    return 1.25 * seconds * -(-frames // (engine.batch_size * engine.stride))
 
 
 def _time_limit_line(limit: float, val_seconds: float, training: float) -> str:

@@ -39,35 +39,6 @@ def calibrate_threshold(predictions: list[Any], protocol: str, default: float) -
     return best_t
 
 
-def estimate_validation_seconds(s: "Session") -> float:
-    """Seconds one validation will take: the second of two timed forward passes of a batch of black
-    windows (the first pays for kernel selection), scaled to the validation frames (one window every
-    ``engine.stride`` frames) plus a quarter for decoding, the loss and the overlay. Rank 0 alone validates."""
-    import numpy as np
-
-    from tracknet_cli.inference.engine import Engine
-
-    if not s.dist.is_main:
-        return 0.0
-    engine = Engine.for_model(
-        s.model, s.config.data, loss=s.tc.loss, device=s.device, amp=s.amp, accelerator_batch=s.tc.batch_size
-    )  # the batch evaluate() will run
-    wi, hi = engine.input_size
-    windows = np.zeros((engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8)
-    was_training = s.model.training
-    s.model.eval()
-    try:
-        seconds = 0.0
-        for _ in range(2):
-            t = time.monotonic()
-            engine.forward(windows)[0].sum().item()
-            seconds = time.monotonic() - t
-    finally:
-        s.model.train(was_training)
-    frames = sum(len(clip) for clip in s.val_ds.clips)
-    return 1.25 * seconds * -(-frames // (engine.batch_size * engine.stride))
-
-
 def validate(s: "Session") -> bool:
     """Validate, calibrate the threshold, write metrics/overlay/weights/state; True when early stopping says stop.
 
@@ -79,10 +50,7 @@ def validate(s: "Session") -> bool:
         return _follow(s)
     started = time.monotonic()
     row, stop, is_best = _score_and_record(s)
-    s.val_seconds = time.monotonic() - started
-    s.val_total_s += s.val_seconds
-    s.state.window_loss, s.state.window_n, s.wait_s, s.busy_s = 0.0, 0, 0.0, 0.0
-    s.last_validated = s.saved_step = s.state.step
+    s.validated(time.monotonic() - started)
     s.save_state()
     s.log(f"validation: {row.as_dict()}{' (best)' if is_best else ''}")
     s.hooks.on_validation(row, is_best)
@@ -108,8 +76,7 @@ def _follow(s: "Session") -> bool:
     state.best.load_state_dict(shared["best"])
     state.early.load_state_dict(shared["early_stopping"])
     state.threshold = shared["threshold"]
-    state.window_loss, state.window_n, s.wait_s, s.busy_s = 0.0, 0, 0.0, 0.0
-    s.last_validated = s.saved_step = state.step
+    s.validated(None)
     return bool(shared["stop"])
 
 
