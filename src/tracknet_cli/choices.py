@@ -13,7 +13,7 @@ Pure Python: `tracknet --help` and the schema import it without torch or numpy.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar, get_args
 
 from tracknet_cli.errors import ConfigError, TrackNetError
@@ -38,6 +38,10 @@ RuntimeName = Literal["auto", "torch", "onnxruntime", "openvino"]
 """predict / eval / label --runtime: what runs the model's forward (inference.onnx.choose_runtime)."""
 ExportFormat = Literal["onnx"]
 """export --format (inference.onnx.export_checkpoint)."""
+SchedulerName = Literal["cosine", "plateau", "none"]
+"""training.scheduler (training.callbacks.build_schedule)."""
+BestMetric = Literal["f1", "precision", "recall", "accuracy", "ap", "val_loss", "l2_median", "l2_mean", "rmse"]
+"""training.best_metric (training.callbacks.BestCheckpoint; losses and errors: lower is better)."""
 
 PROTOCOL_NAMES: tuple[str, ...] = get_args(ProtocolName)
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
@@ -53,15 +57,14 @@ EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 V = TypeVar("V")
 
 
-def suggestion(value: object, names: tuple[str, ...] | list[str]) -> str:
-    """`did you mean 'x'?` for a near miss, else `choose one of a, b, c`."""
-    close = difflib.get_close_matches(str(value), list(names), n=1)
-    return f"did you mean '{close[0]}'?" if close else f"choose one of {', '.join(names)}"
+def near(value: object, names: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The names closest to a mistyped `value` (difflib), best first: every "did you mean" asks here."""
+    return difflib.get_close_matches(str(value), list(names), n=n, cutoff=cutoff)
 
 
 def not_one_of(what: str, value: object, names: tuple[str, ...] | list[str]) -> str:
     """The one message every bad choice gets: `protocol 'v3' is not one of tracknet, v2, wasb; did you mean 'v2'?`."""
-    close = difflib.get_close_matches(str(value), list(names), n=1)
+    close = near(value, names)
     tail = f"; did you mean '{close[0]}'?" if close else ""
     return f"{what} {value!r} is not one of {', '.join(names)}{tail}"
 

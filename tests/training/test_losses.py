@@ -10,7 +10,7 @@ import torch
 
 from tracknet_cli.config.schema import TrainingConfig
 from tracknet_cli.errors import ConfigError
-from tracknet_cli.inference.engine import LOSS_OUTPUTS, probabilities
+from tracknet_cli.inference.engine import probabilities
 from tracknet_cli.training.losses import (
     LOSSES,
     LossName,
@@ -209,7 +209,13 @@ def test_softmax_probability_peak_is_presence_not_spread() -> None:
 
 
 def test_every_loss_has_a_probability_map() -> None:
-    assert set(LOSS_OUTPUTS) == set(LOSSES)
+    """Each training loss's logits decode to scores in [0, 1] of the heatmap's shape, peaking where the logits do."""
+    logits = torch.full((2, 3, 6, 8), -4.0)
+    logits[..., 2, 5] = 4.0
+    for name in LOSSES:
+        probs = probabilities(logits, name)
+        assert probs.shape == logits.shape and 0.0 <= probs.min() and probs.max() <= 1.0, name
+        assert (probs.flatten(-2).argmax(-1) == 2 * 8 + 5).all(), name
 
 
 def test_build_loss_errors() -> None:

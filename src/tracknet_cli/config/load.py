@@ -6,7 +6,6 @@ the label of the layer that set it last (the provenance `config show` prints).
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any, Iterable, Mapping, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tracknet_cli.choices import not_one_of
+from tracknet_cli.choices import near, not_one_of
 from tracknet_cli.config.schema import SECTIONS, TrackNetConfig
 from tracknet_cli.errors import ConfigError
 
@@ -143,7 +142,7 @@ def _find(name: str, kind: str | None) -> Path:
     if path.is_file():
         return path
     names = available(kind)
-    close = difflib.get_close_matches(name, names, n=1)
+    close = near(name, names)
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise ConfigError(f"unknown {what} '{name}': {hint}available: {', '.join(names) or 'none'}")
 
@@ -304,7 +303,7 @@ def _explain(exc: ValidationError, prov: Mapping[str, str]) -> str:
     if err["type"] == "extra_forbidden":
         parent = ".".join(loc[:-1])
         siblings = [k for k in all_keys() if k.rsplit(".", 1)[0] == parent] if parent else list(SECTIONS)
-        close = difflib.get_close_matches(key, siblings, n=1) or difflib.get_close_matches(key, all_keys(), n=1)
+        close = near(key, siblings) or near(key, all_keys())
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown key '{key}'{src}{hint}"
     value = err.get("input")

@@ -11,7 +11,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tracknet_cli.choices import BackboneName, DecoderName, DeviceName, LossName, PrecisionSetting, ProtocolName
+from tracknet_cli.choices import (
+    BackboneName,
+    BestMetric,
+    DecoderName,
+    DeviceName,
+    LossName,
+    PrecisionSetting,
+    ProtocolName,
+    SchedulerName,
+)
 
 
 class Section(BaseModel):
@@ -261,11 +270,8 @@ class TrainingConfig(Section):
     )
     protocol: ProtocolName = Field("v2", description="how validation scores a frame (docs/training/metrics.md)")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="decode score at or above which a frame has a detection")
-    best_metric: Literal["f1", "precision", "recall", "accuracy", "ap", "val_loss", "l2_median", "l2_mean", "rmse"] = (
-        Field(
-            "f1",
-            description="validation metric that picks weights/best.safetensors (losses and errors: lower is better)",
-        )
+    best_metric: BestMetric = Field(
+        "f1", description="validation metric that picks weights/best.safetensors (losses and errors: lower is better)"
     )
     early_stopping_patience: int | None = Field(
         None, ge=1, description="validations without improvement before stopping (unset: never)"
@@ -273,7 +279,7 @@ class TrainingConfig(Section):
     early_stopping_min_delta: float = Field(
         0.0, ge=0.0, description="smallest change of best_metric that counts as improvement"
     )
-    scheduler: Literal["cosine", "plateau", "none"] = Field(
+    scheduler: SchedulerName = Field(
         "cosine", description="lr after warmup: cosine decay, reduce-on-plateau, or constant"
     )
     warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear lr warmup")

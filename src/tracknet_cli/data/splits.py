@@ -8,13 +8,13 @@ instead, in time order, so validation and test are later stretches of play than 
 
 from __future__ import annotations
 
-import difflib
 import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from tracknet_cli.choices import near
 from tracknet_cli.config.schema import SplitConfig, SubsetConfig
 from tracknet_cli.data.clips import Clip
 from tracknet_cli.errors import ConfigError
@@ -48,7 +48,7 @@ def _resolve(name: str, clips: Sequence[Clip], key: str) -> list[Clip]:
     if len(by_name) > 1:
         raise ConfigError(f"{key}: {name!r} matches {', '.join(c.id for c in by_name[:4])}; write game/clip")
     candidates = sorted({c.id for c in clips} | {c.game for c in clips if c.game} | {c.name for c in clips})
-    close = difflib.get_close_matches(text, candidates, n=3, cutoff=0.5)
+    close = near(text, candidates, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"known games/clips: {', '.join(candidates[:6])}"
     raise ConfigError(f"{key}: no game or clip named {name!r} in the data", hint=hint)
 

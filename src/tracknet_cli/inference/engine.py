@@ -38,7 +38,6 @@ DEFAULT_BATCH = 8  # windows per forward pass on a GPU (and MPS)
 # fresh zeroed pages on every pass; at 512x288, batch 8 ran at 0.48x the frames/s of batch 1 on a
 # 2-core AVX2 CPU, at 256x144 batch 2 was fastest (benchmarks/cpu_batch.py, docs/scripts/predict.md).
 CPU_PIXELS_PER_PASS = 2 * 256 * 144
-LOSS_OUTPUTS = LOSS_NAMES  # `probabilities` maps each training loss's logits (tracknet_cli.choices.LossName)
 
 OnBatch = Callable[[WindowBatch, "torch.Tensor", "torch.Tensor | None"], None]
 

@@ -9,7 +9,6 @@ checkpoint's header needs neither torch nor huggingface_hub.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tracknet_cli.choices import ProtocolName
+from tracknet_cli.choices import ProtocolName, near
 from tracknet_cli.errors import ConfigError, InputError, first_line
 from tracknet_cli.pretrained import CATALOGUE_FILE, MODELS_DIR_ENV, PACKAGE_DIR
 
@@ -132,7 +131,7 @@ class Catalogue:
         """Names that start with `name`, then names close to it (difflib), at most three."""
         key = name.lower()
         prefixed = [n for n in self.entries if len(key) >= 2 and n.startswith(key)]
-        close = difflib.get_close_matches(key, list(self.entries), n=3, cutoff=0.6)
+        close = near(key, self.entries, n=3)
         return list(dict.fromkeys(prefixed + close))[:3]
 
 

@@ -14,8 +14,6 @@ from typing import Any, Literal, Mapping, Protocol
 from tracknet_cli.errors import ConfigError
 
 Mode = Literal["max", "min"]
-SchedulerName = Literal["cosine", "plateau", "none"]
-BestMetric = Literal["f1", "precision", "recall", "accuracy", "ap", "val_loss", "l2_median", "l2_mean", "rmse"]
 
 LOWER_IS_BETTER = frozenset({"val_loss", "loss", "l2_median", "l2_mean", "rmse"})
 
