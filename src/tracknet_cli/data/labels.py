@@ -65,10 +65,13 @@ class Dialect:
     description: str
 
 
+TENNIS_COLUMNS = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
+"""The TrackNet tennis `Label.csv` header: read here, written by `data synth` and `predict --csv-format tracknet`."""
+
 DIALECTS: tuple[Dialect, ...] = (
     Dialect(
         "tennis",
-        ("file name", "visibility", "x-coordinate", "y-coordinate", "status"),
+        TENNIS_COLUMNS,
         True,
         False,
         "TrackNet tennis dataset: pixels, empty x,y when visibility is 0, status 0 flying / 1 hit / 2 bounce",

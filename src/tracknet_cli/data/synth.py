@@ -22,9 +22,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tracknet_cli.atomic import publish_mode, remove_stale_temps, require_writable, temp_prefix
+from tracknet_cli.data.labels import TENNIS_COLUMNS
 from tracknet_cli.errors import InputError, UsageError
 
-LABEL_HEADER = "file name,visibility,x-coordinate,y-coordinate,status"
+LABEL_HEADER = ",".join(TENNIS_COLUMNS)
 MARKER = ".tracknet-synth.json"
 
 FLYING, HIT, BOUNCE = 0, 1, 2

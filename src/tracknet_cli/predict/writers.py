@@ -21,11 +21,12 @@ import numpy as np
 
 from tracknet_cli.atomic import publish_mode, refuse_special, remove_stale_temps, temp_prefix
 from tracknet_cli.choices import CSV_FORMATS, CsvFormat, check
+from tracknet_cli.data.labels import TENNIS_COLUMNS
 from tracknet_cli.errors import InputError, RuntimeFailure
 from tracknet_cli.predict.tracking import TrackRow
 
 DEFAULT_HEADER = ("Frame", "Visibility", "X", "Y", "Score", "Interpolated")
-TRACKNET_HEADER = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
+TRACKNET_HEADER = TENNIS_COLUMNS
 
 
 def refuse_existing(paths: "Iterable[Path | str | None]", overwrite: bool) -> None:
