@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from tracknet_cli.errors import Interrupted, UsageError
-from tracknet_cli.predict.pipeline import ArraySource, write_outputs
-from tracknet_cli.predict.sources import open_source
+from tracknet_cli.predict.outputs import write_outputs
+from tracknet_cli.predict.sources import ArraySource, open_source
 from tracknet_cli.predict.tracker import Tracker
 
 TINY = ["data.input_width=128", "data.input_height=72", "data.heatmap_width=64", "data.heatmap_height=36"]

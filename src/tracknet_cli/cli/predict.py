@@ -14,7 +14,7 @@ from tracknet_cli.cli.options import CHECKPOINT_HELP, DeviceOpt, RuntimeOpt, che
 from tracknet_cli.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tracknet_cli.predict.pipeline import PredictionSummary
+    from tracknet_cli.predict.outputs import PredictionSummary
     from tracknet_cli.predict.sources import FrameSource
     from tracknet_cli.predict.tracker import Tracker
     from tracknet_cli.pretrained.resolve import ResolvedCheckpoint
@@ -213,7 +213,7 @@ def _predict_one(
     overwrite: bool,
 ) -> "PredictionSummary":
     """One input's CSV (and overlay), with its progress and its result line."""
-    from tracknet_cli.predict.pipeline import write_outputs
+    from tracknet_cli.predict.outputs import write_outputs
 
     with _Progress(source) as progress:
         summary = write_outputs(

@@ -30,10 +30,11 @@ What the video reader supports and why:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -376,3 +377,61 @@ def open_sources(
     for p in paths:
         sources.extend(open_source(p, start, end, fps=fps))
     return sources
+
+
+class ArraySource(FrameSource):
+    """Frames the caller already holds (uint8 RGB (H, W, 3), all one size), numbered from ``first``.
+
+    The first frame is read up front to learn the size; the iterable is consumed once."""
+
+    def __init__(
+        self, frames: Iterable[np.ndarray], *, first: int = 0, fps: float = DEFAULT_FPS, name: str = "frames"
+    ) -> None:
+        super().__init__(0, None)
+        from fractions import Fraction
+
+        self._it = iter(frames)
+        try:
+            head = next(self._it)
+        except StopIteration:
+            raise UsageError("track_frames got no frames") from None
+        self._head = _check_array(head, None)
+        self._first = first
+        h, w = self._head.shape[:2]
+        rate = Fraction(fps).limit_denominator(1001)
+        self.info = SourceInfo(Path(name), "frames", (w, h), float(fps), rate, None)
+        self.report = DecodeReport(Path(name))
+
+    def frames(
+        self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *, decoder_threads: bool = True
+    ) -> Iterator[SourceFrame]:
+        full = self.info.size
+        targets = [full if s is None else (int(s[0]), int(s[1])) for s in sizes]
+        index = self._first
+        for array in itertools.chain([self._head], self._it):
+            array = _check_array(array, full)
+            self.report.decoded += 1
+            images = tuple(_resize(array, t) for t in targets)
+            overlay = _resize(array, overlay_size) if overlay_size is not None else None
+            self.report.yielded += 1
+            yield SourceFrame(index, images, overlay=overlay)
+            index += 1
+        self.report.finished = True
+
+
+def _check_array(array: Any, size: Size | None) -> np.ndarray:
+    a = np.asarray(array)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise UsageError(f"frames must be uint8 RGB arrays of shape (H, W, 3), got {a.dtype} {tuple(a.shape)}")
+    if size is not None and (a.shape[1], a.shape[0]) != size:
+        raise UsageError(f"every frame must be {size[0]}x{size[1]} like the first one, got {a.shape[1]}x{a.shape[0]}")
+    return np.ascontiguousarray(a)
+
+
+def _resize(array: np.ndarray, size: Size) -> np.ndarray:
+    if (array.shape[1], array.shape[0]) == tuple(size):
+        return array
+    import av
+
+    frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+    return frame.reformat(width=int(size[0]), height=int(size[1]), format="rgb24").to_ndarray()

@@ -24,8 +24,8 @@ import numpy as np
 
 from tracknet_cli.errors import UsageError
 from tracknet_cli.inference.engine import Engine
-from tracknet_cli.predict.pipeline import ArraySource, Prediction, stream
-from tracknet_cli.predict.sources import DEFAULT_FPS, FrameSource, Size, open_source
+from tracknet_cli.predict.pipeline import Prediction, stream
+from tracknet_cli.predict.sources import DEFAULT_FPS, ArraySource, FrameSource, Size, open_source
 from tracknet_cli.predict.tracking import TrackingConfig, TrackRow
 
 if TYPE_CHECKING:  # pragma: no cover
