@@ -240,37 +240,17 @@ def score(model: Any, val_ds: Any, test_ds: Any, config: Any, amp: Any) -> tuple
     """(threshold chosen on validation, validation F1 there, test metrics at that threshold)."""
     import torch
 
+    from tracknet_cli.inference.engine import Engine
     from tracknet_cli.training.evaluate import evaluate, score_predictions
     from tracknet_cli.training.validate import calibrate_threshold
 
-    device = torch.device("cpu")
     tc = config.training
     model.eval()
-    val = evaluate(
-        model,
-        val_ds,
-        config,
-        device=device,
-        protocol=PROTOCOL,
-        threshold=tc.threshold,
-        loss_name=tc.loss,
-        amp=amp,
-        keep_predictions=True,
-        batch_size=16,
-    )
+    engine = Engine.for_model(model, config.data, loss=tc.loss, device=torch.device("cpu"), amp=amp, batch_size=16)
+    val = evaluate(engine, val_ds, protocol=PROTOCOL, threshold=tc.threshold, keep_predictions=True)
     threshold = calibrate_threshold(val.predictions, PROTOCOL, tc.threshold)
     val_f1 = score_predictions(val.predictions, PROTOCOL, threshold)[0].f1
-    test = evaluate(
-        model,
-        test_ds,
-        config,
-        device=device,
-        protocol=PROTOCOL,
-        threshold=threshold,
-        loss_name=tc.loss,
-        amp=amp,
-        batch_size=16,
-    )
+    test = evaluate(engine, test_ds, protocol=PROTOCOL, threshold=threshold)
     model.train()
     return threshold, val_f1, test.metrics
 

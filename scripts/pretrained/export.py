@@ -56,7 +56,9 @@ def main() -> None:
     from tracknet_cli.training.validate import calibrate_threshold
 
     source = resolve_checkpoint(opts.run, option="RUN").path
-    engine, meta = load_engine(source, device="cpu", precision=opts.precision, runtime="torch")
+    engine, meta = load_engine(
+        source, device="cpu", precision=opts.precision, runtime="torch", stride=opts.inference_stride
+    )
     config = meta.config
     if opts.inference_stride is not None:
         config = config.model_copy(
@@ -65,15 +67,7 @@ def main() -> None:
     protocol = config.training.protocol
     clips = select_clips(config, opts.data_root, "val")
     report = evaluate(
-        engine.model,
-        eval_dataset(clips, config.data),
-        config,
-        device=engine.device,
-        amp=engine.amp,
-        protocol=protocol,
-        threshold=meta.threshold,
-        loss_name=meta.loss,
-        keep_predictions=True,
+        engine, eval_dataset(clips, config.data), protocol=protocol, threshold=meta.threshold, keep_predictions=True
     )
     threshold = calibrate_threshold(report.predictions, protocol, meta.threshold)
     m = score_predictions(report.predictions, protocol, threshold)[0]

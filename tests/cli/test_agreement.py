@@ -43,22 +43,17 @@ def validation_predictions(best: Path):
 
     from tracknet_cli.data.datasets import build_datasets
     from tracknet_cli.inference.checkpoint import load_model
+    from tracknet_cli.inference.engine import Engine
     from tracknet_cli.training.evaluate import evaluate
 
     model, meta = load_model(best)
     config = meta.config
     _, val, _ = build_datasets(config)
     assert [c.id for c in val.clips] == [VAL_CLIP]
-    report = evaluate(
-        model,
-        val,
-        config,
-        device=torch.device("cpu"),
-        protocol=config.training.protocol,
-        threshold=meta.threshold,
-        loss_name=meta.loss,
-        keep_predictions=True,
+    engine = Engine.for_model(
+        model, config.data, loss=meta.loss, device=torch.device("cpu"), accelerator_batch=config.training.batch_size
     )
+    report = evaluate(engine, val, protocol=config.training.protocol, threshold=meta.threshold, keep_predictions=True)
     return report, meta
 
 

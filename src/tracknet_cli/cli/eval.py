@@ -153,15 +153,18 @@ def _score_checkpoint(
     runtime: str = "auto",
 ) -> dict[str, Any]:
     from tracknet_cli.data.datasets import eval_dataset
-    from tracknet_cli.inference.engine import load_engine
+    from tracknet_cli.data.predictions import prediction_csv_targets, write_prediction_csvs
+    from tracknet_cli.inference.engine import default_batch, load_engine
     from tracknet_cli.pretrained.resolve import resolve_checkpoint
-    from tracknet_cli.training.evaluate import evaluate, prediction_csv_targets, select_clips, write_prediction_csvs
+    from tracknet_cli.training.evaluate import evaluate, select_clips
 
     checkpoint = resolve_checkpoint(checkpoint).path
-    engine, meta = load_engine(checkpoint, device=device_name, precision=precision, runtime=runtime)
+    engine, meta = load_engine(checkpoint, device=device_name, precision=precision, runtime=runtime, batch_size=batch)
     if engine.runtime_note:
         console.warn(engine.runtime_note)
     config = meta.config
+    if batch is None:  # on a GPU the batch the model trained with (--batch), as its validation ran
+        engine.batch_size = default_batch(engine.device, engine.input_size, config.training.batch_size)
     root = data_root or config.data.root
     if not Path(root).is_dir():
         raise InputError(f"data root not found: {root} (pass --data-root PATH)")
@@ -177,18 +180,7 @@ def _score_checkpoint(
         f"scoring {len(clips)} clips ({sum(len(c) for c in clips)} frames) of {root}, split {split}, "
         f"protocol {protocol}, threshold {threshold:.3f}, runtime {engine.runtime}"
     )
-    report = evaluate(
-        engine.model,
-        dataset,
-        config,
-        device=engine.device,
-        amp=engine.amp,
-        protocol=protocol,
-        threshold=threshold,
-        loss_name=meta.loss,
-        batch_size=batch,
-        keep_predictions=save_csv is not None,
-    )
+    report = evaluate(engine, dataset, protocol=protocol, threshold=threshold, keep_predictions=save_csv is not None)
     if save_csv is not None:
         written = write_prediction_csvs(save_csv, report.predictions, threshold)
         console.info(f"wrote {len(written)} prediction CSVs under {save_csv}")
@@ -206,7 +198,8 @@ _PROBLEMS_SHOWN = 20
 
 def _score_csvs(pred_dir: Path, gt: Path, protocol: str, threshold: float, strict: bool = False) -> dict[str, Any]:
     from tracknet_cli.data.clips import discover_clips
-    from tracknet_cli.training.evaluate import read_prediction_csvs, score_predictions
+    from tracknet_cli.data.predictions import read_prediction_csvs
+    from tracknet_cli.training.evaluate import score_predictions
 
     clips = discover_clips(gt)
     problems: list[Any] = []

@@ -483,6 +483,10 @@ def _cell(value: float) -> str:
 
 
 TRACKNETV2_HEADER = ("Frame", "Visibility", "X", "Y")
+PREDICT_HEADER = (*TRACKNETV2_HEADER, "Score", "Interpolated")
+"""`tracknet predict`'s default CSV (`predict.writers.CsvWriter`): the TrackNetV2 dialect, read as such,
+plus the detection's `Score` (which `tracknet eval --pred-csv` reads back, `data.predictions`) and
+`Interpolated` 0/1."""
 
 
 def tennis_text(table: LabelTable, frame_names: Sequence[str]) -> str:

@@ -21,11 +21,10 @@ import numpy as np
 
 from tracknet_cli.atomic import publish_mode, refuse_special, remove_stale_temps, temp_prefix
 from tracknet_cli.choices import CSV_FORMATS, CsvFormat, check
-from tracknet_cli.data.labels import TENNIS_COLUMNS
+from tracknet_cli.data.labels import PREDICT_HEADER, TENNIS_COLUMNS
 from tracknet_cli.errors import InputError, RuntimeFailure
 from tracknet_cli.predict.tracking import TrackRow
 
-DEFAULT_HEADER = ("Frame", "Visibility", "X", "Y", "Score", "Interpolated")
 TRACKNET_HEADER = TENNIS_COLUMNS
 
 
@@ -65,9 +64,9 @@ def _num(value: float, digits: int) -> str:
 class CsvWriter:
     """Streams ``TrackRow``s to CSV.
 
-    ``default``: ``Frame,Visibility,X,Y,Score,Interpolated`` — Frame 0-based absolute, Visibility 1
-    for detections and interpolated rows, X/Y source pixels (0,0 when not visible), Score the
-    detection's peak (0 for interpolated and empty rows), Interpolated 0/1.
+    ``default``: ``Frame,Visibility,X,Y,Score,Interpolated`` (``data.labels.PREDICT_HEADER``) — Frame
+    0-based absolute, Visibility 1 for detections and interpolated rows, X/Y source pixels (0,0 when
+    not visible), Score the detection's peak (0 for interpolated and empty rows), Interpolated 0/1.
     ``tracknet``: the tennis ``Label.csv`` dialect ``file name,visibility,x-coordinate,y-coordinate,
     status`` (file name: the frame's image name, else ``NNNN.jpg`` from the frame number; empty
     x,y when not visible; status unknown, left empty), which ``data.labels`` reads back.
@@ -80,7 +79,7 @@ class CsvWriter:
         self.rows = 0
         self._fh = open(self._tmp, "w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._fh, lineterminator="\n")
-        self._csv.writerow(DEFAULT_HEADER if fmt == "default" else TRACKNET_HEADER)
+        self._csv.writerow(PREDICT_HEADER if fmt == "default" else TRACKNET_HEADER)
         self._closed = False
         self._size = 0
 

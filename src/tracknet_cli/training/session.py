@@ -21,6 +21,7 @@ from tracknet_cli.training.step import TrainState, make_scaler
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.data.datasets import Batch
+    from tracknet_cli.inference.engine import Engine
     from tracknet_cli.training.distributed import DistContext
     from tracknet_cli.training.loggers import RunLoggers
 
@@ -80,6 +81,20 @@ class Session:
     @property
     def has_val(self) -> bool:
         return len(self.val_ds) > 0
+
+    def validation_engine(self) -> "Engine":
+        """The inference engine validation runs `model` through: predict's, on the training device and
+        precision, the training batch on a GPU (`default_batch`), the config's window stride."""
+        from tracknet_cli.inference.engine import Engine
+
+        return Engine.for_model(
+            self.model,
+            self.config.data,
+            loss=self.tc.loss,
+            device=self.device,
+            amp=self.amp,
+            accelerator_batch=self.tc.batch_size,
+        )
 
     # ------------------------------------------------------------ the data
     def epoch_batches(self) -> Iterator[list["Batch"]]:
@@ -458,13 +473,9 @@ def estimate_validation_seconds(s: Session) -> float:
     ``engine.stride`` frames) plus a quarter for decoding, the loss and the overlay. Rank 0 alone validates."""
     import numpy as np
 
-    from tracknet_cli.inference.engine import Engine
-
     if not s.dist.is_main:
         return 0.0
-    engine = Engine.for_model(
-        s.model, s.config.data, loss=s.tc.loss, device=s.device, amp=s.amp, accelerator_batch=s.tc.batch_size
-    )  # the batch evaluate() will run
+    engine = s.validation_engine()  # the engine (and batch) validation will run
     wi, hi = engine.input_size
     windows = np.zeros((engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8)
     was_training = s.model.training

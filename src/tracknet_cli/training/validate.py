@@ -87,15 +87,11 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
     tc, state = s.tc, s.state
     s.model.eval()
     report = evaluate(
-        s.model,
+        s.validation_engine(),
         s.val_ds,
-        s.config,
-        device=s.device,
         protocol=tc.protocol,
         threshold=state.threshold,
         loss=s.loss_fn,
-        loss_name=tc.loss,
-        amp=s.amp,
         overlay_frames=tc.overlay_frames,
         keep_predictions=tc.calibrate_threshold,
     )
