@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tracknet_cli.data.synth import LABEL_HEADER, MARKER, synthesize
+from tracknet_cli.data.synth import MARKER, synthesize
 from tracknet_cli.errors import InputError, UsageError
 
 
@@ -39,7 +39,7 @@ def test_layout_and_label_files(default_out) -> None:
     assert clips == sorted(f"game{g}/Clip{c}" for g in (1, 2, 3, 4) for c in (1, 2, 3, 4, 5))
     for clip in out.glob("game*/Clip*"):
         rows = _rows(clip)
-        assert ",".join(rows[0]) == LABEL_HEADER
+        assert ",".join(rows[0]) == "file name,visibility,x-coordinate,y-coordinate,status"
         assert [r[0] for r in rows[1:]] == [f"{i:04d}.jpg" for i in range(100)]
         assert sorted(p.name for p in clip.glob("*.jpg")) == [f"{i:04d}.jpg" for i in range(100)]
         for _name, vis, x, y, status in rows[1:]:

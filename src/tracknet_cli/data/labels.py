@@ -65,13 +65,13 @@ class Dialect:
     description: str
 
 
-TENNIS_COLUMNS = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
+TENNIS_HEADER = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
 """The TrackNet tennis `Label.csv` header: read here, written by `data synth` and `predict --csv-format tracknet`."""
 
 DIALECTS: tuple[Dialect, ...] = (
     Dialect(
         "tennis",
-        TENNIS_COLUMNS,
+        TENNIS_HEADER,
         True,
         False,
         "TrackNet tennis dataset: pixels, empty x,y when visibility is 0, status 0 flying / 1 hit / 2 bounce",
@@ -93,8 +93,6 @@ DIALECTS: tuple[Dialect, ...] = (
     Dialect("frame-ball", ("frame", "ball", "x", "y"), False, True, "normalised x,y in [0,1]; -1 means no ball"),
     Dialect("frame-num", ("frame_num", "visible", "x", "y"), False, True, "normalised x,y in [0,1]"),
 )
-
-TENNIS_HEADER = ("file name", "visibility", "x-coordinate", "y-coordinate", "status")
 
 
 def detect_dialect(header: Sequence[str], path: Path | str = "<labels>") -> Dialect:

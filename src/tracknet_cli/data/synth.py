@@ -22,10 +22,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tracknet_cli.atomic import publish_mode, remove_stale_temps, require_writable, temp_prefix
-from tracknet_cli.data.labels import TENNIS_COLUMNS
+from tracknet_cli.data.labels import TENNIS_HEADER
 from tracknet_cli.errors import InputError, UsageError
 
-LABEL_HEADER = ",".join(TENNIS_COLUMNS)
 MARKER = ".tracknet-synth.json"
 
 FLYING, HIT, BOUNCE = 0, 1, 2
@@ -573,7 +572,7 @@ def _render_clip(
         _draw_frame(scene, t).save(clip_dir / name, quality=90)
         statuses[t] = int(scene.flight.status[t]) if visibility[t] > 0 else FLYING
         rows.append(_label_row(name, int(visibility[t]), scene.bx[t], scene.by[t], int(statuses[t])))
-    (clip_dir / "Label.csv").write_text(LABEL_HEADER + "\n" + "\n".join(rows) + "\n")
+    (clip_dir / "Label.csv").write_text(",".join(TENNIS_HEADER) + "\n" + "\n".join(rows) + "\n")
     return np.stack([visibility, statuses])
 
 

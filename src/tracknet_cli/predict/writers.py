@@ -21,11 +21,9 @@ import numpy as np
 
 from tracknet_cli.atomic import publish_mode, refuse_special, remove_stale_temps, temp_prefix
 from tracknet_cli.choices import CSV_FORMATS, CsvFormat, check
-from tracknet_cli.data.labels import PREDICT_HEADER, TENNIS_COLUMNS
+from tracknet_cli.data.labels import PREDICT_HEADER, TENNIS_HEADER
 from tracknet_cli.errors import InputError, RuntimeFailure
 from tracknet_cli.predict.tracking import TrackRow
-
-TRACKNET_HEADER = TENNIS_COLUMNS
 
 
 def refuse_existing(paths: "Iterable[Path | str | None]", overwrite: bool) -> None:
@@ -79,7 +77,7 @@ class CsvWriter:
         self.rows = 0
         self._fh = open(self._tmp, "w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._fh, lineterminator="\n")
-        self._csv.writerow(PREDICT_HEADER if fmt == "default" else TRACKNET_HEADER)
+        self._csv.writerow(PREDICT_HEADER if fmt == "default" else TENNIS_HEADER)
         self._closed = False
         self._size = 0
 
