@@ -45,7 +45,7 @@ def engine_for(model: str | None, profile: str | None, batch: int) -> tuple[Any,
     if choice.channels_last:
         net.to_channels_last()
     return Engine.for_model(
-        net, config.data, loss=config.training.loss, device=dev, amp=choice.dtype, batch_size=batch
+        net, config.data, loss_name=config.training.loss, device=dev, autocast_dtype=choice.dtype, batch_size=batch
     ), f"{profile} (random weights)"
 
 
@@ -95,10 +95,10 @@ def main() -> None:
                 seconds, faults = one_pass(engines[b], frames)
                 if b not in best or seconds < best[b][0]:
                     best[b] = (seconds, faults)
-        amp = engines[batches[0]].amp
+        autocast_dtype = engines[batches[0]].autocast_dtype
         print(
             f"\n{label}: input {w}x{h}, {engines[batches[0]].window}-frame windows, "
-            f"{'fp32' if amp is None else str(amp).replace('torch.', '')}"
+            f"{'fp32' if autocast_dtype is None else str(autocast_dtype).replace('torch.', '')}"
         )
         print(f"{'batch':>6} {'frames/s':>9} {'ratio':>6} {'page faults/frame':>18}")
         base = args.frames / best[batches[0]][0]

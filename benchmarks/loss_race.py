@@ -236,7 +236,7 @@ def warm_cache(args: argparse.Namespace) -> None:
     )
 
 
-def score(model: Any, val_ds: Any, test_ds: Any, config: Any, amp: Any) -> tuple[float, float, Any]:
+def score(model: Any, val_ds: Any, test_ds: Any, config: Any, autocast_dtype: Any) -> tuple[float, float, Any]:
     """(threshold chosen on validation, validation F1 there, test metrics at that threshold)."""
     import torch
 
@@ -246,7 +246,9 @@ def score(model: Any, val_ds: Any, test_ds: Any, config: Any, amp: Any) -> tuple
 
     tc = config.training
     model.eval()
-    engine = Engine.for_model(model, config.data, loss=tc.loss, device=torch.device("cpu"), amp=amp, batch_size=16)
+    engine = Engine.for_model(
+        model, config.data, loss_name=tc.loss, device=torch.device("cpu"), autocast_dtype=autocast_dtype, batch_size=16
+    )
     val = evaluate(engine, val_ds, protocol=PROTOCOL, threshold=tc.threshold, keep_predictions=True)
     threshold = calibrate_threshold(val.predictions, PROTOCOL, tc.threshold)
     val_f1 = score_predictions(val.predictions, PROTOCOL, threshold)[0].f1
@@ -279,7 +281,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     model = build_model(config)
     device = torch.device("cpu")
     choice = prepare_model_precision(model, config, device)
-    amp = choice.dtype
+    autocast_dtype = choice.dtype
     print(
         f"\n== {loss_name} / {precision}: {choice.describe()}; {len(train_ds)} train windows "
         f"({len(train_ds.clips)} clips), val {len(val_ds.clips)} clips, test {len(test_ds.clips)} clips",
@@ -300,7 +302,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     pending = [m * 60.0 for m in args.checkpoint_minutes]
     rows: list[Checkpoint] = []
     step, samples, train_s = 0, 0, 0.0
-    window_loss, window_n, note = 0.0, 0, ""
+    loss_sum_since_score, losses_since_score, note = 0.0, 0, ""
     model.train()
     while pending:
         t_fetch = time.monotonic()
@@ -309,7 +311,14 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
             schedule.apply(optimizer, step)
             try:
                 train_step(
-                    model, [batch], loss_fn, optimizer, amp=amp, scaler=scaler, grad_clip=tc.grad_clip, on_loss=check
+                    model,
+                    [batch],
+                    loss_fn,
+                    optimizer,
+                    autocast_dtype=autocast_dtype,
+                    scaler=scaler,
+                    grad_clip=tc.grad_clip,
+                    on_loss=check,
                 )
             except NonFinite:
                 note = f"non-finite loss at step {step + 1}: scored early, cell stopped"
@@ -317,8 +326,8 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
             value = losses[-1]
             step += 1
             samples += len(batch)
-            window_loss += value
-            window_n += 1
+            loss_sum_since_score += value
+            losses_since_score += 1
             now = time.monotonic()
             train_s += now - t_fetch
             if train_s >= pending[0]:
@@ -327,7 +336,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
         if pending and (train_s >= pending[0] or note):
             minute = round(train_s / 60.0, 2) if note else pending.pop(0) / 60.0
             t_eval = time.monotonic()
-            threshold, val_f1, m = score(model, val_ds, test_ds, config, amp)
+            threshold, val_f1, m = score(model, val_ds, test_ds, config, autocast_dtype)
             row = Checkpoint(
                 key=key,
                 loss=loss_name,
@@ -336,7 +345,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
                 train_seconds=round(train_s, 1),
                 steps=step,
                 samples_per_s=round(samples / max(train_s, 1e-9), 2),
-                train_loss=window_loss / window_n if window_n else float("nan"),
+                train_loss=loss_sum_since_score / losses_since_score if losses_since_score else float("nan"),
                 threshold=threshold,
                 val_f1=val_f1,
                 test_f1=m.f1,
@@ -350,7 +359,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
                 load_avg=os.getloadavg()[0],
                 note=note,
             )
-            window_loss, window_n = 0.0, 0
+            loss_sum_since_score, losses_since_score = 0.0, 0
             rows.append(row)
             append_result(args.results, asdict(row))
             print(

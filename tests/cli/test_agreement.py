@@ -51,7 +51,11 @@ def validation_predictions(best: Path):
     _, val, _ = build_datasets(config)
     assert [c.id for c in val.clips] == [VAL_CLIP]
     engine = Engine.for_model(
-        model, config.data, loss=meta.loss, device=torch.device("cpu"), accelerator_batch=config.training.batch_size
+        model,
+        config.data,
+        loss_name=meta.loss,
+        device=torch.device("cpu"),
+        accelerator_batch=config.training.batch_size,
     )
     report = evaluate(engine, val, protocol=config.training.protocol, threshold=meta.threshold, keep_predictions=True)
     return report, meta

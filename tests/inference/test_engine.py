@@ -27,7 +27,7 @@ class PerFrame(torch.nn.Module):
 def engine(stride: int, batch: int = 2) -> Engine:
     return Engine(
         model=PerFrame(),
-        loss="softmax",
+        loss_name="softmax",
         input_size=(64, 32),
         heatmap_size=(16, 8),
         sigma=1.0,
@@ -115,10 +115,10 @@ def test_default_batch_keeps_a_cpu_pass_within_its_pixel_budget() -> None:
         sequence_length=3,
         inference_stride=1,
     )
-    assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu).batch_size == 1
-    assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, batch_size=5).batch_size == 5
+    assert Engine.for_model(PerFrame(), data, loss_name="softmax", device=cpu).batch_size == 1
+    assert Engine.for_model(PerFrame(), data, loss_name="softmax", device=cpu, batch_size=5).batch_size == 5
     with pytest.raises(UsageError, match="--batch 0"):  # 0 is refused, not taken for "the default"
-        Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, batch_size=0)
+        Engine.for_model(PerFrame(), data, loss_name="softmax", device=cpu, batch_size=0)
 
 
 def test_the_engine_places_windows_as_the_model_was_configured() -> None:
@@ -136,5 +136,5 @@ def test_the_engine_places_windows_as_the_model_was_configured() -> None:
         sequence_length=3,
         inference_stride=3,
     )
-    assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu).stride == 3
-    assert Engine.for_model(PerFrame(), data, loss="softmax", device=cpu, stride=1).stride == 1
+    assert Engine.for_model(PerFrame(), data, loss_name="softmax", device=cpu).stride == 3
+    assert Engine.for_model(PerFrame(), data, loss_name="softmax", device=cpu, stride=1).stride == 1

@@ -175,7 +175,7 @@ def test_engine_points_agree_with_torch(checkpoint: Path, exported: Path, runtim
     xy, score = _points(ref, frames, (64, 36))
     for source in (checkpoint, exported):
         engine, meta = load_engine(source, device="cpu", precision="fp32", runtime=runtime, batch_size=2)
-        assert (engine.runtime, engine.amp, engine.window, meta.threshold) == (runtime, None, 3, 0.4375)
+        assert (engine.runtime, engine.autocast_dtype, engine.window, meta.threshold) == (runtime, None, 3, 0.4375)
         got_xy, got_score = _points(engine, frames, (64, 36))
         np.testing.assert_allclose(got_xy, xy, atol=XY_TOL, rtol=0)
         np.testing.assert_allclose(got_score, score, atol=1e-4, rtol=0)

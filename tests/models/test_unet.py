@@ -179,11 +179,11 @@ def test_predict_auto_precision_follows_the_family_table(tmp_path: Path) -> None
     save_checkpoint(path, build_model(config).eval(), config, threshold=0.5, loss="softmax", metrics={})
     auto = Tracker.from_pretrained(path, device="cpu", runtime="torch")
     fp32 = Tracker.from_pretrained(path, device="cpu", precision="fp32", runtime="torch")
-    assert fp32.engine.amp is None and not fp32.engine.model._channels_last
+    assert fp32.engine.autocast_dtype is None and not fp32.engine.model._channels_last
     if cpu_bf16_support().native:
-        assert auto.engine.amp == torch.bfloat16 and auto.engine.model._channels_last
+        assert auto.engine.autocast_dtype == torch.bfloat16 and auto.engine.model._channels_last
     else:
-        assert auto.engine.amp is None
+        assert auto.engine.autocast_dtype is None
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,7 @@ def reference(
         ids = [min(s + k, n - 1) for k in range(t)]
         x = torch.from_numpy(np.stack([canvas[i] for i in ids])).permute(0, 3, 1, 2)[None].float() / 255
         with torch.no_grad():
-            probs = probabilities(e.model(x), e.loss)[0].numpy()
+            probs = probabilities(e.model(x), e.loss_name)[0].numpy()
         for k, i in enumerate(ids):
             if s + k < n:
                 sums[i] += probs[k]
@@ -265,7 +265,7 @@ def test_from_pretrained_rejects_bad_settings(checkpoint: Path, tmp_path: Path) 
     with pytest.raises(InputError, match="not a readable"):
         Tracker.from_pretrained(bad, device="cpu")
     t = Tracker.from_pretrained(checkpoint, device="cpu", precision="bf16", threshold=0.2, window_stride=3)
-    assert t.engine.amp == torch.bfloat16 and t.threshold == 0.2 and t.engine.stride == 3
+    assert t.engine.autocast_dtype == torch.bfloat16 and t.threshold == 0.2 and t.engine.stride == 3
     rows = list(t.track_frames([np.zeros((72, 128, 3), np.uint8)] * 5))
     assert [r.frame for r in rows] == [0, 1, 2, 3, 4]
 

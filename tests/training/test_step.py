@@ -45,10 +45,12 @@ def batch(seed: int = 0) -> Batch:
 
 
 def step(
-    model: torch.nn.Module, scaler: torch.amp.GradScaler, amp: torch.dtype | None = None, **kw
+    model: torch.nn.Module, scaler: torch.amp.GradScaler, autocast_dtype: torch.dtype | None = None, **kw
 ) -> torch.optim.Optimizer:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    train_step(model, [batch(0), batch(1)], build_loss("softmax"), opt, amp=amp, scaler=scaler, **kw)
+    train_step(
+        model, [batch(0), batch(1)], build_loss("softmax"), opt, autocast_dtype=autocast_dtype, scaler=scaler, **kw
+    )
     return opt
 
 
@@ -75,7 +77,7 @@ def test_fp16_autocast_step_with_the_scaler_trains() -> None:
     torch.manual_seed(0)
     model = Tiny()
     before = [p.detach().clone() for p in model.parameters()]
-    step(model, make_scaler(torch.device("cpu"), "fp16"), amp=torch.float16, grad_clip=1.0)
+    step(model, make_scaler(torch.device("cpu"), "fp16"), autocast_dtype=torch.float16, grad_clip=1.0)
     assert all(torch.isfinite(p).all() and not torch.equal(p, q) for p, q in zip(model.parameters(), before))
 
 
@@ -107,7 +109,7 @@ def state_of(model: torch.nn.Module, scaler: torch.amp.GradScaler) -> TrainState
 def test_the_state_carries_the_loss_scale_across_a_resume(tmp_path) -> None:
     torch.manual_seed(0)
     run = state_of(Tiny(), torch.amp.GradScaler("cpu", enabled=True, init_scale=2.0**10, growth_interval=1))
-    train_step(run.model, [batch()], build_loss("softmax"), run.optimizer, amp=None, scaler=run.scaler)
+    train_step(run.model, [batch()], build_loss("softmax"), run.optimizer, autocast_dtype=None, scaler=run.scaler)
     run.step = 1
     assert run.scaler.get_scale() == 2.0**11  # grown after one good step
     torch.save(run.state_dict(elapsed=1.0, rng={}, world_size=1), tmp_path / "last.pt")

@@ -194,7 +194,7 @@ def _show_model(resolved: "ResolvedCheckpoint", tracker: "Tracker") -> None:
         console.warn(engine.runtime_note)
     console.info(
         f"model {resolved.label} on {engine.device} "
-        f"({'fp32' if engine.amp is None else str(engine.amp).split('.')[-1]}, "
+        f"({'fp32' if engine.autocast_dtype is None else str(engine.autocast_dtype).split('.')[-1]}, "
         f"{engine.runtime}), "
         f"input {engine.input_size[0]}x{engine.input_size[1]}, {engine.window}-frame windows, "
         f"batch {engine.batch_size}, "

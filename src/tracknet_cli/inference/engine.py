@@ -113,13 +113,13 @@ class Engine:
     """A loaded model and how to run it: windows of uint8 frames in, per-cell probabilities out."""
 
     model: Any  # HeatmapModel in eval mode, on ``device``
-    loss: str  # the training loss: decides logits → probabilities
+    loss_name: str  # the loss that trained the model (`training.loss`): decides logits → probabilities
     input_size: Size  # (Wi, Hi) model canvas
     heatmap_size: Size  # (Wh, Hh)
     sigma: float  # the codec's Gaussian sigma in heatmap cells (its soft-argmax window)
     window: int  # T frames per window
     device: Any
-    amp: Any = None  # autocast dtype or None (fp32)
+    autocast_dtype: Any = None  # the dtype the forward runs under autocast in; None: fp32
     batch_size: int = DEFAULT_BATCH
     stride: int = 1  # frames between window starts
     no_ball: bool = False  # the model has a "no ball" logit (used by the softmax probabilities)
@@ -138,9 +138,9 @@ class Engine:
         model: Any,
         data: "DataConfig",
         *,
-        loss: str,
+        loss_name: str,
         device: Any,
-        amp: Any = None,
+        autocast_dtype: Any = None,
         batch_size: int | None = None,
         accelerator_batch: int = DEFAULT_BATCH,
         stride: int | None = None,
@@ -154,13 +154,13 @@ class Engine:
             batch_size = default_batch(device, size, accelerator_batch)
         return cls(
             model=model,
-            loss=loss,
+            loss_name=loss_name,
             input_size=size,
             heatmap_size=(data.heatmap_width, data.heatmap_height),
             sigma=data.sigma,
             window=int(getattr(core, "frames", data.sequence_length)),
             device=device,
-            amp=amp,
+            autocast_dtype=autocast_dtype,
             batch_size=batch_size,
             stride=data.inference_stride if stride is None else stride,
             no_ball=getattr(core, "no_ball", None) is not None,
@@ -192,7 +192,9 @@ class Engine:
         x = x.permute(0, 1, 4, 2, 3).float().div_(255.0).contiguous()
         with (
             torch.inference_mode(),
-            torch.autocast(device_type=self.device.type, dtype=self.amp, enabled=self.amp is not None),
+            torch.autocast(
+                device_type=self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
+            ),
         ):
             return forward_logits(self.model, x)
 
@@ -202,7 +204,7 @@ class Engine:
 
         logits, no_ball = self.forward(windows)
         with torch.inference_mode():
-            return probabilities(logits, self.loss, no_ball)
+            return probabilities(logits, self.loss_name, no_ball)
 
     def run(
         self, frames: Iterable[np.ndarray], codec: "Codec", *, on_batch: OnBatch | None = None
@@ -221,7 +223,7 @@ class Engine:
                 if on_batch is not None:
                     on_batch(batch, logits, no_ball)
                 with torch.inference_mode():
-                    probs = probabilities(logits, self.loss, no_ball)
+                    probs = probabilities(logits, self.loss_name, no_ball)
                 done = averager.add(batch, probs)
                 if done:
                     yield self._decode(done, codec)
@@ -279,7 +281,7 @@ def _load_engine(
     plan = choose_runtime(
         runtime, path, device=device, precision=precision, device_type=dev.type, torch_precision=choice.name
     )
-    settings = dict(loss=meta.loss, batch_size=batch_size, stride=stride)
+    settings = dict(loss_name=meta.loss, batch_size=batch_size, stride=stride)
     note = ""
     if plan.name != "torch":
         from tracknet_cli.inference.onnx import ExportFailed, load_onnx_model
@@ -297,6 +299,6 @@ def _load_engine(
     model, meta = load_model(path, device=dev)
     if choice.channels_last:
         model.to_channels_last()
-    engine = Engine.for_model(model, meta.config.data, device=dev, amp=choice.dtype, **settings)
+    engine = Engine.for_model(model, meta.config.data, device=dev, autocast_dtype=choice.dtype, **settings)
     engine.runtime_note = note
     return engine, meta

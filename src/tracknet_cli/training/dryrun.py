@@ -49,11 +49,11 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
     batch = collate([train_ds[i] for i in range(min(config.training.batch_size, len(train_ds)))]).to(device)
     model = build_model(config).to(device)
     choice = prepare_model_precision(model, config, device)  # the same choice the training run makes
-    amp = choice.dtype
+    autocast_dtype = choice.dtype
     model.train()
     loss_fn = build_loss(config.training.loss)
     start = time.perf_counter()
-    with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
+    with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         logits, no_ball = forward_logits(model, batch.frames.float().div_(255.0))
     out = loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
     out.total.backward()

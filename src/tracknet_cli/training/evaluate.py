@@ -81,7 +81,7 @@ def _overlay_picks(dataset: "SequenceDataset", count: int) -> dict[str, list[int
 class _LossSum:
     """The validation loss over the engine's windows (padded slots masked out)."""
 
-    loss: Any
+    loss_fn: Any
     heatmaps: np.ndarray  # (n, Hh, Wh) the clip's targets
     mask: np.ndarray  # (n,) frames that count
     total: float = 0.0
@@ -94,7 +94,7 @@ class _LossSum:
         mask = torch.from_numpy(self.mask[ids] & batch.valid).to(logits.device)
         targets = torch.from_numpy(self.heatmaps[ids]).to(logits.device)
         with torch.no_grad():
-            self.total += float(self.loss(logits, targets, mask, no_ball_logit=no_ball).total)
+            self.total += float(self.loss_fn(logits, targets, mask, no_ball_logit=no_ball).total)
         self.batches += 1
 
 
@@ -119,7 +119,7 @@ def evaluate(
     *,
     protocol: str,
     threshold: float,
-    loss: Any = None,
+    loss_fn: Any = None,
     overlay_frames: int = 0,
     keep_predictions: bool = False,
 ) -> EvalReport:
@@ -127,8 +127,8 @@ def evaluate(
     stride, the loss that decides its probabilities), decode, score.
 
     One clip at a time, streamed: memory holds a few windows of frames and maps, not a clip.
-    `loss` (validation) is averaged over the engine's windows, padded slots masked out; no-ball frames
-    count in it as the dataset's `data.no_ball_frames` says, as in training.
+    `loss_fn` (validation: a `training.losses` loss) is averaged over the engine's windows, padded
+    slots masked out; no-ball frames count in it as the dataset's `data.no_ball_frames` says, as in training.
     """
     picks = _overlay_picks(dataset, overlay_frames)
     negative = dataset.data.no_ball_frames == "negative"
@@ -137,7 +137,7 @@ def evaluate(
     loss_sum, loss_batches, frames_seen = 0.0, 0, 0
     for ci, clip in enumerate(dataset.clips):
         codec, source = dataset.codecs[ci], dataset.frames(ci)
-        on_batch = _LossSum(loss, *_targets(clip, codec, negative)) if loss is not None else None
+        on_batch = _LossSum(loss_fn, *_targets(clip, codec, negative)) if loss_fn is not None else None
         pred, maps = _predict_clip(engine, clip, codec, source, set(picks.get(clip.id, [])), on_batch)
         if on_batch is not None:
             loss_sum, loss_batches = loss_sum + on_batch.total, loss_batches + on_batch.batches

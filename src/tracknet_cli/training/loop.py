@@ -111,7 +111,7 @@ def _train_epoch(s: "Session") -> str | None:
             batches,
             s.loss_fn,
             state.optimizer,
-            amp=s.amp,
+            autocast_dtype=s.autocast_dtype,
             scaler=state.scaler,
             grad_clip=tc.grad_clip,
             on_loss=s.on_loss,
@@ -121,7 +121,7 @@ def _train_epoch(s: "Session") -> str | None:
         if s.has_val and tc.val_every is not None and state.step % tc.val_every == 0:
             early = validate(s)
         elif state.step % tc.checkpoint_every == 0:
-            s.checkpoint()
+            s.save_periodic_state()
         reason = s.budget_spent(synced)
         if reason is not None or early:
             return reason or "early stopping"
@@ -148,14 +148,14 @@ def _close(s: "Session", *, unwinding: bool) -> None:
     if s.loggers is not None:
         s.loggers.close()
     try:
-        s.rundir.write_curves()
+        s.files.write_curves()
     except OSError:
         if not unwinding:  # else the error on its way out (a full disk naming its file) is the one to report
             raise
 
 
 def _result(s: "Session", stopped: str) -> TrainResult:
-    rows = s.rundir.rows
+    rows = s.files.rows
     return TrainResult(
         run_dir=s.run_dir,
         steps=s.state.step,

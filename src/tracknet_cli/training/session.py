@@ -35,7 +35,7 @@ class Session:
     hooks: Hooks
     dist: "DistContext"
     device: Any
-    rundir: RunDirectory
+    files: RunDirectory  # what is written into `run_dir` (rank 0; the others' write nothing)
     log: Callable[[str], None]
     train_ds: Any
     val_ds: Any
@@ -71,7 +71,8 @@ class Session:
         return self.config.training
 
     @property
-    def amp(self) -> Any:
+    def autocast_dtype(self) -> Any:
+        """The dtype the forward runs under autocast in, or None (fp32)."""
         return self.precision.dtype
 
     @property
@@ -90,9 +91,9 @@ class Session:
         return Engine.for_model(
             self.model,
             self.config.data,
-            loss=self.tc.loss,
+            loss_name=self.tc.loss,
             device=self.device,
-            amp=self.amp,
+            autocast_dtype=self.autocast_dtype,
             accelerator_batch=self.tc.batch_size,
         )
 
@@ -151,11 +152,11 @@ class Session:
                         f"the last good state (step {self.saved_step}) is in"
                     )
                 raise RuntimeFailure(
-                    f"non-finite loss {where} {self.rundir.state_path}",
+                    f"non-finite loss {where} {self.files.state_path}",
                     hint="lower training.lr or set training.grad_clip",
                 )
-            state.window_loss += value
-            state.window_n += 1
+            state.loss_sum_since_validation += value
+            state.losses_since_validation += 1
             self.last_loss = value
         self.read_step = state.step
 
@@ -172,7 +173,7 @@ class Session:
         rate = samples / max(time.monotonic() - self.t_local, 1e-9)
         if synced and self.loggers is not None:
             self.loggers.step(state.step, self.last_loss, state.lr, rate)
-            self.rundir.append_step(StepRow(state.step, state.epoch, self.last_loss, state.lr, rate))
+            self.files.append_step(StepRow(state.step, state.epoch, self.last_loss, state.lr, rate))
         self.hooks.on_step(
             StepInfo(
                 step=state.step,
@@ -248,30 +249,34 @@ class Session:
         return None
 
     def validated(self, seconds: float | None) -> None:
-        """A validation ended at this step (rank 0 timed it; followers pass None): the loss window and
-        the data-wait counters start again, and what the validation wrote counts as saved."""
+        """A validation ended at this step (rank 0 timed it; followers pass None): the training-loss sum
+        and the data-wait counters start again, and what the validation wrote counts as saved."""
         if seconds is not None:
             self.val_seconds = seconds
             self.val_total_s += seconds
-        self.state.window_loss, self.state.window_n, self.wait_s, self.busy_s = 0.0, 0, 0.0, 0.0
-        self.last_validated = self.saved_step = self.state.step
+        state = self.state
+        state.loss_sum_since_validation, state.losses_since_validation = 0.0, 0
+        self.wait_s, self.busy_s = 0.0, 0.0
+        self.last_validated = self.saved_step = state.step
 
     # ------------------------------------------------------------ files
     def save_state(self) -> None:
-        self.rundir.save_state(
+        """Write `state/last.pt` now (rank 0; no collective: the pending losses are not read back)."""
+        self.files.save_state(
             self.state.state_dict(
-                elapsed=time.monotonic() - self.t0, rng=self.rundir.rng_state(), world_size=self.dist.world_size
+                elapsed=time.monotonic() - self.t0, rng=self.files.rng_state(), world_size=self.dist.world_size
             )
         )
 
-    def checkpoint(self) -> None:
-        """The periodic state: every rank calls it (the loss read-back is a collective); rank 0 writes."""
+    def save_periodic_state(self) -> None:
+        """The periodic state (every `training.checkpoint_every` steps without a validation): every rank
+        calls it (the loss read-back is a collective); rank 0 writes."""
         self.read_losses()
         self.save_state()
         self.saved_step = self.state.step
 
     def save_weights(self, which: str, metrics: dict[str, Any]) -> None:
-        self.rundir.save_weights(
+        self.files.save_weights(
             which, self.model, self.config, threshold=self.state.threshold, loss=self.tc.loss, metrics=metrics
         )
 
@@ -315,8 +320,8 @@ def open_session(
     tc = config.training
     seed_everything(tc.seed)
     device = dist.device(pick_device(tc.device))
-    rundir = RunDirectory(run_dir, keep_rows=resume is not None) if dist.is_main else FollowerRunDirectory(run_dir)
-    rundir.write_config(config)
+    files = RunDirectory(run_dir, keep_rows=resume is not None) if dist.is_main else FollowerRunDirectory(run_dir)
+    files.write_config(config)
     train_ds, val_ds, loader = _open_data(config, device, dist)
     model = _open_model(config, init_from, device)
     # Under DDP rank 0 decides and the others follow: the ranks must compute alike.
@@ -330,8 +335,8 @@ def open_session(
         hooks=hooks,
         dist=dist,
         device=device,
-        rundir=rundir,
-        log=rundir.logger(hooks.on_log),
+        files=files,
+        log=files.logger(hooks.on_log),
         train_ds=train_ds,
         val_ds=val_ds,
         loader=loader,
@@ -427,9 +432,9 @@ def _restore(s: Session, resume: dict[str, Any]) -> None:
     from tracknet_cli.training.artifacts import restore_rng
 
     state, dist = s.state, s.dist
-    state.load_state_dict(resume, s.rundir.state_path)
+    state.load_state_dict(resume, s.files.state_path)
     restore_rng(resume["rng"])
-    s.rundir.forget_rows_after(state.step)
+    s.files.forget_rows_after(state.step)
     if int(resume.get("world_size", 1)) != dist.world_size:
         s.log(
             f"resumed on {dist.world_size} processes after {resume.get('world_size', 1)}: "
@@ -445,7 +450,7 @@ def _start(s: Session) -> None:
     tc, model, state = s.tc, s.model, s.state
     info = {
         "device": str(s.device),
-        "precision": "fp32" if s.amp is None else str(s.amp).replace("torch.", ""),
+        "precision": "fp32" if s.autocast_dtype is None else str(s.autocast_dtype).replace("torch.", ""),
         "train_windows": len(s.train_ds),
         "val_windows": len(s.val_ds),
         "steps_per_epoch": s.steps_per_epoch,

@@ -34,14 +34,14 @@ def make_scaler(device: Any, precision: str) -> "torch.amp.GradScaler":
     return torch.amp.GradScaler(getattr(device, "type", str(device)), enabled=precision == "fp16")
 
 
-def forward_loss(model: Any, batch: "Batch", loss_fn: Any, amp: Any) -> "LossOutput":
-    """uint8 frames → /255 → forward under autocast (`amp` None: fp32) → the fp32 loss."""
+def forward_loss(model: Any, batch: "Batch", loss_fn: Any, autocast_dtype: Any) -> "LossOutput":
+    """uint8 frames → /255 → forward under autocast (`autocast_dtype` None: fp32) → the fp32 loss."""
     import torch
 
     from tracknet_cli.inference.engine import forward_logits
 
     device_type = batch.frames.device.type
-    with torch.autocast(device_type=device_type, dtype=amp, enabled=amp is not None):
+    with torch.autocast(device_type=device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         logits, no_ball = forward_logits(model, batch.frames.float().div_(255.0))
     return loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
 
@@ -52,7 +52,7 @@ def train_step(
     loss_fn: Any,
     optimizer: Any,
     *,
-    amp: Any,
+    autocast_dtype: Any,
     scaler: "torch.amp.GradScaler",
     grad_clip: float | None = None,
     on_loss: Callable[["LossOutput"], None] | None = None,
@@ -69,7 +69,7 @@ def train_step(
 
     for i, batch in enumerate(batches):
         with no_grad_sync(model, sync=i == len(batches) - 1):
-            out = forward_loss(model, batch, loss_fn, amp)
+            out = forward_loss(model, batch, loss_fn, autocast_dtype)
             if on_loss is not None:
                 on_loss(out)
             scaler.scale(out.total / len(batches)).backward()
@@ -96,12 +96,18 @@ class TrainState:
     epoch: int = 0
     batch_in_epoch: int = 0
     elapsed: float = 0.0  # seconds trained before this process (resume)
-    window_loss: float = 0.0  # sum of batch losses since the last validation
-    window_n: int = 0
+    loss_sum_since_validation: float = 0.0  # the training loss of each micro-batch since the last validation
+    losses_since_validation: int = 0  # how many that sum holds
 
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    @property
+    def mean_loss_since_validation(self) -> float:
+        """The mean training loss since the last validation (nan when no loss was read back since)."""
+        n = self.losses_since_validation
+        return self.loss_sum_since_validation / n if n else float("nan")
 
     def state_dict(self, *, elapsed: float, rng: dict[str, Any], world_size: int) -> dict[str, Any]:
         return {
@@ -109,8 +115,8 @@ class TrainState:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "elapsed": elapsed,
-            "window_loss": self.window_loss,
-            "window_n": self.window_n,
+            "window_loss": self.loss_sum_since_validation,  # the file's key names, kept: older states resume
+            "window_n": self.losses_since_validation,
             "threshold": self.threshold,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -135,6 +141,7 @@ class TrainState:
             self.step, self.epoch = int(saved["step"]), int(saved["epoch"])
             self.batch_in_epoch, self.elapsed = int(saved["batch_in_epoch"]), float(saved["elapsed"])
             self.threshold = float(saved["threshold"])
-            self.window_loss, self.window_n = float(saved["window_loss"]), int(saved["window_n"])
+            self.loss_sum_since_validation = float(saved["window_loss"])
+            self.losses_since_validation = int(saved["window_n"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise InputError(f"{where} does not match this run ({str(exc).splitlines()[0]})") from exc

@@ -91,7 +91,7 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
         s.val_ds,
         protocol=tc.protocol,
         threshold=state.threshold,
-        loss=s.loss_fn,
+        loss_fn=s.loss_fn,
         overlay_frames=tc.overlay_frames,
         keep_predictions=tc.calibrate_threshold,
     )
@@ -104,7 +104,7 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
     row = ValidationRow(
         epoch=state.epoch,
         step=state.step,
-        train_loss=state.window_loss / state.window_n if state.window_n else float("nan"),
+        train_loss=state.mean_loss_since_validation,
         val_loss=report.loss,
         precision=metrics.precision,
         recall=metrics.recall,
@@ -125,8 +125,8 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
     is_best = state.best.update(values, state.step)
     state.schedule.on_validation(values)
     stop = state.early.update(values)
-    s.rundir.append_metrics(row)
-    overlay_path = s.rundir.write_overlay(state.epoch, report.overlay)
+    s.files.append_metrics(row)
+    overlay_path = s.files.write_overlay(state.epoch, report.overlay)
     assert s.loggers is not None
     s.loggers.validation(row, overlay_path)
     meta = {k: v for k, v in row.as_dict().items() if isinstance(v, (int, float))}
