@@ -202,13 +202,17 @@ def test_cache_builds_then_reuses(tmp_path: Path, capsys: pytest.CaptureFixture[
     root = tmp_path / "synth"
     synthesize(root, games=1, clips=2, frames=10, size=(128, 72), seed=1)
     args = ["data", "cache", "--set", f"data.root={root}", "--set", f"data.cache_dir={tmp_path / 'cache'}"]
-    code, out, _ = _run(capsys, *args)
+    code, out, _ = _run(capsys, *args, "--set", "data.cache_format=npy")
     assert code == 0
     first = json.loads(out)
     assert (first["built"], first["reused"]) == (2, 0)
     pixels = 2 * 10 * 144 * 256 * 3  # 2 clips x 10 frames on the quickstart canvas 256x144, uint8 RGB
     assert pixels <= first["bytes"] <= pixels + 2 * 4096  # plus one .npy header per clip
-    code, out, _ = _run(capsys, *args)
+    code, out, _ = _run(capsys, *args, "--set", "data.cache_format=npy")
     assert json.loads(out)["reused"] == 2
+    # data.cache_format=jpeg: training clips are rebuilt as JPEG, far smaller; the exact validation clip is reused.
+    code, out, _ = _run(capsys, *args, "--set", "data.cache_format=jpeg", "--set", "data.split.val=[game1/Clip1]")
+    jpeg = json.loads(out)
+    assert code == 0 and (jpeg["built"], jpeg["reused"]) == (1, 1) and jpeg["bytes"] < pixels / 2 + pixels / 8
     code, _, err = _run(capsys, "data", "cache", "--set", f"data.root={tmp_path / 'nope'}")
     assert code == 2 and err.startswith("error: ")

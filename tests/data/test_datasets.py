@@ -305,6 +305,7 @@ def test_build_datasets_splits_clips_and_applies_the_subset(tmp_path: Path) -> N
             split={"val_ratio": 0.34, "test": ["game2"]},
             subset={"max_frames_per_clip": 7},
             cache="auto",
+            cache_format="jpeg",
             cache_dir=tmp_path / "cache",
         )
     )
@@ -316,6 +317,7 @@ def test_build_datasets_splits_clips_and_applies_the_subset(tmp_path: Path) -> N
     assert all(len(c) == 7 for c in train.clips + val.clips + test.clips)
     assert len(train) == 5 and len(val) == 3  # val/test: stride T with a last window on the last frame
     assert train.cache is not None and val.cache is not None and test.cache is None
+    assert train.cache.format == "jpeg" and val.cache.format == "npy"  # validation reads exact frames
 
 
 def test_real_badminton_video_clip(realdata: Path) -> None:

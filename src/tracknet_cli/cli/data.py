@@ -193,18 +193,24 @@ def cache(
     training: TrainingOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Build the uint8 frame cache at model resolution for every clip under data.root (reused when valid)."""
+    """Build the frame cache at model resolution for every clip under data.root (reused when valid):
+    training clips in data.cache_format (raw npy by default, or jpeg), validation and test clips as npy."""
     from tracknet_cli.data.cache import build_cache
     from tracknet_cli.data.clips import discover_clips
+    from tracknet_cli.data.splits import split_clips
 
     cfg = resolve_selection(profile, data, model, training, set_).config
     clips = discover_clips(cfg.data.root)
+    exact: set[str] = set()
+    if cfg.data.cache_format != "npy":  # validation and test clips stay exact (npy), as training reads them
+        splits = split_clips(clips, cfg.data.split)
+        exact = {c.id for c in splits.val + splits.test}
     started = time.monotonic()
 
     def progress(clip, built: bool) -> None:
         console.info(f"{'built' if built else 'valid'} {clip.id}")
 
-    summary = build_cache(clips, cfg.data, cache_dir=cfg.data.cache_dir, progress=progress)
+    summary = build_cache(clips, cfg.data, cache_dir=cfg.data.cache_dir, progress=progress, exact=exact)
     print(
         json.dumps(
             {

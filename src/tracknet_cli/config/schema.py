@@ -156,7 +156,12 @@ class DataConfig(Section):
     split: SplitConfig = SplitConfig()
     subset: SubsetConfig = SubsetConfig()
     augment: AugmentConfig = AugmentConfig()
-    cache: Literal["off", "auto", "on"] = Field("auto", description="uint8 frame cache at model resolution")
+    cache: Literal["off", "auto", "on"] = Field("auto", description="on-disk frame cache at model resolution")
+    cache_format: Literal["npy", "jpeg"] = Field(
+        "npy",
+        description="how training clips are cached: npy (raw uint8, memory-mapped, fastest) or jpeg (quality 95, "
+        "8x smaller, decoded on read); validation and eval always read exact (npy) frames",
+    )
     cache_dir: Path | None = Field(None, description="where the cache lives (default: ROOT/.tracknet_cache)")
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process)")
 

@@ -169,7 +169,7 @@ class SequenceDataset:
         self.length = int(sequence_length if sequence_length is not None else data.sequence_length)
         self.stride = int(window_stride if window_stride is not None else data.window_stride)
         self.cover = cover
-        self.cache = resolve_cache(data, training=train) if isinstance(cache, str) else cache
+        self.cache = resolve_cache(data, training=train, exact=not train) if isinstance(cache, str) else cache
         self.seed = seed
         self.epoch = 0  # used by plain integer indexing; EpochSampler passes the epoch explicitly
         self.memory = FrameMemory(memory_bytes)
@@ -322,7 +322,8 @@ def build_datasets(config: "TrackNetConfig") -> tuple[SequenceDataset, SequenceD
 
     Train windows follow ``data.sequence_length`` / ``data.window_stride`` with augmentation;
     validation and test are whole clips for the inference engine (``eval_dataset``). Under ``data.cache:
-    auto`` train and validation (both read every epoch) use the on-disk cache, test does not.
+    auto`` train and validation (both read every epoch) use the on-disk cache, test does not; train
+    in ``data.cache_format``, validation in the exact ``npy`` format (it measures what predict computes).
     A split with no clips gives an empty dataset.
     """
     from tracknet_cli.data.clips import discover_clips

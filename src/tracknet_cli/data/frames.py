@@ -14,7 +14,9 @@ Why this module exists: decoding is what starves a CPU training run. Three rules
 Memory: a decoded video clip costs ``frames x Hi x Wi x 3`` bytes (512x288: 442 KB a frame, so a
 300-frame rally is 133 MB). ``FrameMemory`` evicts least recently used entries above its budget
 (1 GiB by default) but always keeps the newest one, so a single clip larger than the budget still
-loads. With the on-disk cache the frames are memory-mapped instead and the OS pages them.
+loads. With the on-disk cache (``data.cache``) frames are read from its files instead: raw arrays
+memory-mapped (the OS pages them), or, for training under ``data.cache_format: jpeg``, JPEGs decoded
+on read.
 """
 
 from __future__ import annotations
@@ -101,8 +103,15 @@ def fill(
         if n == count:
             break
     if n < count:
-        raise InputError(f"{what} decodes {n} frames but its labels need {count}; re-export it or trim the label file")
+        raise short_clip_error(what, n, count)
     return out
+
+
+def short_clip_error(what: str, decoded: int, count: int) -> InputError:
+    """The one line for a clip whose source holds fewer frames than its labels (decoding and caching)."""
+    return InputError(
+        f"{what} decodes {decoded} frames but its labels need {count}; re-export it or trim the label file"
+    )
 
 
 # ---------------------------------------------------------------- memory shared by a dataset
@@ -213,6 +222,14 @@ class ArrayFrames:
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
         return np.ascontiguousarray(self.array[np.asarray(indices, dtype=np.int64)])
+
+    def __array__(self, dtype: object = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(frames)``: the (n, Hi, Wi, 3) array itself."""
+        return np.asarray(self.array, dtype=dtype)
+
+    def head(self, count: int) -> "ArrayFrames":
+        """The first ``count`` frames (a ``data.subset`` run reads a prefix of a longer cache file)."""
+        return ArrayFrames(self.array[:count])
 
 
 def source_frames(
