@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 import numpy as np
 
 from tracknet_cli.data.cache import FrameCache, resolve_cache
-from tracknet_cli.data.frames import DEFAULT_MEMORY_BYTES, FrameMemory, VideoFrames, clip_codec, source_frames
+from tracknet_cli.data.frames import (
+    DEFAULT_MEMORY_BYTES,
+    ClipFrames,
+    FrameMemory,
+    VideoFrames,
+    clip_codec,
+    source_frames,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -207,7 +214,7 @@ class SequenceDataset:
         clip = self.clips[ci]
         return clip, window_indices(int(self._starts[index]), self.length, len(clip))
 
-    def frames(self, clip_index: int) -> Any:
+    def frames(self, clip_index: int) -> ClipFrames:
         """This process's frame source of a clip (a cache file, or a decoder sharing ``memory``)."""
         source = self._sources.get(clip_index)
         if source is None:

@@ -145,9 +145,8 @@ class FrameMemory:
 
 # ---------------------------------------------------------------- per-clip sources
 class ClipFrames(Protocol):
-    """Random access to one clip's frames in the model canvas."""
-
-    decodes: int  # frames decoded from the source so far (for tests and benchmarks)
+    """Random access to one clip's frames in the model canvas: a decoder (`ImageFrames`, `VideoFrames`) or a
+    cache file (`ArrayFrames`, `JpegFrames`), whichever `SequenceDataset.frames` hands out."""
 
     def __len__(self) -> int: ...
 
