@@ -268,8 +268,8 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
     from tracknet_cli.data.datasets import build_datasets, make_loader
     from tracknet_cli.inference.runtime import prepare_model_precision
     from tracknet_cli.models import build_model
+    from tracknet_cli.models.losses import build_loss
     from tracknet_cli.training.callbacks import build_schedule
-    from tracknet_cli.training.losses import build_loss
     from tracknet_cli.training.seeding import seed_everything
     from tracknet_cli.training.session import make_optimizer
     from tracknet_cli.training.step import make_scaler, train_step

@@ -37,7 +37,7 @@ def measure(profile: str, batch_size: int | None, rounds: int) -> list[tuple[str
 
     from tracknet_cli.config.load import Selection, resolve
     from tracknet_cli.models import build_model
-    from tracknet_cli.training.losses import build_loss
+    from tracknet_cli.models.losses import build_loss
 
     config = resolve(Selection(profile=profile)).config
     d = config.data

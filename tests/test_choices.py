@@ -26,8 +26,8 @@ def test_the_schema_fields_are_the_choices() -> None:
 
 def test_every_registry_is_keyed_by_its_choices() -> None:
     from tracknet_cli.inference.runtime import INFERENCE_PRECISIONS, PRECISIONS
+    from tracknet_cli.models.losses import LOSSES
     from tracknet_cli.models.registry import BACKBONES, DECODERS
-    from tracknet_cli.training.losses import LOSSES
     from tracknet_cli.training.metrics import PROTOCOLS
 
     assert tuple(PROTOCOLS) == choices.PROTOCOL_NAMES == ("tracknet", "v2", "wasb")
@@ -68,7 +68,7 @@ def test_config_choices_suggest_the_closest_name(key: str, value: str, expected:
 
 def test_owners_validate_with_the_same_message() -> None:
     from tracknet_cli.inference.runtime import pick_device, resolve_precision
-    from tracknet_cli.training.losses import build_loss
+    from tracknet_cli.models.losses import build_loss
     from tracknet_cli.training.metrics import get_protocol
 
     for call, needle in (

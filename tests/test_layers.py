@@ -1,7 +1,8 @@
 """The layering rules of docs/architecture.md, checked on the source: `training` and `predict` never
-import each other, `inference` imports neither, the core never imports the CLI, `config` imports only
-the top-level helpers, no two modules import each other (directly or round a circle), and no
-function grows past 60 lines."""
+import each other, `inference` imports neither, `models` (the networks and the losses, with each loss's
+logits → probabilities map that training and inference share) imports none of them, the core never
+imports the CLI, `config` imports only the top-level helpers, no two modules import each other
+(directly or round a circle), and no function grows past 60 lines."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The config schema annotates its fields with these Literals (so pydantic validates a profile or
 `--set` value, and `config.load` suggests the closest name); the owners key their registries on them
-(`training.metrics.PROTOCOLS`, `training.losses.LOSSES`, `models.registry.BACKBONES` and `DECODERS`,
+(`training.metrics.PROTOCOLS`, `models.losses.LOSSES`, `models.registry.BACKBONES` and `DECODERS`,
 checked by `registry`); the CLI builds its help text and checks its options from the same tuples
 (`cli.options.choice`). Adding a protocol, loss or backbone is one name here and one registry entry
 beside the code that implements it; `registry` refuses a mismatch when the owner's module is imported.
@@ -21,7 +21,7 @@ from tracknet_cli.errors import ConfigError, TrackNetError
 ProtocolName = Literal["tracknet", "v2", "wasb"]
 """How a frame is scored (training.metrics.PROTOCOLS; docs/training/metrics.md)."""
 LossName = Literal["mse", "focal", "wbce", "softmax"]
-"""training.losses.LOSSES; inference.engine.probabilities maps each one's logits to probabilities."""
+"""models.losses.LOSSES (each loss also maps its logits to probabilities: `Loss.probabilities`)."""
 BackboneName = Literal["dinov3_vit", "convnext", "dinov3_convnext", "unet"]
 """models.registry.BACKBONES (each entry carries its family's traits)."""
 DecoderName = Literal["upsampling", "fpn", "unet"]

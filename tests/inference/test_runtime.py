@@ -17,7 +17,7 @@ from tracknet_cli.inference.runtime import (
     resolve_precision,
 )
 from tracknet_cli.models import build_model
-from tracknet_cli.training.losses import build_loss
+from tracknet_cli.models.losses import build_loss
 
 CPU = torch.device("cpu")
 NATIVE = CpuBf16(True, "avx512_bf16")

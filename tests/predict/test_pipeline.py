@@ -62,7 +62,7 @@ def reference(
     """Every window of T consecutive frames run alone, the heatmaps of each frame averaged, then decoded:
     the computation the pipeline streams, written plainly (short clips pad the tail like it does)."""
     from tracknet_cli.data.geometry import Codec
-    from tracknet_cli.inference.engine import probabilities
+    from tracknet_cli.models.losses import LOSSES
 
     e = tracker.engine
     codec = Codec(source_size, e.input_size, e.heatmap_size, e.sigma)
@@ -74,7 +74,7 @@ def reference(
         ids = [min(s + k, n - 1) for k in range(t)]
         x = torch.from_numpy(np.stack([canvas[i] for i in ids])).permute(0, 3, 1, 2)[None].float() / 255
         with torch.no_grad():
-            probs = probabilities(e.model(x), e.loss_name)[0].numpy()
+            probs = LOSSES[e.loss_name].probabilities(e.model(x))[0].numpy()
         for k, i in enumerate(ids):
             if s + k < n:
                 sums[i] += probs[k]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tracknet_cli.data.datasets import Batch
+from tracknet_cli.models.losses import build_loss
 from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
-from tracknet_cli.training.losses import build_loss
 from tracknet_cli.training.step import TrainState, make_scaler, train_step
 
 torch.set_num_threads(1)

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from tracknet_cli.choices import INFERENCE_PRECISIONS, LOSS_NAMES, RUNTIMES, check
+from tracknet_cli.choices import INFERENCE_PRECISIONS, RUNTIMES, check
 from tracknet_cli.errors import UsageError
 from tracknet_cli.inference.windows import HeatmapAverager, WindowBatch, WindowScheduler
+from tracknet_cli.models.losses import loss_class
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -61,43 +62,6 @@ def forward_logits(model: Any, frames: Any) -> tuple[Any, Any]:
     return model(frames).float(), None
 
 
-def probabilities(
-    logits: "torch.Tensor", loss_name: str, no_ball_logit: "torch.Tensor | None" = None
-) -> "torch.Tensor":
-    """Per-cell scores in [0, 1] `(…,Hh,Wh)`, fp32, for the codec to decode, matching the loss that trained the model.
-
-    - mse: the output is the heatmap itself, clamped to [0, 1];
-    - focal, wbce: sigmoid;
-    - softmax: the softmax over cells + "no ball", rescaled per frame so that the peak cell holds
-      P(ball) = 1 - P(no ball) and the other cells keep their ratio to it. The raw per-cell probability
-      of a perfect model is only about 1/(2πσ²) (0.07 at σ = 1.5 cells), because the target spreads the
-      mass over the Gaussian; the rescaled map keeps the shape for peak finding and makes the decoded
-      score the calibrated probability that the frame shows a ball, so 0.5 means the same in every frame.
-    """
-    import torch
-
-    check(loss_name, LOSS_NAMES, "loss")
-    x = logits.float()
-    if loss_name == "mse":
-        return x.clamp(0.0, 1.0)
-    if loss_name in ("focal", "wbce"):
-        return torch.sigmoid(x)
-    lead, (hh, ww) = x.shape[:-2], x.shape[-2:]
-    cells = x.reshape(*lead, hh * ww)
-    if no_ball_logit is None:
-        nb = torch.zeros(lead, dtype=torch.float32, device=x.device)
-    else:
-        if tuple(no_ball_logit.shape) != tuple(lead):
-            raise ValueError(f"no_ball_logit must have shape {tuple(lead)}, got {tuple(no_ball_logit.shape)}")
-        nb = no_ball_logit.float()
-    probs = torch.softmax(torch.cat([cells, nb[..., None]], dim=-1), dim=-1)
-    cell_p, p_ball = probs[..., :-1], 1.0 - probs[..., -1:]
-    # p / max(p) computed from logits (exp(x - max x)) so tiny probabilities do not underflow to 0/0.
-    relative = torch.exp(cells - cells.amax(dim=-1, keepdim=True))
-    scaled = torch.where(cell_p.amax(dim=-1, keepdim=True) > 0, relative * p_ball, cell_p)
-    return scaled.clamp(0.0, 1.0).reshape(*lead, hh, ww)
-
-
 @dataclass
 class Released:
     """Frames whose every window has run, in order: averaged maps and decoded points."""
@@ -113,7 +77,7 @@ class Engine:
     """A loaded model and how to run it: windows of uint8 frames in, per-cell probabilities out."""
 
     model: Any  # HeatmapModel in eval mode, on ``device``
-    loss_name: str  # the loss that trained the model (`training.loss`): decides logits → probabilities
+    loss_name: str  # the loss that trained the model (`training.loss`): its `probabilities` map the logits
     input_size: Size  # (Wi, Hi) model canvas
     heatmap_size: Size  # (Wh, Hh)
     sigma: float  # the codec's Gaussian sigma in heatmap cells (its soft-argmax window)
@@ -200,11 +164,16 @@ class Engine:
 
     def probabilities(self, windows: np.ndarray) -> "torch.Tensor":
         """uint8 (B, T, h, w, 3) → float32 (B, T, Hh, Wh) probabilities on ``device``."""
+        logits, no_ball = self.forward(windows)
+        return self._probabilities(logits, no_ball)
+
+    def _probabilities(self, logits: "torch.Tensor", no_ball: "torch.Tensor | None") -> "torch.Tensor":
+        """Per-cell probabilities `(…,Hh,Wh)` of logits, as the loss that trained the model maps them
+        (`models.losses.Loss.probabilities`; an unknown loss name is a `ConfigError`)."""
         import torch
 
-        logits, no_ball = self.forward(windows)
         with torch.inference_mode():
-            return probabilities(logits, self.loss_name, no_ball)
+            return loss_class(self.loss_name).probabilities(logits, no_ball)
 
     def run(
         self, frames: Iterable[np.ndarray], codec: "Codec", *, on_batch: OnBatch | None = None
@@ -212,8 +181,6 @@ class Engine:
         """Every frame of ``frames`` (uint8 (h, w, 3), numbered from 0) once, in order, as soon as no
         later window can cover it. ``on_batch(batch, logits, no_ball)`` sees each forward pass (the
         validation loss). Memory: about ``batch_size * stride + T`` frames and maps."""
-        import torch
-
         scheduler = WindowScheduler(self.window, self.batch_size, self.stride)
         averager = HeatmapAverager()
 
@@ -222,9 +189,7 @@ class Engine:
                 logits, no_ball = self.forward(batch.frames)
                 if on_batch is not None:
                     on_batch(batch, logits, no_ball)
-                with torch.inference_mode():
-                    probs = probabilities(logits, self.loss_name, no_ball)
-                done = averager.add(batch, probs)
+                done = averager.add(batch, self._probabilities(logits, no_ball))
                 if done:
                     yield self._decode(done, codec)
 

@@ -38,7 +38,7 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
     from tracknet_cli.inference.engine import forward_logits
     from tracknet_cli.inference.runtime import pick_device, prepare_model_precision
     from tracknet_cli.models import build_model
-    from tracknet_cli.training.losses import build_loss
+    from tracknet_cli.models.losses import build_loss
     from tracknet_cli.training.seeding import seed_everything
 
     seed_everything(config.training.seed)

@@ -127,7 +127,7 @@ def evaluate(
     stride, the loss that decides its probabilities), decode, score.
 
     One clip at a time, streamed: memory holds a few windows of frames and maps, not a clip.
-    `loss_fn` (validation: a `training.losses` loss) is averaged over the engine's windows, padded
+    `loss_fn` (validation: a `models.losses` loss) is averaged over the engine's windows, padded
     slots masked out; no-ball frames count in it as the dataset's `data.no_ball_frames` says, as in training.
     """
     picks = _overlay_picks(dataset, overlay_frames)

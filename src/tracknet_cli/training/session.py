@@ -313,8 +313,8 @@ def open_session(
 ) -> Session:
     """Build data, model, precision, optimizer, schedule and callbacks; restore `resume`; open the sinks."""
     from tracknet_cli.inference.runtime import pick_device, prepare_model_precision, use_channels_last
+    from tracknet_cli.models.losses import build_loss
     from tracknet_cli.training.distributed import FollowerRunDirectory
-    from tracknet_cli.training.losses import build_loss
     from tracknet_cli.training.seeding import seed_everything
 
     tc = config.training

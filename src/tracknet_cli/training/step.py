@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from tracknet_cli.data.datasets import Batch
-    from tracknet_cli.training.losses import LossOutput
+    from tracknet_cli.models.losses import LossOutput
 
 
 def make_scaler(device: Any, precision: str) -> "torch.amp.GradScaler":

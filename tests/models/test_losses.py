@@ -10,11 +10,11 @@ import torch
 
 from tracknet_cli.config.schema import TrainingConfig
 from tracknet_cli.errors import ConfigError
-from tracknet_cli.inference.engine import probabilities
-from tracknet_cli.training.losses import (
+from tracknet_cli.models.losses import (
     LOSSES,
     LossName,
     build_loss,
+    loss_class,
 )
 
 torch.set_num_threads(1)
@@ -181,11 +181,11 @@ def test_softmax_gaussian_target_zero_at_matching_distribution() -> None:
 
 def test_probabilities_per_loss() -> None:
     logits = torch.tensor([[[[-1.0, 0.0], [2.0, 0.5]]]])  # (1,1,2,2)
-    assert torch.equal(probabilities(logits, "mse"), torch.tensor([[[[0.0, 0.0], [1.0, 0.5]]]]))
-    assert torch.allclose(probabilities(logits, "focal"), torch.sigmoid(logits))
-    assert torch.allclose(probabilities(logits.bfloat16(), "wbce"), torch.sigmoid(logits))
+    assert torch.equal(LOSSES["mse"].probabilities(logits), torch.tensor([[[[0.0, 0.0], [1.0, 0.5]]]]))
+    assert torch.allclose(LOSSES["focal"].probabilities(logits), torch.sigmoid(logits))
+    assert torch.allclose(LOSSES["wbce"].probabilities(logits.bfloat16()), torch.sigmoid(logits))
     # softmax with no-ball logit 1: peak cell holds P(ball) = 1 - e/(e + Σ e^x); others keep their ratio to it.
-    p = probabilities(logits, "softmax", no_ball_logit=torch.tensor([[1.0]]))
+    p = LOSSES["softmax"].probabilities(logits, no_ball_logit=torch.tensor([[1.0]]))
     z = math.exp(-1) + 1 + math.exp(2) + math.exp(0.5) + math.e
     p_ball = 1 - math.e / z
     assert p[0, 0, 1, 0].item() == pytest.approx(p_ball, rel=1e-6)
@@ -202,10 +202,10 @@ def test_softmax_probability_peak_is_presence_not_spread() -> None:
     r = 6  # a normalised 2-D Gaussian of sigma 1.5 keeps 1 / sum(exp(-d²/2σ²)) on its centre cell
     centre = 1.0 / sum(math.exp(-(i * i + j * j) / 4.5) for i in range(-r, r + 1) for j in range(-r, r + 1))
     assert raw_peak == pytest.approx(centre, rel=1e-3) and raw_peak < 0.08
-    p = probabilities(logits[None], "softmax")
+    p = LOSSES["softmax"].probabilities(logits[None])
     assert p.max().item() > 0.99  # decoded score = P(ball), so one threshold means the same everywhere
     # Frames with a strong no-ball logit score near 0.
-    assert probabilities(logits[None], "softmax", no_ball_logit=torch.tensor([30.0])).max().item() < 1e-3
+    assert LOSSES["softmax"].probabilities(logits[None], no_ball_logit=torch.tensor([30.0])).max().item() < 1e-3
 
 
 def test_every_loss_has_a_probability_map() -> None:
@@ -213,7 +213,7 @@ def test_every_loss_has_a_probability_map() -> None:
     logits = torch.full((2, 3, 6, 8), -4.0)
     logits[..., 2, 5] = 4.0
     for name in LOSSES:
-        probs = probabilities(logits, name)
+        probs = LOSSES[name].probabilities(logits)
         assert probs.shape == logits.shape and 0.0 <= probs.min() and probs.max() <= 1.0, name
         assert (probs.flatten(-2).argmax(-1) == 2 * 8 + 5).all(), name
 
@@ -224,6 +224,6 @@ def test_build_loss_errors() -> None:
     assert "focal" in err.value.line()
     with pytest.raises(ConfigError, match="bad options"):
         build_loss("mse", alpha=2)
-    with pytest.raises(ConfigError):
-        probabilities(torch.zeros(1, 2, 2), "sotfmax")
+    with pytest.raises(ConfigError, match="did you mean 'softmax'"):
+        loss_class("sotfmax")
     assert build_loss("focal", alpha=1.0).options() == {"alpha": 1.0, "beta": 4.0}

@@ -1,5 +1,7 @@
-"""Heatmap losses, chosen by `training.loss` (the matching logits → probabilities map is
-`inference.engine.probabilities`).
+"""Heatmap losses, chosen by `training.loss`, each with the logits → probabilities map that matches it.
+
+Training calls a loss; inference (`inference.engine`) calls `LOSSES[name].probabilities`, the per-cell
+probabilities the codec decodes. Both import it, so it lives with the models, below both.
 
 Every loss takes the model's logits `(B,T,Hh,Wh)`, the codec's Gaussian targets `(B,T,Hh,Wh)` and
 the dataset's frame mask `(B,T)`, and works in fp32 whatever the logits' dtype. A masked frame
@@ -100,7 +102,9 @@ def _frame_has_ball(targets: "torch.Tensor") -> "torch.Tensor":
 
 # ---------------------------------------------------------------- the losses
 class Loss:
-    """Base: `loss(logits, targets, mask, no_ball_logit=None, weights=None) -> LossOutput`."""
+    """Base: `loss(logits, targets, mask, no_ball_logit=None, weights=None) -> LossOutput`, and
+    `Loss.probabilities(logits, no_ball_logit=None)`: per-cell scores in [0, 1] `(…,Hh,Wh)`, fp32, for the
+    codec to decode, of a model that loss trained."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -119,6 +123,10 @@ class Loss:
         """The options it was built with (recorded next to the loss name in checkpoints)."""
         return {}
 
+    @staticmethod
+    def probabilities(logits: "torch.Tensor", no_ball_logit: "torch.Tensor | None" = None) -> "torch.Tensor":
+        raise NotImplementedError
+
 
 class MSELoss(Loss):
     """Mean squared error between the raw output and the Gaussian target (TrackNet-style regression).
@@ -134,6 +142,11 @@ class MSELoss(Loss):
         per_frame = (out - tgt).pow(2).mean(dim=(-2, -1))
         total = _weighted_frame_mean(per_frame, frame_w, out)
         return LossOutput(total, lambda: {"mse": float(total.detach()), "frames": float((frame_w > 0).sum())})
+
+    @staticmethod
+    def probabilities(logits: "torch.Tensor", no_ball_logit: "torch.Tensor | None" = None) -> "torch.Tensor":
+        """The output is the heatmap itself, clamped to [0, 1]."""
+        return logits.float().clamp(0.0, 1.0)
 
 
 class FocalLoss(Loss):
@@ -155,6 +168,13 @@ class FocalLoss(Loss):
 
     def options(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "beta": self.beta}
+
+    @staticmethod
+    def probabilities(logits: "torch.Tensor", no_ball_logit: "torch.Tensor | None" = None) -> "torch.Tensor":
+        """The sigmoid of each cell."""
+        import torch
+
+        return torch.sigmoid(logits.float())
 
     def __call__(self, logits, targets, mask, no_ball_logit=None, weights=None) -> LossOutput:
         import torch
@@ -205,6 +225,13 @@ class WeightedBCELoss(Loss):
         total = _weighted_frame_mean(per_frame, frame_w, x)
         return LossOutput(total, lambda: {"wbce": float(total.detach()), "frames": float((frame_w > 0).sum())})
 
+    @staticmethod
+    def probabilities(logits: "torch.Tensor", no_ball_logit: "torch.Tensor | None" = None) -> "torch.Tensor":
+        """The sigmoid of each cell."""
+        import torch
+
+        return torch.sigmoid(logits.float())
+
 
 class SpatialSoftmaxLoss(Loss):
     """Per-frame classification over the Hh·Wh cells plus one "no ball" class.
@@ -248,6 +275,32 @@ class SpatialSoftmaxLoss(Loss):
             },
         )
 
+    @staticmethod
+    def probabilities(logits: "torch.Tensor", no_ball_logit: "torch.Tensor | None" = None) -> "torch.Tensor":
+        """The softmax over cells + "no ball" (`no_ball_logit` shaped like the logits' leading dims; None: 0),
+        rescaled per frame so that the peak cell holds P(ball) = 1 - P(no ball) and the other cells keep
+        their ratio to it. The raw per-cell probability of a perfect model is only about 1/(2πσ²) (0.07 at
+        σ = 1.5 cells), because the target spreads the mass over the Gaussian; the rescaled map keeps the
+        shape for peak finding and makes the decoded score the calibrated probability that the frame shows
+        a ball, so 0.5 means the same in every frame."""
+        import torch
+
+        x = logits.float()
+        lead, (hh, ww) = x.shape[:-2], x.shape[-2:]
+        cells = x.reshape(*lead, hh * ww)
+        if no_ball_logit is None:
+            nb = torch.zeros(lead, dtype=torch.float32, device=x.device)
+        else:
+            if tuple(no_ball_logit.shape) != tuple(lead):
+                raise ValueError(f"no_ball_logit must have shape {tuple(lead)}, got {tuple(no_ball_logit.shape)}")
+            nb = no_ball_logit.float()
+        probs = torch.softmax(torch.cat([cells, nb[..., None]], dim=-1), dim=-1)
+        cell_p, p_ball = probs[..., :-1], 1.0 - probs[..., -1:]
+        # p / max(p) computed from logits (exp(x - max x)) so tiny probabilities do not underflow to 0/0.
+        relative = torch.exp(cells - cells.amax(dim=-1, keepdim=True))
+        scaled = torch.where(cell_p.amax(dim=-1, keepdim=True) > 0, relative * p_ball, cell_p)
+        return scaled.clamp(0.0, 1.0).reshape(*lead, hh, ww)
+
 
 def _no_ball_column(no_ball_logit: "torch.Tensor | None", b: int, t: int, like: "torch.Tensor") -> "torch.Tensor":
     import torch
@@ -266,9 +319,14 @@ LOSSES: dict[str, type[Loss]] = registry(
 """Every loss by name, keyed by `choices.LossName` (which feeds the config schema)."""
 
 
+def loss_class(name: str) -> type[Loss]:
+    """The loss class called `name` (`ConfigError` with a suggestion for an unknown one)."""
+    return LOSSES[check(name, LOSS_NAMES, "loss")]
+
+
 def build_loss(name: str, **opts: Any) -> Loss:
     """The loss called `name`, with its options (focal: alpha, beta)."""
-    cls = LOSSES[check(name, LOSS_NAMES, "loss")]
+    cls = loss_class(name)
     try:
         return cls(**opts)
     except TypeError as exc:
