@@ -14,16 +14,21 @@ from tracknet_cli.label.media import open_media
 from tracknet_cli.label.proposals import classify
 from tracknet_cli.label.state import Proposal
 from tracknet_cli.predict.pipeline import Prediction
-from tracknet_cli.predict.tracking import FrameResult, TrackRow
+from tracknet_cli.predict.tracking import BallPoint
 
 
 def _p(
     visible: bool, score: float, *, interpolated: bool = False, peak_xy: tuple[float, float] = (50, 40)
 ) -> Prediction:
-    row = TrackRow(
-        3, visible, 50.0 if visible else 0.0, 40.0 if visible else 0.0, score if visible else 0.0, interpolated
+    row = BallPoint(
+        3,
+        50.0 if visible else 0.0,
+        40.0 if visible else 0.0,
+        score if visible else 0.0,
+        visible=visible,
+        interpolated=interpolated,
     )
-    return Prediction(row, peak=FrameResult(3, peak_xy[0], peak_xy[1], score))
+    return Prediction(row, peak=BallPoint.from_peak(3, peak_xy[0], peak_xy[1], score))
 
 
 @pytest.mark.parametrize(

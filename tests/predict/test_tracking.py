@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from tracknet_cli.predict.tracking import (
-    FrameResult,
+    BallPoint,
     OnlineTracker,
     TrackingConfig,
-    TrackRow,
     gray_thumbnail,
     scene_difference,
 )
@@ -20,21 +19,21 @@ CFG = TrackingConfig(threshold=0.5, max_gap=3, max_jump=10.0, confirm=2, reset_g
 Det = tuple[float, float] | tuple[float, float, float] | None
 
 
-def run(dets: list[Det], cfg: TrackingConfig = CFG, cuts: dict[int, float] | None = None) -> list[TrackRow]:
+def run(dets: list[Det], cfg: TrackingConfig = CFG, cuts: dict[int, float] | None = None) -> list[BallPoint]:
     tracker = OnlineTracker(cfg, (640, 360))
-    rows: list[TrackRow] = []
+    rows: list[BallPoint] = []
     for i, d in enumerate(dets):
         if d is None:
             x, y, s = math.nan, math.nan, 0.0
         else:
             x, y, s = (d[0], d[1], d[2]) if len(d) == 3 else (d[0], d[1], 0.9)
-        rows += tracker.push(FrameResult(i, x, y, s, (cuts or {}).get(i, 0.0)))
+        rows += tracker.push(BallPoint.from_peak(i, x, y, s), (cuts or {}).get(i, 0.0))
     rows += tracker.flush()
     assert [r.frame for r in rows] == list(range(len(dets)))
     return rows
 
 
-def kinds(rows: list[TrackRow]) -> str:
+def kinds(rows: list[BallPoint]) -> str:
     """One letter per row: D detection, I interpolated, . nothing."""
     return "".join("I" if r.interpolated else ("D" if r.visible else ".") for r in rows)
 
@@ -43,13 +42,13 @@ def test_threshold_and_no_track_give_raw_detections() -> None:
     cfg = TrackingConfig(threshold=0.5, enabled=False)
     tracker = OnlineTracker(cfg, (100, 100))
     outs = [
-        tracker.push(FrameResult(i, x, 5.0, s))
+        tracker.push(BallPoint.from_peak(i, x, 5.0, s))
         for i, (x, s) in enumerate([(1.0, 0.9), (300.0, 0.4), (2.0, 0.5), (math.nan, 0.99), (400.0, 0.8)])
     ]
     assert all(len(o) == 1 for o in outs)  # no delay at all
     rows = [o[0] for o in outs]
     assert kinds(rows) == "D.D.D"  # 0.4 < threshold, NaN peak; the jump to 400 is kept (no gating)
-    assert rows[1] == TrackRow(1, False, 0.0, 0.0, 0.0, False)
+    assert rows[1] == BallPoint(1, 0.0, 0.0, 0.0, visible=False, interpolated=False)
     assert rows[4].x == 400.0 and rows[4].score == pytest.approx(0.8)
     assert tracker.flush() == []
 
@@ -116,18 +115,20 @@ def test_rows_stream_out_with_bounded_delay() -> None:
     rng = np.random.default_rng(7)
     cfg = CFG
     tracker = OnlineTracker(cfg, (640, 360))
-    rows: list[TrackRow] = []
+    rows: list[BallPoint] = []
     x = 100.0
     for i in range(2000):
         x += rng.normal(0, 4)
         r = rng.random()
+        cut = 0.0
         if r < 0.25:
-            res = FrameResult(i, math.nan, math.nan, 0.0)
+            peak = BallPoint.from_peak(i, math.nan, math.nan, 0.0)
         elif r < 0.35:
-            res = FrameResult(i, float(rng.uniform(0, 640)), float(rng.uniform(0, 360)), 0.9)
+            peak = BallPoint.from_peak(i, float(rng.uniform(0, 640)), float(rng.uniform(0, 360)), 0.9)
         else:
-            res = FrameResult(i, x, 50.0, float(rng.uniform(0.3, 1.0)), 90.0 if r > 0.995 else 0.0)
-        rows += tracker.push(res)
+            peak = BallPoint.from_peak(i, x, 50.0, float(rng.uniform(0.3, 1.0)))
+            cut = 90.0 if r > 0.995 else 0.0
+        rows += tracker.push(peak, cut)
         assert tracker.pending <= cfg.max_delay
     rows += tracker.flush()
     assert [r.frame for r in rows] == list(range(2000))
@@ -145,14 +146,14 @@ def test_rows_stream_out_with_bounded_delay() -> None:
 def test_clean_track_is_emitted_without_delay() -> None:
     tracker = OnlineTracker(CFG, (640, 360))
     for i in range(20):
-        assert len(tracker.push(FrameResult(i, float(i), 10.0, 0.9))) == 1
+        assert len(tracker.push(BallPoint.from_peak(i, float(i), 10.0, 0.9))) == 1
 
 
 def test_frames_must_come_in_order() -> None:
     tracker = OnlineTracker(CFG, (640, 360))
-    tracker.push(FrameResult(3, 1.0, 1.0, 0.9))
+    tracker.push(BallPoint.from_peak(3, 1.0, 1.0, 0.9))
     with pytest.raises(ValueError):
-        tracker.push(FrameResult(5, 1.0, 1.0, 0.9))
+        tracker.push(BallPoint.from_peak(5, 1.0, 1.0, 0.9))
 
 
 def test_default_gate_scales_with_the_frame() -> None:

@@ -17,14 +17,14 @@ import pytest
 
 from tracknet_cli.data.labels import read_labels
 from tracknet_cli.errors import InputError
-from tracknet_cli.predict.tracking import TrackRow
+from tracknet_cli.predict.tracking import BallPoint
 from tracknet_cli.predict.writers import CsvWriter, OverlayWriter, even_size
 
 ROWS = [
-    TrackRow(10, True, 12.345, 20.5, 0.87654),
-    TrackRow(11, True, 14.0, 21.0, 0.0, True),
-    TrackRow(12, False, 0.0, 0.0, 0.0),
-    TrackRow(13, True, 16.0, 22.0, 0.6),
+    BallPoint(10, 12.345, 20.5, 0.87654, visible=True),
+    BallPoint(11, 14.0, 21.0, 0.0, visible=True, interpolated=True),
+    BallPoint(12, 0.0, 0.0, 0.0, visible=False),
+    BallPoint(13, 16.0, 22.0, 0.6, visible=True),
 ]
 
 
@@ -51,7 +51,7 @@ def test_default_csv_columns_and_values(tmp_path: Path) -> None:
 
 def test_tracknet_dialect_reads_back_as_labels(tmp_path: Path) -> None:
     out = tmp_path / "Label.csv"
-    rows = [TrackRow(i, r.visible, r.x, r.y, r.score, r.interpolated) for i, r in enumerate(ROWS)]
+    rows = [BallPoint(i, r.x, r.y, r.score, visible=r.visible, interpolated=r.interpolated) for i, r in enumerate(ROWS)]
     with CsvWriter(out, fmt="tracknet") as writer:
         for row in rows:
             writer.write(row)
@@ -117,7 +117,10 @@ def test_overlay_odd_size_frame_count_rate_and_faststart(tmp_path: Path) -> None
     writer = OverlayWriter(out, fps=25, source_size=(65, 47), trail=4)
     assert writer.frame_size == (64, 46)
     for i in range(17):
-        writer.write(np.full((47, 65, 3), 90, np.uint8), TrackRow(i, i % 5 != 4, 5.0 + 3 * i, 20.0, 0.9, i % 5 == 3))
+        writer.write(
+            np.full((47, 65, 3), 90, np.uint8),
+            BallPoint(i, 5.0 + 3 * i, 20.0, 0.9, visible=i % 5 != 4, interpolated=i % 5 == 3),
+        )
     assert not out.exists()
     assert writer.close() == out
     frames, stream = decode(out)
@@ -138,7 +141,11 @@ def gray_input(kind: str, w: int, h: int, value: int = 128):
 @pytest.mark.parametrize("kind", ["rgb", "yuv"])
 def test_markers_detection_filled_interpolation_hollow(tmp_path: Path, kind: str) -> None:
     out = tmp_path / "marks.mp4"
-    rows = [TrackRow(0, True, 40.0, 30.0, 0.9), TrackRow(1, True, 40.0, 30.0, 0.0, True), TrackRow(2, False, 0, 0, 0)]
+    rows = [
+        BallPoint(0, 40.0, 30.0, 0.9, visible=True),
+        BallPoint(1, 40.0, 30.0, 0.0, visible=True, interpolated=True),
+        BallPoint(2, 0, 0, 0, visible=False),
+    ]
     with OverlayWriter(out, fps=30, source_size=(128, 96), trail=0, preset="ultrafast", crf=10) as writer:
         for row in rows:
             writer.write(gray_input(kind, 128, 96), row)
@@ -173,7 +180,7 @@ def test_video_source_to_overlay_fast_path(tmp_path: Path) -> None:
     with OverlayWriter(out, fps=src.info.rate, source_size=src.info.size, trail=0, crf=10) as writer:
         for f in src.frames([(48, 32)], overlay_size=writer.frame_size):
             assert isinstance(f.overlay, av.VideoFrame) and f.overlay.format.name == "yuv420p"
-            writer.write(f.overlay, TrackRow(f.index, True, 8.0 + 7 * f.index, 32.0, 0.9))
+            writer.write(f.overlay, BallPoint(f.index, 8.0 + 7 * f.index, 32.0, 0.9, visible=True))
     frames, _ = decode(out)
     assert len(frames) == 12
     for i, img in enumerate(frames):
@@ -186,7 +193,7 @@ def test_trail_fades_behind_the_ball(tmp_path: Path) -> None:
     out = tmp_path / "trail.mp4"
     with OverlayWriter(out, fps=30, source_size=(160, 90), trail=3, preset="ultrafast", crf=10) as writer:
         for i in range(6):
-            writer.write(np.zeros((90, 160, 3), np.uint8), TrackRow(i, True, 20.0 + 20 * i, 45.0, 0.9))
+            writer.write(np.zeros((90, 160, 3), np.uint8), BallPoint(i, 20.0 + 20 * i, 45.0, 0.9, visible=True))
     last = decode(out)[0][-1].astype(int)
     reds = [last[45, 20 + 20 * i, 0] for i in range(6)]
     # Frames 2, 3, 4 are the trail (older is fainter), 5 the ball, 0 and 1 have left the trail.
@@ -199,14 +206,14 @@ def test_overlay_scale_and_point_mapping(tmp_path: Path) -> None:
     writer = OverlayWriter(out, fps=30, source_size=(96, 54), scale=0.5, trail=0, crf=10)
     assert writer.frame_size == (48, 26) == even_size((96, 54), 0.5)
     for i in range(5):
-        writer.write(np.zeros((26, 48, 3), np.uint8), TrackRow(i, True, 60.0, 30.0, 0.9))
+        writer.write(np.zeros((26, 48, 3), np.uint8), BallPoint(i, 60.0, 30.0, 0.9, visible=True))
     writer.close()
     frames, _ = decode(out)
     assert len(frames) == 5 and frames[0].shape == (26, 48, 3)
     assert frames[-1][14, 30, 0] > 150  # (60, 30) source -> (30, 14.4) overlay
     # A full-size frame is resized to the overlay size by the writer when the caller passes one.
     other = OverlayWriter(tmp_path / "resized.mp4", fps=30, source_size=(96, 54), scale=0.5)
-    other.write(np.zeros((54, 96, 3), np.uint8), TrackRow(0, False, 0, 0, 0))
+    other.write(np.zeros((54, 96, 3), np.uint8), BallPoint(0, 0, 0, 0, visible=False))
     other.close()
     assert decode(tmp_path / "resized.mp4")[0][0].shape == (26, 48, 3)
 
@@ -219,13 +226,13 @@ def test_overlay_without_frames_leaves_nothing(tmp_path: Path) -> None:
 
 CHILD = textwrap.dedent("""
     import sys, numpy as np
-    from tracknet_cli.predict.tracking import TrackRow
+    from tracknet_cli.predict.tracking import BallPoint
     from tracknet_cli.predict.writers import CsvWriter, OverlayWriter
     out = sys.argv[1]
     with CsvWriter(out + "/p.csv") as csv_w, OverlayWriter(out + "/p.mp4", fps=30, source_size=(64, 48)) as vid:
         i = 0
         while True:
-            row = TrackRow(i, True, float(i % 60), 20.0, 0.9)
+            row = BallPoint(i, float(i % 60), 20.0, 0.9, visible=True)
             vid.write(np.full((48, 64, 3), 60, np.uint8), row)
             csv_w.write(row)
             i += 1

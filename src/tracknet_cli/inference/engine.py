@@ -1,8 +1,11 @@
 """The one place a trained model runs: uint8 frames in, per-frame probabilities and points out.
 
 frames → windows of T frames every ``stride`` frames (``WindowScheduler``) → /255, pad to the
-canvas, forward under the chosen autocast → probabilities (the no-ball logit applied) → every
-frame's maps averaged over the windows that covered it (``HeatmapAverager``) → ``Codec.decode``.
+canvas, forward under the chosen autocast → probabilities (the training loss's ``Loss.probabilities``,
+the no-ball logit applied) → every frame's maps averaged over the windows that covered it
+(``HeatmapAverager``) → ``Codec.decode``.
+What leaves it is ``Released``, a batch: its maps on the device (validation's overlays) and its decoded
+points as arrays (evaluation scores them so; predict makes each frame a ``predict.tracking.BallPoint``).
 
 Training's validation (which calibrates the threshold stored in a checkpoint), ``tracknet eval``,
 ``tracknet predict`` and the Python API all run this code with the same defaults

@@ -21,7 +21,7 @@ from tracknet_cli import stopping
 from tracknet_cli.errors import Interrupted, RuntimeFailure
 from tracknet_cli.predict.pipeline import Prediction
 from tracknet_cli.predict.sources import FrameSource, Size
-from tracknet_cli.predict.tracking import TrackRow
+from tracknet_cli.predict.tracking import BallPoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.predict.writers import CsvFormat, CsvWriter, OverlayWriter
@@ -39,7 +39,7 @@ class PredictionSummary:
     video_path: Path | None = None
     warning: str | None = None  # the source's decode warning (truncated file, corrupt frames)
 
-    def add(self, row: TrackRow) -> None:
+    def add(self, row: BallPoint) -> None:
         self.frames += 1
         if row.visible:
             if row.interpolated:

@@ -18,6 +18,9 @@ grows with the length of the input.
 
 Frames are numbered internally in arrival order (a frame folder may skip an unreadable image); rows
 carry the source's absolute frame numbers again on the way out.
+
+Per frame, the engine's decoded peak and the tracker's row are both a ``tracking.BallPoint``; a
+``Prediction`` adds what only the stream has: the image name, the overlay frame, and the peak beside the row.
 """
 
 from __future__ import annotations
@@ -34,14 +37,7 @@ import numpy as np
 
 from tracknet_cli.inference.engine import Engine
 from tracknet_cli.predict.sources import FrameSource, Size
-from tracknet_cli.predict.tracking import (
-    FrameResult,
-    OnlineTracker,
-    TrackingConfig,
-    TrackRow,
-    gray_thumbnail,
-    scene_difference,
-)
+from tracknet_cli.predict.tracking import BallPoint, OnlineTracker, TrackingConfig, gray_thumbnail, scene_difference
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.data.geometry import Codec
@@ -53,10 +49,10 @@ _POLL_S = 0.1  # how often a blocked thread looks at the stop flag
 class Prediction:
     """One frame's outcome: its row (absolute frame number), image name, and overlay frame if asked."""
 
-    row: TrackRow
+    row: BallPoint
     name: str | None = None
     overlay: Any = None  # yuv420p av.VideoFrame or RGB array at the overlay size, when requested
-    peak: FrameResult | None = None  # the decoded heatmap peak before tracking (absolute frame number)
+    peak: BallPoint | None = None  # the decoded heatmap peak before tracking (absolute frame number)
 
 
 # ---------------------------------------------------------------- the stream
@@ -68,7 +64,7 @@ class _Decoded:
     name: str | None
     overlay: Any
     scene_diff: float
-    peak: FrameResult | None = None  # set once the engine has decoded this frame
+    peak: BallPoint | None = None  # set once the engine has decoded this frame
 
 
 class _End:
@@ -175,7 +171,7 @@ def _infer_worker(
     tracker = OnlineTracker(tracking, frame_size)
     waiting: dict[int, _Decoded] = {}  # frames whose row has not left the tracker yet
 
-    def emit(rows: Sequence[TrackRow]) -> bool:
+    def emit(rows: Sequence[BallPoint]) -> bool:
         for row in rows:
             item = waiting.pop(row.frame)
             peak = dataclasses.replace(item.peak, frame=item.index) if item.peak is not None else None
@@ -188,15 +184,11 @@ def _infer_worker(
     try:
         for released in engine.run(_inbox_frames(inbox, stop, waiting), codec):
             for k, fid in enumerate(released.frame_ids):
-                result = FrameResult(
-                    fid,
-                    float(released.xy[k, 0]),
-                    float(released.xy[k, 1]),
-                    float(released.score[k]),
-                    waiting[fid].scene_diff,
+                peak = BallPoint.from_peak(
+                    fid, float(released.xy[k, 0]), float(released.xy[k, 1]), float(released.score[k])
                 )
-                waiting[fid].peak = result
-                if not emit(tracker.push(result)):
+                waiting[fid].peak = peak
+                if not emit(tracker.push(peak, waiting[fid].scene_diff)):
                     return
         if emit(tracker.flush()):
             _put(out, _End(), stop)

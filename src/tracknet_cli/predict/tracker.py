@@ -3,7 +3,7 @@
     from tracknet_cli.predict.tracker import Tracker
 
     tracker = Tracker.from_pretrained("tennis")     # or "runs/quickstart/exp1", a .safetensors file, a hub id
-    for row in tracker.track_video("match.mp4"):          # TrackRow per decoded frame, in order
+    for row in tracker.track_video("match.mp4"):          # a BallPoint per decoded frame, in order
         if row.visible and not row.interpolated:
             print(row.frame, row.x, row.y, row.score)
 
@@ -26,7 +26,7 @@ from tracknet_cli.errors import UsageError
 from tracknet_cli.inference.engine import Engine
 from tracknet_cli.predict.pipeline import Prediction, stream
 from tracknet_cli.predict.sources import DEFAULT_FPS, ArraySource, FrameSource, Size, open_source
-from tracknet_cli.predict.tracking import TrackingConfig, TrackRow
+from tracknet_cli.predict.tracking import BallPoint, TrackingConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.inference.checkpoint import CheckpointMeta
@@ -108,8 +108,8 @@ class Tracker:
         ``source`` decodes; its ``report`` holds the decode counts afterwards."""
         return stream(source, self.engine, self.tracking, overlay_size=overlay_size)
 
-    def track_video(self, path: str | Path, start: int = 0, end: int | None = None) -> Iterator[TrackRow]:
-        """One ``TrackRow`` per decoded frame of a video (also a frame folder or an image): absolute
+    def track_video(self, path: str | Path, start: int = 0, end: int | None = None) -> Iterator[BallPoint]:
+        """One row (``BallPoint``) per decoded frame of a video (also a frame folder or an image): absolute
         0-based frame numbers, ``end`` exclusive. Raises ``InputError`` for an unreadable input;
         a truncated file yields what decodes."""
         sources = open_source(path, start, end)
@@ -119,12 +119,12 @@ class Tracker:
 
     def track_frames(
         self, frames: Iterable[np.ndarray], *, first_frame: int = 0, fps: float = DEFAULT_FPS
-    ) -> Iterator[TrackRow]:
-        """One ``TrackRow`` per frame of ``frames`` (uint8 RGB (H, W, 3), all one size), numbered from
+    ) -> Iterator[BallPoint]:
+        """One row (``BallPoint``) per frame of ``frames`` (uint8 RGB (H, W, 3), all one size), numbered from
         ``first_frame``. Any iterable works (a list, a generator reading a camera); it is consumed
         lazily, in a background thread."""
         return self._rows(ArraySource(frames, first=first_frame, fps=fps))
 
-    def _rows(self, source: FrameSource) -> Iterator[TrackRow]:
+    def _rows(self, source: FrameSource) -> Iterator[BallPoint]:
         for prediction in self.stream(source):
             yield prediction.row

@@ -1,8 +1,9 @@
 """Online ball tracking over per-frame heatmap peaks: threshold, gating, resets, gap filling.
 
-The tracker is a push/flush state machine: ``push(FrameResult)`` for every frame in order,
-``flush()`` at the end; both return the rows that became final, in frame order, exactly one
-``TrackRow`` per pushed frame. Behaviour (``TrackingConfig`` names in brackets):
+The tracker is a push/flush state machine: ``push(peak, scene_diff)`` for every frame in order,
+``flush()`` at the end; both return the rows that became final, in frame order, exactly one row per
+pushed frame. Peak and row are one type, ``BallPoint`` (one frame's ball point: the tracker decides
+``visible`` and ``interpolated``). Behaviour (``TrackingConfig`` names in brackets):
 
 - **Threshold**: a frame whose peak score is below ``threshold`` (or whose peak is NaN) has no ball.
 - **Gating**: a detection is accepted when it lies within ``max_jump`` px *per elapsed frame* of
@@ -13,7 +14,7 @@ The tracker is a push/flush state machine: ``push(FrameResult)`` for every frame
   accepted after the candidate's first frame are rejected, and no gap is filled across the switch.
   A candidate that is not confirmed is rejected (a new out-of-gate detection replaces it).
 - **Resets**: after more than ``reset_gap`` frames with no accepted point, or at a scene cut
-  (``FrameResult.scene_diff > scene_cut``: the caller's mean absolute difference of small
+  (``push``'s ``scene_diff > scene_cut``: the caller's mean absolute difference of small
   grayscale thumbnails, see ``gray_thumbnail``/``scene_difference``), the track ends; the next
   detection starts a new one without gating and nothing is interpolated across the reset.
 - **Gap filling**: a run of at most ``max_gap`` frames without an accepted point between two
@@ -78,26 +79,27 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
-class FrameResult:
-    """The decoded heatmap peak of one frame, in source pixels (NaN when there is no peak)."""
+class BallPoint:
+    """One frame's ball point in source pixels. Going into the tracker it is the frame's decoded heatmap
+    peak (``visible`` when its coordinates are finite, whatever its score); coming out it is the row the
+    CSV and the overlay show for the frame (a detection, a filled gap, or no ball)."""
 
     frame: int
-    x: float
+    x: float  # source pixels; 0 in a row without a ball, NaN in a peak without coordinates
     y: float
-    score: float
-    scene_diff: float = 0.0  # difference from the previous frame's thumbnail (0-255); 0 for the first
-
-
-@dataclass(frozen=True)
-class TrackRow:
-    """One output row: what the CSV and the overlay show for a frame."""
-
-    frame: int
+    score: float  # the peak's score; in a row 0 for interpolated points and frames without a ball
     visible: bool
-    x: float  # source pixels; 0 when not visible
-    y: float
-    score: float  # the detection's peak score; 0 for interpolated rows and frames without a ball
-    interpolated: bool = False
+    interpolated: bool = False  # a row filled in between two detections (never a detection)
+
+    @classmethod
+    def from_peak(cls, frame: int, x: float, y: float, score: float) -> "BallPoint":
+        """A decoded heatmap peak (before the threshold and the tracker)."""
+        return cls(frame, x, y, score, visible=bool(math.isfinite(x) and math.isfinite(y)))
+
+    @classmethod
+    def absent(cls, frame: int) -> "BallPoint":
+        """The row of a frame without a ball."""
+        return cls(frame, 0.0, 0.0, 0.0, visible=False)
 
 
 _State = Literal["none", "accepted", "rejected", "candidate"]
@@ -115,16 +117,6 @@ class _Entry:
 
 
 @dataclass
-class _Anchor:
-    """The last accepted point already emitted (gaps after it may still be filled)."""
-
-    frame: int
-    x: float
-    y: float
-    track: int
-
-
-@dataclass
 class OnlineTracker:
     """Streaming tracker: ``push`` frames in order, ``flush`` at the end (see the module doc)."""
 
@@ -135,29 +127,28 @@ class OnlineTracker:
     _last: _Entry | None = field(init=False, default=None)  # the track's last accepted point
     _track: int = field(init=False, default=0)
     _candidate: list[_Entry] = field(init=False, default_factory=list)
-    _anchor: _Anchor | None = field(init=False, default=None)
+    _anchor: _Entry | None = field(init=False, default=None)  # the last accepted point emitted (gaps after it may fill)
     _next_frame: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._jump = self.config.jump_for(self.frame_size)
 
     # ------------------------------------------------------------ public
-    def push(self, result: FrameResult) -> list[TrackRow]:
-        if self._next_frame is not None and result.frame != self._next_frame:
-            raise ValueError(f"frames must be pushed in order: expected {self._next_frame}, got {result.frame}")
-        self._next_frame = result.frame + 1
+    def push(self, peak: BallPoint, scene_diff: float = 0.0) -> list[BallPoint]:
+        """``peak``: the frame's decoded heatmap peak; ``scene_diff``: the difference of its thumbnail
+        from the previous frame's (0-255; 0 for the first). Returns the rows that became final."""
+        if self._next_frame is not None and peak.frame != self._next_frame:
+            raise ValueError(f"frames must be pushed in order: expected {self._next_frame}, got {peak.frame}")
+        self._next_frame = peak.frame + 1
         cfg = self.config
         detected = bool(
-            np.isfinite(result.x)
-            and np.isfinite(result.y)
-            and np.isfinite(result.score)
-            and result.score >= cfg.threshold
+            np.isfinite(peak.x) and np.isfinite(peak.y) and np.isfinite(peak.score) and peak.score >= cfg.threshold
         )
-        entry = _Entry(result.frame, float(result.x), float(result.y), float(result.score), detected)
+        entry = _Entry(peak.frame, float(peak.x), float(peak.y), float(peak.score), detected)
         if not cfg.enabled:
             return [self._raw_row(entry)]
         self._buffer.append(entry)
-        cut = cfg.scene_cut is not None and result.scene_diff > cfg.scene_cut
+        cut = cfg.scene_cut is not None and scene_diff > cfg.scene_cut
         if cut or (self._last is not None and entry.frame - self._last.frame > cfg.reset_gap):
             self._reset()
         if self._candidate and entry.frame - self._candidate[-1].frame > cfg.max_gap + 1:
@@ -166,7 +157,7 @@ class OnlineTracker:
             self._place(entry)
         return self._release(final=False)
 
-    def flush(self) -> list[TrackRow]:
+    def flush(self) -> list[BallPoint]:
         """Finalise every waiting row (an unconfirmed candidate at the end is rejected)."""
         if not self.config.enabled:
             return []
@@ -229,28 +220,28 @@ class OnlineTracker:
         self._candidate = []
 
     # ------------------------------------------------------------ output
-    def _raw_row(self, e: _Entry) -> TrackRow:
+    def _raw_row(self, e: _Entry) -> BallPoint:
         if e.detected:
-            return TrackRow(e.frame, True, e.x, e.y, e.score)
-        return TrackRow(e.frame, False, 0.0, 0.0, 0.0)
+            return BallPoint(e.frame, e.x, e.y, e.score, visible=True)
+        return BallPoint.absent(e.frame)
 
-    def _release(self, final: bool) -> list[TrackRow]:
+    def _release(self, final: bool) -> list[BallPoint]:
         """Emit rows from the front of the buffer whose fate can no longer change."""
-        rows: list[TrackRow] = []
+        rows: list[BallPoint] = []
         limit = self._candidate[0].frame if self._candidate else math.inf
         buf = self._buffer
         while buf and buf[0].frame < limit:
             e = buf[0]
             if e.state == "accepted":
-                rows.append(TrackRow(e.frame, True, e.x, e.y, e.score))
-                self._anchor = _Anchor(e.frame, e.x, e.y, e.track)
+                rows.append(BallPoint(e.frame, e.x, e.y, e.score, visible=True))
+                self._anchor = e  # no longer in the buffer: nothing changes it from here on
                 buf.popleft()
                 continue
             fill = self._fill_for(e, limit, final)
             if fill is _WAIT:
                 break
             buf.popleft()
-            rows.append(fill if fill is not None else TrackRow(e.frame, False, 0.0, 0.0, 0.0))
+            rows.append(fill if fill is not None else BallPoint.absent(e.frame))
         return rows
 
     def _fill_for(self, e: _Entry, limit: float, final: bool):
@@ -266,7 +257,8 @@ class OnlineTracker:
                 if later.track != a.track:
                     return None
                 t = (e.frame - a.frame) / (later.frame - a.frame)
-                return TrackRow(e.frame, True, a.x + t * (later.x - a.x), a.y + t * (later.y - a.y), 0.0, True)
+                x, y = a.x + t * (later.x - a.x), a.y + t * (later.y - a.y)
+                return BallPoint(e.frame, x, y, 0.0, visible=True, interpolated=True)
         if final:
             return None
         # No closing point yet: wait if one may still arrive on the same track within reach.

@@ -23,7 +23,7 @@ from tracknet_cli.atomic import publish_mode, refuse_special, remove_stale_temps
 from tracknet_cli.choices import CSV_FORMATS, CsvFormat, check
 from tracknet_cli.data.labels import PREDICT_HEADER, TENNIS_HEADER
 from tracknet_cli.errors import InputError, RuntimeFailure
-from tracknet_cli.predict.tracking import TrackRow
+from tracknet_cli.predict.tracking import BallPoint
 
 
 def refuse_existing(paths: "Iterable[Path | str | None]", overwrite: bool) -> None:
@@ -60,7 +60,7 @@ def _num(value: float, digits: int) -> str:
 
 
 class CsvWriter:
-    """Streams ``TrackRow``s to CSV.
+    """Streams rows (``tracking.BallPoint``) to CSV.
 
     ``default``: ``Frame,Visibility,X,Y,Score,Interpolated`` (``data.labels.PREDICT_HEADER``) — Frame
     0-based absolute, Visibility 1 for detections and interpolated rows, X/Y source pixels (0,0 when
@@ -81,7 +81,7 @@ class CsvWriter:
         self._closed = False
         self._size = 0
 
-    def write(self, row: TrackRow, name: str | None = None) -> None:
+    def write(self, row: BallPoint, name: str | None = None) -> None:
         if self.fmt == "default":
             vis = 1 if row.visible else 0
             x, y = (_num(row.x, 2), _num(row.y, 2)) if vis else ("0", "0")
@@ -310,7 +310,7 @@ class OverlayWriter:
         # the encoder converts it to yuv420p before returning, so the array may be reused afterwards.
         return av.VideoFrame.from_numpy_buffer(rgb, format="rgb24"), Canvas(rgb=rgb)
 
-    def write(self, image, row: TrackRow, *, copy: bool = True) -> None:
+    def write(self, image, row: BallPoint, *, copy: bool = True) -> None:
         """Draw ``row`` (source pixels) on ``image`` and encode it. ``image``: uint8 RGB (h, w, 3) or a
         yuv420p ``av.VideoFrame``; ``copy=False`` lets it draw on the caller's RGB array."""
         frame, canvas = self._frame(image, copy)
