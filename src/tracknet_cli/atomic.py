@@ -54,7 +54,7 @@ def refuse_special(path: Path | str) -> None:
     if str(path) == "-":
         raise InputError(
             "- would be a file named '-': tracknet writes its results to files, not to stdout; "
-            "name a file (e.g. --csv out.csv)"
+            "name a file (e.g. out.csv)"
         )
     kind = special_kind(path)
     if kind == "a folder":
@@ -62,7 +62,8 @@ def refuse_special(path: Path | str) -> None:
     if kind is not None:
         raise InputError(
             f"{path} is {kind}, not a regular file: an output is written to a new file renamed over "
-            "its name, which would replace it; name a regular file (--overwrite replaces only those)"
+            "its name, which would replace it; name a regular file ({overwrite} replaces only those)",
+            also=("overwrite",),
         )
 
 

@@ -198,5 +198,5 @@ def test_init_weights_load_through_the_one_loader_and_refuse_another_architectur
         assert torch.equal(trained(x), fresh(x))
     other = config.model_copy(update={"data": config.data.model_copy(update={"sequence_length": 1})})
     assert architecture_differences(other, config) == ["data.sequence_length: 3 -> 1"]
-    with pytest.raises(ConfigError, match=r"--init-from .*best.safetensors does not fit this model \(first mismatch: "):
+    with pytest.raises(ConfigError, match=r"init_from .*best.safetensors does not fit this model \(first mismatch: "):
         load_init_weights(build_model(other), path)

@@ -88,7 +88,7 @@ def test_on_batch_sees_every_window_and_its_padding() -> None:
 def test_bad_settings_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="stride 4"):
         engine(4)
-    with pytest.raises(UsageError, match="--batch 0"):
+    with pytest.raises(UsageError, match="batch_size 0 must be at least 1"):
         engine(1, batch=0)
 
 
@@ -117,7 +117,9 @@ def test_default_batch_keeps_a_cpu_pass_within_its_pixel_budget() -> None:
     )
     assert Engine.for_model(PerFrame(), data, loss_name="softmax", device=cpu).batch_size == 1
     assert Engine.for_model(PerFrame(), data, loss_name="softmax", device=cpu, batch_size=5).batch_size == 5
-    with pytest.raises(UsageError, match="--batch 0"):  # 0 is refused, not taken for "the default"
+    with pytest.raises(
+        UsageError, match="batch_size 0 must be at least 1"
+    ):  # 0 is refused, not taken for "the default"
         Engine.for_model(PerFrame(), data, loss_name="softmax", device=cpu, batch_size=0)
 
 

@@ -242,11 +242,11 @@ def test_how_the_runtime_is_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _choose("torch").name == "torch"
     assert _choose("auto", "m.onnx", device_type="cuda", torch_precision="bf16").name == "onnxruntime"
     assert _choose("onnxruntime", "m.onnx", device="cpu").reason == "asked for"
-    with pytest.raises(UsageError, match="is an ONNX model: run it with --runtime onnxruntime"):
+    with pytest.raises(UsageError, match="is an ONNX model: run it with runtime onnxruntime"):
         _choose("torch", "m.onnx")
-    with pytest.raises(UsageError, match="--runtime onnxruntime runs on the CPU here"):
+    with pytest.raises(UsageError, match="runtime onnxruntime runs on the CPU here: use device cpu, or runtime torch"):
         _choose("onnxruntime", device="cuda")
-    with pytest.raises(UsageError, match="--precision bf16 needs --runtime torch"):
+    with pytest.raises(UsageError, match="precision bf16 needs runtime torch"):
         _choose("onnxruntime", precision="bf16")
     with pytest.raises(UsageError, match="runtime 'onnx' is not one of auto, torch, onnxruntime, openvino"):
         _choose("onnx")
@@ -261,7 +261,7 @@ def test_a_runtime_that_is_not_installed_names_its_extra(monkeypatch: pytest.Mon
         _choose("onnxruntime")
     assert (
         err.value.line()
-        == ("--runtime onnxruntime needs onnxruntime, which is not installed: pip install 'tracknet-cli[onnxruntime]'")
+        == ("runtime onnxruntime needs onnxruntime, which is not installed: pip install 'tracknet-cli[onnxruntime]'")
         and err.value.exit_code == 2
     )
     with pytest.raises(UsageError, match=r"needs openvino, which is not installed: pip install openvino$"):
@@ -290,13 +290,13 @@ def test_auto_falls_back_to_torch_when_the_export_fails(checkpoint: Path, monkey
     monkeypatch.setattr(tn_onnx, "export_onnx", fail)
     engine, _ = load_engine(checkpoint, device="cpu", precision="fp32", runtime="auto")
     assert engine.runtime == "torch" and "running it in torch" in engine.runtime_note
-    with pytest.raises(ExportFailed, match="unsupported op.*run it with --runtime torch"):
+    with pytest.raises(ExportFailed, match="unsupported op.*run it with runtime torch"):
         load_engine(checkpoint, device="cpu", precision="fp32", runtime="onnxruntime")
 
 
 def test_export_refusals(checkpoint: Path, exported: Path, tmp_path: Path) -> None:
     """Each before any work, exit 2; an existing output is replaced only with overwrite, the input never."""
-    with pytest.raises(UsageError, match="already exists; pass --overwrite"):
+    with pytest.raises(UsageError, match="already exists; pass overwrite"):
         export_checkpoint(checkpoint, exported)
     stamp = exported.stat().st_mtime_ns
     with pytest.raises(UsageError, match="format 'tflite' is not one of onnx"):
@@ -321,7 +321,7 @@ def test_an_onnx_file_has_no_torch_weights_and_garbage_is_an_input_error(exporte
 
     with pytest.raises(InputError, match="is an ONNX model: it holds no torch weights"):
         load_model(exported)
-    with pytest.raises(InputError, match="--init-from .* is an ONNX model: it holds no torch weights"):
+    with pytest.raises(InputError, match="init_from .* is an ONNX model: it holds no torch weights"):
         check_init_from(read_metadata(exported).config, exported)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00\x01 not a protobuf" * 10)

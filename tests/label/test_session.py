@@ -61,7 +61,7 @@ def test_a_foreign_label_file_is_loaded_but_never_overwritten(video: Path) -> No
     session = open_session(video)
     assert session.files.target == video.with_name("rally.tracknet.csv")
     assert session.files.load_from == foreign
-    assert session.notes and "rally.tracknet.csv" in session.notes[0] and "--overwrite" in session.notes[0]
+    assert session.notes and "rally.tracknet.csv" in session.notes[0] and "(overwrite replaces" in session.notes[0]
     assert (
         session.labels[0] == Label(1, 64.0, 18.0)
         and session.labels[1] == Label(0)

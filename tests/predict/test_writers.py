@@ -77,9 +77,9 @@ def test_tracknet_dialect_reads_back_as_labels(tmp_path: Path) -> None:
 def test_no_overwrite_without_permission(tmp_path: Path) -> None:
     out = tmp_path / "pred.csv"
     out.write_text("keep me")
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="pass overwrite to replace it"):
         CsvWriter(out)
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="pass overwrite to replace it"):
         OverlayWriter(tmp_path / "pred.csv", fps=30, source_size=(64, 48))
     assert out.read_text() == "keep me"
     with CsvWriter(out, overwrite=True) as writer:

@@ -15,6 +15,7 @@ import yaml
 
 from tests.cli.helpers import ROOT
 from tests.pretrained.conftest import CATALOGUE, HUB_REV, HUB_REV_V1
+from tracknet_cli.cli.options import flag
 from tracknet_cli.errors import ConfigError, InputError
 from tracknet_cli.pretrained import MODELS_DIR_ENV
 from tracknet_cli.pretrained.catalogue import load_catalogue, weights_info
@@ -52,13 +53,13 @@ def test_unknown_names_get_suggestions(models_dir: Path) -> None:
     with pytest.raises(InputError) as info:
         resolve_checkpoint("tiny-cort", environ=_env(models_dir))
     assert (
-        info.value.line() == "--checkpoint tiny-cort: no such file, run folder or model name; "
+        info.value.line() == "checkpoint tiny-cort: no such file, run folder or model name; "
         "did you mean tiny-court? (tracknet models lists them)"
     )
     with pytest.raises(InputError, match=r"known models: tiny-court, tiny-shuttle"):
-        resolve_checkpoint("volleyball", option="--init-from", environ=_env(models_dir))
+        resolve_checkpoint("volleyball", parameter="init_from", environ=_env(models_dir))
     with pytest.raises(
-        InputError, match=r"^--checkpoint best.safetensors: checkpoint not found \(no such file or run folder\)$"
+        InputError, match=r"^checkpoint best.safetensors: checkpoint not found \(no such file or run folder\)$"
     ):
         resolve_checkpoint("best.safetensors", environ=_env(models_dir))  # a file name, not a model name
 
@@ -77,7 +78,7 @@ def test_a_mistyped_local_path_is_not_sent_to_the_hub(tmp_path: Path, monkeypatc
     with pytest.raises(InputError) as info:
         resolve_checkpoint("runs/exp9/best.safetensors", environ={})
     assert info.value.line() == (
-        "--checkpoint runs/exp9/best.safetensors: checkpoint not found (no such file or run "
+        "checkpoint runs/exp9/best.safetensors: checkpoint not found (no such file or run "
         "folder; for the Hugging Face repo runs/exp9, write hf:runs/exp9/best.safetensors)"
     )
 
@@ -105,7 +106,8 @@ def test_the_default_comes_from_the_first_catalogue_that_sets_one(models_dir: Pa
     assert resolved.entry.origin == str(models_dir)
     notice = default_notice(resolved)
     assert "default model tiny-court" in notice and "held-out F1 0.25 (tracknet protocol, game9)" in notice
-    assert "--checkpoint NAME|FILE|RUN" in notice
+    assert "Pick another with checkpoint NAME|FILE|RUN" in notice  # the Python names; the CLI's flags:
+    assert "Pick another with --checkpoint NAME|FILE|RUN" in default_notice(resolved, flag)
     only_bundled = load_catalogue({}, bundled_dir=bundled)
     assert only_bundled.default == "tiny-court" and only_bundled.entries["tiny-court"].spec.sport == "squash"
 
@@ -113,7 +115,8 @@ def test_the_default_comes_from_the_first_catalogue_that_sets_one(models_dir: Pa
 def test_no_default_model_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "catalogue.yaml").write_text("format: 1\ndefault: null\nmodels: {}\n")
     with pytest.raises(
-        InputError, match=r"no --checkpoint given and no default model \(this install bundles none\): pass --checkpoint"
+        InputError,
+        match=r"no checkpoint given and no default model \(this install bundles none\): pass checkpoint NAME",
     ):
         default_checkpoint(catalogue=load_catalogue({}, bundled_dir=tmp_path))
 
@@ -240,7 +243,7 @@ def test_hub_repo_ids_resolve_from_the_cache_offline(hf_cache: Path) -> None:
     assert got["tracknet-test/multi"] == {
         "code": 2,
         "error": (
-            "--checkpoint tracknet-test/multi: no such file or run folder, and as a Hugging Face repo id: the repo "
+            "checkpoint tracknet-test/multi: no such file or run folder, and as a Hugging Face repo id: the repo "
             "tracknet-test/multi holds several .safetensors files (a.safetensors, sub/b.safetensors): name one, "
             "e.g. tracknet-test/multi/a.safetensors"
         ),

@@ -24,6 +24,7 @@ from tracknet_cli.cli import label as label_cmd
 from tracknet_cli.cli import models as models_cmd
 from tracknet_cli.cli import predict as predict_cmd
 from tracknet_cli.cli import train as train_cmd
+from tracknet_cli.cli.options import flag
 from tracknet_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, Reported, TrackNetError
 
 app = typer.Typer(
@@ -149,7 +150,7 @@ def _run(args: list[str]) -> int:
             _ignore_further_interrupts()
         if console.debug_enabled():
             raise
-        console.error_line(exc.line())
+        console.error_line(exc.line(flag))  # the core names parameters; the user typed flags
         return exc.exit_code
     except KeyboardInterrupt:  # every command handles its own: this one came while typer set the app up
         _ignore_further_interrupts()

@@ -9,7 +9,7 @@ import typer
 
 from tracknet_cli.choices import DEVICES, RUNTIMES, listed
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import RuntimeOpt, checkpoint_option, choice
+from tracknet_cli.cli.options import RuntimeOpt, checkpoint_option, choice, flag
 from tracknet_cli.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,7 +91,7 @@ def label_command(
     from tracknet_cli.label.service import Hooks, LabelOptions, serve
 
     options = LabelOptions(input, labels, checkpoint, not no_model, host, port, overwrite, device, runtime)
-    session = serve(options, Hooks(warn=console.warn, info=console.info, url=_url_shower(open_browser)))
+    session = serve(options, Hooks(console.warn, console.info, _url_shower(open_browser), names=flag))
     _show_result(session)
 
 

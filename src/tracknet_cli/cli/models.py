@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tracknet_cli.cli import console
+from tracknet_cli.cli.options import flag
 from tracknet_cli.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,7 +39,7 @@ def models_command(
         try:
             rows.append(model_row(entry, entry.name == catalogue.default))
         except InputError as exc:  # one bad file in a shared folder must not hide the other models
-            console.warn(f"model {entry.name} left out: {exc.line()}")
+            console.warn(f"model {entry.name} left out: {exc.line(flag)}")
     if as_json:
         print(json.dumps({"default": catalogue.default, "models": rows}))
         return

@@ -1,5 +1,5 @@
 """Options more than one command takes, declared once: the profile selection (train, config), the
-model to run (--checkpoint, --device, --runtime)."""
+model to run (--checkpoint, --device, --runtime); and `flag`, how the CLI names a core parameter."""
 
 from __future__ import annotations
 
@@ -50,6 +50,22 @@ SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("--set", "-s", help="Override a key: dotted.key=VALUE (VALUE parsed as YAML). Repeatable."),
 ]
+
+
+# The flag of each core parameter a message names (`tracknet_cli.errors`): `--` and the name with `_` as
+# `-` (labels: --labels, init_from: --init-from), except these, where the core's name is not the flag's.
+FLAGS = {
+    "batch_size": "--batch",  # inference.engine.Engine
+    "video_path": "--out",  # predict.outputs.write_outputs
+    "csv_path": "--csv",  # predict.outputs.write_outputs
+    "out_dir": "--save-csv",  # data.predictions.prediction_csv_targets
+    "pred_dir": "--pred-csv",  # data.predictions.read_prediction_csvs
+}
+
+
+def flag(parameter: str) -> str:
+    """The flag that sets the core's `parameter`: what an error line names (`TrackNetError.line(flag)`)."""
+    return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
 
 
 def resolve_selection(profile, data, model, training, sets) -> ResolvedConfig:

@@ -10,7 +10,7 @@ import typer
 
 from tracknet_cli.choices import CSV_FORMATS, DEVICES, INFERENCE_PRECISIONS, RUNTIMES, listed
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import CHECKPOINT_HELP, DeviceOpt, RuntimeOpt, checkpoint_option, choice
+from tracknet_cli.cli.options import CHECKPOINT_HELP, DeviceOpt, RuntimeOpt, checkpoint_option, choice, flag
 from tracknet_cli.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,7 +135,7 @@ def predict(
 
     resolved = resolve_checkpoint(checkpoint) if checkpoint is not None else default_checkpoint()
     if checkpoint is None:
-        console.info(default_notice(resolved))
+        console.info(default_notice(resolved, flag))
     # Named outputs are checked before the model loads; the default runs/predict/expN is made after.
     named = _targets(sources, out, csv, no_video, overwrite, reads=[resolved.path]) if out or csv else None
     tracker = Tracker.from_pretrained(

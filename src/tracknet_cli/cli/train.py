@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from tracknet_cli.cli import console
-from tracknet_cli.cli.options import DataOpt, ModelOpt, ProfileOpt, SetOpt, TrainingOpt, resolve_selection
+from tracknet_cli.cli.options import DataOpt, ModelOpt, ProfileOpt, SetOpt, TrainingOpt, flag, resolve_selection
 from tracknet_cli.errors import EXIT_FAILURE, InputError, Reported, TrackNetError
 
 EPILOG = (
@@ -141,7 +141,7 @@ def _init_path(init_from: Optional[str], config) -> Optional[Path]:
     from tracknet_cli.inference.checkpoint import check_init_from
     from tracknet_cli.pretrained.resolve import resolve_checkpoint
 
-    init_path = resolve_checkpoint(init_from, option="--init-from").path
+    init_path = resolve_checkpoint(init_from, parameter="init_from").path
     check_init_from(config, init_path, init_from)
     return init_path
 
@@ -209,7 +209,7 @@ def _rank_errors(ctx):
         yield
     except TrackNetError as exc:
         if exc.exit_code == EXIT_FAILURE:
-            console.error_line(f"rank {ctx.rank}: {exc.line()}")
+            console.error_line(f"rank {ctx.rank}: {exc.line(flag)}")
         raise Reported(exc.exit_code) from None
 
 

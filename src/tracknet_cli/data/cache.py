@@ -260,7 +260,7 @@ def build_cache(
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir(data)
     if not _writable(directory):
         raise InputError(
-            f"the frame cache folder {directory} is not writable", hint="pass a writable --cache-dir / data.cache_dir"
+            f"the frame cache folder {directory} is not writable", hint="set data.cache_dir to a writable folder"
         )
     size = (data.input_width, data.input_height)
     caches = {fmt: FrameCache(directory, size, fmt) for fmt in ("npy", data.cache_format)}

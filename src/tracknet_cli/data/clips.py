@@ -190,7 +190,7 @@ def _make_clip(
         try:
             width, height, n = video_info(video)
         except InputError as exc:
-            raise _Unreadable(video, exc.message) from exc
+            raise _Unreadable(video, exc.render()) from exc
         names, frame_paths = None, None
     labels = read_labels(
         label_path, width=width, height=height, num_frames=n, frame_names=names, display=_rel(label_path, scan_root)
@@ -206,7 +206,9 @@ def _try_clip(problems: list[Problem], scan_root: Path, *args) -> list[Clip]:
         return []
     except InputError as exc:  # the label file: unknown header, not text, unreadable
         label_path: Path = args[2]
-        problems.append(Problem(UNREADABLE_LABELS, _rel(label_path, scan_root), message=f"clip skipped: {exc.message}"))
+        problems.append(
+            Problem(UNREADABLE_LABELS, _rel(label_path, scan_root), message=f"clip skipped: {exc.render()}")
+        )
         return []
 
 

@@ -50,14 +50,18 @@ def prediction_csv_targets(
     target = first_overwritten_input(targets, inputs)
     if target is not None:
         raise InputError(
-            f"--save-csv {out_dir} would write over {target}, which this evaluation reads; "
-            "choose a folder outside the dataset"
+            f"{{out_dir}} {out_dir} would write over {target}, which this evaluation reads; "
+            "choose a folder outside the dataset",
+            parameter="out_dir",
+            value=out_dir,
         )
     for target in targets:
         refuse_special(target)
         if target.exists() and not overwrite:
             raise InputError(
-                f"{target} already exists; pass --overwrite to replace it or choose another --save-csv folder"
+                f"{target} already exists; pass {{overwrite}} to replace it or choose another {{out_dir}} folder",
+                parameter="overwrite",
+                also=("out_dir",),
             )
     return targets
 
@@ -106,7 +110,9 @@ def read_prediction_csvs(
     """
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
-        raise InputError(f"--pred-csv {pred_dir} is not a directory of per-clip CSV files")
+        raise InputError(
+            f"{{pred_dir}} {pred_dir} is not a directory of per-clip CSV files", parameter="pred_dir", value=pred_dir
+        )
     out = []
     missing = []
     for clip in clips:

@@ -241,8 +241,9 @@ def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple[
     path = Path(path)
     if is_onnx(path):
         raise InputError(
-            f"{path} is an ONNX model: it holds no torch weights (run it with --runtime onnxruntime "
-            "or openvino, or give the .safetensors checkpoint it was exported from)"
+            f"{path} is an ONNX model: it holds no torch weights (run it with {{runtime}} onnxruntime "
+            "or openvino, or give the .safetensors checkpoint it was exported from)",
+            also=("runtime",),
         )
     meta = read_metadata(path)
     config = meta.config.model_copy(deep=True)
@@ -306,14 +307,18 @@ def check_init_from(config: "TrackNetConfig", path: Path, given: str | None = No
     shown = given or path
     if is_onnx(path):
         raise InputError(
-            f"--init-from {shown} is an ONNX model: it holds no torch weights "
-            "(give the .safetensors checkpoint it was exported from)"
+            f"{{init_from}} {shown} is an ONNX model: it holds no torch weights "
+            "(give the .safetensors checkpoint it was exported from)",
+            parameter="init_from",
+            value=shown,
         )
     diffs = architecture_differences(config, read_metadata(path).config)
     if diffs:
         raise ConfigError(
-            f"--init-from {shown} was trained with other model settings ({'; '.join(diffs[:3])}): "
-            f"use the same settings (e.g. --set {diffs[0].split(':')[0]}=...) or train from scratch"
+            f"{{init_from}} {shown} was trained with other model settings ({'; '.join(diffs[:3])}): "
+            f"use the same settings (e.g. --set {diffs[0].split(':')[0]}=...) or train from scratch",
+            parameter="init_from",
+            value=shown,
         )
 
 
@@ -322,5 +327,7 @@ def load_init_weights(model: "HeatmapModel", path: Path) -> None:
     load_weights(
         model,
         path,
-        refuse=lambda first: ConfigError(f"--init-from {path} does not fit this model (first mismatch: {first})"),
+        refuse=lambda first: ConfigError(
+            f"{{init_from}} {path} does not fit this model (first mismatch: {first})", parameter="init_from", value=path
+        ),
     )

@@ -95,7 +95,9 @@ class Engine:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise UsageError(f"--batch {self.batch_size} must be at least 1")
+            raise UsageError(
+                f"{{batch_size}} {self.batch_size} must be at least 1", parameter="batch_size", value=self.batch_size
+            )
         if not 1 <= self.stride <= self.window:
             raise UsageError(f"window stride {self.stride} must be between 1 and the window length {self.window}")
 
@@ -258,8 +260,10 @@ def _load_engine(
             onnx_model = load_onnx_model(path, meta, plan.name)
         except ExportFailed as exc:
             if runtime != "auto":
-                raise ExportFailed(f"{exc.message}; run it with --runtime torch") from exc
-            note = f"runtime auto: {exc.message}; running it in torch"
+                raise ExportFailed(
+                    f"{exc.message}; run it with {{runtime}} torch", parameter="runtime", also=exc.parameters
+                ) from exc
+            note = f"runtime auto: {exc.render()}; running it in torch"
         else:
             import torch
 

@@ -65,11 +65,12 @@ def missing(what: str) -> str | None:
     return None
 
 
-def require(what: str, who: str) -> None:
-    """`UsageError` (exit 2, one line saying what to pip install) when ``what`` is not installed."""
+def require(what: str, who: str, *, parameter: str | None = None) -> None:
+    """`UsageError` (exit 2, one line saying what to pip install) when ``what`` is not installed; ``who``
+    may name ``parameter`` as a placeholder (`errors`)."""
     module = missing(what)
     if module is not None:
-        raise UsageError(f"{who} needs {module}, which is not installed: {_INSTALL[module]}")
+        raise UsageError(f"{who} needs {module}, which is not installed: {_INSTALL[module]}", parameter=parameter)
 
 
 # ---------------------------------------------------------------- export
@@ -156,16 +157,25 @@ def export_checkpoint(
     if is_onnx(checkpoint):
         raise UsageError(f"{checkpoint} is already an ONNX model; export reads a .safetensors checkpoint")
     if not is_onnx(out):
-        raise UsageError(f"-o {out}: name the ONNX model NAME.onnx (tracknet runs a .onnx file in an ONNX runtime)")
+        raise UsageError(
+            f"{{out}} {out}: name the ONNX model NAME.onnx (tracknet runs a .onnx file in an ONNX runtime)",
+            parameter="out",
+            value=out,
+        )
     if first_overwritten_input([out], [checkpoint]) is not None:
         raise UsageError(
-            f"{out} is the checkpoint being exported; name another output (--overwrite never replaces an input)"
+            f"{out} is the checkpoint being exported; name another output ({{overwrite}} never replaces an input)",
+            parameter="out",
+            value=out,
+            also=("overwrite",),
         )
     if out.is_dir():
         raise UsageError(f"{out} is a folder; name the .onnx file to write")
     refuse_special(out)  # a FIFO, a device, a link: never replaced
     if out.exists() and not overwrite:
-        raise UsageError(f"{out} already exists; pass --overwrite to replace it or choose another name")
+        raise UsageError(
+            f"{out} already exists; pass {{overwrite}} to replace it or choose another name", parameter="overwrite"
+        )
     require("export", "tracknet export")
     model, meta = load_model(checkpoint, device="cpu")
     data = export_onnx(model, raw_metadata(checkpoint))
@@ -198,15 +208,17 @@ def choose_runtime(
     if runtime == "torch":
         if onnx_file:
             raise UsageError(
-                f"{checkpoint} is an ONNX model: run it with --runtime onnxruntime, openvino or auto "
-                "(--runtime torch needs the .safetensors checkpoint)"
+                f"{checkpoint} is an ONNX model: run it with {{runtime}} onnxruntime, openvino or auto "
+                "({runtime} torch needs the .safetensors checkpoint)",
+                parameter="runtime",
+                value=runtime,
             )
         return RuntimeChoice("torch", "asked for")
     if runtime == "auto" and not onnx_file:
         if device_type != "cpu":
             return RuntimeChoice("torch", f"auto: torch on {device_type}")
         if precision == "bf16":
-            return RuntimeChoice("torch", "auto: --precision bf16 runs in torch")
+            return RuntimeChoice("torch", "auto: bf16 precision runs in torch")
         if missing("openvino") is None:
             return RuntimeChoice("openvino", "auto: openvino on the CPU")
         if torch_precision != "fp32":
@@ -219,11 +231,21 @@ def choose_runtime(
         require(name, f"the ONNX model {checkpoint}")
     else:
         name = runtime
-        require(name, f"--runtime {name}")
+        require(name, f"{{runtime}} {name}", parameter="runtime")
     if device not in ("auto", "cpu"):
-        raise UsageError(f"--runtime {name} runs on the CPU here: use --device cpu, or --runtime torch on {device}")
+        raise UsageError(
+            f"{{runtime}} {name} runs on the CPU here: use {{device}} cpu, or {{runtime}} torch on {device}",
+            parameter="runtime",
+            value=name,
+            also=("device",),
+        )
     if precision == "bf16":
-        raise UsageError(f"--precision bf16 needs --runtime torch ({name} runs the model in fp32)")
+        raise UsageError(
+            f"{{precision}} bf16 needs {{runtime}} torch ({name} runs the model in fp32)",
+            parameter="precision",
+            value=precision,
+            also=("runtime",),
+        )
     return RuntimeChoice(name, "asked for" if runtime != "auto" else "auto: an ONNX model")
 
 
@@ -275,7 +297,7 @@ def load_onnx_model(checkpoint: Path, meta: "CheckpointMeta", runtime: str, *, t
 
     from tracknet_cli.inference.checkpoint import is_onnx, load_model, raw_metadata
 
-    require(runtime, f"--runtime {runtime}")
+    require(runtime, f"{{runtime}} {runtime}", parameter="runtime")
     if is_onnx(checkpoint):
         source: bytes | Path = checkpoint
     else:

@@ -33,7 +33,9 @@ def _used(out: Path) -> bool:
 
 def _not_empty(out: Path) -> InputError:
     return InputError(
-        f"--out {out} already exists and is not empty: choose a new directory (runs are never overwritten)"
+        f"{{out}} {out} already exists and is not empty: choose a new directory (runs are never overwritten)",
+        parameter="out",
+        value=out,
     )
 
 
@@ -65,16 +67,20 @@ def claim_run_dir(run_dir: Path, *, new: bool = False) -> None:
 
     from tracknet_cli.locks import Busy, hold
 
-    flag = "--out" if new else "--resume"
+    given = "out" if new else "resume"  # the parameter that named the directory
     try:
         lock = hold(run_dir / LOCK)
     except Busy as exc:
         raise InputError(
-            f"{flag} {run_dir} is in use by another tracknet train ({exc}): "
-            f"{'choose a new directory' if new else 'wait for it to end, or stop it'}"
+            f"{{{given}}} {run_dir} is in use by another tracknet train ({exc}): "
+            f"{'choose a new directory' if new else 'wait for it to end, or stop it'}",
+            parameter=given,
+            value=run_dir,
         ) from None
     except OSError as exc:
-        raise InputError(f"{flag} {run_dir}: cannot write there: {exc.strerror or exc}") from exc
+        raise InputError(
+            f"{{{given}}} {run_dir}: cannot write there: {exc.strerror or exc}", parameter=given, value=run_dir
+        ) from exc
     if new and _used(run_dir):
         lock.release()
         raise _not_empty(run_dir)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracknet_cli.errors import InputError, UsageError
+from tracknet_cli.errors import InputError, Names, UsageError
 from tracknet_cli.label.media import LabelMedia
 
 SIDECAR_FORMAT = "tracknet-label/1"
@@ -68,14 +68,18 @@ def claim(target: Path):  # -> locks.Lock
     except Busy as exc:
         raise UsageError(
             f"{target} is being labelled by another tracknet label ({exc}); stop that one "
-            "(Ctrl-C) or label into another file with --labels"
+            "(Ctrl-C) or label into another file with {labels}",
+            parameter="labels",
+            value=target,
         ) from None
     except OSError as exc:
         if lock is not None:
             lock.release()
         raise UsageError(
             f"cannot save labels in {target.parent}: {exc.strerror or exc}; make the folder "
-            "writable or choose another file with --labels"
+            "writable or choose another file with {labels}",
+            parameter="labels",
+            value=target,
         ) from exc
 
 
@@ -104,7 +108,7 @@ def beside(path: Path) -> Path:
         candidate = path.with_name(f"{path.stem}{tag}{path.suffix or '.csv'}")
         if not candidate.exists() or read_sidecar(candidate) is not None:
             return candidate
-    raise InputError(f"{path}: 99 label files beside it already; pass --labels to choose one")
+    raise InputError(f"{path}: 99 label files beside it already; pass {{labels}} to choose one", parameter="labels")
 
 
 @dataclass(frozen=True)
@@ -121,27 +125,34 @@ class LabelFiles:
         return self.sidecar is not None
 
 
-def plan(media: LabelMedia, labels: Path | None, overwrite: bool) -> LabelFiles:
+def plan(media: LabelMedia, labels: Path | None, overwrite: bool, names: Names = str) -> LabelFiles:
     """Decide target and source (see the module doc); refuses an input as the target, folders, and
-    what is not a regular file (a FIFO, a device; a link as the target)."""
+    what is not a regular file (a FIFO, a device; a link as the target). `names` names parameters in
+    the notice (`errors`)."""
     from tracknet_cli.atomic import first_overwritten_input, refuse_special, special_kind
     from tracknet_cli.data.clips import label_file_for
 
     wanted = Path(labels).expanduser() if labels is not None else default_labels(media)
     if wanted.is_dir():
-        raise UsageError(f"--labels {wanted} is a folder; name a .csv file")
+        raise UsageError(f"{{labels}} {wanted} is a folder; name a .csv file", parameter="labels", value=wanted)
     kind = special_kind(wanted, follow=True)
     if kind is not None:  # reading a FIFO would wait for a writer forever
-        raise UsageError(f"{wanted} is {kind}, not a regular file; name a .csv file (--labels)")
+        raise UsageError(
+            f"{wanted} is {kind}, not a regular file; name a .csv file ({{labels}})", parameter="labels", value=wanted
+        )
     inputs = [media.path, *(media.frame_paths or ())]
     if first_overwritten_input([wanted], inputs) is not None:
-        raise UsageError(f"--labels {wanted} is one of the inputs; name a .csv file that is not a frame or the video")
+        raise UsageError(
+            f"{{labels}} {wanted} is one of the inputs; name a .csv file that is not a frame or the video",
+            parameter="labels",
+            value=wanted,
+        )
     paired = label_file_for(media.path)
     if wanted.exists() and read_sidecar(wanted) is None and not overwrite:
         target = beside(wanted)
         notice = (
             f"{wanted} was not written by tracknet label, so it is left as it is: its labels are loaded and "
-            f"saved to {target} (--overwrite replaces {wanted.name} instead)"
+            f"saved to {target} ({names('overwrite')} replaces {wanted.name} instead)"
         )
     else:
         target, notice = wanted, None

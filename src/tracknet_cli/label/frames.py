@@ -121,7 +121,7 @@ class FrameStore:
                 continue
             except InputError as exc:
                 with self._cond:
-                    self._failed[wanted] = exc.message
+                    self._failed[wanted] = exc.render()
                     self._cond.notify_all()
                 frames = None
                 continue

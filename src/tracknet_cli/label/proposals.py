@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from tracknet_cli.label.state import Proposal, rounded
 
 if TYPE_CHECKING:  # pragma: no cover
+    from tracknet_cli.errors import Names
     from tracknet_cli.label.session import LabelSession
     from tracknet_cli.predict.pipeline import Prediction
     from tracknet_cli.predict.tracker import Tracker
@@ -84,8 +85,9 @@ class Proposer:
         on_failure: Callable[[str], None] | None = None,
         short: str = "",
         default: bool = False,
+        names: "Names" = str,
     ) -> None:
-        self.session, self.load, self.on_failure = session, load, on_failure
+        self.session, self.load, self.on_failure, self.names = session, load, on_failure, names
         self.name, self.key, self.short, self.default = name, key, short or name, default
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracknet-label-model", daemon=True)
@@ -132,6 +134,6 @@ class Proposer:
             from tracknet_cli.errors import TrackNetError, first_line
 
             info.status = "failed"
-            info.message = exc.line() if isinstance(exc, TrackNetError) else first_line(exc)
+            info.message = exc.line(self.names) if isinstance(exc, TrackNetError) else first_line(exc)
             if self.on_failure is not None:
                 self.on_failure(info.message)

@@ -276,8 +276,10 @@ def bind(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:  # socket.gaierror: not an address, and no name that resolves
         raise UsageError(
-            f"--host {host}: not an address or a name this machine can resolve ({exc.strerror or exc}); "
-            "use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+            f"{{host}} {host}: not an address or a name this machine can resolve ({exc.strerror or exc}); "
+            "use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)",
+            parameter="host",
+            value=host,
         ) from exc
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -288,11 +290,15 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRNOTAVAIL:
             raise UsageError(
-                f"--host {host}: not an address of this machine ({exc.strerror}); use one of its "
-                "addresses, 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+                f"{{host}} {host}: not an address of this machine ({exc.strerror}); use one of its "
+                "addresses, 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)",
+                parameter="host",
+                value=host,
             ) from exc
         raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port (0 picks a free one)"
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another {{port}} (0 picks a free one)",
+            parameter="port",
+            value=port,
         ) from exc
     sock.listen(128)
     return sock

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from tracknet_cli import stopping
+from tracknet_cli.errors import Names
 from tracknet_cli.label.session import LabelSession
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -34,11 +35,13 @@ class LabelOptions:
 
 @dataclass
 class Hooks:
-    """How the core talks to the user (the CLI renders them): warnings, info lines, the URL."""
+    """How the core talks to the user (the CLI renders them): warnings, info lines, the URL, and how
+    its lines name a parameter (`errors`: the CLI's flags; the name as is by default)."""
 
     warn: Callable[[str], None]
     info: Callable[[str], None]
     url: Callable[[str], None]
+    names: Names = str
 
 
 def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # -> Proposer | None
@@ -50,7 +53,7 @@ def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # ->
 
     resolved = resolve_checkpoint(options.checkpoint) if options.checkpoint else default_checkpoint()
     if options.checkpoint is None:
-        hooks.info(default_notice(resolved))
+        hooks.info(default_notice(resolved, hooks.names))
     load = functools.partial(Tracker.from_pretrained, resolved, device=options.device, runtime=options.runtime)
     short = resolved.entry.name if resolved.entry else str(resolved.hub.repo) if resolved.hub else resolved.path.name
     return Proposer(
@@ -61,6 +64,7 @@ def _proposer(session: LabelSession, options: LabelOptions, hooks: Hooks):  # ->
         short=short,
         default=options.checkpoint is None,
         on_failure=lambda message: hooks.warn(f"model proposals stopped: {message}"),
+        names=hooks.names,
     )
 
 
@@ -70,14 +74,14 @@ def serve(options: LabelOptions, hooks: Hooks) -> LabelSession:
     from tracknet_cli.label.server import Server, bind, build_app, new_token, url_for
     from tracknet_cli.label.session import open_session
 
-    session = open_session(options.input, options.labels, overwrite=options.overwrite)
+    session = open_session(options.input, options.labels, overwrite=options.overwrite, names=hooks.names)
     for note in session.notes:
         hooks.warn(note)
     proposer = _proposer(session, options, hooks)
     sock = bind(options.host, options.port)  # a bad --host is refused before any warning about it
     if options.host not in LOCAL_HOSTS:
         hooks.warn(
-            f"--host {options.host}: the page is reachable from other machines; anyone with the URL "
+            f"{hooks.names('host')} {options.host}: the page is reachable from other machines; anyone with the URL "
             "(its token) can read the frames and change the labels"
         )
     token = new_token()

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tracknet_cli.atomic import atomic_write_bytes
-from tracknet_cli.errors import RuntimeFailure, TrackNetError
+from tracknet_cli.errors import Names, RuntimeFailure, TrackNetError
 from tracknet_cli.label.files import SIDECAR_FORMAT, LabelFiles, claim, plan, read_sidecar, sha256, sidecar_path
 from tracknet_cli.label.media import LabelMedia, open_media
 from tracknet_cli.label.state import (
@@ -313,10 +313,13 @@ class LabelSession:
 
 
 # ---------------------------------------------------------------- opening
-def open_session(input_path: Path, labels: Path | None = None, *, overwrite: bool = False) -> LabelSession:
-    """The session for INPUT: existing labels loaded (any dialect), resumed from our own sidecar."""
+def open_session(
+    input_path: Path, labels: Path | None = None, *, overwrite: bool = False, names: Names = str
+) -> LabelSession:
+    """The session for INPUT: existing labels loaded (any dialect), resumed from our own sidecar. `names`
+    names parameters in its notes (`errors`: the CLI passes its flags)."""
     media = open_media(input_path)
-    files = plan(media, labels, overwrite)
+    files = plan(media, labels, overwrite, names)
     held = claim(files.target)  # before reading it: a second session is refused here
     try:
         rows, notes = _load_labels(media, files.load_from)

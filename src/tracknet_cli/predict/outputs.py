@@ -94,7 +94,9 @@ def _discard_all(exc: BaseException, writers: Sequence[Any], frames: int, source
     need = f"about {_size(needed)}" if midway and needed > free * 1.1 else f"more than {_size(max(free, written))}"
     return RuntimeFailure(
         f"{what} while writing {target} after {frames} frames: {_size(free)} free there "
-        f"(the unfinished files removed), {need} needed; free some space or write elsewhere (--out/--csv)"
+        f"(the unfinished files removed), {need} needed; free some space or write elsewhere "
+        "({video_path}/{csv_path})",
+        also=("video_path", "csv_path"),
     )
 
 

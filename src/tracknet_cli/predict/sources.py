@@ -117,9 +117,14 @@ class DecodeReport(DecodeLog):
 
 def _check_slice(start: int, end: int | None) -> None:
     if start < 0:
-        raise UsageError(f"--start {start} is negative; frame numbers start at 0")
+        raise UsageError(f"{{start}} {start} is negative; frame numbers start at 0", parameter="start", value=start)
     if end is not None and end <= start:
-        raise UsageError(f"--end {end} must be greater than --start {start} (end is exclusive)")
+        raise UsageError(
+            f"{{end}} {end} must be greater than {{start}} {start} (end is exclusive)",
+            parameter="end",
+            value=end,
+            also=("start",),
+        )
 
 
 class FrameSource:
@@ -155,7 +160,9 @@ class FrameSource:
     def _check_not_past_end(self) -> None:
         if self.report.yielded == 0 and self.report.through > 0 and self.start >= self.report.through:
             raise UsageError(
-                f"--start {self.start} is past the end of {self.info.path} ({self.report.through} frames decoded)"
+                f"{{start}} {self.start} is past the end of {self.info.path} ({self.report.through} frames decoded)",
+                parameter="start",
+                value=self.start,
             )
 
 
@@ -280,7 +287,11 @@ class ImageFolderSource(FrameSource):
         self.info = SourceInfo(root, kind, size, float(fps), rate, len(self.paths))
         self.report = DecodeReport(root, header_frames=len(self.paths))
         if start >= len(self.paths):
-            raise UsageError(f"--start {start} is past the end of {root} ({len(self.paths)} frames)")
+            raise UsageError(
+                f"{{start}} {start} is past the end of {root} ({len(self.paths)} frames)",
+                parameter="start",
+                value=start,
+            )
 
     def frames(
         self, sizes: Sequence[Size | None] = (None,), overlay_size: Size | None = None, *, decoder_threads: bool = True

@@ -83,7 +83,7 @@ class Tracker:
 
         TrackingConfig.check_options(threshold, max_gap, max_jump)  # before the model loads
         if not isinstance(name, ResolvedCheckpoint):
-            name = default_checkpoint() if name is None else resolve_checkpoint(name, option="model")
+            name = default_checkpoint() if name is None else resolve_checkpoint(name, parameter="model")
         engine, meta = load_engine(
             name.path, device=device, precision=precision, batch_size=batch_size, stride=window_stride, runtime=runtime
         )

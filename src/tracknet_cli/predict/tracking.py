@@ -60,11 +60,19 @@ class TrackingConfig:
         """The one check of predict's --threshold (None: the checkpoint's), --max-gap and --max-jump,
         for the CLI, the Python API (`Tracker`) and every `TrackingConfig`: `UsageError` (exit 2)."""
         if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise UsageError(f"threshold {threshold:g} must be between 0 and 1 (--threshold)")
+            raise UsageError(
+                f"threshold {threshold:g} must be between 0 and 1 ({{threshold}})",
+                parameter="threshold",
+                value=threshold,
+            )
         if max_gap < 0:
-            raise UsageError(f"max gap {max_gap} must be >= 0 (--max-gap)")
+            raise UsageError(f"max gap {max_gap} must be >= 0 ({{max_gap}})", parameter="max_gap", value=max_gap)
         if max_jump is not None and not max_jump > 0:
-            raise UsageError(f"max jump {max_jump:g} must be positive, in source pixels per frame (--max-jump)")
+            raise UsageError(
+                f"max jump {max_jump:g} must be positive, in source pixels per frame ({{max_jump}})",
+                parameter="max_jump",
+                value=max_jump,
+            )
 
     def jump_for(self, size: tuple[int, int]) -> float:
         """The gate in px/frame for frames of ``size`` = (W, H)."""

@@ -36,7 +36,9 @@ def refuse_existing(paths: "Iterable[Path | str | None]", overwrite: bool) -> No
             continue
         refuse_special(path)
         if not overwrite and Path(path).exists():
-            raise InputError(f"{path} already exists; pass --overwrite to replace it or choose another name")
+            raise InputError(
+                f"{path} already exists; pass {{overwrite}} to replace it or choose another name", parameter="overwrite"
+            )
 
 
 def _claim(path: Path, overwrite: bool, suffix: str) -> tuple[Path, str]:
@@ -261,7 +263,7 @@ class OverlayWriter:
         import av
 
         if not 0 < scale <= 4:
-            raise InputError(f"--overlay-scale {scale} must be in (0, 4]")
+            raise InputError(f"{{overlay_scale}} {scale} must be in (0, 4]", parameter="overlay_scale", value=scale)
         self.path, self._tmp = _claim(Path(path), overwrite, ".mp4.part")
         self.source_size = (int(source_size[0]), int(source_size[1]))
         self.frame_size = even_size(self.source_size, scale)

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, Mapping, Optional
 
-from tracknet_cli.errors import InputError, WeightsUnavailableError, debug_enabled, first_line
+from tracknet_cli.errors import InputError, Names, WeightsUnavailableError, debug_enabled, first_line
 from tracknet_cli.pretrained import MODELS_DIR_ENV
 from tracknet_cli.pretrained.catalogue import BUNDLED, Catalogue, CatalogueEntry, load_catalogue
 
 HUB_DEFAULT_FILE = "model.safetensors"
-PICK_ANOTHER = "--checkpoint NAME|FILE|RUN"
 
 _HUB_ID = re.compile(
     r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?P<file>/[^@]+)?(?:@(?P<rev>[^@]+))?$"
@@ -92,12 +91,16 @@ def parse_hub_id(text: str) -> Optional[HubRef]:
 
 
 def resolve_checkpoint(
-    spec: "str | os.PathLike[str]", *, option: str = "--checkpoint", environ: Mapping[str, str] | None = None
+    spec: "str | os.PathLike[str]", *, parameter: str = "checkpoint", environ: Mapping[str, str] | None = None
 ) -> ResolvedCheckpoint:
-    """The checkpoint file `spec` stands for (see the module docstring); `option` names the flag in errors."""
+    """The checkpoint file `spec` stands for (see the module docstring); `parameter`: the one that gave it,
+    named in errors (`errors`: `--checkpoint` or `--init-from` in the CLI)."""
     text = os.fspath(spec)
+    shown = "{" + parameter + "}"  # how errors name it: a placeholder (`errors`)
     if not text.strip():
-        raise InputError(f"{option} is empty: give a model name, a .safetensors file or a run folder")
+        raise InputError(
+            f"{shown} is empty: give a model name, a .safetensors file or a run folder", parameter=parameter
+        )
     explicit_hub = text.startswith(("hf://", "hf:"))
     if not explicit_hub:
         path = Path(text).expanduser()
@@ -113,15 +116,21 @@ def resolve_checkpoint(
                 if not _is_name(text) or load_catalogue(environ).get(text.lower()) is None:
                     raise
         if _is_name(text):
-            return _from_catalogue(text, option, load_catalogue(environ))
+            return _from_catalogue(text, parameter, load_catalogue(environ))
     hub = parse_hub_id(text)
     if hub is not None and (explicit_hub or not Path(hub.repo.split("/")[0]).expanduser().is_dir()):
-        return _from_hub(hub, text, option, explicit_hub)
+        return _from_hub(hub, text, parameter, explicit_hub)
     if explicit_hub:
-        raise InputError(f"{option} {text}: not a Hugging Face repo id (hf:org/name[/file.safetensors][@revision])")
+        raise InputError(
+            f"{shown} {text}: not a Hugging Face repo id (hf:org/name[/file.safetensors][@revision])",
+            parameter=parameter,
+            value=text,
+        )
     # `runs/exp9/best.safetensors` with runs/ here is a mistyped path, not a hub repo of an org "runs"
-    also = f"; for the Hugging Face repo {hub.repo}, write hf:{text}" if hub is not None else ""
-    raise InputError(f"{option} {text}: checkpoint not found (no such file or run folder{also})")
+    hub_hint = f"; for the Hugging Face repo {hub.repo}, write hf:{text}" if hub is not None else ""
+    raise InputError(
+        f"{shown} {text}: checkpoint not found (no such file or run folder{hub_hint})", parameter=parameter, value=text
+    )
 
 
 def default_checkpoint(
@@ -132,21 +141,24 @@ def default_checkpoint(
     if catalogue.default is None:
         where = "this install bundles none" if not catalogue.entries else "no catalogue names a default"
         raise InputError(
-            f"no --checkpoint given and no default model ({where}): pass {PICK_ANOTHER}, "
-            f"or set {MODELS_DIR_ENV} to a models folder (docs/models/pretrained.md)"
+            f"no {{checkpoint}} given and no default model ({where}): pass {{checkpoint}} NAME|FILE|RUN, "
+            f"or set {MODELS_DIR_ENV} to a models folder (docs/models/pretrained.md)",
+            parameter="checkpoint",
         )
-    return _from_catalogue(catalogue.default, "--checkpoint", catalogue)
+    return _from_catalogue(catalogue.default, "checkpoint", catalogue)
 
 
-def default_notice(resolved: ResolvedCheckpoint) -> str:
-    """The stderr line `tracknet predict` prints when it picked the default model."""
+def default_notice(resolved: ResolvedCheckpoint, names: Names = str) -> str:
+    """The stderr line `tracknet predict` and `tracknet label` print when they picked the default model;
+    `names` names the checkpoint parameter (`errors`: the CLI passes its flags)."""
     entry = resolved.entry
     assert entry is not None
     held = entry.spec.held_out
     score = f"; held-out F1 {held.f1:.2f} ({held.protocol} protocol, {held.split})" if held else ""
+    option = names("checkpoint")
     return (
-        f"no --checkpoint: using the default model {entry.label}, {entry.spec.sport}{score}. "
-        f"Pick another with {PICK_ANOTHER} (tracknet models lists the names)"
+        f"no {option}: using the default model {entry.label}, {entry.spec.sport}{score}. "
+        f"Pick another with {option} NAME|FILE|RUN (tracknet models lists the names)"
     )
 
 
@@ -154,10 +166,14 @@ def _is_name(text: str) -> bool:
     return bool(_BARE_WORD.match(text)) and not text.endswith((".safetensors", ".onnx", ".pt", ".pth"))
 
 
-def _from_catalogue(name: str, option: str, catalogue: Catalogue) -> ResolvedCheckpoint:
+def _from_catalogue(name: str, parameter: str, catalogue: Catalogue) -> ResolvedCheckpoint:
     entry = catalogue.get(name.lower())
     if entry is None:
-        raise InputError(f"{option} {name}: no such file, run folder or model name{_suggest(name, catalogue)}")
+        raise InputError(
+            f"{{{parameter}}} {name}: no such file, run folder or model name{_suggest(name, catalogue)}",
+            parameter=parameter,
+            value=name,
+        )
     require_file(entry)
     return ResolvedCheckpoint(entry.path, "catalogue", name, entry=entry)
 
@@ -183,17 +199,22 @@ def _suggest(name: str, catalogue: Catalogue) -> str:
     return f" (known models: {', '.join(known[:8])}{' ...' if len(known) > 8 else ''}; tracknet models lists them)"
 
 
-def _from_hub(ref: HubRef, text: str, option: str, explicit: bool) -> ResolvedCheckpoint:
-    prefix = f"{option} {text}: " + ("" if explicit else "no such file or run folder, and as a Hugging Face repo id: ")
+def _from_hub(ref: HubRef, text: str, parameter: str, explicit: bool) -> ResolvedCheckpoint:
+    prefix = f"{{{parameter}}} {text}: " + (
+        "" if explicit else "no such file or run folder, and as a Hugging Face repo id: "
+    )
     try:
         import huggingface_hub  # noqa: F401 - installed with transformers; checked for a clear line
     except ImportError:
-        raise InputError(prefix + "huggingface_hub is not installed (pip install huggingface_hub)") from None
+        raise InputError(
+            prefix + "huggingface_hub is not installed (pip install huggingface_hub)", parameter=parameter
+        ) from None
     with _quiet_hub_logs():
-        return _download(ref, text, prefix)
+        return _download(ref, text, prefix, parameter)
 
 
-def _download(ref: HubRef, text: str, prefix: str) -> ResolvedCheckpoint:
+def _download(ref: HubRef, text: str, prefix: str, parameter: str) -> ResolvedCheckpoint:
+    """`prefix` names the parameter by its placeholder (`errors`): every error here declares it."""
     from huggingface_hub import errors as hf_errors
     from huggingface_hub import hf_hub_download
 
@@ -212,11 +233,14 @@ def _download(ref: HubRef, text: str, prefix: str) -> ResolvedCheckpoint:
                 path = Path(hf_hub_download(ref.repo, candidates[0], revision=ref.revision))
                 return ResolvedCheckpoint(path, "hub", text, hub=HubRef(ref.repo, candidates[0], ref.revision))
             if not candidates:
-                raise InputError(prefix + f"the repo {ref.repo} holds no .safetensors file") from None
+                raise InputError(
+                    prefix + f"the repo {ref.repo} holds no .safetensors file", parameter=parameter
+                ) from None
             raise InputError(
                 prefix + f"the repo {ref.repo} holds several .safetensors files "
                 f"({', '.join(candidates[:4])}{' ...' if len(candidates) > 4 else ''}): "
-                f"name one, e.g. {ref.repo}/{candidates[0]}"
+                f"name one, e.g. {ref.repo}/{candidates[0]}",
+                parameter=parameter,
             ) from None
     except InputError:
         raise
@@ -225,9 +249,10 @@ def _download(ref: HubRef, text: str, prefix: str) -> ResolvedCheckpoint:
             raise WeightsUnavailableError(
                 prefix + f"cannot reach the Hugging Face hub ({type(exc).__name__}: "
                 f"{first_line(exc)}); try again online, or set HF_HUB_OFFLINE=1 "
-                "to use the cache only"
+                "to use the cache only",
+                parameter=parameter,
             ) from exc
-        raise InputError(prefix + _hub_reason(exc, ref)) from exc
+        raise InputError(prefix + _hub_reason(exc, ref), parameter=parameter) from exc
 
 
 def _unreachable(exc: BaseException) -> bool:

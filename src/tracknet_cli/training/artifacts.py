@@ -262,7 +262,11 @@ def resume_config(run_dir: Path, sets: list[str]) -> TrackNetConfig:
     """The config `--resume RUN_DIR` continues with: the run's own config.yaml, `sets` applied (budgets
     may change). A directory without config.yaml and the state is one `InputError` line."""
     if not (run_dir / "config.yaml").is_file() or not (run_dir / STATE_FILE).is_file():
-        raise InputError(f"--resume {run_dir}: not a run directory with config.yaml and state/last.pt")
+        raise InputError(
+            f"{{resume}} {run_dir}: not a run directory with config.yaml and state/last.pt",
+            parameter="resume",
+            value=run_dir,
+        )
     return load_run_config(run_dir / "config.yaml", sets)
 
 

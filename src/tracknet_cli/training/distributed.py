@@ -165,7 +165,7 @@ def process_group(ctx: DistContext, device_name: str) -> Iterator[DistContext]:
 def main_only(ctx: DistContext, make: Callable[[], T]) -> T:
     """Run `make` on rank 0 and hand its result to every rank; a failure there fails every rank alike.
 
-    Followers re-raise rank 0's project error (same class and message) so their exit codes match.
+    Followers re-raise rank 0's project error (same class, message and parameters) so their exit codes match.
     """
     if not ctx.enabled:
         return make()
@@ -176,11 +176,10 @@ def main_only(ctx: DistContext, make: Callable[[], T]) -> T:
         try:
             outcome = ("ok", make())
         except TrackNetError as exc:
-            outcome = ("error", (type(exc), exc.message, exc.hint))
+            outcome = ("error", exc)  # pickled whole: message, hint, parameters (`errors`)
     outcome = ctx.broadcast(outcome)
     if outcome[0] == "error":
-        cls, message, hint = outcome[1]
-        raise cls(message, hint=hint)
+        raise outcome[1]
     return outcome[1]
 
 

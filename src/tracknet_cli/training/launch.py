@@ -44,13 +44,17 @@ def check_devices(devices: int, config: TrackNetConfig) -> None:
 
     if config.training.device == "mps":
         raise ConfigError(
-            "--devices: distributed training runs on CUDA (nccl) or CPU (gloo): set training.device=cpu or cuda"
+            "{devices}: distributed training runs on CUDA (nccl) or CPU (gloo): set training.device=cpu or cuda",
+            parameter="devices",
+            value=devices,
         )
     backend = backend_for(config.training.device)
     if backend == "nccl" and devices > torch.cuda.device_count():
         raise ConfigError(
-            f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s) visible "
-            f"(lower --devices, or set training.device=cpu for CPU processes)"
+            f"{{devices}} {devices}: only {torch.cuda.device_count()} CUDA device(s) visible "
+            "(lower {devices}, or set training.device=cpu for CPU processes)",
+            parameter="devices",
+            value=devices,
         )
 
 
