@@ -77,7 +77,7 @@ def test_a_validation_longer_than_half_the_limit_still_leaves_half_for_training(
 def test_the_schedule_decays_over_the_training_part(session) -> None:
     session.val_seconds = 40.0
     session.t0 = time.monotonic() - 30  # half of the 60 s left for training
-    assert session.schedule_step() == pytest.approx(session.total_steps / 2, abs=session.total_steps * 0.02)
+    assert session.schedule_step() == pytest.approx(session.built.total_steps / 2, abs=session.built.total_steps * 0.02)
 
 
 def test_data_preparation_does_not_eat_the_schedule(session) -> None:
@@ -86,9 +86,9 @@ def test_data_preparation_does_not_eat_the_schedule(session) -> None:
     session.val_seconds = 40.0
     session.prep_s = 20.0  # the first batch came 20 s in: 40 s of the 60 left for training remain
     session.t0 = time.monotonic() - 20.5
-    assert session.schedule_step() == pytest.approx(0, abs=session.total_steps * 0.02)
+    assert session.schedule_step() == pytest.approx(0, abs=session.built.total_steps * 0.02)
     session.t0 = time.monotonic() - 40  # half of those 40 s
-    assert session.schedule_step() == pytest.approx(session.total_steps / 2, abs=session.total_steps * 0.02)
+    assert session.schedule_step() == pytest.approx(session.built.total_steps / 2, abs=session.built.total_steps * 0.02)
 
 
 def test_train_log_says_where_the_time_went(synth_root: Path, tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def fit(
     from tracknet_cli.training.session import open_session
 
     s = open_session(config, run_dir, hooks or Hooks(), resume=resume, init_from=init_from, dist=dist or SINGLE)
-    s.model.train()
+    s.built.model.train()
     s.state.optimizer.zero_grad(set_to_none=True)
     try:
         stopped = _train(s)
@@ -107,11 +107,11 @@ def _train_epoch(s: "Session") -> str | None:
     for batches in s.epoch_batches():
         state.schedule.apply(state.optimizer, s.schedule_step())
         train_step(
-            s.train_model,
+            s.built.train_model,
             batches,
-            s.loss_fn,
+            s.built.loss_fn,
             state.optimizer,
-            autocast_dtype=s.autocast_dtype,
+            autocast_dtype=s.built.autocast_dtype,
             scaler=state.scaler,
             grad_clip=tc.grad_clip,
             on_loss=s.on_loss,

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from tracknet_cli.config.schema import TrackNetConfig
-from tracknet_cli.errors import ConfigError, RuntimeFailure
+from tracknet_cli.errors import RuntimeFailure
 from tracknet_cli.training.artifacts import RunDirectory, StepRow, ValidationRow
+from tracknet_cli.training.build import Built
 from tracknet_cli.training.hooks import Hooks, StepInfo
-from tracknet_cli.training.step import TrainState, make_scaler
+from tracknet_cli.training.step import TrainState
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.data.datasets import Batch
@@ -34,19 +35,10 @@ class Session:
     run_dir: Path
     hooks: Hooks
     dist: "DistContext"
-    device: Any
     files: RunDirectory  # what is written into `run_dir` (rank 0; the others' write nothing)
     log: Callable[[str], None]
-    train_ds: Any
-    val_ds: Any
-    loader: Any
-    model: Any  # what is saved and validated
-    train_model: Any  # what the step calls: DDP around `model`, maybe compiled
-    loss_fn: Any
-    precision: Any  # PrecisionChoice
+    built: Built  # data, model, loss, optimizer, schedule, precision (training/build.py)
     state: TrainState
-    total_steps: int
-    steps_per_epoch: int
     sync_every: int  # read the loss back to the host every N steps (1 on CPU)
     loggers: "RunLoggers | None" = None
     resumed: bool = False
@@ -71,29 +63,25 @@ class Session:
         return self.config.training
 
     @property
-    def autocast_dtype(self) -> Any:
-        """The dtype the forward runs under autocast in, or None (fp32)."""
-        return self.precision.dtype
-
-    @property
     def eager(self) -> bool:
         return self.sync_every == 1
 
     @property
     def has_val(self) -> bool:
-        return len(self.val_ds) > 0
+        return len(self.built.val_ds) > 0
 
     def validation_engine(self) -> "Engine":
         """The inference engine validation runs `model` through: predict's, on the training device and
         precision, the training batch on a GPU (`default_batch`), the config's window stride."""
         from tracknet_cli.inference.engine import Engine
 
+        built = self.built
         return Engine.for_model(
-            self.model,
+            built.model,
             self.config.data,
             loss_name=self.tc.loss,
-            device=self.device,
-            autocast_dtype=self.autocast_dtype,
+            device=built.device,
+            autocast_dtype=built.autocast_dtype,
             accelerator_batch=self.tc.batch_size,
         )
 
@@ -101,16 +89,16 @@ class Session:
     def epoch_batches(self) -> Iterator[list["Batch"]]:
         """This epoch's remaining steps, each its `grad_accumulation` micro-batches on the device
         (a tail too short for a whole step is left out), timing the waits for the loader."""
-        tc, state = self.tc, self.state
-        self.loader.sampler.set_epoch(state.epoch, skip=state.batch_in_epoch * tc.batch_size)
+        tc, state, loader = self.tc, self.state, self.built.loader
+        loader.sampler.set_epoch(state.epoch, skip=state.batch_in_epoch * tc.batch_size)
         group: list[Batch] = []
         t_fetch = time.monotonic()
-        for batch in self.loader:
+        for batch in loader:
             self._t_got = time.monotonic()
             self.wait_s += self._t_got - t_fetch
             if self.prep_s is None:
                 self._first_batch()
-            group.append(batch.to(self.device, non_blocking=True))
+            group.append(batch.to(self.built.device, non_blocking=True))
             if len(group) == tc.grad_accumulation:
                 yield group
                 group = []
@@ -177,7 +165,7 @@ class Session:
         self.hooks.on_step(
             StepInfo(
                 step=state.step,
-                total_steps=self.total_steps,
+                total_steps=self.built.total_steps,
                 epoch=state.epoch,
                 loss=self.last_loss,
                 lr=state.lr,
@@ -208,8 +196,8 @@ class Session:
             return step
         prep = self.prep_s or 0.0
         span = max(self.training_seconds() - prep, 1e-9)
-        by_time = int((time.monotonic() - self.t0 - prep) / span * self.total_steps)
-        return min(max(step, by_time), self.total_steps)
+        by_time = int((time.monotonic() - self.t0 - prep) / span * self.built.total_steps)
+        return min(max(step, by_time), self.built.total_steps)
 
     def budget_line(self) -> str:
         """Where this process's time went, for train.log's last lines."""
@@ -277,29 +265,8 @@ class Session:
 
     def save_weights(self, which: str, metrics: dict[str, Any]) -> None:
         self.files.save_weights(
-            which, self.model, self.config, threshold=self.state.threshold, loss=self.tc.loss, metrics=metrics
+            which, self.built.model, self.config, threshold=self.state.threshold, loss=self.tc.loss, metrics=metrics
         )
-
-
-def make_optimizer(model: Any, lr: float, weight_decay: float, backbone_lr_multiplier: float) -> Any:
-    """AdamW; the backbone gets lr × multiplier; norms and biases get no weight decay."""
-    import torch
-
-    groups: list[dict[str, Any]] = []
-    for part, params in model.param_groups().items():
-        trainable = [p for p in params if p.requires_grad]
-        scale = backbone_lr_multiplier if part == "backbone" else 1.0
-        for plist, wd in (
-            ([p for p in trainable if p.ndim > 1], weight_decay),
-            ([p for p in trainable if p.ndim <= 1], 0.0),
-        ):
-            if plist:
-                groups.append(
-                    {"params": plist, "lr": lr * scale, "base_lr": lr * scale, "weight_decay": wd, "name": part}
-                )
-    if not groups:
-        raise ConfigError("no trainable parameters: model.backbone.freeze leaves nothing to train")
-    return torch.optim.AdamW(groups, lr=lr)
 
 
 def open_session(
@@ -311,118 +278,44 @@ def open_session(
     init_from: Path | None,
     dist: "DistContext",
 ) -> Session:
-    """Build data, model, precision, optimizer, schedule and callbacks; restore `resume`; open the sinks."""
-    from tracknet_cli.inference.runtime import pick_device, prepare_model_precision, use_channels_last
+    """Open the run directory, build the run (`build`), restore `resume`; log the start, open the sinks."""
+    from tracknet_cli.training.build import build
     from tracknet_cli.training.distributed import FollowerRunDirectory
-    from tracknet_cli.training.losses import build_loss
-    from tracknet_cli.training.seeding import seed_everything
 
-    tc = config.training
-    seed_everything(tc.seed)
-    device = dist.device(pick_device(tc.device))
     files = RunDirectory(run_dir, keep_rows=resume is not None) if dist.is_main else FollowerRunDirectory(run_dir)
     files.write_config(config)
-    train_ds, val_ds, loader = _open_data(config, device, dist)
-    model = _open_model(config, init_from, device)
-    # Under DDP rank 0 decides and the others follow: the ranks must compute alike.
-    precision = dist.broadcast(prepare_model_precision(model, config, device) if dist.is_main else None)
-    use_channels_last(model, config, precision)  # the followers' models (rank 0's is already done)
-    steps_per_epoch, total_steps = _step_budget(tc, len(loader))
-    state = _train_state(model, tc, total_steps, device, precision.name)
+    built = build(config, dist=dist, init_from=init_from)
     s = Session(
         config=config,
         run_dir=run_dir,
         hooks=hooks,
         dist=dist,
-        device=device,
         files=files,
         log=files.logger(hooks.on_log),
-        train_ds=train_ds,
-        val_ds=val_ds,
-        loader=loader,
-        model=model,
-        train_model=model,
-        loss_fn=build_loss(tc.loss),
-        precision=precision,
-        state=state,
-        total_steps=total_steps,
-        steps_per_epoch=steps_per_epoch,
+        built=built,
+        state=_train_state(built),
         resumed=resume is not None,
-        sync_every=tc.sync_every or (1 if device.type == "cpu" else 20),
+        sync_every=config.training.sync_every or (1 if built.device.type == "cpu" else 20),
     )
     if resume is not None:
         _restore(s, resume)
-    s.first_step = s.saved_step = s.read_step = state.step
-    s.train_model = _train_model(model, tc, dist, device)
+    s.first_step = s.saved_step = s.read_step = s.state.step
     _start(s)
     return s
 
 
-def _open_data(config: TrackNetConfig, device: Any, dist: "DistContext") -> tuple[Any, Any, Any]:
-    """The training and validation windows, and the loader of this rank's shard of the training ones."""
-    from tracknet_cli.data.datasets import build_datasets, make_loader
+def _train_state(built: Built) -> TrainState:
+    """A fresh training state around what was built: best/early-stopping trackers, the threshold."""
+    from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping
 
-    tc = config.training
-    train_ds, val_ds, _ = build_datasets(config)
-    if len(train_ds) == 0:
-        raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
-    loader = make_loader(
-        train_ds,
-        batch_size=tc.batch_size,
-        shuffle=True,
-        num_workers=config.data.num_workers,
-        seed=tc.seed,
-        rank=dist.rank,
-        world_size=dist.world_size,
-        pin_memory=device.type == "cuda",
-    )
-    return train_ds, val_ds, loader
-
-
-def _open_model(config: TrackNetConfig, init_from: Path | None, device: Any) -> Any:
-    """The model on `device`, its weights random (seeded) or those of `init_from`."""
-    from tracknet_cli.models import build_model
-
-    model = build_model(config)
-    if init_from is not None:
-        from tracknet_cli.inference.checkpoint import load_init_weights
-
-        load_init_weights(model, init_from)
-    return model.to(device)
-
-
-def _step_budget(tc: Any, batches: int) -> tuple[int, int]:
-    """Steps per epoch (a tail of batches too short for a whole step is left out) and the run's step budget."""
-    steps_per_epoch = max(1, batches // tc.grad_accumulation)
-    total_steps = tc.epochs * steps_per_epoch
-    if tc.max_steps is not None:
-        total_steps = min(total_steps, tc.max_steps)
-    return steps_per_epoch, total_steps
-
-
-def _train_model(model: Any, tc: Any, dist: "DistContext", device: Any) -> Any:
-    """What the step calls: DDP around the model (which stays what is saved and validated), then compiled."""
-    import torch
-
-    train_model = dist.wrap(model, device)
-    if tc.compile:
-        train_model = torch.compile(train_model)
-    return train_model
-
-
-def _train_state(model: Any, tc: Any, total_steps: int, device: Any, precision: str) -> TrainState:
-    """A fresh training state: optimizer, lr schedule, best/early-stopping trackers, loss scaler."""
-    from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
-
+    tc = built.config.training
     return TrainState(
-        model=model,
-        optimizer=make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier),
-        schedule=build_schedule(
-            tc.scheduler, total_steps=total_steps, warmup_steps=tc.warmup_steps, metric=tc.best_metric
-        ),
+        model=built.model,
+        optimizer=built.optimizer,
+        schedule=built.schedule,
         best=BestCheckpoint(tc.best_metric),
         early=EarlyStopping(tc.best_metric, patience=tc.early_stopping_patience, min_delta=tc.early_stopping_min_delta),
-        scaler=make_scaler(device, precision),
+        scaler=built.scaler,
         threshold=tc.threshold,
     )
 
@@ -447,14 +340,14 @@ def _start(s: Session) -> None:
     """Log what the run is, open the loggers, tell the hooks; start the clocks."""
     from tracknet_cli.training.loggers import RunLoggers, open_loggers
 
-    tc, model, state = s.tc, s.model, s.state
+    tc, built, model, state = s.tc, s.built, s.built.model, s.state
     info = {
-        "device": str(s.device),
-        "precision": "fp32" if s.autocast_dtype is None else str(s.autocast_dtype).replace("torch.", ""),
-        "train_windows": len(s.train_ds),
-        "val_windows": len(s.val_ds),
-        "steps_per_epoch": s.steps_per_epoch,
-        "total_steps": s.total_steps,
+        "device": str(built.device),
+        "precision": "fp32" if built.autocast_dtype is None else str(built.autocast_dtype).replace("torch.", ""),
+        "train_windows": len(built.train_ds),
+        "val_windows": len(built.val_ds),
+        "steps_per_epoch": built.steps_per_epoch,
+        "total_steps": built.total_steps,
         "params": sum(p.numel() for p in model.parameters()),
         "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "run_dir": str(s.run_dir),
@@ -463,7 +356,7 @@ def _start(s: Session) -> None:
         "effective_batch_size": tc.batch_size * tc.grad_accumulation * s.dist.world_size,
     }
     s.log(f"{'resume' if s.resumed else 'start'}: {info}")
-    s.log(f"precision: {s.precision.describe()}")
+    s.log(f"precision: {built.precision.describe()}")
     resumed_at = state.step if s.resumed else None
     s.loggers = open_loggers(s.config, s.run_dir, resumed_at=resumed_at) if s.dist.is_main else RunLoggers()
     s.loggers.start(info)
@@ -483,8 +376,9 @@ def estimate_validation_seconds(s: Session) -> float:
     engine = s.validation_engine()  # the engine (and batch) validation will run
     wi, hi = engine.input_size
     windows = np.zeros((engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8)
-    was_training = s.model.training
-    s.model.eval()
+    model = s.built.model
+    was_training = model.training
+    model.eval()
     try:
         seconds = 0.0
         for _ in range(2):
@@ -492,8 +386,8 @@ def estimate_validation_seconds(s: Session) -> float:
             engine.forward(windows)[0].sum().item()
             seconds = time.monotonic() - t
     finally:
-        s.model.train(was_training)
-    frames = sum(len(clip) for clip in s.val_ds.clips)
+        model.train(was_training)
+    frames = sum(len(clip) for clip in s.built.val_ds.clips)
     return 1.25 * seconds * -(-frames // (engine.batch_size * engine.stride))
 
 

@@ -84,18 +84,18 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
     """Evaluate, calibrate, append the metrics row, write overlay and weights; (row, stop, is_best)."""
     from tracknet_cli.training.evaluate import evaluate, score_predictions
 
-    tc, state = s.tc, s.state
-    s.model.eval()
+    tc, state, built = s.tc, s.state, s.built
+    built.model.eval()
     report = evaluate(
         s.validation_engine(),
-        s.val_ds,
+        built.val_ds,
         protocol=tc.protocol,
         threshold=state.threshold,
-        loss_fn=s.loss_fn,
+        loss_fn=built.loss_fn,
         overlay_frames=tc.overlay_frames,
         keep_predictions=tc.calibrate_threshold,
     )
-    s.model.train()
+    built.model.train()
     metrics = report.metrics
     if tc.calibrate_threshold:
         state.threshold = calibrate_threshold(report.predictions, tc.protocol, tc.threshold)
