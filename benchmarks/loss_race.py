@@ -264,6 +264,7 @@ class NonFinite(Exception):
 def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str) -> list[Checkpoint]:
     """Train one cell for `--minutes` of training time, scoring at each checkpoint."""
     from tracknet_cli.training.build import build
+    from tracknet_cli.training.meters import LossMeter
     from tracknet_cli.training.step import train_step
 
     config = race_config(args, loss_name, precision)
@@ -276,17 +277,18 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
         f"({len(train_ds.clips)} clips), val {len(val_ds.clips)} clips, test {len(test_ds.clips)} clips",
         flush=True,
     )
-    losses: list[float] = []
+    losses = LossMeter()  # the training loss since the last checkpoint, as `fit` keeps it between validations
 
     def check(out: Any) -> None:
-        losses.append(float(out.total.detach()))
-        if not math.isfinite(losses[-1]):
+        value = float(out.total.detach())
+        if not math.isfinite(value):
             raise NonFinite
+        losses.add(value)
 
     pending = [m * 60.0 for m in args.checkpoint_minutes]
     rows: list[Checkpoint] = []
     step, samples, train_s = 0, 0, 0.0
-    loss_sum_since_score, losses_since_score, note = 0.0, 0, ""
+    note = ""
     model.train()
     while pending:
         t_fetch = time.monotonic()
@@ -307,11 +309,8 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
             except NonFinite:
                 note = f"non-finite loss at step {step + 1}: scored early, cell stopped"
                 break
-            value = losses[-1]
             step += 1
             samples += len(batch)
-            loss_sum_since_score += value
-            losses_since_score += 1
             now = time.monotonic()
             train_s += now - t_fetch
             if train_s >= pending[0]:
@@ -329,7 +328,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
                 train_seconds=round(train_s, 1),
                 steps=step,
                 samples_per_s=round(samples / max(train_s, 1e-9), 2),
-                train_loss=loss_sum_since_score / losses_since_score if losses_since_score else float("nan"),
+                train_loss=losses.mean,
                 threshold=threshold,
                 val_f1=val_f1,
                 test_f1=m.f1,
@@ -343,7 +342,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
                 load_avg=os.getloadavg()[0],
                 note=note,
             )
-            loss_sum_since_score, losses_since_score = 0.0, 0
+            losses.reset()
             rows.append(row)
             append_result(args.results, asdict(row))
             print(
