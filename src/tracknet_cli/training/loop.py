@@ -64,7 +64,7 @@ def fit(
     files = open_run_directory(config, run_dir, resumed=resume is not None, dist=dist)
     built = build(config, dist=dist, init_from=init_from)
     s = open_session(files, built, hooks or Hooks(), resume=resume, dist=dist)
-    s.built.model.train()
+    built.model.train()
     s.state.optimizer.zero_grad(set_to_none=True)
     try:
         stopped = _train(s)
