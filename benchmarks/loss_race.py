@@ -15,9 +15,9 @@ and explicit (`VAL_CLIPS`, `TEST_CLIPS`; the other 25 clips train).
 The training clock counts data loading, forward, backward and the optimizer step, and stops while a
 checkpoint is scored. At each checkpoint the model is run over the validation clips, the decode
 threshold that maximises F1 (v2 protocol) there is chosen (`calibrate_threshold`), and the test
-clips are scored at that threshold. Everything goes through the product's code: `build_datasets`,
-`build_model`, `build_loss`, `make_optimizer`, `train_step` (training/step.py, the step `fit` takes),
-`evaluate`, `calibrate_threshold`, `score_predictions`.
+clips are scored at that threshold. Everything goes through the product's code: `build` (training/build.py:
+the datasets, model, precision, loss, AdamW, schedule and scaler `tracknet train` builds), `train_step`
+(training/step.py, the step `fit` takes), `evaluate`, `calibrate_threshold`, `score_predictions`.
 
 Each checkpoint row is printed and appended to `--results` (JSON lines) as soon as it is measured;
 a rerun with the same settings skips finished cells, so an interrupted race resumes per cell. The
@@ -263,46 +263,32 @@ class NonFinite(Exception):
 
 def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str) -> list[Checkpoint]:
     """Train one cell for `--minutes` of training time, scoring at each checkpoint."""
-    import torch
-
-    from tracknet_cli.data.datasets import build_datasets, make_loader
-    from tracknet_cli.inference.runtime import prepare_model_precision
-    from tracknet_cli.models import build_model
-    from tracknet_cli.models.losses import build_loss
-    from tracknet_cli.training.callbacks import build_schedule
-    from tracknet_cli.training.seeding import seed_everything
-    from tracknet_cli.training.session import make_optimizer
-    from tracknet_cli.training.step import make_scaler, train_step
+    from tracknet_cli.training.build import build
+    from tracknet_cli.training.meters import LossMeter
+    from tracknet_cli.training.step import train_step
 
     config = race_config(args, loss_name, precision)
     tc = config.training
-    seed_everything(tc.seed)
-    train_ds, val_ds, test_ds = build_datasets(config)
-    model = build_model(config)
-    device = torch.device("cpu")
-    choice = prepare_model_precision(model, config, device)
-    autocast_dtype = choice.dtype
+    built = build(config)  # what `tracknet train` builds: seeded, same init and data order in every cell
+    model, optimizer, schedule, loader = built.model, built.optimizer, built.schedule, built.loader
+    train_ds, val_ds, test_ds, autocast_dtype = built.train_ds, built.val_ds, built.test_ds, built.autocast_dtype
     print(
-        f"\n== {loss_name} / {precision}: {choice.describe()}; {len(train_ds)} train windows "
+        f"\n== {loss_name} / {precision}: {built.precision.describe()}; {len(train_ds)} train windows "
         f"({len(train_ds.clips)} clips), val {len(val_ds.clips)} clips, test {len(test_ds.clips)} clips",
         flush=True,
     )
-    loss_fn = build_loss(loss_name)
-    optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier)
-    schedule = build_schedule("none", warmup_steps=tc.warmup_steps)
-    loader = make_loader(train_ds, batch_size=tc.batch_size, shuffle=True, num_workers=0, seed=tc.seed)
-    scaler = make_scaler(device, choice.name)
-    losses: list[float] = []
+    losses = LossMeter()  # the training loss since the last checkpoint, as `fit` keeps it between validations
 
     def check(out: Any) -> None:
-        losses.append(float(out.total.detach()))
-        if not math.isfinite(losses[-1]):
+        value = float(out.total.detach())
+        if not math.isfinite(value):
             raise NonFinite
+        losses.add(value)
 
     pending = [m * 60.0 for m in args.checkpoint_minutes]
     rows: list[Checkpoint] = []
     step, samples, train_s = 0, 0, 0.0
-    loss_sum_since_score, losses_since_score, note = 0.0, 0, ""
+    note = ""
     model.train()
     while pending:
         t_fetch = time.monotonic()
@@ -311,23 +297,20 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
             schedule.apply(optimizer, step)
             try:
                 train_step(
-                    model,
+                    built.train_model,
                     [batch],
-                    loss_fn,
+                    built.loss_fn,
                     optimizer,
                     autocast_dtype=autocast_dtype,
-                    scaler=scaler,
+                    scaler=built.scaler,
                     grad_clip=tc.grad_clip,
                     on_loss=check,
                 )
             except NonFinite:
                 note = f"non-finite loss at step {step + 1}: scored early, cell stopped"
                 break
-            value = losses[-1]
             step += 1
             samples += len(batch)
-            loss_sum_since_score += value
-            losses_since_score += 1
             now = time.monotonic()
             train_s += now - t_fetch
             if train_s >= pending[0]:
@@ -345,7 +328,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
                 train_seconds=round(train_s, 1),
                 steps=step,
                 samples_per_s=round(samples / max(train_s, 1e-9), 2),
-                train_loss=loss_sum_since_score / losses_since_score if losses_since_score else float("nan"),
+                train_loss=losses.mean,
                 threshold=threshold,
                 val_f1=val_f1,
                 test_f1=m.f1,
@@ -359,7 +342,7 @@ def run_cell(args: argparse.Namespace, key: str, loss_name: str, precision: str)
                 load_avg=os.getloadavg()[0],
                 note=note,
             )
-            loss_sum_since_score, losses_since_score = 0.0, 0
+            losses.reset()
             rows.append(row)
             append_result(args.results, asdict(row))
             print(

@@ -48,7 +48,7 @@ def test_deferred_loss_reads_give_the_same_run(
     for a, b in zip(reference, rows):  # every batch loss still counted, in the same order
         assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"], (a, b)
     state = torch.load(run_dir / "state" / "last.pt", weights_only=True)
-    assert state["step"] == 6 and state["window_n"] == 0  # the key of TrainState.losses_since_validation
+    assert state["step"] == 6 and state["window_n"] == 0  # the key of LossMeter.count (TrainState.losses)
 
 
 def test_channels_last_trains_the_same_model(synth_root: Path, reference: list[dict[str, str]], tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tracknet_cli.config.schema import TrackNetConfig
-from tracknet_cli.errors import ConfigError
 
 
 @dataclass
@@ -31,31 +30,22 @@ class DryRunReport:
 
 
 def dry_run(config: TrackNetConfig) -> DryRunReport:
-    """Resolve data and model, run one batch forward and backward (no optimizer step, nothing written)."""
+    """Build the run as `tracknet train` would (`build`), push one batch forward and backward (no
+    optimizer step, nothing written)."""
     import torch
 
-    from tracknet_cli.data.datasets import build_datasets, collate
+    from tracknet_cli.data.datasets import collate
     from tracknet_cli.inference.engine import forward_logits
-    from tracknet_cli.inference.runtime import pick_device, prepare_model_precision
-    from tracknet_cli.models import build_model
-    from tracknet_cli.models.losses import build_loss
-    from tracknet_cli.training.seeding import seed_everything
+    from tracknet_cli.training.build import build
 
-    seed_everything(config.training.seed)
-    device = pick_device(config.training.device)
-    train_ds, val_ds, _ = build_datasets(config)
-    if len(train_ds) == 0:
-        raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
+    built = build(config)
+    train_ds, model, device, autocast_dtype = built.train_ds, built.model, built.device, built.autocast_dtype
     batch = collate([train_ds[i] for i in range(min(config.training.batch_size, len(train_ds)))]).to(device)
-    model = build_model(config).to(device)
-    choice = prepare_model_precision(model, config, device)  # the same choice the training run makes
-    autocast_dtype = choice.dtype
     model.train()
-    loss_fn = build_loss(config.training.loss)
     start = time.perf_counter()
     with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         logits, no_ball = forward_logits(model, batch.frames.float().div_(255.0))
-    out = loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
+    out = built.loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
     out.total.backward()
     seconds = time.perf_counter() - start
     codec = train_ds.codecs[0]
@@ -73,7 +63,7 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
         loss=float(out.total.detach()),
         seconds_per_batch=seconds,
         device=str(device),
-        precision=choice.describe(),
+        precision=built.precision.describe(),
         train_windows=len(train_ds),
-        val_windows=len(val_ds),
+        val_windows=len(built.val_ds),
     )

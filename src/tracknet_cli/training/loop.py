@@ -1,8 +1,10 @@
 """The training loop: `fit`, a short coordinator a reader can hold in their head.
 
-The order of events is all here, top to bottom: set up, train epochs of steps (each step followed by a
-validation or the periodic state when one is due), validate the last step, close. Each job lives in its
-own function: `open_session` (setup and resume, training/session.py), `train_step` (the arithmetic,
+The order of events is all here, top to bottom: open the run directory, build the run, open the
+session (a fresh or resumed state), train epochs of steps (each step followed by a validation or the
+periodic state when one is due), validate the last step, close. Each job lives in its own function:
+`build` (data, model, precision, loss, optimizer, schedule: training/build.py), `open_session` (the
+training state, resume, the clock: training/session.py), `train_step` (the arithmetic,
 training/step.py), `validate` (scoring through the inference engine, calibration, artefacts,
 training/validate.py). `fit` never prints and never exits the process: it reports through `Hooks`
 (training/hooks.py; the CLI renders them) and raises project exceptions. Every file it writes goes
@@ -54,11 +56,15 @@ def fit(
     DistributedDataParallel: rank 0 alone validates and writes; the others follow its decisions
     (docs/training/distributed.md).
     """
+    from tracknet_cli.training.build import build
     from tracknet_cli.training.distributed import SINGLE
-    from tracknet_cli.training.session import open_session
+    from tracknet_cli.training.session import open_run_directory, open_session
 
-    s = open_session(config, run_dir, hooks or Hooks(), resume=resume, init_from=init_from, dist=dist or SINGLE)
-    s.model.train()
+    dist = dist or SINGLE
+    files = open_run_directory(config, run_dir, resumed=resume is not None, dist=dist)
+    built = build(config, dist=dist, init_from=init_from)
+    s = open_session(files, built, hooks or Hooks(), resume=resume, dist=dist)
+    built.model.train()
     s.state.optimizer.zero_grad(set_to_none=True)
     try:
         stopped = _train(s)
@@ -76,7 +82,7 @@ def fit(
     finally:
         _close(s, unwinding=sys.exc_info()[1] is not None)
     s.log(f"done: {s.state.step} steps, stopped by {stopped}")
-    s.log(s.budget_line())
+    s.log(s.clock.budget_line())
     return _result(s, stopped)
 
 
@@ -107,11 +113,11 @@ def _train_epoch(s: "Session") -> str | None:
     for batches in s.epoch_batches():
         state.schedule.apply(state.optimizer, s.schedule_step())
         train_step(
-            s.train_model,
+            s.built.train_model,
             batches,
-            s.loss_fn,
+            s.built.loss_fn,
             state.optimizer,
-            autocast_dtype=s.autocast_dtype,
+            autocast_dtype=s.built.autocast_dtype,
             scaler=state.scaler,
             grad_clip=tc.grad_clip,
             on_loss=s.on_loss,
@@ -161,12 +167,12 @@ def _result(s: "Session", stopped: str) -> TrainResult:
         steps=s.state.step,
         epochs_done=s.state.epoch,
         stopped_because=stopped,
-        best=s.best_row or _best_of(rows, s.state.best),
+        best=_best_of(rows, s.state.best),
         last=rows[-1] if rows else None,
         rows=rows,
     )
 
 
 def _best_of(rows: list[ValidationRow], best: Any) -> ValidationRow | None:
-    """After a resume, the best row may come from before the interruption."""
+    """The row of the best validation (after a resume, maybe one from before the interruption)."""
     return next((r for r in rows if r.step == best.best_step), None)

@@ -1,8 +1,10 @@
-"""What `fit` sets up once and the bookkeeping between steps: data, model, precision, the training
-state, loss read-back and its non-finite forensics, budgets, periodic state and the logging sinks.
+"""One training process between `build` and the end of `fit`: the run directory, the `TrainState`,
+resume, the batches of an epoch, the loss read-back and its non-finite forensics, the budgets, the
+periodic state and the logging sinks.
 
-Kept apart from `fit` so the coordinator reads as the order of events, and each job here can be
-read (and tested) on its own.
+Kept apart from `fit` so the coordinator reads as the order of events. The numbers between steps
+are kept by two small parts (training/meters.py): the loss (`state.losses`, a `LossMeter`) and the
+time (`clock`, a `Clock`); `validated` resets both, once per validation.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from tracknet_cli.config.schema import TrackNetConfig
-from tracknet_cli.errors import ConfigError, RuntimeFailure
-from tracknet_cli.training.artifacts import RunDirectory, StepRow, ValidationRow
+from tracknet_cli.errors import RuntimeFailure
+from tracknet_cli.training.artifacts import RunDirectory, StepRow
+from tracknet_cli.training.build import Built
 from tracknet_cli.training.hooks import Hooks, StepInfo
-from tracknet_cli.training.step import TrainState, make_scaler
+from tracknet_cli.training.meters import Clock
+from tracknet_cli.training.step import TrainState
 
 if TYPE_CHECKING:  # pragma: no cover
     from tracknet_cli.data.datasets import Batch
@@ -28,52 +32,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class Session:
-    """One training process: what was built, the `TrainState`, and the counters between validations."""
+    """One training process: what was built, the `TrainState`, the clock, where the run stands."""
 
     config: TrackNetConfig
     run_dir: Path
     hooks: Hooks
     dist: "DistContext"
-    device: Any
     files: RunDirectory  # what is written into `run_dir` (rank 0; the others' write nothing)
     log: Callable[[str], None]
-    train_ds: Any
-    val_ds: Any
-    loader: Any
-    model: Any  # what is saved and validated
-    train_model: Any  # what the step calls: DDP around `model`, maybe compiled
-    loss_fn: Any
-    precision: Any  # PrecisionChoice
+    built: Built  # data, model, loss, optimizer, schedule, precision (training/build.py)
     state: TrainState
-    total_steps: int
-    steps_per_epoch: int
     sync_every: int  # read the loss back to the host every N steps (1 on CPU)
-    loggers: "RunLoggers | None" = None
     resumed: bool = False
-    t0: float = 0.0  # monotonic time the run would have started at (resume: minus the time trained before)
-    t_local: float = 0.0
-    first_step: int = 0
-    wait_s: float = 0.0  # data-loader wait and compute time since the last validation
-    busy_s: float = 0.0
-    pending: list[Any] = field(default_factory=list)  # batch losses not yet read back to the host
-    last_loss: float = float("nan")
-    saved_step: int = 0
-    read_step: int = 0
+    loggers: "RunLoggers | None" = None
+    clock: Clock = field(default_factory=Clock)  # started by `open_session`, once the run is set up
+    first_step: int = 0  # this process's first step
+    saved_step: int = 0  # the step of the last state written
     last_validated: int = -1
-    best_row: ValidationRow | None = None
-    val_seconds: float | None = None  # how long the last validation took (or the estimate before the first)
-    val_total_s: float = 0.0  # every validation of this process
-    prep_s: float | None = None  # from the start of this process to its first batch (decoding, caching)
-    _t_got: float = 0.0
 
     @property
     def tc(self) -> Any:
         return self.config.training
-
-    @property
-    def autocast_dtype(self) -> Any:
-        """The dtype the forward runs under autocast in, or None (fp32)."""
-        return self.precision.dtype
 
     @property
     def eager(self) -> bool:
@@ -81,19 +60,20 @@ class Session:
 
     @property
     def has_val(self) -> bool:
-        return len(self.val_ds) > 0
+        return len(self.built.val_ds) > 0
 
     def validation_engine(self) -> "Engine":
         """The inference engine validation runs `model` through: predict's, on the training device and
         precision, the training batch on a GPU (`default_batch`), the config's window stride."""
         from tracknet_cli.inference.engine import Engine
 
+        built = self.built
         return Engine.for_model(
-            self.model,
+            built.model,
             self.config.data,
             loss_name=self.tc.loss,
-            device=self.device,
-            autocast_dtype=self.autocast_dtype,
+            device=built.device,
+            autocast_dtype=built.autocast_dtype,
             accelerator_batch=self.tc.batch_size,
         )
 
@@ -101,85 +81,77 @@ class Session:
     def epoch_batches(self) -> Iterator[list["Batch"]]:
         """This epoch's remaining steps, each its `grad_accumulation` micro-batches on the device
         (a tail too short for a whole step is left out), timing the waits for the loader."""
-        tc, state = self.tc, self.state
-        self.loader.sampler.set_epoch(state.epoch, skip=state.batch_in_epoch * tc.batch_size)
+        tc, state, loader = self.tc, self.state, self.built.loader
+        loader.sampler.set_epoch(state.epoch, skip=state.batch_in_epoch * tc.batch_size)
         group: list[Batch] = []
-        t_fetch = time.monotonic()
-        for batch in self.loader:
-            self._t_got = time.monotonic()
-            self.wait_s += self._t_got - t_fetch
-            if self.prep_s is None:
-                self._first_batch()
-            group.append(batch.to(self.device, non_blocking=True))
+        self.clock.fetching()
+        for batch in loader:
+            self.clock.got_batch()
+            group.append(batch.to(self.built.device, non_blocking=True))
             if len(group) == tc.grad_accumulation:
                 yield group
                 group = []
-            t_fetch = time.monotonic()
+            self.clock.fetching()
 
     # ------------------------------------------------------------ losses
     def on_loss(self, out: Any) -> None:
         """Each micro-batch's loss, before its backward: kept on the device, read at once on CPU."""
-        self.pending.append(out.total.detach())
+        self.state.losses.keep(out.total)
         if self.eager:
             self.read_losses(out.terms)
 
     def read_losses(self, terms: dict[str, Any] | None = None) -> None:
-        """Read the pending batch losses back (one sync), mean them over ranks, check they are finite.
-
-        Eager (CPU): called before each backward, so a non-finite loss stops the run with the parameters
-        of the last good step, saved. Deferred (GPU): the bad step may have been applied, so the state
-        is not saved again and the last periodic one is named.
-        """
+        """Read the pending batch losses back (one sync), mean them over ranks, check they are finite."""
         import torch
 
-        if not self.pending:
+        losses = self.state.losses
+        pending = losses.take()
+        if not pending:
             return
-        values = self.dist.mean(torch.stack(self.pending)).tolist()
-        self.pending = []
-        state = self.state
-        for value in values:
+        for value in self.dist.mean(torch.stack(pending)).tolist():
             if not math.isfinite(value):
-                named = ", ".join(f"{k}={float(v):.4g}" for k, v in (terms or {}).items())
-                if self.eager:
-                    self.save_state()  # the parameters are still those of the last good step
-                    where = (
-                        f"at step {state.step + 1} (loss={value}, {named}, lr={state.lr:.3g}); "
-                        "the last good state is in"
-                    )
-                else:
-                    where = (
-                        f"between steps {self.read_step + 1} and {state.step} (loss={value}, lr={state.lr:.3g}); "
-                        f"the last good state (step {self.saved_step}) is in"
-                    )
-                raise RuntimeFailure(
-                    f"non-finite loss {where} {self.files.state_path}",
-                    hint="lower training.lr or set training.grad_clip",
-                )
-            state.loss_sum_since_validation += value
-            state.losses_since_validation += 1
-            self.last_loss = value
-        self.read_step = state.step
+                raise self._non_finite(value, terms)
+            losses.add(value)
+        losses.read_step = self.state.step
+
+    def _non_finite(self, value: float, terms: dict[str, Any] | None) -> RuntimeFailure:
+        """Eager (CPU): read before each backward, so a non-finite loss stops the run with the parameters
+        of the last good step, saved. Deferred (GPU): the bad step may have been applied, so the state
+        is not saved again and the last periodic one is named."""
+        state = self.state
+        named = ", ".join(f"{k}={float(v):.4g}" for k, v in (terms or {}).items())
+        if self.eager:
+            self.save_state()  # the parameters are still those of the last good step
+            where = f"at step {state.step + 1} (loss={value}, {named}, lr={state.lr:.3g}); the last good state is in"
+        else:
+            where = (
+                f"between steps {state.losses.read_step + 1} and {state.step} (loss={value}, lr={state.lr:.3g}); "
+                f"the last good state (step {self.saved_step}) is in"
+            )
+        return RuntimeFailure(
+            f"non-finite loss {where} {self.files.state_path}", hint="lower training.lr or set training.grad_clip"
+        )
 
     def after_step(self, micro_batches: int) -> bool:
         """Count the step, read losses when due, report it; True when the host knows its loss (synced)."""
-        tc, state = self.tc, self.state
+        tc, state, loss = self.tc, self.state, self.state.losses
         state.step += 1
         state.batch_in_epoch += micro_batches
-        self.busy_s += time.monotonic() - self._t_got
+        self.clock.stepped()
         synced = self.eager or state.step % self.sync_every == 0 or state.step == self.first_step + 1
         if not self.eager and synced:
             self.read_losses()
         samples = (state.step - self.first_step) * tc.batch_size * tc.grad_accumulation * self.dist.world_size
-        rate = samples / max(time.monotonic() - self.t_local, 1e-9)
+        rate = samples / max(self.clock.process_seconds(), 1e-9)
         if synced and self.loggers is not None:
-            self.loggers.step(state.step, self.last_loss, state.lr, rate)
-            self.files.append_step(StepRow(state.step, state.epoch, self.last_loss, state.lr, rate))
+            self.loggers.step(state.step, loss.last, state.lr, rate)
+            self.files.append_step(StepRow(state.step, state.epoch, loss.last, state.lr, rate))
         self.hooks.on_step(
             StepInfo(
                 step=state.step,
-                total_steps=self.total_steps,
+                total_steps=self.built.total_steps,
                 epoch=state.epoch,
-                loss=self.last_loss,
+                loss=loss.last,
                 lr=state.lr,
                 samples_per_s=rate,
             )
@@ -187,53 +159,12 @@ class Session:
         return synced
 
     # ------------------------------------------------------------ budgets
-    def _first_batch(self) -> None:
-        """The data is ready: what it cost is preparation, which the time-based schedule leaves out."""
-        self.prep_s = self._t_got - self.t_local
-        if self.tc.time_limit is not None and self.dist.is_main:
-            self.log(
-                f"first batch after {self.prep_s:.1f} s of data preparation (opening clips, decoding, caching); "
-                f"the learning-rate schedule runs over the {max(self.training_seconds() - self.prep_s, 0):.0f} s "
-                "left for training"
-            )
-
     def schedule_step(self) -> int:
-        """The step the lr schedule sees. With a time limit (one process), whichever budget is nearer
-        its end, so a run cut by the clock has still decayed its learning rate. The clock starts at this
-        process's first batch: minutes of decoding and caching before it are not schedule (a fine-tune
-        of footage never cached used to reach its last learning rates within a few steps). Ranks of a
-        distributed run keep to steps: their clocks differ and their learning rates must not."""
-        tc, step = self.tc, self.state.step
-        if tc.time_limit is None or self.dist.enabled:
-            return step
-        prep = self.prep_s or 0.0
-        span = max(self.training_seconds() - prep, 1e-9)
-        by_time = int((time.monotonic() - self.t0 - prep) / span * self.total_steps)
-        return min(max(step, by_time), self.total_steps)
-
-    def budget_line(self) -> str:
-        """Where this process's time went, for train.log's last lines."""
-        total = time.monotonic() - self.t_local
-        prep = self.prep_s or 0.0
-        return (
-            f"time: {total:.0f} s in all: {prep:.0f} s data preparation, {self.val_total_s:.0f} s validation, "
-            f"{max(total - prep - self.val_total_s, 0):.0f} s training"
-        )
-
-    def training_seconds(self) -> float:
-        """The part of `time_limit` left for training steps: the final validation must fit in the rest,
-        so that a 10-minute run is done in 10 minutes. Its length is the last validation's, or before
-        the first an estimate from timing the model on one batch of validation-sized windows."""
-        limit = self.tc.time_limit
-        if not self.has_val:
-            return limit
-        estimated = self.val_seconds is None
-        if estimated:
-            self.val_seconds = estimate_validation_seconds(self)
-        training = max(limit - self.val_seconds, 0.5 * limit)
-        if estimated and self.dist.is_main:  # the others do not validate (their estimate is 0)
-            self.log(_time_limit_line(limit, self.val_seconds, training))
-        return training
+        """The step the lr schedule sees: with a time limit, the clock's (`Clock.schedule_step`). Ranks
+        of a distributed run keep to steps: their clocks differ and their learning rates must not."""
+        if self.dist.enabled:
+            return self.state.step
+        return self.clock.schedule_step(self.state.step, self.built.total_steps)
 
     def budget_spent(self, synced: bool = True) -> str | None:
         """Every rank stops at the same step: the wall clock is rank 0's, checked where the ranks sync anyway."""
@@ -243,28 +174,24 @@ class Session:
         if (
             tc.time_limit is not None
             and (synced or not self.dist.enabled)
-            and self.dist.agree(time.monotonic() - self.t0 >= self.training_seconds())
+            and self.dist.agree(self.clock.out_of_time())
         ):
             return "time_limit"
         return None
 
     def validated(self, seconds: float | None) -> None:
-        """A validation ended at this step (rank 0 timed it; followers pass None): the training-loss sum
-        and the data-wait counters start again, and what the validation wrote counts as saved."""
-        if seconds is not None:
-            self.val_seconds = seconds
-            self.val_total_s += seconds
-        state = self.state
-        state.loss_sum_since_validation, state.losses_since_validation = 0.0, 0
-        self.wait_s, self.busy_s = 0.0, 0.0
-        self.last_validated = self.saved_step = state.step
+        """A validation ended at this step (rank 0 timed it; followers pass None). The one reset: the
+        training-loss sum and the loader waits start again, and what the validation wrote counts as saved."""
+        self.clock.validated(seconds)
+        self.state.losses.reset()
+        self.last_validated = self.saved_step = self.state.step
 
     # ------------------------------------------------------------ files
     def save_state(self) -> None:
         """Write `state/last.pt` now (rank 0; no collective: the pending losses are not read back)."""
         self.files.save_state(
             self.state.state_dict(
-                elapsed=time.monotonic() - self.t0, rng=self.files.rng_state(), world_size=self.dist.world_size
+                elapsed=self.clock.elapsed(), rng=self.files.rng_state(), world_size=self.dist.world_size
             )
         )
 
@@ -277,152 +204,57 @@ class Session:
 
     def save_weights(self, which: str, metrics: dict[str, Any]) -> None:
         self.files.save_weights(
-            which, self.model, self.config, threshold=self.state.threshold, loss=self.tc.loss, metrics=metrics
+            which, self.built.model, self.config, threshold=self.state.threshold, loss=self.tc.loss, metrics=metrics
         )
 
 
-def make_optimizer(model: Any, lr: float, weight_decay: float, backbone_lr_multiplier: float) -> Any:
-    """AdamW; the backbone gets lr × multiplier; norms and biases get no weight decay."""
-    import torch
+def open_run_directory(config: TrackNetConfig, run_dir: Path, *, resumed: bool, dist: "DistContext") -> RunDirectory:
+    """The run directory with the run's config.yaml in it, before anything else can fail (rank 0; the
+    others' writes are no-ops). A resumed run continues its metrics.csv and steps.csv."""
+    from tracknet_cli.training.distributed import FollowerRunDirectory
 
-    groups: list[dict[str, Any]] = []
-    for part, params in model.param_groups().items():
-        trainable = [p for p in params if p.requires_grad]
-        scale = backbone_lr_multiplier if part == "backbone" else 1.0
-        for plist, wd in (
-            ([p for p in trainable if p.ndim > 1], weight_decay),
-            ([p for p in trainable if p.ndim <= 1], 0.0),
-        ):
-            if plist:
-                groups.append(
-                    {"params": plist, "lr": lr * scale, "base_lr": lr * scale, "weight_decay": wd, "name": part}
-                )
-    if not groups:
-        raise ConfigError("no trainable parameters: model.backbone.freeze leaves nothing to train")
-    return torch.optim.AdamW(groups, lr=lr)
+    files = RunDirectory(run_dir, keep_rows=resumed) if dist.is_main else FollowerRunDirectory(run_dir)
+    files.write_config(config)
+    return files
 
 
 def open_session(
-    config: TrackNetConfig,
-    run_dir: Path,
-    hooks: Hooks,
-    *,
-    resume: dict[str, Any] | None,
-    init_from: Path | None,
-    dist: "DistContext",
+    files: RunDirectory, built: Built, hooks: Hooks, *, resume: dict[str, Any] | None, dist: "DistContext"
 ) -> Session:
-    """Build data, model, precision, optimizer, schedule and callbacks; restore `resume`; open the sinks."""
-    from tracknet_cli.inference.runtime import pick_device, prepare_model_precision, use_channels_last
-    from tracknet_cli.models.losses import build_loss
-    from tracknet_cli.training.distributed import FollowerRunDirectory
-    from tracknet_cli.training.seeding import seed_everything
-
-    tc = config.training
-    seed_everything(tc.seed)
-    device = dist.device(pick_device(tc.device))
-    files = RunDirectory(run_dir, keep_rows=resume is not None) if dist.is_main else FollowerRunDirectory(run_dir)
-    files.write_config(config)
-    train_ds, val_ds, loader = _open_data(config, device, dist)
-    model = _open_model(config, init_from, device)
-    # Under DDP rank 0 decides and the others follow: the ranks must compute alike.
-    precision = dist.broadcast(prepare_model_precision(model, config, device) if dist.is_main else None)
-    use_channels_last(model, config, precision)  # the followers' models (rank 0's is already done)
-    steps_per_epoch, total_steps = _step_budget(tc, len(loader))
-    state = _train_state(model, tc, total_steps, device, precision.name)
+    """The session of what `build` built, writing into `files`: a fresh `TrainState`, or `resume`'s
+    (state/last.pt) restored; the start logged, the loggers open, the clock started."""
+    config = built.config
     s = Session(
         config=config,
-        run_dir=run_dir,
+        run_dir=files.path,
         hooks=hooks,
         dist=dist,
-        device=device,
         files=files,
         log=files.logger(hooks.on_log),
-        train_ds=train_ds,
-        val_ds=val_ds,
-        loader=loader,
-        model=model,
-        train_model=model,
-        loss_fn=build_loss(tc.loss),
-        precision=precision,
-        state=state,
-        total_steps=total_steps,
-        steps_per_epoch=steps_per_epoch,
+        built=built,
+        state=_train_state(built),
         resumed=resume is not None,
-        sync_every=tc.sync_every or (1 if device.type == "cpu" else 20),
+        sync_every=config.training.sync_every or (1 if built.device.type == "cpu" else 20),
     )
     if resume is not None:
         _restore(s, resume)
-    s.first_step = s.saved_step = s.read_step = state.step
-    s.train_model = _train_model(model, tc, dist, device)
+    s.first_step = s.saved_step = s.state.losses.read_step = s.state.step
     _start(s)
     return s
 
 
-def _open_data(config: TrackNetConfig, device: Any, dist: "DistContext") -> tuple[Any, Any, Any]:
-    """The training and validation windows, and the loader of this rank's shard of the training ones."""
-    from tracknet_cli.data.datasets import build_datasets, make_loader
+def _train_state(built: Built) -> TrainState:
+    """A fresh training state around what was built: best/early-stopping trackers, the threshold."""
+    from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping
 
-    tc = config.training
-    train_ds, val_ds, _ = build_datasets(config)
-    if len(train_ds) == 0:
-        raise ConfigError(f"no training windows in {config.data.root}: check data.split and data.subset")
-    loader = make_loader(
-        train_ds,
-        batch_size=tc.batch_size,
-        shuffle=True,
-        num_workers=config.data.num_workers,
-        seed=tc.seed,
-        rank=dist.rank,
-        world_size=dist.world_size,
-        pin_memory=device.type == "cuda",
-    )
-    return train_ds, val_ds, loader
-
-
-def _open_model(config: TrackNetConfig, init_from: Path | None, device: Any) -> Any:
-    """The model on `device`, its weights random (seeded) or those of `init_from`."""
-    from tracknet_cli.models import build_model
-
-    model = build_model(config)
-    if init_from is not None:
-        from tracknet_cli.inference.checkpoint import load_init_weights
-
-        load_init_weights(model, init_from)
-    return model.to(device)
-
-
-def _step_budget(tc: Any, batches: int) -> tuple[int, int]:
-    """Steps per epoch (a tail of batches too short for a whole step is left out) and the run's step budget."""
-    steps_per_epoch = max(1, batches // tc.grad_accumulation)
-    total_steps = tc.epochs * steps_per_epoch
-    if tc.max_steps is not None:
-        total_steps = min(total_steps, tc.max_steps)
-    return steps_per_epoch, total_steps
-
-
-def _train_model(model: Any, tc: Any, dist: "DistContext", device: Any) -> Any:
-    """What the step calls: DDP around the model (which stays what is saved and validated), then compiled."""
-    import torch
-
-    train_model = dist.wrap(model, device)
-    if tc.compile:
-        train_model = torch.compile(train_model)
-    return train_model
-
-
-def _train_state(model: Any, tc: Any, total_steps: int, device: Any, precision: str) -> TrainState:
-    """A fresh training state: optimizer, lr schedule, best/early-stopping trackers, loss scaler."""
-    from tracknet_cli.training.callbacks import BestCheckpoint, EarlyStopping, build_schedule
-
+    tc = built.config.training
     return TrainState(
-        model=model,
-        optimizer=make_optimizer(model, tc.lr, tc.weight_decay, tc.backbone_lr_multiplier),
-        schedule=build_schedule(
-            tc.scheduler, total_steps=total_steps, warmup_steps=tc.warmup_steps, metric=tc.best_metric
-        ),
+        model=built.model,
+        optimizer=built.optimizer,
+        schedule=built.schedule,
         best=BestCheckpoint(tc.best_metric),
         early=EarlyStopping(tc.best_metric, patience=tc.early_stopping_patience, min_delta=tc.early_stopping_min_delta),
-        scaler=make_scaler(device, precision),
+        scaler=built.scaler,
         threshold=tc.threshold,
     )
 
@@ -447,14 +279,14 @@ def _start(s: Session) -> None:
     """Log what the run is, open the loggers, tell the hooks; start the clocks."""
     from tracknet_cli.training.loggers import RunLoggers, open_loggers
 
-    tc, model, state = s.tc, s.model, s.state
+    tc, built, model, state = s.tc, s.built, s.built.model, s.state
     info = {
-        "device": str(s.device),
-        "precision": "fp32" if s.autocast_dtype is None else str(s.autocast_dtype).replace("torch.", ""),
-        "train_windows": len(s.train_ds),
-        "val_windows": len(s.val_ds),
-        "steps_per_epoch": s.steps_per_epoch,
-        "total_steps": s.total_steps,
+        "device": str(built.device),
+        "precision": "fp32" if built.autocast_dtype is None else str(built.autocast_dtype).replace("torch.", ""),
+        "train_windows": len(built.train_ds),
+        "val_windows": len(built.val_ds),
+        "steps_per_epoch": built.steps_per_epoch,
+        "total_steps": built.total_steps,
         "params": sum(p.numel() for p in model.parameters()),
         "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "run_dir": str(s.run_dir),
@@ -463,13 +295,17 @@ def _start(s: Session) -> None:
         "effective_batch_size": tc.batch_size * tc.grad_accumulation * s.dist.world_size,
     }
     s.log(f"{'resume' if s.resumed else 'start'}: {info}")
-    s.log(f"precision: {s.precision.describe()}")
+    s.log(f"precision: {built.precision.describe()}")
     resumed_at = state.step if s.resumed else None
     s.loggers = open_loggers(s.config, s.run_dir, resumed_at=resumed_at) if s.dist.is_main else RunLoggers()
     s.loggers.start(info)
     s.hooks.on_start(info)
-    s.t0 = time.monotonic() - state.elapsed
-    s.t_local = time.monotonic()
+    s.clock = Clock(
+        tc.time_limit,
+        estimate_validation=(lambda: estimate_validation_seconds(s)) if s.has_val else None,
+        log=s.log if s.dist.is_main else None,
+    )
+    s.clock.start(trained_before=state.elapsed)
 
 
 def estimate_validation_seconds(s: Session) -> float:
@@ -483,8 +319,9 @@ def estimate_validation_seconds(s: Session) -> float:
     engine = s.validation_engine()  # the engine (and batch) validation will run
     wi, hi = engine.input_size
     windows = np.zeros((engine.batch_size, engine.window, hi, wi, 3), dtype=np.uint8)
-    was_training = s.model.training
-    s.model.eval()
+    model = s.built.model
+    was_training = model.training
+    model.eval()
     try:
         seconds = 0.0
         for _ in range(2):
@@ -492,17 +329,6 @@ def estimate_validation_seconds(s: Session) -> float:
             engine.forward(windows)[0].sum().item()
             seconds = time.monotonic() - t
     finally:
-        s.model.train(was_training)
-    frames = sum(len(clip) for clip in s.val_ds.clips)
+        model.train(was_training)
+    frames = sum(len(clip) for clip in s.built.val_ds.clips)
     return 1.25 * seconds * -(-frames // (engine.batch_size * engine.stride))
-
-
-def _time_limit_line(limit: float, val_seconds: float, training: float) -> str:
-    """What train.log says of the split: a validation longer than the limit leaves makes the run overrun it."""
-    if training <= limit - val_seconds:  # the same expression the split took, so no rounding decides it
-        return f"time limit {limit:g} s: about {val_seconds:.0f} s kept for the final validation"
-    return (
-        f"time limit {limit:g} s: the final validation takes about {val_seconds:.0f} s, more than half of it; "
-        f"training keeps {training:.0f} s and the run will take about {training + val_seconds:.0f} s "
-        "(validate on fewer frames: data.split.val_ratio, data.split.val)"
-    )

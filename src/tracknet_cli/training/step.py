@@ -14,11 +14,12 @@ scaling (the scaler is disabled and every call passes through). The scaler's sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from tracknet_cli.errors import InputError
+from tracknet_cli.training.meters import LossMeter
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -96,18 +97,11 @@ class TrainState:
     epoch: int = 0
     batch_in_epoch: int = 0
     elapsed: float = 0.0  # seconds trained before this process (resume)
-    loss_sum_since_validation: float = 0.0  # the training loss of each micro-batch since the last validation
-    losses_since_validation: int = 0  # how many that sum holds
+    losses: LossMeter = field(default_factory=LossMeter)  # the training loss since the last validation
 
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
-
-    @property
-    def mean_loss_since_validation(self) -> float:
-        """The mean training loss since the last validation (nan when no loss was read back since)."""
-        n = self.losses_since_validation
-        return self.loss_sum_since_validation / n if n else float("nan")
 
     def state_dict(self, *, elapsed: float, rng: dict[str, Any], world_size: int) -> dict[str, Any]:
         return {
@@ -115,8 +109,7 @@ class TrainState:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "elapsed": elapsed,
-            "window_loss": self.loss_sum_since_validation,  # the file's key names, kept: older states resume
-            "window_n": self.losses_since_validation,
+            **self.losses.state_dict(),  # window_loss, window_n
             "threshold": self.threshold,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -141,7 +134,6 @@ class TrainState:
             self.step, self.epoch = int(saved["step"]), int(saved["epoch"])
             self.batch_in_epoch, self.elapsed = int(saved["batch_in_epoch"]), float(saved["elapsed"])
             self.threshold = float(saved["threshold"])
-            self.loss_sum_since_validation = float(saved["window_loss"])
-            self.losses_since_validation = int(saved["window_n"])
+            self.losses.load_state_dict(saved)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise InputError(f"{where} does not match this run ({str(exc).splitlines()[0]})") from exc

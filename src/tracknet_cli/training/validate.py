@@ -40,7 +40,8 @@ def calibrate_threshold(predictions: list[Any], protocol: str, default: float) -
 
 
 def validate(s: "Session") -> bool:
-    """Validate, calibrate the threshold, write metrics/overlay/weights/state; True when early stopping says stop.
+    """Evaluate, calibrate the threshold, record (metrics row, overlay, weights, best and early stopping),
+    reset the counters once (`Session.validated`) and write the state; True when early stopping says stop.
 
     Under DDP rank 0 validates the whole validation set on the unwrapped model (so no padding of a
     sharded validation set can bias the metrics) while the others wait for its decisions.
@@ -49,7 +50,10 @@ def validate(s: "Session") -> bool:
     if not s.dist.is_main:
         return _follow(s)
     started = time.monotonic()
-    row, stop, is_best = _score_and_record(s)
+    report = _evaluate(s)
+    metrics = _calibrate(s, report)
+    row = _row(s, report, metrics)
+    stop, is_best = _record(s, row, {**metrics.to_dict(), "val_loss": report.loss}, report.overlay)
     s.validated(time.monotonic() - started)
     s.save_state()
     s.log(f"validation: {row.as_dict()}{' (best)' if is_best else ''}")
@@ -80,31 +84,44 @@ def _follow(s: "Session") -> bool:
     return bool(shared["stop"])
 
 
-def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
-    """Evaluate, calibrate, append the metrics row, write overlay and weights; (row, stop, is_best)."""
-    from tracknet_cli.training.evaluate import evaluate, score_predictions
+def _evaluate(s: "Session") -> Any:
+    """The validation windows through the engine `tracknet predict` runs, at the threshold in force."""
+    from tracknet_cli.training.evaluate import evaluate
 
-    tc, state = s.tc, s.state
-    s.model.eval()
+    tc, built = s.tc, s.built
+    built.model.eval()
     report = evaluate(
         s.validation_engine(),
-        s.val_ds,
+        built.val_ds,
         protocol=tc.protocol,
-        threshold=state.threshold,
-        loss_fn=s.loss_fn,
+        threshold=s.state.threshold,
+        loss_fn=built.loss_fn,
         overlay_frames=tc.overlay_frames,
         keep_predictions=tc.calibrate_threshold,
     )
-    s.model.train()
-    metrics = report.metrics
-    if tc.calibrate_threshold:
-        state.threshold = calibrate_threshold(report.predictions, tc.protocol, tc.threshold)
-        metrics = score_predictions(report.predictions, tc.protocol, state.threshold)[0]
-    busy = s.wait_s + s.busy_s
-    row = ValidationRow(
+    built.model.train()
+    return report
+
+
+def _calibrate(s: "Session", report: Any) -> Any:
+    """With `training.calibrate_threshold`, the threshold that maximises F1 on these predictions becomes
+    the one in force (the checkpoint's); the metrics at the threshold in force."""
+    from tracknet_cli.training.evaluate import score_predictions
+
+    tc, state = s.tc, s.state
+    if not tc.calibrate_threshold:
+        return report.metrics
+    state.threshold = calibrate_threshold(report.predictions, tc.protocol, tc.threshold)
+    return score_predictions(report.predictions, tc.protocol, state.threshold)[0]
+
+
+def _row(s: "Session", report: Any, metrics: Any) -> ValidationRow:
+    """metrics.csv's row: the training loss and loader waits since the last validation, the scores now."""
+    state = s.state
+    return ValidationRow(
         epoch=state.epoch,
         step=state.step,
-        train_loss=state.mean_loss_since_validation,
+        train_loss=state.losses.mean,
         val_loss=report.loss,
         precision=metrics.precision,
         recall=metrics.recall,
@@ -112,8 +129,8 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
         accuracy=metrics.accuracy,
         l2_median=metrics.l2_median,
         lr=state.lr,
-        data_wait=s.wait_s / busy if busy > 0 else 0.0,
-        seconds=time.monotonic() - s.t0,
+        data_wait=s.clock.data_wait(),
+        seconds=s.clock.elapsed(),
         threshold=state.threshold,
         tp=metrics.tp,
         fp1=metrics.fp1,
@@ -121,17 +138,21 @@ def _score_and_record(s: "Session") -> tuple[ValidationRow, bool, bool]:
         fn=metrics.fn,
         tn=metrics.tn,
     )
-    values = {**metrics.to_dict(), "val_loss": report.loss}
+
+
+def _record(s: "Session", row: ValidationRow, values: dict[str, Any], overlay: Any) -> tuple[bool, bool]:
+    """Best, schedule and early stopping see the scores (`values`); the metrics row, the overlay and
+    the weights are written; (stop, is_best)."""
+    state = s.state
     is_best = state.best.update(values, state.step)
     state.schedule.on_validation(values)
     stop = state.early.update(values)
     s.files.append_metrics(row)
-    overlay_path = s.files.write_overlay(state.epoch, report.overlay)
+    overlay_path = s.files.write_overlay(state.epoch, overlay)
     assert s.loggers is not None
     s.loggers.validation(row, overlay_path)
     meta = {k: v for k, v in row.as_dict().items() if isinstance(v, (int, float))}
     s.save_weights("last", meta)
     if is_best:
-        s.best_row = row
         s.save_weights("best", meta)
-    return row, stop, is_best
+    return stop, is_best
