@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--profile", default="finetune")
     parser.add_argument("--init-from", nargs="+", default=["tennis"], help="bundled model names or checkpoints")
     parser.add_argument("--no-scratch", action="store_true", help="leave out the arm trained from random weights")
+    parser.add_argument("--scratch-lr", type=float, default=1e-3, help="learning rate of the arm from random weights")
     parser.add_argument("--minutes", type=float, nargs="+", default=[2, 5, 10])
     parser.add_argument("--labels", type=int, nargs="+", default=[0], help="labelled training frames (0: all)")
     parser.add_argument("--jobs", type=int, default=2, help="training processes at a time (one thread each)")
@@ -227,7 +228,10 @@ def main() -> None:
     # Scoring is not what is timed: it runs on this CPU's own kernels, in fp32 unless --native.
     score_env = {**os.environ, "OMP_NUM_THREADS": "1"}
     score = [] if opts.native else ["--precision", "fp32"]
-    arms = ([] if opts.no_scratch else [("scratch", [])]) + [(name, ["--init-from", name]) for name in opts.init_from]
+    # From random weights the profile's fine-tuning learning rate learns nothing: that arm trains at
+    # the bundled models' rate (--scratch-lr), everything else as the profile says.
+    scratch = [("scratch", ["--set", f"training.lr={opts.scratch_lr:g}"])]
+    arms = ([] if opts.no_scratch else scratch) + [(name, ["--init-from", name]) for name in opts.init_from]
 
     # The untouched models on the test clips (0 minutes).
     zero = {}
