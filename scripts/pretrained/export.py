@@ -55,7 +55,7 @@ def main() -> None:
     from tracknet_cli.training.evaluate import evaluate, score_predictions, select_clips
     from tracknet_cli.training.validate import calibrate_threshold
 
-    source = resolve_checkpoint(opts.run, option="RUN").path
+    source = resolve_checkpoint(opts.run, parameter="run").path
     engine, meta = load_engine(
         source, device="cpu", precision=opts.precision, runtime="torch", stride=opts.inference_stride
     )

@@ -127,6 +127,30 @@ def test_eval_checkpoint_json_and_pred_csv_roundtrip(trained_run: Path, synth_ro
     assert [c["clip"] for c in json.loads(partial.stdout)["clips"]] == ["game1/Clip3"]
 
 
+def test_bundling_script_exports_a_run_with_its_windows_and_calibrated_threshold(
+    trained_run: Path, synth_root: Path, tmp_path: Path
+) -> None:
+    """scripts/pretrained/export.py, the step every reproduce script ends with: a run in, a model file out
+    that `eval` loads with the windows and the threshold the script printed."""
+    from tracknet_cli.inference.checkpoint import read_metadata
+
+    out = tmp_path / "bundled.safetensors"
+    script = ROOT / "scripts" / "pretrained" / "export.py"
+    args = [sys.executable, str(script), str(trained_run), "--data-root", str(synth_root), "--out", str(out)]
+    proc = subprocess.run([*args, "--inference-stride", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert printed["clips"] == 1 and printed["out"] == str(out)
+    meta = read_metadata(out)
+    assert meta.config.data.inference_stride == 1
+    assert meta.threshold == pytest.approx(printed["threshold"])
+    assert meta.config.data.root == Path("data/pretrained/train")
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+    result = invoke("eval", "--checkpoint", str(out), "--data-root", str(synth_root), "--split", "val", "--json")
+    assert result.exit_code == 0, result.stderr
+
+
 def test_eval_errors(tmp_path: Path) -> None:
     missing = invoke("eval", "--checkpoint", str(tmp_path / "none.safetensors"))
     assert missing.exit_code == 2 and "not found" in missing.stderr

@@ -32,20 +32,16 @@ class DryRunReport:
 def dry_run(config: TrackNetConfig) -> DryRunReport:
     """Build the run as `tracknet train` would (`build`), push one batch forward and backward (no
     optimizer step, nothing written)."""
-    import torch
-
     from tracknet_cli.data.datasets import collate
-    from tracknet_cli.inference.engine import forward_logits
     from tracknet_cli.training.build import build
+    from tracknet_cli.training.step import forward_loss
 
     built = build(config)
     train_ds, model, device, autocast_dtype = built.train_ds, built.model, built.device, built.autocast_dtype
     batch = collate([train_ds[i] for i in range(min(config.training.batch_size, len(train_ds)))]).to(device)
     model.train()
     start = time.perf_counter()
-    with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        logits, no_ball = forward_logits(model, batch.frames.float().div_(255.0))
-    out = built.loss_fn(logits, batch.heatmaps, batch.mask, no_ball_logit=no_ball)
+    out = forward_loss(model, batch, built.loss_fn, autocast_dtype)  # the loss checks logits match the targets
     out.total.backward()
     seconds = time.perf_counter() - start
     codec = train_ds.codecs[0]
@@ -55,7 +51,7 @@ def dry_run(config: TrackNetConfig) -> DryRunReport:
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     return DryRunReport(
         input_shape=list(batch.frames.shape),
-        output_shape=list(logits.shape),
+        output_shape=list(batch.heatmaps.shape),
         heatmap_size=[config.data.heatmap_height, config.data.heatmap_width],
         heatmap_scale=scale,
         params_trainable=trainable,
