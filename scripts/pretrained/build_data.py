@@ -67,7 +67,9 @@ def _link_rallies(folder: Path, dest: Path, skipped: list[str]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tennis", type=Path, required=True, help="checkout of MathisNcl/TrackNetV3")
-    parser.add_argument("--badminton", type=Path, required=True, help="folder of NNNNN.mp4 + NNNNN.csv rallies")
+    parser.add_argument(
+        "--badminton", type=Path, help="folder of NNNNN.mp4 + NNNNN.csv rallies (left out: tennis only)"
+    )
     parser.add_argument("--badminton-extra", type=Path, help="alenzenx/TrackNetV3 raw_data2/ (more rallies)")
     parser.add_argument("--out", type=Path, required=True)
     opts = parser.parse_args()
@@ -90,9 +92,11 @@ def main() -> None:
         dest = opts.out / ("tennis-test" if game in TEST_GAMES else "train/tennis")
         link(csv, dest / f"{stem}.csv")
         link(csv.with_suffix(".mp4"), dest / f"{stem}.mp4")
-    rallies = _link_rallies(opts.badminton, opts.out / "train/badminton", skipped)
+    rallies = _link_rallies(opts.badminton, opts.out / "train/badminton", skipped) if opts.badminton else 0
     extra = 0
     if opts.badminton_extra:
+        if not opts.badminton:
+            sys.exit("--badminton-extra needs --badminton (train-more/ holds both)")
         extra = _link_rallies(opts.badminton_extra, opts.out / "train-more/badminton2", skipped)
         for folder in ("tennis", "badminton"):
             link(opts.out / "train" / folder, opts.out / "train-more" / folder)

@@ -71,3 +71,37 @@ def test_games_9_and_10_are_held_out_and_the_second_stage_adds_the_extra_rallies
     ]
     assert "raw_data2/game8_Clip7.mp4" in run.stdout and "raw_data2/00001.mp4" in run.stdout
     assert "badminton: 2 rallies, 1 more" in run.stdout
+
+
+def test_padel_points_split_by_match_and_set_and_every_other_tennis_clip_rehearsed(tmp_path: Path) -> None:
+    """scripts/pretrained/padel_data.py: semi-final sets 0-1 train, set 2 validates, set 3 and the other
+    match are held out; --tennis links every other clip in name order, the tennis validation clips of
+    profiles/pretrained_fast.yaml (game1_Clip2 among them) left out."""
+    script = SCRIPT.parent / "padel_data.py"
+    clean, tennis, out = tmp_path / "clean", tmp_path / "tennis", tmp_path / "out"
+    for stem in [
+        "R_Semis_AB_0_00_0",
+        "R_Semis_AB_1_10_2",
+        "R_Semis_AB_2_20_0",
+        "R_Semis_AB_3_30_1",
+        "R_Octavos_CD_2_53_0",
+    ]:
+        pair(clean, stem)
+    for stem in ["game1_Clip1", "game1_Clip2", "game1_Clip3", "game2_Clip1", "game2_Clip2"]:
+        pair(tennis, stem)
+    args = [sys.executable, str(script), str(clean), "--out", str(out), "--tennis", str(tennis)]
+    run = subprocess.run(args, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    videos = sorted(str(p.relative_to(out)) for p in out.rglob("*.mp4"))
+    # tennis in name order without game1_Clip2: Clip1, Clip3, game2_Clip1, game2_Clip2 -> every other: 1st, 3rd
+    assert videos == [
+        "tennis/game1_Clip1.mp4",
+        "tennis/game2_Clip1.mp4",
+        "test/R_Octavos_CD_2_53_0.mp4",
+        "test/R_Semis_AB_3_30_1.mp4",
+        "train/R_Semis_AB_0_00_0.mp4",
+        "train/R_Semis_AB_1_10_2.mp4",
+        "val/R_Semis_AB_2_20_0.mp4",
+    ]
+    assert (out / "tennis" / "game2_Clip1.csv").resolve() == (tennis / "game2_Clip1.csv").resolve()
+    assert "tennis: 2 clips" in run.stdout
