@@ -98,3 +98,26 @@ def test_real_badminton_split_has_no_leakage(realdata: Path) -> None:
     s = split_clips(clips, SplitConfig(val_ratio=0.12, test_ratio=0.12, seed=0))
     _assert_partition(s, clips)
     assert (len(s.val), len(s.test)) == (4, 4) and len(s.train) == 25
+
+
+def test_a_listed_test_split_is_scored_without_the_folders_the_run_trained_on(synth_root: Path) -> None:
+    """`eval --split test` on a root holding the held-out clips but not a folder the run trained on
+    (the bundled `padel` lists tennis/ in its training split): only the asked list is resolved."""
+    from tracknet_cli.config.schema import TrackNetConfig
+    from tracknet_cli.training.evaluate import select_clips
+
+    split = SplitConfig(by="clip", train=["game1/Clip1", "tennis"], val=["game1/Clip2"], test=["game1/Clip3"])
+    base = TrackNetConfig()
+    config = base.model_copy(update={"data": base.data.model_copy(update={"split": split})})
+    assert [c.id for c in select_clips(config, synth_root, "test")] == ["game1/Clip3"]
+    assert [c.id for c in select_clips(config, synth_root, "val")] == ["game1/Clip2"]
+    with pytest.raises(ConfigError, match="no game or clip named 'tennis'"):
+        select_clips(config, synth_root, "train")
+    with pytest.raises(ConfigError, match="no game or clip named 'game9'"):
+        select_clips(
+            config.model_copy(
+                update={"data": config.data.model_copy(update={"split": split.model_copy(update={"test": ["game9"]})})}
+            ),
+            synth_root,
+            "test",
+        )

@@ -214,17 +214,22 @@ SPLIT_CHOICES = ("test", "val", "train", "all")
 def select_clips(config: "TrackNetConfig", root: Any, split: str) -> list["Clip"]:
     """The clips of `split` under `root`, split as the run was (the config's split settings).
 
-    `test` falls back to every clip when the config defines no test split (no list, ratio 0).
+    `test` falls back to every clip when the config defines no test split (no list, ratio 0). A
+    listed val or test split is resolved alone: the run's other lists may name folders this root does
+    not hold (the bundled `padel` trained on a tennis/ folder beside its padel points).
     """
     from pathlib import Path
 
     from tracknet_cli.data.clips import discover_clips
-    from tracknet_cli.data.splits import split_clips
+    from tracknet_cli.data.splits import SPLITS, split_clips
 
     clips = discover_clips(Path(root))
     if split == "all":
         return clips
-    splits = split_clips(clips, config.data.split)
+    settings = config.data.split
+    if split != "train" and settings.by == "clip" and getattr(settings, split):
+        settings = settings.model_copy(update={other: None for other in SPLITS if other != split})
+    splits = split_clips(clips, settings)
     chosen = getattr(splits, split)
     if split == "test" and not chosen and not config.data.split.test and config.data.split.test_ratio == 0:
         return clips
