@@ -11,6 +11,7 @@ blocks anyone: a stale one is taken over. `release()` removes the file and drops
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 
@@ -68,6 +69,11 @@ def hold(path: Path) -> Lock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pid = _pid(fd)
+            for _ in range(50):  # the holder writes its pid just after it locks: wait for it, briefly
+                if pid:
+                    break
+                time.sleep(0.01)
+                pid = _pid(fd)
             os.close(fd)
             raise Busy(pid) from None
         if _same_file(fd, path):  # not a file its last holder removed between our open and our lock
